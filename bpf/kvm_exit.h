@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * The contract between kvm_exit.bpf.c and the exporter: map key and value
+ * layouts. Both sides include this file; nothing else is shared.
+ */
+#ifndef KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H
+#define KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H
+
+/* Values of the tracepoint's `isa` field (KVM_ISA_VMX / KVM_ISA_SVM in the kernel). */
+#define KVM_EXIT_ISA_VMX 1
+#define KVM_EXIT_ISA_SVM 2
+
+/* VMX: the basic exit reason is the low 16 bits; bit 31 marks a failed VM entry. */
+#define KVM_EXIT_VMX_BASIC_REASON_MASK 0xffffU
+#define KVM_EXIT_VMX_FAILED_VMENTRY 0x80000000U
+
+/* vcpu_id stored in vm_exit_key when per-vCPU counting is off: all vCPUs of a VM share one entry. */
+#define KVM_EXIT_ALL_VCPUS 0xffffffffU
+
+/* Capacity of the host-level overflow table: one entry per distinct (isa, reason). */
+#define KVM_EXIT_OVERFLOW_CAPACITY 4096
+
+/* Per-VM (and optionally per-vCPU) counter key of the `vm_exits` per-CPU hash. */
+struct vm_exit_key {
+	__u32 tgid;        /* VMM process id: all vCPU threads of one VM share it */
+	__u32 vcpu_id;     /* KVM vCPU id, or KVM_EXIT_ALL_VCPUS */
+	__u32 isa;         /* KVM_EXIT_ISA_* */
+	__u32 exit_reason; /* SVM: exit code; VMX: basic reason | KVM_EXIT_VMX_FAILED_VMENTRY */
+};
+
+/* Key of the `host_overflow` per-CPU hash: exits whose VM found `vm_exits` full. */
+struct host_exit_key {
+	__u32 isa;
+	__u32 exit_reason;
+};
+
+/* Indices of the `lost` per-CPU array: exits that could be stored nowhere. */
+enum kvm_exit_lost_index {
+	KVM_EXIT_LOST_OVERFLOW_FULL = 0, /* the overflow table itself was full */
+	KVM_EXIT_LOST_NR,
+};
+
+/* Every map value is a per-CPU __u64 exit count. */
+
+#endif /* KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H */

@@ -1,0 +1,71 @@
+// The exporter's configuration: what to count and how to label it.
+// Parsed from YAML (yaml-cpp); every problem is reported with file:line:column.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace kvmexit {
+
+// A site's own VM naming rule: the first rule whose regex matches names the VM.
+struct NamingRule {
+  enum class Source { kCmdline, kCgroup };
+  Source source = Source::kCmdline;
+  std::string regex;     // ECMAScript regex, searched (not anchored) in the source text
+  std::string name;      // replacement, may use $1..$9 from the regex groups
+};
+
+struct Config {
+  struct Web {
+    std::string listen_address = "0.0.0.0:9756";
+    std::string telemetry_path = "/metrics";
+  } web;
+
+  struct Kernel {
+    std::string tracefs_path = "/sys/kernel/tracing";
+    std::chrono::milliseconds attach_retry_interval{10'000};
+  } kernel;
+
+  struct Collector {
+    bool per_vm = true;
+    bool per_vcpu = false;
+    std::uint32_t vm_map_capacity = 16384;
+  } collector;
+
+  struct Rates {
+    std::chrono::milliseconds window{30'000};
+    std::chrono::milliseconds sample_interval{1'000};
+  } rates;
+
+  struct Vms {
+    std::uint32_t max_vms = 1000;
+    std::chrono::milliseconds grace_period{300'000};
+    std::chrono::milliseconds boot_window{120'000};
+    std::vector<NamingRule> naming_rules;
+  } vms;
+};
+
+struct ConfigError {
+  std::string message;  // "<source>:<line>:<column>: <what is wrong>; <what is allowed>"
+};
+
+// Parses `yaml_text`; `source_name` (a path, or "<embedded default>") prefixes error messages.
+// Missing keys keep their defaults; unknown keys, wrong types and out-of-range values are errors.
+std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
+                                              std::string_view source_name);
+
+// Reads and parses a file; an unreadable file is a ConfigError naming the path and errno text.
+std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);
+
+// Parses a duration such as "500ms", "10s", "5m", "1h". Returns nullopt when malformed.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// The configuration compiled into the binary (exporter/default_config.yaml).
+extern const std::string_view kDefaultConfigYaml;
+
+}  // namespace kvmexit
