@@ -1,0 +1,627 @@
+#!/usr/bin/env python3
+"""Generates the Grafana dashboards in this folder and the panel list in README.md.
+
+The dashboards are written by this script, not by hand, so that every metric
+name sits in one table (METRICS below), every query gets the same datasource
+and variable filters, and README.md describes exactly the panels that exist.
+
+    python3 dashboards/generate_dashboards.py          # rewrite the files
+    python3 dashboards/generate_dashboards.py --check  # exit 1 if any is stale
+
+Edited a dashboard in Grafana? Port the change here, then regenerate.
+Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------------------
+# Every metric and recorded series the dashboards read. Queries below refer to
+# them as @name@; a rename in the exporter or the rules is one edit here.
+# ---------------------------------------------------------------------------
+METRICS = {
+    # exporter counters and gauges
+    "exits": "kvm_exits_total",
+    "vm_exits": "kvm_vm_exits_total",
+    "vcpu_exits": "kvm_vcpu_exits_total",
+    "vm_info": "kvm_vm_info",
+    "vm_start": "kvm_vm_start_time_seconds",
+    "boot_exits": "kvm_vm_boot_exits",
+    "boot_hist": "kvm_vm_boot_exits_count",  # histogram: _bucket, _sum, _count
+    "exp_rate": "kvm_exit_rate_per_second",
+    "exp_rate_all": "kvm_exit_rate_all_per_second",
+    "overflow": "kvm_exit_overflow_exits_total",
+    "lost": "kvm_exit_lost_exits_total",
+    "build_info": "kvm_exit_exporter_build_info",
+    "attached": "kvm_exit_exporter_bpf_attached",
+    "map_entries": "kvm_exit_exporter_map_entries",
+    "map_capacity": "kvm_exit_exporter_map_capacity",
+    "scrape_duration": "kvm_exit_exporter_scrape_duration_seconds",
+    "errors": "kvm_exit_exporter_errors_total",
+    "vms": "kvm_exit_exporter_vms",
+    "vms_folded": "kvm_exit_exporter_vms_folded",
+    "prog_runs": "kvm_exit_exporter_bpf_prog_run_count_total",
+    "prog_time": "kvm_exit_exporter_bpf_prog_run_time_seconds_total",
+    # recording rules (deploy/prometheus/kvm_exit_exporter.rules.yml)
+    "r_host": "instance:kvm_exits:rate1m",
+    "r_reason": "instance_reason:kvm_exits:rate1m",
+    "r_vm": "instance_vm:kvm_vm_exits:rate1m",
+    "r_vm_reason": "instance_vm_reason:kvm_vm_exits:rate1m",
+    "storm": "kvm_exit:storm_threshold:exits_per_second",
+}
+
+# Label filters shared by all queries; Grafana replaces the $variables.
+SELECTORS = {
+    "S": 'job=~"$job", instance=~"$instance"',
+    "SV": 'job=~"$job", instance=~"$instance", vm=~"$vm"',
+    "SR": 'job=~"$job", instance=~"$instance", reason=~"$reason"',
+    "SVR": 'job=~"$job", instance=~"$instance", vm=~"$vm", reason=~"$reason"',
+}
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+TAGS = ["kvm", "kvm_exit_exporter"]
+STORM_LEGEND = "storm threshold (per VM)"
+
+
+def q(text: str) -> str:
+    """Expands @name@ placeholders from METRICS and SELECTORS."""
+    def repl(m: re.Match) -> str:
+        key = m.group(1)
+        if key in METRICS:
+            return METRICS[key]
+        if key in SELECTORS:
+            return SELECTORS[key]
+        raise KeyError(f"unknown placeholder @{key}@ in {text!r}")
+    return re.sub(r"@(\w+)@", repl, text)
+
+
+# ---------------------------------------------------------------------------
+# Panel builders
+# ---------------------------------------------------------------------------
+class Target:
+    def __init__(self, expr: str, legend: str = "", instant: bool = False,
+                 fmt: str = "time_series"):
+        self.expr, self.legend, self.instant, self.fmt = q(expr), legend, instant, fmt
+
+    def to_json(self, ref: str) -> dict:
+        return {
+            "datasource": DS,
+            "editorMode": "code",
+            "expr": self.expr,
+            "format": self.fmt,
+            "instant": self.instant,
+            "legendFormat": self.legend or "__auto",
+            "range": not self.instant,
+            "refId": ref,
+        }
+
+
+def _targets(targets: list[Target]) -> list[dict]:
+    return [t.to_json(chr(ord("A") + i)) for i, t in enumerate(targets)]
+
+
+def _base(kind: str, title: str, desc: str, targets: list[Target], unit: str,
+          w: int, h: int) -> dict:
+    return {
+        "type": kind,
+        "title": title,
+        "description": desc,
+        "datasource": DS,
+        "targets": _targets(targets),
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+        "_size": (w, h),
+    }
+
+
+def timeseries(title, desc, targets, unit="short", stack=False, w=12, h=9,
+               legend_calcs=("mean", "max", "lastNotNull"), storm_line=False):
+    p = _base("timeseries", title, desc, targets, unit, w, h)
+    p["fieldConfig"]["defaults"].update({
+        "min": 0,
+        "color": {"mode": "palette-classic"},
+        "custom": {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 25 if stack else 5,
+            "showPoints": "never",
+            "spanNulls": False,
+            "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        },
+    })
+    p["options"] = {
+        "legend": {"displayMode": "table", "placement": "right", "showLegend": True,
+                   "calcs": list(legend_calcs), "sortBy": "Mean", "sortDesc": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    if storm_line:
+        p["targets"].append(
+            Target("@storm@", STORM_LEGEND).to_json(chr(ord("A") + len(p["targets"]))))
+        p["fieldConfig"]["overrides"].append({
+            "matcher": {"id": "byName", "options": STORM_LEGEND},
+            "properties": [
+                {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                {"id": "custom.fillOpacity", "value": 0},
+                {"id": "custom.stacking", "value": {"mode": "none", "group": "A"}},
+            ],
+        })
+    return p
+
+
+def stat(title, desc, targets, unit="short", w=4, h=5, mappings=None, thresholds=None,
+         decimals=None):
+    p = _base("stat", title, desc, targets, unit, w, h)
+    d = p["fieldConfig"]["defaults"]
+    d["thresholds"] = {"mode": "absolute",
+                       "steps": thresholds or [{"color": "green", "value": None}]}
+    d["color"] = {"mode": "thresholds"}
+    if mappings:
+        d["mappings"] = mappings
+    if decimals is not None:
+        d["decimals"] = decimals
+    p["options"] = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value", "graphMode": "area", "justifyMode": "auto",
+        "orientation": "auto", "textMode": "auto",
+    }
+    return p
+
+
+def table(title, desc, targets, w=12, h=9, rename=None, units=None, sort_by=None,
+          hide=("Time",)):
+    """Instant-query table; several targets are merged on their labels."""
+    for t in targets:
+        t.instant, t.fmt = True, "table"
+    p = _base("table", title, desc, targets, "short", w, h)
+    renames = dict(rename or {})
+    p["transformations"] = []
+    if len(targets) > 1:
+        p["transformations"].append({"id": "merge", "options": {}})
+    p["transformations"].append({"id": "organize", "options": {
+        "excludeByName": {name: True for name in hide},
+        "indexByName": {},
+        "renameByName": renames,
+    }})
+    p["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byName", "options": name},
+         "properties": [{"id": "unit", "value": unit}]}
+        for name, unit in (units or {}).items()
+    ]
+    p["options"] = {"showHeader": True, "cellHeight": "sm",
+                    "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+    if sort_by:
+        p["options"]["sortBy"] = [{"displayName": sort_by, "desc": True}]
+    return p
+
+
+def bargauge(title, desc, targets, unit="short", w=12, h=9, instant=True, fmt="time_series"):
+    for t in targets:
+        t.instant, t.fmt = instant, fmt
+    p = _base("bargauge", title, desc, targets, unit, w, h)
+    p["fieldConfig"]["defaults"].update({
+        "min": 0,
+        "color": {"mode": "continuous-GrYlRd"},
+        "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+    })
+    p["options"] = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
+        "valueMode": "color", "namePlacement": "auto", "minVizHeight": 10,
+        "minVizWidth": 0, "sizing": "auto",
+    }
+    return p
+
+
+def heatmap(title, desc, targets, w=12, h=9):
+    for t in targets:
+        t.fmt = "heatmap"
+    p = _base("heatmap", title, desc, targets, "short", w, h)
+    p["options"] = {
+        "calculate": False,
+        "cellGap": 1,
+        "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
+                  "exponent": 0.5, "fill": "dark-orange", "reverse": False, "steps": 64},
+        "yAxis": {"axisPlacement": "left", "unit": "short", "reverse": False},
+        "rowsFrame": {"layout": "auto", "value": "VMs"},
+        "cellValues": {"unit": "short"},
+        "tooltip": {"mode": "single", "yHistogram": True, "showColorScale": False},
+        "legend": {"show": True},
+        "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        "filterValues": {"le": 1e-9},
+    }
+    return p
+
+
+def row(title: str) -> dict:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "_size": (24, 1)}
+
+
+# ---------------------------------------------------------------------------
+# Dashboard assembly
+# ---------------------------------------------------------------------------
+def datasource_var() -> dict:
+    return {"name": "datasource", "label": "Data source", "type": "datasource",
+            "query": "prometheus", "current": {}, "hide": 0, "includeAll": False,
+            "multi": False, "options": [], "refresh": 1, "regex": "", "skipUrlSync": False}
+
+
+def query_var(name: str, label: str, query: str, multi=True, include_all=True) -> dict:
+    query = q(query)
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "definition": query,
+        "query": {"qryType": 1, "query": query,
+                  "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "current": {}, "hide": 0, "includeAll": include_all, "multi": multi,
+        "allValue": ".*" if include_all else None, "options": [], "refresh": 2,
+        "regex": "", "skipUrlSync": False, "sort": 1,
+    }
+
+
+def variables(vm_multi=True) -> list[dict]:
+    return [
+        datasource_var(),
+        query_var("job", "Job", "label_values(@build_info@, job)"),
+        query_var("instance", "Instance", 'label_values(@build_info@{job=~"$job"}, instance)'),
+        query_var("vm", "VM", "label_values(@vm_info@{@S@}, vm)",
+                  multi=vm_multi, include_all=vm_multi),
+        query_var("reason", "Exit reason", "label_values(@exits@{@S@}, reason)"),
+    ]
+
+
+def vm_start_annotation() -> dict:
+    return {
+        "name": "VM starts", "datasource": DS, "enable": True, "hide": False,
+        "iconColor": "orange",
+        "expr": q("@vm_start@{@SV@} * 1000"),
+        "step": "60s", "useValueForTime": True,
+        "titleFormat": "VM start", "textFormat": "{{vm}} (pid {{pid}}) on {{instance}}",
+        "tagKeys": "vm",
+    }
+
+
+def layout(panels: list[dict]) -> list[dict]:
+    """Places panels left to right, wrapping at 24 columns; ids in order."""
+    x = y = row_h = 0
+    out = []
+    for pid, p in enumerate(panels, start=1):
+        w, h = p.pop("_size")
+        if x + w > 24 or p["type"] == "row":
+            x, y, row_h = 0, y + row_h, 0
+        p["gridPos"] = {"x": x, "y": y, "w": w, "h": h}
+        p["id"] = pid
+        x += w
+        row_h = max(row_h, h)
+        if p["type"] == "row":
+            x, y, row_h = 0, y + h, 0
+        out.append(p)
+    return out
+
+
+def dashboard(uid, title, desc, panels, time_from, vm_multi=True, annotations=()):
+    return {
+        "uid": uid,
+        "title": title,
+        "description": desc,
+        "tags": TAGS,
+        "editable": True,
+        "graphTooltip": 1,
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "id": None,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "weekStart": "",
+        "links": [{"title": "KVM exit dashboards", "type": "dashboards", "tags": ["kvm"],
+                   "asDropdown": True, "includeVars": True, "keepTime": True,
+                   "icon": "external link", "targetBlank": False, "tooltip": "", "url": ""}],
+        "annotations": {"list": list(annotations)},
+        "templating": {"list": variables(vm_multi)},
+        "panels": layout(panels),
+    }
+
+
+ATTACHED_MAPPINGS = [{"type": "value", "options": {
+    "0": {"text": "DETACHED", "color": "red", "index": 0},
+    "1": {"text": "attached", "color": "green", "index": 1}}}]
+
+# ---------------------------------------------------------------------------
+# The three dashboards
+# ---------------------------------------------------------------------------
+
+
+def overview() -> dict:
+    p = [
+        row("Now"),
+        stat("Exit rate (exits/s)",
+             "How many VM exits per second is this host (or fleet selection) taking right now? "
+             "Sum of the 1-minute recorded rate.",
+             [Target("sum(@r_host@{@S@})")]),
+        stat("Exits since exporter start",
+             "How many exits has the exporter counted since it started (all VMs, all reasons)? "
+             "Resets when the exporter restarts.",
+             [Target("sum(@exits@{@S@})")]),
+        stat("VMs tracked",
+             "How many VMs does the exporter see? VMs beyond vms.max_vms are folded into "
+             "vm=\"other\" and counted in the second value.",
+             [Target("sum(@vms@{@S@})", "tracked"), Target("sum(@vms_folded@{@S@})", "folded")]),
+        stat("BPF program",
+             "Is the BPF program attached to kvm:kvm_exit on every selected host? "
+             "DETACHED means the counters are frozen (alert KvmExitBpfDetached).",
+             [Target("min(@attached@{@S@})")], unit="none", mappings=ATTACHED_MAPPINGS,
+             thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}]),
+        stat("Exporters up",
+             "How many of the selected exporters did Prometheus scrape successfully last time?",
+             [Target('sum(up{@S@})', "up"), Target('count(up{@S@})', "targets")],
+             unit="none"),
+        stat("Lost exits in range",
+             "Were any exits lost (neither per-VM map nor overflow table had room) during the "
+             "selected time range? Should be 0 (alert KvmExitLostExits).",
+             [Target("sum(increase(@lost@{@S@}[$__range]))")],
+             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]),
+        row("Exit rates"),
+        timeseries("Total exit rate per host (exits/s)",
+                   "Is any host taking far more exits than usual, and since when? "
+                   "One line per exporter instance.",
+                   [Target("sum by (instance) (@r_host@{@S@})", "{{instance}}")]),
+        timeseries("Exit rate by reason (exits/s, stacked)",
+                   "Which exit reasons make up the exit rate, and which one changed? "
+                   "Stacked, so the top edge is the total.",
+                   [Target("sum by (isa, reason) (@r_reason@{@SR@})", "{{reason}} ({{isa}})")],
+                   stack=True),
+        table("Top exit reasons over the time range",
+              "Which reasons caused the most exits in the selected time range "
+              "(increase over $__range), and how many since the exporter started?",
+              [Target("topk(20, sum by (isa, reason) (increase(@exits@{@SR@}[$__range])))"),
+               Target("sum by (isa, reason) (@exits@{@SR@})")],
+              rename={"Value #A": "Exits in range", "Value #B": "Exits since start",
+                      "isa": "ISA", "reason": "Reason"},
+              sort_by="Exits in range"),
+        timeseries("Exit rate per VM (exits/s, top 20)",
+                   "Which VMs cause the exits, and is any close to the storm threshold? "
+                   "The dashed red line is the KvmExitStorm threshold.",
+                   [Target("topk(20, sum by (vm) (@r_vm@{@SV@}))", "{{vm}}")],
+                   storm_line=True),
+        table("Exits per VM",
+              "Which VMs exited most in the selected range, and in total since the exporter "
+              "started tracking them?",
+              [Target("topk(50, sum by (vm) (increase(@vm_exits@{@SV@}[$__range])))"),
+               Target("sum by (vm) (@vm_exits@{@SV@})")],
+              rename={"Value #A": "Exits in range", "Value #B": "Exits since start",
+                      "vm": "VM"},
+              sort_by="Exits in range"),
+        timeseries("Exporter-side exit rate (exits/s)",
+                   "What does the exporter's own rate window (rates.window) say? It should "
+                   "track the Prometheus rate above; a gap points at lost scrapes.",
+                   [Target("sum by (instance) (@exp_rate_all@{@S@})", "{{instance}}")], w=24,
+                   h=7),
+        row("Exporter health"),
+        timeseries("BPF map fill",
+                   "How full are the BPF maps? vm_exits near 100 % means new VMs' exits go to "
+                   "the host overflow table (alert KvmExitPerVmMapOverflowing).",
+                   [Target("@map_entries@{@S@} / on (job, instance, map) @map_capacity@{@S@}",
+                           "{{instance}} {{map}}")], unit="percentunit", w=8, h=8),
+        timeseries("Overflow and lost exits (exits/s)",
+                   "Are exits being counted only per host (overflow) or not at all (lost)?",
+                   [Target("sum by (instance) (rate(@overflow@{@S@}[$__rate_interval]))",
+                           "{{instance}} overflow"),
+                    Target("sum by (instance) (rate(@lost@{@S@}[$__rate_interval]))",
+                           "{{instance}} lost")], w=8, h=8),
+        timeseries("Exporter errors (per second)",
+                   "Is the exporter hitting errors, and of which kind?",
+                   [Target("sum by (instance, kind) (rate(@errors@{@S@}[$__rate_interval]))",
+                           "{{instance}} {{kind}}")], w=8, h=8),
+        timeseries("BPF program CPU (share of one core)",
+                   "What does counting cost? Time the kernel spent in the BPF program per second "
+                   "(needs kernel.bpf_stats_enabled=1, else 0).",
+                   [Target("sum by (instance) (rate(@prog_time@{@S@}[$__rate_interval]))",
+                           "{{instance}}")], unit="percentunit", w=8, h=8),
+        timeseries("BPF program time per exit",
+                   "How long does one run of the BPF program take on average?",
+                   [Target("sum by (instance) (rate(@prog_time@{@S@}[$__rate_interval])) / "
+                           "sum by (instance) (rate(@prog_runs@{@S@}[$__rate_interval]))",
+                           "{{instance}}")], unit="s", w=8, h=8),
+        timeseries("Scrape duration",
+                   "How long does the exporter take to build one scrape (reading the maps and "
+                   "/proc)?",
+                   [Target("@scrape_duration@{@S@}", "{{instance}}")], unit="s", w=8, h=8),
+        table("Exporter versions",
+              "Which exporter version and revision runs on each host?",
+              [Target("@build_info@{@S@}")],
+              hide=("Time", "Value", "__name__"), w=24, h=6),
+    ]
+    return dashboard("kvm-exits-overview", "KVM exits / Overview",
+                     "Host and fleet view of KVM VM exits counted by kvm_exit_exporter.",
+                     p, "now-6h", annotations=[vm_start_annotation()])
+
+
+def boot() -> dict:
+    p = [
+        row("Exit rate around VM starts"),
+        timeseries("Exit rate per VM, VM starts annotated (exits/s, top 20)",
+                   "Does a VM's exit rate spike when it boots, and how long until it settles? "
+                   "Orange markers are VM starts (kvm_vm_start_time_seconds).",
+                   [Target("topk(20, sum by (vm) (@r_vm@{@SV@}))", "{{vm}}")],
+                   w=16, h=10, storm_line=True),
+        table("VM starts",
+              "When did each VM start, and how long has it been running?",
+              [Target("max by (vm, pid) (@vm_start@{@SV@}) * 1000"),
+               Target("time() - max by (vm, pid) (@vm_start@{@SV@})")],
+              rename={"Value #A": "Started", "Value #B": "Uptime", "vm": "VM", "pid": "PID"},
+              units={"Started": "dateTimeAsIso", "Uptime": "dtdurations"},
+              sort_by="Started", w=8, h=10),
+        row("Boot window (first vms.boot_window of each VM)"),
+        bargauge("Boot-window exits per VM",
+                 "Which VMs took the most exits while booting? Counts exits in each VM's first "
+                 "boot_window; frozen once the window closes.",
+                 [Target("sort_desc(sum by (vm, pid) (@boot_exits@{@SV@}))",
+                         "{{vm}} ({{pid}})")]),
+        timeseries("Boot-window exits per VM over time",
+                   "How fast does each VM's boot-window count grow, and when does it stop "
+                   "(window closed)?",
+                   [Target("sum by (vm) (@boot_exits@{@SV@})", "{{vm}}")],
+                   legend_calcs=("max",)),
+        table("Boot-window exits by reason",
+              "Which exit reasons dominate booting, summed over the selected VMs?",
+              [Target("topk(20, sum by (isa, reason) (@boot_exits@{@SVR@}))")],
+              rename={"Value": "Boot-window exits", "isa": "ISA", "reason": "Reason"},
+              sort_by="Boot-window exits", w=24, h=8),
+        row("Boot exits across VMs (histogram)"),
+        stat("Boot exits per VM: quantiles",
+             "How many exits does a typical VM boot take (p50), and a bad one (p90, p99)? "
+             "Over every boot window that closed since the exporter started.",
+             [Target("histogram_quantile(0.5, sum by (le) (@boot_hist@_bucket{@S@}))", "p50"),
+              Target("histogram_quantile(0.9, sum by (le) (@boot_hist@_bucket{@S@}))", "p90"),
+              Target("histogram_quantile(0.99, sum by (le) (@boot_hist@_bucket{@S@}))", "p99"),
+              Target("sum(@boot_hist@_sum{@S@}) / sum(@boot_hist@_count{@S@})", "mean")],
+             w=8, h=8, decimals=0),
+        bargauge("Boot exits per VM: distribution",
+                 "How are VMs spread over boot-exit buckets? Number of closed boot windows per "
+                 "bucket since the exporter started.",
+                 [Target("sum by (le) (@boot_hist@_bucket{@S@})", "{{le}}")],
+                 fmt="heatmap", w=8, h=8),
+        stat("VMs booted in range",
+             "How many VMs finished their boot window in the selected time range?",
+             [Target("sum(increase(@boot_hist@_count{@S@}[$__range]))")], w=8, h=8, decimals=0),
+        heatmap("Boot exits of VMs whose window closed, over time",
+                "When did VMs with heavy boots finish booting? Each column counts boot windows "
+                "that closed in that interval, by bucket of boot exits.",
+                [Target("sum by (le) (increase(@boot_hist@_bucket{@S@}[$__rate_interval]))",
+                        "{{le}}")], w=24, h=9),
+    ]
+    return dashboard("kvm-exits-boot", "KVM exits / Boot spikes",
+                     "Exit spikes while VMs boot: per-VM rates with start markers, boot-window "
+                     "counts and their distribution across VMs.",
+                     p, "now-3h", annotations=[vm_start_annotation()])
+
+
+def vm_drilldown() -> dict:
+    p = [
+        row("VM"),
+        table("VM identity",
+              "Which VMM process is this VM, what is its UUID and platform, and when did it "
+              "start?",
+              [Target("@vm_info@{@SV@}"), Target("max by (job, instance, vm, pid) "
+                                                  "(@vm_start@{@SV@}) * 1000")],
+              rename={"Value #B": "Started", "vm": "VM", "pid": "PID", "vm_uuid": "UUID",
+                      "platform": "Platform"},
+              units={"Started": "dateTimeAsIso"},
+              hide=("Time", "Value #A", "__name__"), w=24, h=5),
+        stat("Exit rate (exits/s)", "How many exits per second is this VM taking now?",
+             [Target("sum(@r_vm@{@SV@})")], w=6),
+        stat("Exits since tracked", "How many exits has this VM taken since the exporter "
+             "started tracking it?", [Target("sum(@vm_exits@{@SV@})")], w=6),
+        stat("Boot-window exits", "How many exits did this VM take during its boot window?",
+             [Target("sum(@boot_exits@{@SV@})")], w=6),
+        stat("Uptime", "How long has this VM's VMM process been running?",
+             [Target("time() - max(@vm_start@{@SV@})")], unit="dtdurations", w=6),
+        row("Exit reasons"),
+        timeseries("Exit rate by reason (exits/s, stacked)",
+                   "Which exit reasons make up this VM's exit rate, and which one changed?",
+                   [Target("sum by (isa, reason) (@r_vm_reason@{@SVR@})", "{{reason}}")],
+                   stack=True, w=14, h=10),
+        table("Top exit reasons over the time range",
+              "Which reasons (and raw codes) caused this VM's exits in the selected range?",
+              [Target("topk(20, sum by (isa, reason, code) "
+                      "(increase(@vm_exits@{@SVR@}[$__range])))")],
+              rename={"Value": "Exits in range", "isa": "ISA", "reason": "Reason",
+                      "code": "Code"},
+              sort_by="Exits in range", w=10, h=10),
+        row("vCPUs (needs collector.per_vcpu: true)"),
+        timeseries("Exit rate per vCPU (exits/s)",
+                   "Is one vCPU exiting far more than the others (a spinning or interrupt-bound "
+                   "vCPU)? Empty unless per-vCPU counting is on.",
+                   [Target("sum by (vcpu) "
+                           "(rate(@vcpu_exits@{@SVR@}[$__rate_interval]))", "vCPU {{vcpu}}")],
+                   w=14, h=10),
+        table("Exits per vCPU and reason over the time range",
+              "Which reason drives each vCPU's exits in the selected range?",
+              [Target("topk(50, sum by (vcpu, reason) "
+                      "(increase(@vcpu_exits@{@SVR@}[$__range])))")],
+              rename={"Value": "Exits in range", "vcpu": "vCPU", "reason": "Reason"},
+              sort_by="Exits in range", w=10, h=10),
+    ]
+    return dashboard("kvm-exits-vm", "KVM exits / VM drill-down",
+                     "One VM's exits: by reason, by vCPU, and its identity.",
+                     p, "now-1h", vm_multi=False, annotations=[vm_start_annotation()])
+
+
+DASHBOARDS = {
+    "kvm-exits-overview.json": overview,
+    "kvm-exits-boot.json": boot,
+    "kvm-exits-vm.json": vm_drilldown,
+}
+
+README_BEGIN = "<!-- BEGIN GENERATED PANEL LIST (dashboards/generate_dashboards.py) -->"
+README_END = "<!-- END GENERATED PANEL LIST -->"
+
+
+def panel_list(dashes: dict[str, dict]) -> str:
+    lines = [README_BEGIN, ""]
+    for fname, d in dashes.items():
+        lines += [f"### {d['title']} (`{fname}`, uid `{d['uid']}`)", "", d["description"], "",
+                  "| Panel | Question it answers | Queries |", "| --- | --- | --- |"]
+        for p in d["panels"]:
+            if p["type"] == "row":
+                lines.append(f"| **{p['title']}** | | |")
+                continue
+            exprs = "<br>".join("`" + t["expr"].replace("|", "\\|") + "`" for t in p["targets"])
+            desc = p["description"].replace("|", "\\|")
+            lines.append(f"| {p['title']} | {desc} | {exprs} |")
+        lines.append("")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def render() -> dict[Path, str]:
+    dashes = {name: build() for name, build in DASHBOARDS.items()}
+    out = {HERE / name: json.dumps(d, indent=2, sort_keys=False) + "\n"
+           for name, d in dashes.items()}
+    readme_path = HERE / "README.md"
+    readme = readme_path.read_text() if readme_path.exists() else ""
+    if README_BEGIN in readme and README_END in readme:
+        head, rest = readme.split(README_BEGIN, 1)
+        _, tail = rest.split(README_END, 1)
+        out[readme_path] = head + panel_list(dashes) + tail
+    else:
+        raise SystemExit(f"{readme_path}: missing the generated-section markers")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true",
+                    help="do not write; exit 1 when a generated file is out of date")
+    args = ap.parse_args()
+    stale = []
+    for path, text in render().items():
+        current = path.read_text() if path.exists() else None
+        if current == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.write_text(text)
+    rel = [str(p.relative_to(HERE.parent)) for p in stale]
+    if args.check:
+        if rel:
+            print("out of date (run python3 dashboards/generate_dashboards.py): " + ", ".join(rel))
+            return 1
+        print("dashboards are up to date")
+        return 0
+    print("wrote: " + (", ".join(rel) if rel else "nothing (already up to date)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
