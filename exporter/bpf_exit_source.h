@@ -1,0 +1,62 @@
+// Owns the BPF program and its maps: load, attach (and retry), read snapshots, retire VMs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exit_snapshot.h"
+
+struct kvm_exit_bpf;
+
+namespace kvmexit {
+
+struct BpfSourceOptions {
+  std::string tracefs_root = "/sys/kernel/tracing";
+  std::uint32_t vm_map_capacity = 16384;
+  bool per_vcpu = false;
+};
+
+struct BpfProgramStats {
+  std::uint64_t run_count = 0;  // only counted while kernel.bpf_stats_enabled=1
+  std::uint64_t run_time_ns = 0;
+};
+
+class BpfExitSource {
+ public:
+  explicit BpfExitSource(BpfSourceOptions options);
+  ~BpfExitSource();
+  BpfExitSource(const BpfExitSource&) = delete;
+  BpfExitSource& operator=(const BpfExitSource&) = delete;
+
+  // Opens, loads and attaches the program. Returns "" on success, else a message
+  // saying what is missing and what to do. Safe to call again after a failure.
+  std::string Attach();
+  bool attached() const { return skeleton_ != nullptr; }
+
+  // Reads every map (batch lookups where the kernel has them), summing per-CPU values.
+  // Returns "" or an error message; on error *snapshot is left empty.
+  std::string Read(ExitSnapshot* snapshot) const;
+
+  // Removes every vm_exits entry of `keys`, returning the counts they held at the
+  // moment of deletion (so the caller can keep host totals monotonic).
+  std::vector<VmExitCount> Remove(const std::vector<vm_exit_key>& keys);
+
+  // Fills a map with given counts (all on CPU 0). For benchmarks and tests that
+  // need realistic map shapes without running VMs.
+  std::string FillForTesting(const std::vector<VmExitCount>& counts);
+
+  BpfProgramStats ProgramStats() const;
+
+ private:
+  struct SkeletonDeleter {
+    void operator()(kvm_exit_bpf* skeleton) const;
+  };
+
+  BpfSourceOptions options_;
+  std::unique_ptr<kvm_exit_bpf, SkeletonDeleter> skeleton_;
+  int possible_cpus_ = 1;
+};
+
+}  // namespace kvmexit

@@ -1,0 +1,52 @@
+// Builds Prometheus metric families straight from a VM view: no registry, no
+// per-series objects kept between scrapes.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "reason_names.h"
+#include "vm_tracker.h"
+
+namespace kvmexit {
+
+struct RateView {
+  bool ready = false;  // false until two samples span some time
+  std::map<ReasonKey, double> per_reason;
+  double total = 0.0;
+};
+
+// The exporter's own health, exported next to the exit figures.
+struct SelfView {
+  bool attached = false;
+  std::uint64_t vm_map_entries = 0;
+  std::uint64_t vm_map_capacity = 0;
+  std::uint64_t overflow_entries = 0;
+  std::uint64_t overflow_capacity = 0;
+  std::uint64_t overflow_exits = 0;
+  std::uint64_t lost_exits = 0;
+  double last_scrape_seconds = 0.0;
+  std::map<std::string, std::uint64_t> errors;  // by kind; every known kind present
+  std::uint64_t prog_run_count = 0;
+  std::uint64_t prog_run_time_ns = 0;
+  std::string reason_names_origin;
+  std::uint64_t tracked_vms = 0;
+  std::uint64_t folded_vms = 0;
+};
+
+struct FamilyOptions {
+  bool per_vm = true;
+  bool per_vcpu = false;
+};
+
+std::vector<prometheus::MetricFamily> BuildExitFamilies(const VmView& view, const RateView& rates,
+                                                        const BootHistogram& boot_histogram,
+                                                        const ReasonNames& names,
+                                                        const FamilyOptions& options);
+
+std::vector<prometheus::MetricFamily> BuildSelfFamilies(const SelfView& self);
+
+}  // namespace kvmexit

@@ -1,0 +1,44 @@
+// One consistent read of the BPF maps: the raw material every scrape starts from.
+#pragma once
+
+#include <cstdint>
+#include <linux/types.h>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "kvm_exit.h"
+
+namespace kvmexit {
+
+// (isa, exit reason code): the key of every host-level figure.
+struct ReasonKey {
+  std::uint32_t isa = 0;
+  std::uint32_t code = 0;
+  friend auto operator<=>(const ReasonKey&, const ReasonKey&) = default;
+};
+
+struct VmExitCount {
+  vm_exit_key key{};
+  std::uint64_t count = 0;  // summed over CPUs
+};
+
+using ReasonCounts = std::map<ReasonKey, std::uint64_t>;
+
+struct ExitSnapshot {
+  std::vector<VmExitCount> vm_counts;  // one per live `vm_exits` entry
+  ReasonCounts overflow;               // `host_overflow`: exits of VMs that found vm_exits full
+  std::uint64_t lost = 0;              // exits stored nowhere (overflow table full too)
+  std::uint32_t vm_map_capacity = 0;
+  std::uint32_t overflow_capacity = 0;
+};
+
+inline ReasonKey ReasonOf(const vm_exit_key& key) { return {key.isa, key.exit_reason}; }
+
+inline std::uint64_t Sum(const ReasonCounts& counts) {
+  std::uint64_t total = 0;
+  for (const auto& [reason, count] : counts) total += count;
+  return total;
+}
+
+}  // namespace kvmexit

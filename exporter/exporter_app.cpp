@@ -1,0 +1,185 @@
+#include "exporter_app.h"
+
+#include <prometheus/text_serializer.h>
+
+#include "exit_metrics.h"
+#include "log.h"
+#include "vm_identity.h"
+
+namespace kvmexit {
+namespace {
+
+constexpr const char* kProcRoot = "/proc";
+constexpr const char* kProxmoxRoot = "/etc/pve";
+
+ProcessResolver MakeResolver(std::vector<NamingRule> rules) {
+  return [rules = std::move(rules)](std::uint32_t pid) -> std::optional<VmProcess> {
+    std::optional<ProcessInfo> info = ReadProcessInfo(kProcRoot, pid);
+    if (!info) return std::nullopt;
+    VmIdentity identity = IdentifyVm(*info, rules, kProxmoxRoot);
+    const std::optional<std::uint64_t> boot_time = ReadBootTimeSeconds(kProcRoot);
+    return VmProcess{
+        .name = std::move(identity.name),
+        .uuid = std::move(identity.uuid),
+        .platform = std::move(identity.platform),
+        .start_ticks = info->start_ticks,
+        .start_time_seconds =
+            boot_time ? ProcessStartTimeSeconds(*boot_time, info->start_ticks) : 0.0,
+    };
+  };
+}
+
+std::string OriginName(ReasonNames::Origin origin) {
+  return origin == ReasonNames::Origin::kKernelTracepoint ? "kernel" : "uapi";
+}
+
+}  // namespace
+
+ExporterApp::ExporterApp(Config config)
+    : config_(std::move(config)),
+      source_(BpfSourceOptions{.tracefs_root = config_.kernel.tracefs_path,
+                               .vm_map_capacity = config_.collector.vm_map_capacity,
+                               .per_vcpu = config_.collector.per_vcpu}),
+      names_(ReasonNames::FromUapiHeaders()),
+      tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
+                                .grace_period = config_.vms.grace_period,
+                                .boot_window = config_.vms.boot_window},
+               MakeResolver(config_.vms.naming_rules),
+               [](std::uint32_t pid) { return ReadStartTicks(kProcRoot, pid); }),
+      rates_(config_.rates.window),
+      errors_{{"attach", 0}, {"map_read", 0}, {"map_delete", 0}} {}
+
+ExporterApp::~ExporterApp() { Stop(); }
+
+std::string ExporterApp::Start() {
+  {
+    std::lock_guard lock(mutex_);
+    TryAttach();
+  }
+  std::string error;
+  http_ = HttpServer::Start(
+      HttpServerOptions{.listen_address = config_.web.listen_address,
+                        .telemetry_path = config_.web.telemetry_path},
+      [this] { return Scrape(); }, &error);
+  if (!http_) return error;
+  sampler_ = std::thread([this] { SampleLoop(); });
+  LogInfo("listening on " + config_.web.listen_address + ", metrics at " +
+          config_.web.telemetry_path);
+  return "";
+}
+
+void ExporterApp::Stop() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stopping_ = true;
+  }
+  stop_signal_.notify_all();
+  if (sampler_.joinable()) sampler_.join();
+  http_.reset();  // waits for in-flight requests
+}
+
+// Called with mutex_ held.
+void ExporterApp::TryAttach() {
+  if (source_.attached()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_attach_attempt_) return;
+  next_attach_attempt_ = now + config_.kernel.attach_retry_interval;
+  std::string error = source_.Attach();
+  if (!error.empty()) {
+    ++errors_["attach"];
+    if (error != last_attach_error_) {
+      LogWarn("BPF program not attached: " + error + " (retrying every " +
+              std::to_string(config_.kernel.attach_retry_interval.count()) + "ms)");
+    }
+    last_attach_error_ = std::move(error);
+    return;
+  }
+  attach_time_ = std::chrono::system_clock::now();
+  last_attach_error_.clear();
+  // The kernel's own reason names are readable now that kvm is loaded.
+  std::string note;
+  names_ = ReasonNames::Load(config_.kernel.tracefs_path, &note);
+  LogInfo("BPF program attached to kvm:kvm_exit; exit reason names from " +
+          OriginName(names_.origin()) + (note.empty() ? "" : " (" + note + ")"));
+}
+
+void ExporterApp::SampleLoop() {
+  std::unique_lock stop_lock(stop_mutex_);
+  while (!stopping_) {
+    stop_lock.unlock();
+    SampleOnce();
+    stop_lock.lock();
+    stop_signal_.wait_for(stop_lock, config_.rates.sample_interval, [this] { return stopping_; });
+  }
+}
+
+void ExporterApp::SampleOnce() {
+  std::lock_guard lock(mutex_);
+  TryAttach();
+  ExitSnapshot snapshot;
+  if (source_.attached()) {
+    if (std::string error = source_.Read(&snapshot); !error.empty()) {
+      ++errors_["map_read"];
+      LogWarn("reading BPF maps: " + error);
+      return;
+    }
+  }
+  const auto wall_now = std::chrono::system_clock::now();
+  tracker_.Observe(snapshot, wall_now, attach_time_);
+  // Totals before retiring: the removed counts move from the map into the tracker.
+  rates_.AddSample(std::chrono::steady_clock::now(), tracker_.View(snapshot).host_totals);
+  const std::vector<vm_exit_key> expired = tracker_.ExpiredKeys(snapshot, wall_now);
+  if (!expired.empty()) {
+    const std::vector<VmExitCount> removed = source_.Remove(expired);
+    if (removed.size() != expired.size()) ++errors_["map_delete"];
+    tracker_.Retire(removed);
+  }
+}
+
+std::string ExporterApp::Scrape() {
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<prometheus::MetricFamily> families;
+  {
+    std::lock_guard lock(mutex_);
+    ExitSnapshot snapshot;
+    if (source_.attached()) {
+      if (std::string error = source_.Read(&snapshot); !error.empty()) {
+        ++errors_["map_read"];
+        LogWarn("reading BPF maps: " + error);
+      }
+    }
+    tracker_.Observe(snapshot, std::chrono::system_clock::now(), attach_time_);
+    const VmView view = tracker_.View(snapshot);
+    const RateView rate_view{
+        .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
+    families = BuildExitFamilies(
+        view, rate_view, tracker_.boot_histogram(), names_,
+        FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu});
+
+    const BpfProgramStats stats = source_.ProgramStats();
+    const SelfView self{
+        .attached = source_.attached(),
+        .vm_map_entries = snapshot.vm_counts.size(),
+        .vm_map_capacity = snapshot.vm_map_capacity,
+        .overflow_entries = snapshot.overflow.size(),
+        .overflow_capacity = snapshot.overflow_capacity,
+        .overflow_exits = Sum(snapshot.overflow),
+        .lost_exits = snapshot.lost,
+        .last_scrape_seconds = last_scrape_seconds_,
+        .errors = errors_,
+        .prog_run_count = stats.run_count,
+        .prog_run_time_ns = stats.run_time_ns,
+        .reason_names_origin = OriginName(names_.origin()),
+        .tracked_vms = view.tracked_vms,
+        .folded_vms = view.folded_vms,
+    };
+    for (prometheus::MetricFamily& family : BuildSelfFamilies(self)) {
+      families.push_back(std::move(family));
+    }
+    last_scrape_seconds_ =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace kvmexit

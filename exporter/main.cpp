@@ -1,0 +1,96 @@
+// kvm_exit_exporter: Prometheus exporter for KVM VM exits.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <variant>
+
+#include <CLI/CLI.hpp>
+
+#include "build_info.h"
+#include "config.h"
+#include "exporter_app.h"
+#include "log.h"
+
+namespace {
+
+struct Flags {
+  std::string config_file;
+  std::string listen_address;
+  std::string telemetry_path;
+  bool check_config = false;
+  bool version = false;
+};
+
+int Fail(const std::string& message) {
+  std::cerr << "kvm_exit_exporter: error: " << message << "\n";
+  return 1;
+}
+
+// Blocks SIGINT/SIGTERM in every thread, so the main thread can sigwait for them.
+sigset_t BlockShutdownSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App cli{
+      "kvm_exit_exporter: counts every KVM VM exit by reason, VM and vCPU with an eBPF "
+      "program on kvm:kvm_exit and serves them as Prometheus metrics.",
+      "kvm_exit_exporter"};
+  cli.add_option("--config.file", flags.config_file,
+                 "YAML configuration file (default: the embedded configuration)");
+  cli.add_option("--web.listen-address", flags.listen_address,
+                 "Address to listen on, host:port (overrides web.listen_address; default "
+                 "0.0.0.0:9756)");
+  cli.add_option("--web.telemetry-path", flags.telemetry_path,
+                 "Path under which to expose metrics (overrides web.telemetry_path; default "
+                 "/metrics)");
+  cli.add_flag("--config.check", flags.check_config,
+               "Validate the configuration, print the effective settings and exit");
+  cli.add_flag("--version", flags.version, "Print the version and exit");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return cli.exit(error);
+  }
+  if (flags.version) {
+    std::cout << "kvm_exit_exporter " << kvmexit::build_info::kVersion << " (revision "
+              << kvmexit::build_info::kRevision << ")\n";
+    return 0;
+  }
+
+  auto parsed = flags.config_file.empty()
+                    ? kvmexit::ParseConfig(kvmexit::kDefaultConfigYaml, "<embedded default>")
+                    : kvmexit::LoadConfigFile(flags.config_file);
+  if (auto* error = std::get_if<kvmexit::ConfigError>(&parsed)) return Fail(error->message);
+  kvmexit::Config config = std::get<kvmexit::Config>(std::move(parsed));
+  if (!flags.listen_address.empty()) config.web.listen_address = flags.listen_address;
+  if (!flags.telemetry_path.empty()) config.web.telemetry_path = flags.telemetry_path;
+  if (std::string error = kvmexit::ValidateWebOverrides(config); !error.empty()) {
+    return Fail(error);
+  }
+  if (flags.check_config) {
+    std::cout << "configuration OK: listen " << config.web.listen_address << ", metrics at "
+              << config.web.telemetry_path << "\n";
+    return 0;
+  }
+
+  const sigset_t shutdown_signals = BlockShutdownSignals();
+  kvmexit::ExporterApp app(std::move(config));
+  if (std::string error = app.Start(); !error.empty()) return Fail(error);
+
+  int signal_number = 0;
+  sigwait(&shutdown_signals, &signal_number);
+  kvmexit::LogInfo(std::string("received ") + strsignal(signal_number) + ", shutting down");
+  app.Stop();
+  return 0;
+}

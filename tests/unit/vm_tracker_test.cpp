@@ -1,0 +1,223 @@
+#include "vm_tracker.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace kvmexit {
+namespace {
+
+using namespace std::chrono_literals;
+using WallClock = VmTracker::WallClock;
+
+// Pids above the kernel's pid_max, so pidfd_open fails and the tracker falls
+// back to the start-ticks reader these tests control.
+constexpr std::uint32_t kPidA = 5'000'001;
+constexpr std::uint32_t kPidB = 5'000'002;
+constexpr std::uint32_t kPidC = 5'000'003;
+constexpr ReasonKey kIo{KVM_EXIT_ISA_SVM, 0x7b};
+constexpr ReasonKey kHlt{KVM_EXIT_ISA_SVM, 0x78};
+
+class FakeProcesses {
+ public:
+  void Start(std::uint32_t pid, std::string name, std::uint64_t ticks, double start_time) {
+    live_[pid] = VmProcess{.name = std::move(name),
+                           .uuid = "",
+                           .platform = "qemu",
+                           .start_ticks = ticks,
+                           .start_time_seconds = start_time};
+  }
+  void End(std::uint32_t pid) { live_.erase(pid); }
+
+  ProcessResolver Resolver() {
+    return [this](std::uint32_t pid) -> std::optional<VmProcess> {
+      ++resolutions;
+      auto it = live_.find(pid);
+      if (it == live_.end()) return std::nullopt;
+      return it->second;
+    };
+  }
+  StartTicksReader Ticks() {
+    return [this](std::uint32_t pid) -> std::optional<std::uint64_t> {
+      auto it = live_.find(pid);
+      if (it == live_.end()) return std::nullopt;
+      return it->second.start_ticks;
+    };
+  }
+  int resolutions = 0;
+
+ private:
+  std::map<std::uint32_t, VmProcess> live_;
+};
+
+VmExitCount Entry(std::uint32_t tgid, ReasonKey reason, std::uint64_t count,
+                  std::uint32_t vcpu = KVM_EXIT_ALL_VCPUS) {
+  return {vm_exit_key{tgid, vcpu, reason.isa, reason.code}, count};
+}
+
+double Seconds(WallClock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+class VmTrackerTest : public ::testing::Test {
+ protected:
+  VmTracker MakeTracker(VmTrackerOptions options = {}) {
+    return VmTracker(options, processes_.Resolver(), processes_.Ticks());
+  }
+  FakeProcesses processes_;
+  WallClock::time_point attach_ = WallClock::time_point{} + 1'000'000s;
+};
+
+TEST_F(VmTrackerTest, HostTotalsAddLiveEntriesAndOverflow) {
+  processes_.Start(kPidA, "alpha", 1, Seconds(attach_) + 1);
+  VmTracker tracker = MakeTracker();
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 100), Entry(kPidA, kHlt, 1)};
+  snapshot.overflow = {{kIo, 7}};
+  tracker.Observe(snapshot, attach_ + 2s, attach_);
+  const VmView view = tracker.View(snapshot);
+  EXPECT_EQ(view.host_totals.at(kIo), 107u);
+  EXPECT_EQ(view.host_totals.at(kHlt), 1u);
+  ASSERT_EQ(view.vms.size(), 1u);
+  EXPECT_EQ(view.vms[0].vm, "alpha");
+  EXPECT_EQ(view.vms[0].pid, std::to_string(kPidA));
+  EXPECT_EQ(view.vms[0].counts.at(kIo), 100u);
+}
+
+TEST_F(VmTrackerTest, ResolvesEachProcessOnce) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  VmTracker tracker = MakeTracker();
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 1)};
+  for (int i = 0; i < 5; ++i) tracker.Observe(snapshot, attach_ + 1s * i, attach_);
+  EXPECT_EQ(processes_.resolutions, 1);
+}
+
+TEST_F(VmTrackerTest, EndedVmIsKeptForGraceThenRetiredWithoutMovingHostTotals) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  processes_.Start(kPidB, "beta", 2, 0);
+  VmTracker tracker = MakeTracker({.grace_period = 60s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 100), Entry(kPidB, kIo, 50), Entry(kPidB, kHlt, 1)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  const ReasonCounts before = tracker.View(snapshot).host_totals;
+
+  processes_.End(kPidB);
+  tracker.Observe(snapshot, attach_ + 2s, attach_);
+  EXPECT_TRUE(tracker.ExpiredKeys(snapshot, attach_ + 30s).empty());
+  EXPECT_EQ(tracker.View(snapshot).vms.size(), 2u);  // still shown during the grace period
+
+  const std::vector<vm_exit_key> expired = tracker.ExpiredKeys(snapshot, attach_ + 63s);
+  ASSERT_EQ(expired.size(), 2u);
+  for (const vm_exit_key& key : expired) EXPECT_EQ(key.tgid, kPidB);
+  tracker.Retire({Entry(kPidB, kIo, 50), Entry(kPidB, kHlt, 1)});
+
+  ExitSnapshot after;
+  after.vm_counts = {Entry(kPidA, kIo, 100)};
+  const VmView view = tracker.View(after);
+  EXPECT_EQ(view.host_totals, before);
+  ASSERT_EQ(view.vms.size(), 1u);
+  EXPECT_EQ(view.vms[0].vm, "alpha");
+  EXPECT_EQ(view.tracked_vms, 1u);
+}
+
+TEST_F(VmTrackerTest, ReusedPidIsANewVmAndRetiresTheOldOneAtOnce) {
+  processes_.Start(kPidA, "old", 1, 0);
+  VmTracker tracker = MakeTracker({.grace_period = 3600s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 10)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  processes_.End(kPidA);
+  processes_.Start(kPidA, "new", 999, 0);
+  tracker.Observe(snapshot, attach_ + 2s, attach_);
+  EXPECT_EQ(tracker.ExpiredKeys(snapshot, attach_ + 2s).size(), 1u);
+  tracker.Retire({Entry(kPidA, kIo, 10)});
+
+  ExitSnapshot fresh;
+  fresh.vm_counts = {Entry(kPidA, kIo, 3)};
+  tracker.Observe(fresh, attach_ + 3s, attach_);
+  const VmView view = tracker.View(fresh);
+  ASSERT_EQ(view.vms.size(), 1u);
+  EXPECT_EQ(view.vms[0].vm, "new");
+  EXPECT_EQ(view.vms[0].counts.at(kIo), 3u);
+  EXPECT_EQ(view.host_totals.at(kIo), 13u);
+}
+
+TEST_F(VmTrackerTest, VmsBeyondMaxAreFoldedIntoOther) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  processes_.Start(kPidB, "beta", 2, 0);
+  processes_.Start(kPidC, "gamma", 3, 0);
+  VmTracker tracker = MakeTracker({.max_vms = 1});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 1)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);  // alpha is seen first
+  snapshot.vm_counts = {Entry(kPidC, kIo, 30), Entry(kPidA, kIo, 1), Entry(kPidB, kIo, 20)};
+  tracker.Observe(snapshot, attach_ + 2s, attach_);
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.vms.size(), 2u);
+  EXPECT_EQ(view.vms[0].vm, "alpha");
+  EXPECT_EQ(view.vms[1].vm, "other");
+  EXPECT_EQ(view.vms[1].pid, "");
+  EXPECT_EQ(view.vms[1].counts.at(kIo), 50u);
+  EXPECT_EQ(view.folded_vms, 2u);
+}
+
+TEST_F(VmTrackerTest, PerVcpuCountsAreGroupedUnderTheirVm) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  VmTracker tracker = MakeTracker();
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 10, 0), Entry(kPidA, kIo, 20, 1),
+                        Entry(kPidA, kHlt, 1, 1)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.vms.size(), 1u);
+  EXPECT_EQ(view.vms[0].counts.at(kIo), 30u);
+  EXPECT_EQ(view.vms[0].per_vcpu.at(0).at(kIo), 10u);
+  EXPECT_EQ(view.vms[0].per_vcpu.at(1).at(kIo), 20u);
+  EXPECT_EQ(view.vms[0].per_vcpu.at(1).at(kHlt), 1u);
+}
+
+TEST_F(VmTrackerTest, BootWindowGrowsThenFreezesAndFeedsTheHistogramOnce) {
+  const double start = Seconds(attach_) + 10;
+  processes_.Start(kPidA, "alpha", 1, start);
+  VmTracker tracker = MakeTracker({.boot_window = 60s});
+  const auto at = [&](double seconds_after_start) {
+    return attach_ + 10s +
+           std::chrono::duration_cast<WallClock::duration>(
+               std::chrono::duration<double>(seconds_after_start));
+  };
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 4000)};
+  tracker.Observe(snapshot, at(5), attach_);
+  snapshot.vm_counts = {Entry(kPidA, kIo, 9000), Entry(kPidA, kHlt, 1)};
+  tracker.Observe(snapshot, at(59), attach_);
+  VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.boots.size(), 1u);
+  EXPECT_FALSE(view.boots[0].closed);
+  EXPECT_EQ(view.boots[0].counts.at(kIo), 9000u);
+  EXPECT_EQ(tracker.boot_histogram().count, 0u);
+
+  snapshot.vm_counts = {Entry(kPidA, kIo, 50'000), Entry(kPidA, kHlt, 1)};
+  tracker.Observe(snapshot, at(61), attach_);
+  tracker.Observe(snapshot, at(62), attach_);
+  view = tracker.View(snapshot);
+  EXPECT_TRUE(view.boots[0].closed);
+  EXPECT_EQ(view.boots[0].counts.at(kIo), 9000u);  // frozen at the last in-window sample
+  EXPECT_EQ(tracker.boot_histogram().count, 1u);
+  EXPECT_DOUBLE_EQ(tracker.boot_histogram().sum, 9001.0);
+  // 9001 falls in the 1e4 bucket and every larger one.
+  EXPECT_EQ(tracker.boot_histogram().bucket_counts[1], 0u);
+  EXPECT_EQ(tracker.boot_histogram().bucket_counts[2], 1u);
+}
+
+TEST_F(VmTrackerTest, VmStartedBeforeAttachHasNoBootWindow) {
+  processes_.Start(kPidA, "alpha", 1, Seconds(attach_) - 5);
+  VmTracker tracker = MakeTracker();
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 10)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  EXPECT_TRUE(tracker.View(snapshot).boots.empty());
+}
+
+}  // namespace
+}  // namespace kvmexit
