@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds and runs every test: unit, integration (real BPF program and daemon),
+# monitoring (dashboards, rules, deploy files) and the nested-VM suite that
+# produces real kvm:kvm_exit events. Needs root. Extra arguments go to ctest,
+# e.g. scripts/test.sh -L e2e   or   scripts/test.sh -LE e2e
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/install_deps.sh" test
+"$repo/scripts/build.sh"
+cd "${BUILD_DIR:-$repo/build}"
+ctest --output-on-failure --timeout 1200 "$@"
