@@ -31,13 +31,17 @@ class ReasonNames {
 
   // Name for a counted code. VMX codes may carry bit 31 (failed VM entry): the
   // name is then "<BASIC_NAME> FAILED_VMENTRY", as the kernel prints it.
-  // Unknown codes are named "unknown".
+  // Unknown codes are named "unknown" ("unknown FAILED_VMENTRY" for a failed
+  // entry with an unknown basic reason).
   std::string Name(std::uint32_t isa, std::uint32_t code) const;
+  // Exact table lookup, without Name()'s VMX decoding: a VMX code with bit 31 set is not found.
   std::optional<std::string_view> Find(std::uint32_t isa, std::uint32_t code) const;
   // Reverse lookup, for tests and config: nullopt when the name is not in the table.
   std::optional<std::uint32_t> Code(std::uint32_t isa, std::string_view name) const;
 
   std::size_t Size(std::uint32_t isa) const;
+  // The whole code -> name table of one isa (empty for an isa without a table).
+  const std::map<std::uint32_t, std::string>& Entries(std::uint32_t isa) const;
   Origin origin() const { return origin_; }
 
  private:

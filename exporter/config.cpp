@@ -1,0 +1,507 @@
+#include "config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <regex>
+#include <span>
+#include <stdexcept>
+#include <utility>
+
+namespace kvmexit {
+namespace {
+
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+// A problem at a place in the document. Thrown while walking the document and
+// turned into a ConfigError by ParseConfig, so that every check can stop the
+// walk without threading an error through each call.
+class ConfigProblem : public std::runtime_error {
+ public:
+  ConfigProblem(const YAML::Mark& mark, const std::string& message)
+      : std::runtime_error(message), mark_(mark) {}
+  const YAML::Mark& mark() const { return mark_; }
+
+ private:
+  YAML::Mark mark_;
+};
+
+std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+// What a node holds, for "got ..." in messages.
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return Quoted(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "nothing";
+  }
+}
+
+std::string Located(std::string_view source, const YAML::Mark& mark, std::string_view message) {
+  std::string located(source);
+  if (!mark.is_null()) {
+    located += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+  return located + ": " + std::string(message);
+}
+
+// A value found under a key, with the dotted name messages call it by.
+struct Value {
+  YAML::Node node;
+  YAML::Mark key_mark;
+  std::string name;  // "web.listen_address", "vms.naming_rules[0].regex"
+
+  // yaml-cpp places an empty value (`key:`) at the next token, often on a later
+  // line, so problems with it are reported at its key.
+  YAML::Mark mark() const { return node.IsNull() ? key_mark : node.Mark(); }
+
+  [[noreturn]] void Fail(const std::string& message) const { throw ConfigProblem(mark(), message); }
+  [[noreturn]] void FailExpected(std::string_view expected) const {
+    Fail(name + " must be " + std::string(expected) + ", got " + Describe(node));
+  }
+};
+
+struct Field {
+  std::string_view key;
+  std::function<void(const Value&)> parse;
+};
+
+// How messages speak of a map and its keys.
+struct MapContext {
+  std::string path;       // prefix of its values' names: "web"; "" at the top level
+  std::string label;      // "section \"web\"", "vms.naming_rules[0]", "the configuration"
+  std::string_view noun;  // "key", or "section" at the top level
+};
+
+std::string KeyList(std::span<const Field> fields) {
+  std::string list;
+  for (const Field& field : fields) {
+    if (!list.empty()) list += ", ";
+    list += field.key;
+  }
+  return list;
+}
+
+const Field* FindField(std::span<const Field> fields, std::string_view key) {
+  for (const Field& field : fields) {
+    if (field.key == key) return &field;
+  }
+  return nullptr;
+}
+
+// Hands each key of `node` to its field. Missing keys keep their defaults; an
+// empty map (`web:` with nothing below) is allowed. Unknown and repeated keys
+// are errors: a misspelt key would otherwise silently keep its default.
+void ParseMap(const YAML::Node& node, const MapContext& context, std::span<const Field> fields) {
+  const std::string noun(context.noun);
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    throw ConfigProblem(node.Mark(), context.label + " must be a map of " + noun + "s (" +
+                                         KeyList(fields) + "), got " + Describe(node));
+  }
+  std::map<std::string, YAML::Mark, std::less<>> seen;
+  for (const auto& entry : node) {
+    const YAML::Node& key = entry.first;
+    if (!key.IsScalar()) {
+      throw ConfigProblem(key.Mark(), context.label + ": a " + noun +
+                                          " must be a plain name, got " + Describe(key));
+    }
+    const std::string in_label = context.path.empty() ? "" : " in " + context.label;
+    const Field* field = FindField(fields, key.Scalar());
+    if (field == nullptr) {
+      throw ConfigProblem(key.Mark(), "unknown " + noun + " " + Quoted(key.Scalar()) + in_label +
+                                          "; allowed " + noun + "s: " + KeyList(fields));
+    }
+    if (const auto [first, inserted] = seen.emplace(key.Scalar(), key.Mark()); !inserted) {
+      throw ConfigProblem(key.Mark(), "duplicate " + noun + " " + Quoted(key.Scalar()) + in_label +
+                                          " (first at line " +
+                                          std::to_string(first->second.line + 1) + ")");
+    }
+    const std::string name =
+        context.path.empty() ? key.Scalar() : context.path + "." + key.Scalar();
+    field->parse(Value{entry.second, key.Mark(), name});
+  }
+}
+
+void ParseSection(const Value& section, std::span<const Field> fields) {
+  ParseMap(section.node, {section.name, "section " + Quoted(section.name), "key"}, fields);
+}
+
+const std::string& ScalarText(const Value& value, std::string_view expected) {
+  if (!value.node.IsScalar()) value.FailExpected(expected);
+  return value.node.Scalar();
+}
+
+// Only YAML 1.2 booleans: yaml-cpp would also take yes/no/on/off/y/n, which
+// YAML 1.2 reads as strings, and a quoted "true" is a string in both.
+bool ParseBool(const Value& value) {
+  constexpr std::string_view kExpected = "true or false (a YAML boolean, unquoted)";
+  const std::string& text = ScalarText(value, kExpected);
+  const bool plain = value.node.Tag() == "?";
+  if (plain && (text == "true" || text == "True" || text == "TRUE")) return true;
+  if (plain && (text == "false" || text == "False" || text == "FALSE")) return false;
+  value.FailExpected(kExpected);
+}
+
+std::uint32_t ParseUint32(const Value& value, std::uint32_t min, std::uint32_t max) {
+  const std::string expected =
+      "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  const std::string& text = ScalarText(value, expected);
+  std::uint64_t number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || number < min ||
+      number > max) {
+    value.FailExpected(expected);
+  }
+  return static_cast<std::uint32_t>(number);
+}
+
+milliseconds ParseDurationValue(const Value& value, milliseconds min, milliseconds max) {
+  const std::string& text = ScalarText(value, "a duration such as \"30s\"");
+  const std::optional<milliseconds> duration = ParseDuration(text);
+  if (!duration) {
+    value.Fail(value.name + ": invalid duration " + Quoted(text) +
+               "; use a number with ms, s, m or h, e.g. \"30s\"");
+  }
+  if (*duration < min || *duration > max) {
+    value.Fail(value.name + " must be from " + FormatDuration(min) + " to " + FormatDuration(max) +
+               ", got " + Quoted(text));
+  }
+  return *duration;
+}
+
+// A string that `is_valid` accepts; `expected` says what that is.
+std::string ParseString(const Value& value, std::string_view expected,
+                        bool (*is_valid)(std::string_view)) {
+  const std::string& text = ScalarText(value, expected);
+  if (!is_valid(text)) value.FailExpected(expected);
+  return text;
+}
+
+bool IsDigits(std::string_view text) {
+  return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+bool IsPort(std::string_view text) {
+  int port = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+  return IsDigits(text) && ec == std::errc() && end == text.data() + text.size() && port >= 1 &&
+         port <= 65535;
+}
+
+bool IsHostName(std::string_view host) {
+  for (const char c : host) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// "::1", "fe80::1%eth0": hex groups with colons, optionally an IPv4 tail and a zone.
+bool IsIpv6Literal(std::string_view host) {
+  const std::size_t percent = host.find('%');
+  const std::string_view address = host.substr(0, percent);
+  const bool zone_ok = percent == std::string_view::npos ||
+                       (percent + 1 < host.size() && IsHostName(host.substr(percent + 1)));
+  return zone_ok && address.find(':') != std::string_view::npos &&
+         address.find_first_not_of("0123456789abcdefABCDEF:.") == std::string_view::npos;
+}
+
+bool IsListenAddress(std::string_view address) {
+  if (address.starts_with('[')) {
+    const std::size_t close = address.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string_view after = address.substr(close + 1);
+    return IsIpv6Literal(address.substr(1, close - 1)) && after.starts_with(':') &&
+           IsPort(after.substr(1));
+  }
+  const std::size_t colon = address.rfind(':');
+  return colon != std::string_view::npos && IsHostName(address.substr(0, colon)) &&
+         IsPort(address.substr(colon + 1));
+}
+
+bool HasSpaceOrControl(std::string_view text) {
+  for (const char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c)) ||
+        std::iscntrl(static_cast<unsigned char>(c))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsTelemetryPath(std::string_view path) {
+  return path.size() > 1 && path.front() == '/' && !HasSpaceOrControl(path) &&
+         path.find_first_of("?#") == std::string_view::npos;
+}
+
+bool IsAbsolutePath(std::string_view path) { return path.starts_with('/'); }
+
+bool IsNonEmpty(std::string_view text) { return !text.empty(); }
+
+constexpr std::string_view kListenAddressRule =
+    "host:port or :port with a port from 1 to 65535 (IPv6 as [::1]:9756)";
+constexpr std::string_view kTelemetryPathRule =
+    "a URL path starting with \"/\" other than \"/\", e.g. \"/metrics\"";
+
+void ParseWeb(const Value& section, Config::Web& web) {
+  const Field fields[] = {
+      {"listen_address",
+       [&](const Value& value) {
+         web.listen_address = ParseString(value, kListenAddressRule, IsListenAddress);
+       }},
+      {"telemetry_path",
+       [&](const Value& value) {
+         web.telemetry_path = ParseString(value, kTelemetryPathRule, IsTelemetryPath);
+       }},
+  };
+  ParseSection(section, fields);
+}
+
+void ParseKernel(const Value& section, Config::Kernel& kernel) {
+  const Field fields[] = {
+      {"tracefs_path",
+       [&](const Value& value) {
+         kernel.tracefs_path = ParseString(value, "an absolute path", IsAbsolutePath);
+       }},
+      {"attach_retry_interval",
+       [&](const Value& value) {
+         kernel.attach_retry_interval = ParseDurationValue(value, 100ms, 1h);
+       }},
+  };
+  ParseSection(section, fields);
+}
+
+void ParseCollector(const Value& section, Config::Collector& collector) {
+  const Field fields[] = {
+      {"per_vm", [&](const Value& value) { collector.per_vm = ParseBool(value); }},
+      {"per_vcpu", [&](const Value& value) { collector.per_vcpu = ParseBool(value); }},
+      {"vm_map_capacity",
+       [&](const Value& value) { collector.vm_map_capacity = ParseUint32(value, 16, 4'194'304); }},
+  };
+  ParseSection(section, fields);
+}
+
+void ParseRates(const Value& section, Config::Rates& rates) {
+  constexpr milliseconds kMinSampleInterval = 100ms;
+  std::optional<Value> window;
+  std::optional<Value> sample_interval;
+  const Field fields[] = {
+      {"window",
+       [&](const Value& value) {
+         rates.window = ParseDurationValue(value, 2 * kMinSampleInterval, 1h);
+         window = value;
+       }},
+      {"sample_interval",
+       [&](const Value& value) {
+         rates.sample_interval = ParseDurationValue(value, kMinSampleInterval, 1min);
+         sample_interval = value;
+       }},
+  };
+  ParseSection(section, fields);
+  // A rate needs at least two samples inside the window.
+  if (rates.window < 2 * rates.sample_interval) {
+    const Value& culprit = window ? *window : sample_interval ? *sample_interval : section;
+    culprit.Fail("rates.window (" + FormatDuration(rates.window) +
+                 ") must be at least twice rates.sample_interval (" +
+                 FormatDuration(rates.sample_interval) + ")");
+  }
+}
+
+NamingRule::Source ParseSource(const Value& value) {
+  constexpr std::string_view kExpected = "cmdline or cgroup";
+  const std::string& text = ScalarText(value, kExpected);
+  if (text == "cmdline") return NamingRule::Source::kCmdline;
+  if (text == "cgroup") return NamingRule::Source::kCgroup;
+  value.FailExpected(kExpected);
+}
+
+std::regex CompileRegex(const Value& value, const std::string& pattern) {
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    value.Fail(value.name + ": invalid regular expression " + Quoted(pattern) + ": " + e.what());
+  }
+}
+
+// A `$N` naming a group the regex does not have would silently expand to "".
+void CheckGroupReferences(const Value& value, const std::string& name, std::size_t groups) {
+  for (std::size_t i = 0; i + 1 < name.size(); ++i) {
+    const char digit = name[i + 1];
+    if (name[i] == '$' && digit >= '1' && digit <= '9' &&
+        static_cast<std::size_t>(digit - '0') > groups) {
+      value.Fail(value.name + " uses $" + std::string(1, digit) + " but the regex has " +
+                 std::to_string(groups) + " capture group(s)");
+    }
+  }
+}
+
+NamingRule ParseNamingRule(const Value& item) {
+  constexpr std::string_view kNonEmpty = "a non-empty string";
+  NamingRule rule;
+  std::optional<Value> regex;
+  std::optional<Value> name;
+  const Field fields[] = {
+      {"source", [&](const Value& value) { rule.source = ParseSource(value); }},
+      {"regex",
+       [&](const Value& value) {
+         rule.regex = ParseString(value, kNonEmpty, IsNonEmpty);
+         regex = value;
+       }},
+      {"name",
+       [&](const Value& value) {
+         rule.name = ParseString(value, kNonEmpty, IsNonEmpty);
+         name = value;
+       }},
+  };
+  ParseMap(item.node, {item.name, item.name, "key"}, fields);
+  if (!regex || !name) {
+    item.Fail(item.name + " is missing key " + Quoted(regex ? "name" : "regex") +
+              "; a naming rule needs regex and name, and optionally source (cmdline or cgroup, "
+              "default cmdline)");
+  }
+  CheckGroupReferences(*name, rule.name, CompileRegex(*regex, rule.regex).mark_count());
+  return rule;
+}
+
+std::vector<NamingRule> ParseNamingRules(const Value& list) {
+  if (list.node.IsNull()) return {};
+  if (!list.node.IsSequence()) list.FailExpected("a list of {source, regex, name} maps");
+  std::vector<NamingRule> rules;
+  for (std::size_t i = 0; i < list.node.size(); ++i) {
+    const YAML::Node item = list.node[i];
+    const YAML::Mark mark = item.IsNull() ? list.node.Mark() : item.Mark();
+    rules.push_back(ParseNamingRule(Value{item, mark, list.name + "[" + std::to_string(i) + "]"}));
+  }
+  return rules;
+}
+
+void ParseVms(const Value& section, Config::Vms& vms) {
+  const Field fields[] = {
+      {"max_vms", [&](const Value& value) { vms.max_vms = ParseUint32(value, 1, 100'000); }},
+      {"grace_period",
+       [&](const Value& value) { vms.grace_period = ParseDurationValue(value, 0ms, 24h); }},
+      {"boot_window",
+       [&](const Value& value) { vms.boot_window = ParseDurationValue(value, 1s, 24h); }},
+      {"naming_rules", [&](const Value& value) { vms.naming_rules = ParseNamingRules(value); }},
+  };
+  ParseSection(section, fields);
+}
+
+Config ParseDocument(const YAML::Node& root) {
+  Config config;
+  const Field sections[] = {
+      {"web", [&](const Value& value) { ParseWeb(value, config.web); }},
+      {"kernel", [&](const Value& value) { ParseKernel(value, config.kernel); }},
+      {"collector", [&](const Value& value) { ParseCollector(value, config.collector); }},
+      {"rates", [&](const Value& value) { ParseRates(value, config.rates); }},
+      {"vms", [&](const Value& value) { ParseVms(value, config.vms); }},
+  };
+  ParseMap(root, {"", "the configuration", "section"}, sections);
+  return config;
+}
+
+Config ParseText(std::string_view yaml_text) {
+  const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+  if (documents.size() > 1) {
+    throw ConfigProblem(documents[1].Mark(), "only one YAML document is allowed, found " +
+                                                 std::to_string(documents.size()));
+  }
+  return documents.empty() ? Config{} : ParseDocument(documents.front());
+}
+
+struct FileText {
+  std::string text;
+  int error = 0;  // errno of the failed open or read, 0 on success
+};
+
+FileText ReadFile(const std::string& path) {
+  struct Closer {
+    void operator()(std::FILE* file) const { std::fclose(file); }
+  };
+  const std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "r"));
+  if (!file) return {{}, errno};
+  FileText result;
+  char buffer[4096];
+  while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get())) {
+    result.text.append(buffer, n);
+  }
+  if (std::ferror(file.get())) result.error = errno != 0 ? errno : EIO;
+  return result;
+}
+
+}  // namespace
+
+std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
+                                              std::string_view source_name) {
+  try {
+    return ParseText(yaml_text);
+  } catch (const ConfigProblem& problem) {
+    return ConfigError{Located(source_name, problem.mark(), problem.what())};
+  } catch (const YAML::Exception& e) {
+    return ConfigError{Located(source_name, e.mark, "invalid YAML: " + e.msg)};
+  } catch (const std::exception& e) {
+    return ConfigError{Located(source_name, YAML::Mark::null_mark(), e.what())};
+  }
+}
+
+std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
+  const FileText file = ReadFile(path);
+  if (file.error != 0) {
+    return ConfigError{path + ": cannot read the config file: " + std::strerror(file.error)};
+  }
+  return ParseConfig(file.text, path);
+}
+
+std::optional<milliseconds> ParseDuration(std::string_view text) {
+  std::int64_t count = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+  const std::size_t digits = static_cast<std::size_t>(end - text.data());
+  if (ec != std::errc() || !IsDigits(text.substr(0, digits))) return std::nullopt;
+  static const std::map<std::string_view, std::int64_t> kUnitMilliseconds = {
+      {"ms", 1}, {"s", 1'000}, {"m", 60'000}, {"h", 3'600'000}};
+  const auto unit = kUnitMilliseconds.find(text.substr(digits));
+  if (unit == kUnitMilliseconds.end()) return std::nullopt;
+  if (count > std::numeric_limits<milliseconds::rep>::max() / unit->second) return std::nullopt;
+  return milliseconds(count * unit->second);
+}
+
+std::string FormatDuration(milliseconds duration) {
+  static constexpr std::pair<std::int64_t, std::string_view> kUnits[] = {
+      {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
+  const std::int64_t ms = duration.count();
+  if (ms == 0) return "0s";
+  for (const auto& [size, unit] : kUnits) {
+    if (ms % size == 0) return std::to_string(ms / size) + std::string(unit);
+  }
+  return std::to_string(ms) + "ms";
+}
+
+std::string ValidateWebOverrides(const Config& config) {
+  if (!IsListenAddress(config.web.listen_address)) {
+    return "--web.listen-address: invalid address " + Quoted(config.web.listen_address) + "; use " +
+           std::string(kListenAddressRule);
+  }
+  if (!IsTelemetryPath(config.web.telemetry_path)) {
+    return "--web.telemetry-path: invalid path " + Quoted(config.web.telemetry_path) + "; use " +
+           std::string(kTelemetryPathRule);
+  }
+  return "";
+}
+
+}  // namespace kvmexit

@@ -1,0 +1,343 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <unistd.h>
+
+namespace kvmexit {
+namespace {
+
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kSource = "cfg.yml";
+
+Config ParseOk(std::string_view yaml) {
+  auto result = ParseConfig(yaml, kSource);
+  if (const auto* error = std::get_if<ConfigError>(&result)) {
+    ADD_FAILURE() << "unexpected error: " << error->message << "\nfor:\n" << yaml;
+    return Config{};
+  }
+  return std::get<Config>(std::move(result));
+}
+
+std::string ParseFails(std::string_view yaml) {
+  const auto result = ParseConfig(yaml, kSource);
+  if (const auto* error = std::get_if<ConfigError>(&result)) return error->message;
+  ADD_FAILURE() << "parsed without error:\n" << yaml;
+  return "";
+}
+
+TEST(ConfigDefaults, EmbeddedDefaultConfigMatchesTheStructDefaults) {
+  auto result = ParseConfig(kDefaultConfigYaml, "<embedded default>");
+  ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
+  EXPECT_TRUE(std::get<Config>(result) == Config{});
+}
+
+TEST(ConfigDefaults, EmptyDocumentsGiveDefaults) {
+  for (const std::string_view yaml : {"", "{}", "# nothing set\n", "---\n", "web:\nvms:\n"}) {
+    EXPECT_TRUE(ParseOk(yaml) == Config{}) << yaml;
+  }
+}
+
+TEST(ConfigParse, MissingKeysKeepDefaults) {
+  const Config config = ParseOk("web:\n  telemetry_path: /kvm\n");
+  EXPECT_EQ(config.web.telemetry_path, "/kvm");
+  EXPECT_EQ(config.web.listen_address, Config{}.web.listen_address);
+  EXPECT_TRUE(config.collector == Config{}.collector);
+}
+
+TEST(ConfigParse, ReadsEveryKey) {
+  const Config config = ParseOk(R"yaml(
+web:
+  listen_address: "[::1]:9100"
+  telemetry_path: /kvm/metrics
+kernel:
+  tracefs_path: /sys/kernel/debug/tracing
+  attach_retry_interval: 500ms
+collector:
+  per_vm: false
+  per_vcpu: True
+  vm_map_capacity: 65536
+rates:
+  window: 1m
+  sample_interval: 2s
+vms:
+  max_vms: 50
+  grace_period: 0s
+  boot_window: 1h
+  naming_rules:
+    - source: cgroup
+      regex: 'machine-qemu\\x2d(\d+)\\x2d([^.]+)\.scope'
+      name: "$2"
+    - regex: "-name (?:guest=)?([^, ]+)"
+      name: vm-$1
+)yaml");
+  EXPECT_EQ(config.web.listen_address, "[::1]:9100");
+  EXPECT_EQ(config.web.telemetry_path, "/kvm/metrics");
+  EXPECT_EQ(config.kernel.tracefs_path, "/sys/kernel/debug/tracing");
+  EXPECT_EQ(config.kernel.attach_retry_interval, 500ms);
+  EXPECT_FALSE(config.collector.per_vm);
+  EXPECT_TRUE(config.collector.per_vcpu);
+  EXPECT_EQ(config.collector.vm_map_capacity, 65536U);
+  EXPECT_EQ(config.rates.window, 60s);
+  EXPECT_EQ(config.rates.sample_interval, 2s);
+  EXPECT_EQ(config.vms.max_vms, 50U);
+  EXPECT_EQ(config.vms.grace_period, 0ms);
+  EXPECT_EQ(config.vms.boot_window, 1h);
+  ASSERT_EQ(config.vms.naming_rules.size(), 2U);
+  EXPECT_EQ(config.vms.naming_rules[0].source, NamingRule::Source::kCgroup);
+  EXPECT_EQ(config.vms.naming_rules[0].regex, R"(machine-qemu\\x2d(\d+)\\x2d([^.]+)\.scope)");
+  EXPECT_EQ(config.vms.naming_rules[0].name, "$2");
+  EXPECT_EQ(config.vms.naming_rules[1].source, NamingRule::Source::kCmdline);
+  EXPECT_EQ(config.vms.naming_rules[1].name, "vm-$1");
+}
+
+TEST(ConfigParse, AcceptsListenAddressForms) {
+  for (const std::string_view address : {":9756", "0.0.0.0:1", "localhost:65535", "[::]:9756",
+                                         "[::1]:80", "[fe80::1%eth0]:9756", "my-host.lan:8080"}) {
+    const Config config = ParseOk("web:\n  listen_address: \"" + std::string(address) + "\"\n");
+    EXPECT_EQ(config.web.listen_address, address);
+  }
+}
+
+TEST(ConfigParse, AcceptsRangeLimits) {
+  const Config low = ParseOk(
+      "kernel: {attach_retry_interval: 100ms}\ncollector: {vm_map_capacity: 16}\n"
+      "rates: {sample_interval: 100ms, window: 200ms}\n"
+      "vms: {max_vms: 1, grace_period: 0ms, boot_window: 1s}\n");
+  EXPECT_EQ(low.kernel.attach_retry_interval, 100ms);
+  EXPECT_EQ(low.collector.vm_map_capacity, 16U);
+  EXPECT_EQ(low.rates.window, 200ms);
+  const Config high = ParseOk(
+      "kernel: {attach_retry_interval: 1h}\ncollector: {vm_map_capacity: 4194304}\n"
+      "rates: {sample_interval: 1m, window: 60m}\n"
+      "vms: {max_vms: 100000, grace_period: 24h, boot_window: 1440m}\n");
+  EXPECT_EQ(high.collector.vm_map_capacity, 4194304U);
+  EXPECT_EQ(high.rates.window, 1h);
+  EXPECT_EQ(high.vms.boot_window, 24h);
+}
+
+struct BadConfig {
+  std::string_view yaml;
+  std::string_view expected;  // a substring of the message, position included
+};
+
+// Each message must say where (file:line:column, 1-based) and what is allowed.
+const BadConfig kBadConfigs[] = {
+    // Structure.
+    {"web:\n  listen_adress: x\n",
+     "cfg.yml:2:3: unknown key \"listen_adress\" in section \"web\"; allowed keys: "
+     "listen_address, telemetry_path"},
+    {"collector: {}\nwebb:\n  x: 1\n",
+     "cfg.yml:2:1: unknown section \"webb\"; allowed sections: web, kernel, collector, rates, vms"},
+    {"web: [a, b]\n",
+     "cfg.yml:1:6: section \"web\" must be a map of keys (listen_address, telemetry_path), got a "
+     "list"},
+    {"kernel: /sys\n", "cfg.yml:1:9: section \"kernel\" must be a map of keys"},
+    {"- web\n",
+     "cfg.yml:1:1: the configuration must be a map of sections (web, kernel, "
+     "collector, rates, vms), got a list"},
+    {"hello\n", "cfg.yml:1:1: the configuration must be a map of sections"},
+    {"web:\n  telemetry_path: /a\n  telemetry_path: /b\n",
+     "cfg.yml:3:3: duplicate key \"telemetry_path\" in section \"web\" (first at line 2)"},
+    {"? [a]\n: 1\n", "cfg.yml:1:3: the configuration: a section must be a plain name, got a list"},
+    {"web: {}\n---\nweb: {}\n", "cfg.yml:3:1: only one YAML document is allowed, found 2"},
+    // YAML syntax.
+    {"web: [\n", "cfg.yml:2:1: invalid YAML: end of sequence flow not found"},
+    {"web:\n  a: b\n c: d\n", "cfg.yml:3:2: invalid YAML: end of map not found"},
+    {"web: {listen_address: \"x}\n", "cfg.yml:2:1: invalid YAML: end of map flow not found"},
+    // web.
+    {"web:\n  listen_address: 9756\n",
+     "cfg.yml:2:19: web.listen_address must be host:port or :port with a port from 1 to 65535 "
+     "(IPv6 as [::1]:9756), got \"9756\""},
+    {"web:\n  listen_address: \"host:0\"\n", "cfg.yml:2:19: web.listen_address must be"},
+    {"web:\n  listen_address: \":65536\"\n", "got \":65536\""},
+    {"web:\n  listen_address: \":http\"\n", "got \":http\""},
+    {"web:\n  listen_address: \"::1:9756\"\n", "got \"::1:9756\""},
+    {"web:\n  listen_address: \"[::1]9756\"\n", "got \"[::1]9756\""},
+    {"web:\n  listen_address: \"[]:9756\"\n", "got \"[]:9756\""},
+    {"web:\n  listen_address: \"a b:80\"\n", "got \"a b:80\""},
+    {"web:\n  listen_address:\n", "cfg.yml:2:3: web.listen_address must be host:port"},
+    {"web:\n  listen_address: {a: 1}\n", "cfg.yml:2:19: web.listen_address must be "},
+    {"web:\n  telemetry_path: metrics\n",
+     "cfg.yml:2:19: web.telemetry_path must be a URL path starting with \"/\" other than \"/\", "
+     "e.g. \"/metrics\", got \"metrics\""},
+    {"web:\n  telemetry_path: /\n", "web.telemetry_path must be a URL path"},
+    {"web:\n  telemetry_path: \"/a b\"\n", "got \"/a b\""},
+    // kernel.
+    {"kernel:\n  tracefs_path: sys/kernel/tracing\n",
+     "cfg.yml:2:17: kernel.tracefs_path must be an absolute path, got \"sys/kernel/tracing\""},
+    {"kernel:\n  attach_retry_interval: 50ms\n",
+     "cfg.yml:2:26: kernel.attach_retry_interval must be from 100ms to 1h, got \"50ms\""},
+    {"kernel:\n  attach_retry_interval: 61m\n", "must be from 100ms to 1h, got \"61m\""},
+    {"kernel:\n  attach_retry_interval: 10\n",
+     "cfg.yml:2:26: kernel.attach_retry_interval: invalid duration \"10\"; use a number with ms, "
+     "s, m or h, e.g. \"30s\""},
+    // collector.
+    {"collector:\n  vm_map_capacity: abc\n",
+     "cfg.yml:2:20: collector.vm_map_capacity must be an integer from 16 to 4194304, got \"abc\""},
+    {"collector:\n  vm_map_capacity: 15\n", "from 16 to 4194304, got \"15\""},
+    {"collector:\n  vm_map_capacity: 4194305\n", "from 16 to 4194304, got \"4194305\""},
+    {"collector:\n  vm_map_capacity: -16\n", "from 16 to 4194304, got \"-16\""},
+    {"collector:\n  vm_map_capacity: 99999999999999999999\n", "got \"99999999999999999999\""},
+    {"collector:\n  vm_map_capacity: 1.5e4\n", "got \"1.5e4\""},
+    {"collector:\n  per_vm: yes\n",
+     "cfg.yml:2:11: collector.per_vm must be true or false (a YAML boolean, unquoted), got "
+     "\"yes\""},
+    {"collector:\n  per_vcpu: \"true\"\n",
+     "cfg.yml:2:13: collector.per_vcpu must be true or false"},
+    {"collector:\n  per_vcpu: 1\n", "collector.per_vcpu must be true or false"},
+    {"collector:\n  per_vcpu: [true]\n",
+     "must be true or false (a YAML boolean, unquoted), got a "
+     "list"},
+    // rates.
+    {"rates:\n  window: 10x\n",
+     "cfg.yml:2:11: rates.window: invalid duration \"10x\"; use a number with ms, s, m or h, e.g. "
+     "\"30s\""},
+    {"rates:\n  window: 2h\n", "cfg.yml:2:11: rates.window must be from 200ms to 1h, got \"2h\""},
+    {"rates:\n  sample_interval: 50ms\n",
+     "cfg.yml:2:20: rates.sample_interval must be from 100ms to 1m, got \"50ms\""},
+    {"rates:\n  sample_interval: 2m\n", "must be from 100ms to 1m, got \"2m\""},
+    {"rates:\n  sample_interval: 20s\n",
+     "cfg.yml:2:20: rates.window (30s) must be at least twice rates.sample_interval (20s)"},
+    {"rates:\n  window: 1s\n  sample_interval: 1s\n",
+     "cfg.yml:2:11: rates.window (1s) must be at least twice rates.sample_interval (1s)"},
+    {"rates:\n  window: 1.5s\n", "invalid duration \"1.5s\""},
+    {"rates:\n  window: -30s\n", "invalid duration \"-30s\""},
+    {"rates:\n  window: 30 s\n", "invalid duration \"30 s\""},
+    {"rates:\n  window: 30S\n", "invalid duration \"30S\""},
+    // vms.
+    {"vms:\n  max_vms: 0\n",
+     "cfg.yml:2:12: vms.max_vms must be an integer from 1 to 100000, got \"0\""},
+    {"vms:\n  max_vms: 100001\n", "from 1 to 100000, got \"100001\""},
+    {"vms:\n  grace_period: 25h\n",
+     "cfg.yml:2:17: vms.grace_period must be from 0s to 24h, got \"25h\""},
+    {"vms:\n  boot_window: 999ms\n",
+     "cfg.yml:2:16: vms.boot_window must be from 1s to 24h, got \"999ms\""},
+    {"vms:\n  naming_rules: {regex: a, name: b}\n",
+     "cfg.yml:2:17: vms.naming_rules must be a list of {source, regex, name} maps, got a map"},
+    {"vms:\n  naming_rules:\n    - just-a-string\n",
+     "cfg.yml:3:7: vms.naming_rules[0] must be a map of keys (source, regex, name), got "
+     "\"just-a-string\""},
+    {"vms:\n  naming_rules:\n    - {regex: a, name: b}\n    - {name: b}\n",
+     "cfg.yml:4:7: vms.naming_rules[1] is missing key \"regex\"; a naming rule needs regex and "
+     "name, and optionally source (cmdline or cgroup, default cmdline)"},
+    {"vms:\n  naming_rules:\n    - regex: a\n",
+     "cfg.yml:3:7: vms.naming_rules[0] is missing key "
+     "\"name\""},
+    {"vms:\n  naming_rules:\n    - {source: environ, regex: a, name: b}\n",
+     "cfg.yml:3:16: vms.naming_rules[0].source must be cmdline or cgroup, got \"environ\""},
+    {"vms:\n  naming_rules:\n    - {regex: \"([a-z\", name: b}\n",
+     "cfg.yml:3:15: vms.naming_rules[0].regex: invalid regular expression \"([a-z\": "},
+    {"vms:\n  naming_rules:\n    - {regex: \"\", name: b}\n",
+     "cfg.yml:3:15: vms.naming_rules[0].regex must be a non-empty string, got \"\""},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"$1-$2\"}\n",
+     "cfg.yml:3:37: vms.naming_rules[0].name uses $2 but the regex has 1 capture group(s)"},
+    {"vms:\n  naming_rules:\n    - {regex: a, name: b, match: all}\n",
+     "cfg.yml:3:27: unknown key \"match\" in vms.naming_rules[0]; allowed keys: source, regex, "
+     "name"},
+};
+
+// Names a failing case by its message rather than by its bytes.
+void PrintTo(const BadConfig& config, std::ostream* out) {
+  *out << "expecting \"" << config.expected << "\"";
+}
+
+class ConfigBadTest : public testing::TestWithParam<BadConfig> {};
+
+TEST_P(ConfigBadTest, ReportsWhereAndWhat) {
+  const std::string message = ParseFails(GetParam().yaml);
+  EXPECT_NE(message.find(GetParam().expected), std::string::npos)
+      << "message:  " << message << "\nexpected: " << GetParam().expected << "\nfor:\n"
+      << GetParam().yaml;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ConfigBadTest, testing::ValuesIn(kBadConfigs));
+
+TEST(ConfigParse, GarbageNeverThrows) {
+  for (const std::string_view yaml :
+       {"\t", "{", "[", "]", ":", "&a [*a]", "*undefined", "!!binary x", "web: !!map {}",
+        "\xff\xfe\x00", "%YAML 9.9\n---\n", "web: &x {telemetry_path: /a}\nvms: *x\n"}) {
+    EXPECT_NO_THROW((void)ParseConfig(yaml, kSource)) << yaml;
+  }
+}
+
+TEST(ConfigDuration, ParsesEachUnit) {
+  EXPECT_EQ(ParseDuration("0s"), 0ms);
+  EXPECT_EQ(ParseDuration("500ms"), 500ms);
+  EXPECT_EQ(ParseDuration("10s"), 10s);
+  EXPECT_EQ(ParseDuration("5m"), 5min);
+  EXPECT_EQ(ParseDuration("1h"), 1h);
+  EXPECT_EQ(ParseDuration("007s"), 7s);
+}
+
+TEST(ConfigDuration, RejectsMalformed) {
+  for (const std::string_view text :
+       {"", "s", "10", "10 s", " 10s", "10s ", "-1s", "+1s", "1.5s", "10sec", "10S", "1d", "0x10s",
+        "99999999999999999999h", "9223372036854775807h"}) {
+    EXPECT_FALSE(ParseDuration(text).has_value()) << text;
+  }
+}
+
+TEST(ConfigDuration, FormatsInTheLargestExactUnit) {
+  EXPECT_EQ(FormatDuration(0ms), "0s");
+  EXPECT_EQ(FormatDuration(250ms), "250ms");
+  EXPECT_EQ(FormatDuration(1500ms), "1500ms");
+  EXPECT_EQ(FormatDuration(90s), "90s");
+  EXPECT_EQ(FormatDuration(5min), "5m");
+  EXPECT_EQ(FormatDuration(24h), "24h");
+  for (const milliseconds duration :
+       {milliseconds(1), milliseconds(999), milliseconds(1s), milliseconds(61s), milliseconds(1min),
+        milliseconds(61min), milliseconds(1h)}) {
+    EXPECT_EQ(ParseDuration(FormatDuration(duration)), duration);
+  }
+}
+
+class ConfigFileTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("config_test." + std::to_string(::getpid()) + ".yml"))
+                .string();
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+  void Write(std::string_view text) { std::ofstream(path_) << text; }
+
+  std::string path_;
+};
+
+TEST_F(ConfigFileTest, LoadsAFile) {
+  Write("collector:\n  per_vcpu: true\n");
+  const auto result = LoadConfigFile(path_);
+  ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
+  EXPECT_TRUE(std::get<Config>(result).collector.per_vcpu);
+}
+
+TEST_F(ConfigFileTest, ErrorsNameTheFile) {
+  Write("\ncollector:\n  per_vcpu: maybe\n");
+  const auto result = LoadConfigFile(path_);
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
+  EXPECT_EQ(std::get<ConfigError>(result).message.rfind(path_ + ":3:13: collector.per_vcpu", 0), 0U)
+      << std::get<ConfigError>(result).message;
+}
+
+TEST_F(ConfigFileTest, UnreadableFileNamesPathAndReason) {
+  const auto result = LoadConfigFile(path_ + ".missing");
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
+  EXPECT_EQ(std::get<ConfigError>(result).message,
+            path_ + ".missing: cannot read the config file: No such file or directory");
+}
+
+TEST_F(ConfigFileTest, DirectoryIsUnreadable) {
+  const auto result = LoadConfigFile(std::filesystem::temp_directory_path().string());
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
+  EXPECT_NE(std::get<ConfigError>(result).message.find("Is a directory"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvmexit
