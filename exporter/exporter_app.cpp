@@ -136,6 +136,11 @@ void ExporterApp::SampleOnce() {
   }
 }
 
+std::string ExporterApp::FillMapsForTesting(const std::vector<VmExitCount>& counts) {
+  std::lock_guard lock(mutex_);
+  return source_.FillForTesting(counts);
+}
+
 std::string ExporterApp::Scrape() {
   const auto started = std::chrono::steady_clock::now();
   std::vector<prometheus::MetricFamily> families;

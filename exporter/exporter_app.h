@@ -35,6 +35,9 @@ class ExporterApp {
   std::string Scrape();
   int port() const { return http_ ? http_->port() : 0; }
 
+  // Puts counts straight into the BPF map, for benchmarks of realistic map shapes.
+  std::string FillMapsForTesting(const std::vector<VmExitCount>& counts);
+
  private:
   void TryAttach();
   void SampleLoop();
