@@ -75,7 +75,7 @@ std::string Gzip(const std::string& data) {
   return result == Z_STREAM_END ? out : "";
 }
 
-HttpServer::HttpServer(HttpServerOptions options, ScrapeFn scrape)
+HttpServer::HttpServer(PrivateTag /*tag*/, HttpServerOptions options, ScrapeFn scrape)
     : options_(std::move(options)), scrape_(std::move(scrape)) {}
 
 std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, ScrapeFn scrape,
@@ -89,7 +89,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
              "\": use host:port, :port or [ipv6]:port";
     return nullptr;
   }
-  std::unique_ptr<HttpServer> server(new HttpServer(options, std::move(scrape)));
+  auto server = std::make_unique<HttpServer>(PrivateTag{}, options, std::move(scrape));
   const std::string threads = std::to_string(options.threads);
   const char* civet_options[] = {
       "listening_ports", ports.c_str(),       "num_threads", threads.c_str(), "request_timeout_ms",

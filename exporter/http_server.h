@@ -24,6 +24,9 @@ class HttpServer {
 
   // Starts listening. On failure returns nullptr and sets *error to a message
   // naming the address and the reason (e.g. address already in use).
+  struct PrivateTag;  // only Start() can name it, so every server is a started one
+  HttpServer(PrivateTag, HttpServerOptions options, ScrapeFn scrape);
+
   static std::unique_ptr<HttpServer> Start(const HttpServerOptions& options, ScrapeFn scrape,
                                            std::string* error);
   ~HttpServer();
@@ -34,7 +37,7 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
-  HttpServer(HttpServerOptions options, ScrapeFn scrape);
+  struct PrivateTag {};
   static int HandleRequest(::mg_connection* connection, void* self);
   int Handle(::mg_connection* connection);
 
