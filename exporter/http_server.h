@@ -18,13 +18,14 @@ struct HttpServerOptions {
 };
 
 class HttpServer {
+  struct PrivateTag {};  // only Start() can name it, so every server is a started one
+
  public:
   // Returns the exposition text for one scrape.
   using ScrapeFn = std::function<std::string()>;
 
   // Starts listening. On failure returns nullptr and sets *error to a message
   // naming the address and the reason (e.g. address already in use).
-  struct PrivateTag;  // only Start() can name it, so every server is a started one
   HttpServer(PrivateTag, HttpServerOptions options, ScrapeFn scrape);
 
   static std::unique_ptr<HttpServer> Start(const HttpServerOptions& options, ScrapeFn scrape,
@@ -37,7 +38,6 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
-  struct PrivateTag {};
   static int HandleRequest(::mg_connection* connection, void* self);
   int Handle(::mg_connection* connection);
 
