@@ -37,6 +37,7 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/prom_live_check.XXXXXX")
 prom_pid=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local rc=$?
   if [[ -n $prom_pid ]] && kill -0 "$prom_pid" 2>/dev/null; then
