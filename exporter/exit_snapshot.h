@@ -15,7 +15,8 @@ namespace kvmexit {
 struct ReasonKey {
   std::uint32_t isa = 0;
   std::uint32_t code = 0;
-  friend auto operator<=>(const ReasonKey&, const ReasonKey&) = default;
+  friend auto operator<=>(const ReasonKey&, const ReasonKey&) =
+      default;  // NOLINT(modernize-use-nullptr): clang-tidy 14 false positive
 };
 
 struct VmExitCount {

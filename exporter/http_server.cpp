@@ -49,12 +49,10 @@ std::string LandingPage(const std::string& telemetry_path) {
 std::string CivetwebListeningPort(const std::string& listen_address) {
   const std::size_t colon = listen_address.rfind(':');
   if (colon == std::string::npos || colon + 1 >= listen_address.size()) return "";
-  const std::string host = listen_address.substr(0, colon);
-  const std::string port = listen_address.substr(colon + 1);
-  if (port.find_first_not_of("0123456789") != std::string::npos) return "";
-  if (host.empty()) return port;  // ":9756": all IPv4 addresses
-  if (host.front() == '[') return host + ":" + port;
-  return host + ":" + port;
+  if (listen_address.find_first_not_of("0123456789", colon + 1) != std::string::npos) return "";
+  // ":9756" means all IPv4 addresses, which civetweb spells as the bare port;
+  // "host:port" and "[v6]:port" are already in civetweb's syntax.
+  return colon == 0 ? listen_address.substr(1) : listen_address;
 }
 
 std::string Gzip(const std::string& data) {

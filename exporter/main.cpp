@@ -38,9 +38,7 @@ sigset_t BlockShutdownSignals() {
   return signals;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   Flags flags;
   CLI::App cli{
       "kvm_exit_exporter: counts every KVM VM exit by reason, VM and vCPU with an eBPF "
@@ -93,4 +91,15 @@ int main(int argc, char** argv) {
   kvmexit::LogInfo(std::string("received ") + strsignal(signal_number) + ", shutting down");
   app.Stop();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& error) {
+    // Nothing below is expected to throw; if it does, say what instead of aborting.
+    return Fail(std::string("unexpected failure: ") + error.what());
+  }
 }
