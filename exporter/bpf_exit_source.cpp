@@ -161,8 +161,14 @@ std::string BpfExitSource::Attach() {
   }
   if (int err = kvm_exit_bpf__attach(skeleton.get()); err != 0) {
     std::string detail = TakeLibbpfWarning();
+    // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
+    // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
+    const bool refused = err == -EACCES || err == -EPERM;
     return "attaching to tracepoint kvm:kvm_exit failed: " + ErrnoText(err) +
-           (detail.empty() ? "" : " (libbpf: " + detail + ")");
+           (detail.empty() ? "" : " (libbpf: " + detail + ")") +
+           (refused ? "; run as root, or grant CAP_SYS_ADMIN, or set sysctl "
+                      "kernel.perf_event_paranoid=2 (see docs/deploy.md)"
+                    : "");
   }
   skeleton_ = std::move(skeleton);
   return "";
