@@ -2,7 +2,14 @@
 // reasons, per-vCPU counting off and on. For each shape it reports scrape
 // latency (median, p99) over HTTP, response bytes plain and gzip, exporter CPU
 // time per scrape, resident memory, and the floor: reading the same maps with
-// batch lookups alone. Needs root (loads the real BPF program).
+// batch lookups alone. Then, per per-vCPU setting, how the cost grows with the
+// number of series from the smallest to the largest shape (linear means the
+// cost per series stays flat). Needs root (loads the real BPF program).
+//
+//   scrape_bench [SCRAPES [VMS [off|on]]]
+//
+// With VMS only that one shape runs (per-vCPU off unless "on"), e.g. under
+// `perf record -g` or valgrind.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -15,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,16 +89,26 @@ std::string HttpGet(int port, const std::string& path, bool gzip) {
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: bench\r\n" +
                               (gzip ? "Accept-Encoding: gzip\r\n" : "") + "\r\n";
   ::send(sock.get(), request.data(), request.size(), 0);
+  // Parse the header once, then read exactly Content-Length bytes: re-parsing
+  // on every recv would cost the client time quadratic in the body size.
   std::string response;
+  std::size_t body_at = std::string::npos;
+  std::size_t content_length = 0;
   char buffer[65536];
   ssize_t n;
   while ((n = ::recv(sock.get(), buffer, sizeof(buffer), 0)) > 0) {
     response.append(buffer, static_cast<std::size_t>(n));
-    const std::size_t header_end = response.find("\r\n\r\n");
-    const std::size_t length_at = response.find("Content-Length: ");
-    if (header_end != std::string::npos && length_at != std::string::npos &&
-        response.size() >= header_end + 4 + std::stoul(response.substr(length_at + 16))) {
-      return response.substr(header_end + 4);
+    if (body_at == std::string::npos) {
+      const std::size_t header_end = response.find("\r\n\r\n");
+      if (header_end == std::string::npos) continue;
+      const std::size_t length_at = response.find("Content-Length: ");
+      if (length_at == std::string::npos || length_at > header_end) return "";
+      body_at = header_end + 4;
+      content_length = std::stoul(response.substr(length_at + 16, header_end - length_at - 16));
+      response.reserve(body_at + content_length);
+    }
+    if (response.size() >= body_at + content_length) {
+      return response.substr(body_at, content_length);
     }
   }
   return "";
@@ -99,7 +117,9 @@ std::string HttpGet(int port, const std::string& path, bool gzip) {
 double CpuSeconds() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
@@ -120,7 +140,28 @@ double Percentile(std::vector<double> values, double p) {
 
 double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-void RunShape(int vms, bool per_vcpu, int scrapes) {
+// Sample lines in an exposition: every line that is not a comment.
+std::size_t CountSeries(const std::string& exposition) {
+  std::size_t series = 0;
+  std::size_t line_start = 0;
+  while (line_start < exposition.size()) {
+    const std::size_t line_end = exposition.find('\n', line_start);
+    if (exposition[line_start] != '#') ++series;
+    if (line_end == std::string::npos) break;
+    line_start = line_end + 1;
+  }
+  return series;
+}
+
+struct ShapeResult {
+  int vms = 0;
+  bool per_vcpu = false;
+  std::size_t series = 0;
+  double median_ms = 0.0;
+  double cpu_ms = 0.0;
+};
+
+std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
   FakeVmms vmms(vms);
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
 
@@ -133,23 +174,26 @@ void RunShape(int vms, bool per_vcpu, int scrapes) {
   kvmexit::ExporterApp app(config);
   if (std::string error = app.Start(); !error.empty()) {
     std::fprintf(stderr, "start failed: %s\n", error.c_str());
-    return;
+    return std::nullopt;
   }
   if (std::string error = app.FillMapsForTesting(contents); !error.empty()) {
     std::fprintf(stderr, "fill failed (is the BPF program attached?): %s\n", error.c_str());
-    return;
+    return std::nullopt;
   }
   for (int i = 0; i < 3; ++i) HttpGet(app.port(), "/metrics", false);  // warm up, resolve names
 
   std::vector<double> latencies;
-  std::size_t plain_bytes = 0;
+  std::string body;
   const double cpu_before = CpuSeconds();
   for (int i = 0; i < scrapes; ++i) {
     const auto start = Clock::now();
-    plain_bytes = HttpGet(app.port(), "/metrics", false).size();
+    body = HttpGet(app.port(), "/metrics", false);
     latencies.push_back(Millis(Clock::now() - start));
   }
   const double cpu_per_scrape_ms = (CpuSeconds() - cpu_before) * 1000.0 / scrapes;
+  const std::size_t plain_bytes = body.size();
+  const std::size_t series = CountSeries(body);
+  body = std::string();
   const std::size_t gzip_bytes = HttpGet(app.port(), "/metrics", true).size();
 
   // The floor: the same maps read with batch lookups alone.
@@ -166,18 +210,51 @@ void RunShape(int vms, bool per_vcpu, int scrapes) {
   const double median = Percentile(latencies, 0.5);
   const double read_median = Percentile(reads, 0.5);
   std::printf(
-      "| %5d | %-3s | %7zu | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | %7.1f | %8.3f | %6.1f "
-      "|\n",
-      vms, per_vcpu ? "on" : "off", contents.size(), median, Percentile(latencies, 0.99),
+      "| %5d | %-3s | %7zu | %7zu | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | %7.1f | %8.3f | "
+      "%6.1f |\n",
+      vms, per_vcpu ? "on" : "off", contents.size(), series, median, Percentile(latencies, 0.99),
       plain_bytes, gzip_bytes, cpu_per_scrape_ms, static_cast<double>(StatusKib("VmRSS:")) / 1024.0,
       static_cast<double>(StatusKib("VmHWM:")) / 1024.0, read_median, median / read_median);
   std::fflush(stdout);
+  return ShapeResult{.vms = vms,
+                     .per_vcpu = per_vcpu,
+                     .series = series,
+                     .median_ms = median,
+                     .cpu_ms = cpu_per_scrape_ms};
+}
+
+// Cost per exposed series at each shape, and how much faster than the series
+// count the cost grew from the first shape to the last (1.0 = linear).
+void PrintGrowth(const std::vector<ShapeResult>& results) {
+  std::printf(
+      "\n| per-vCPU | VMs | series | median us/series | CPU us/series | median growth / series "
+      "growth | CPU growth / series growth |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (const ShapeResult& result : results) {
+    const ShapeResult* first = nullptr;
+    for (const ShapeResult& candidate : results) {
+      if (candidate.per_vcpu == result.per_vcpu) {
+        first = &candidate;
+        break;
+      }
+    }
+    const double series_growth =
+        static_cast<double>(result.series) / static_cast<double>(first->series);
+    std::printf("| %-3s | %5d | %7zu | %6.2f | %6.2f | %5.2f | %5.2f |\n",
+                result.per_vcpu ? "on" : "off", result.vms, result.series,
+                result.median_ms * 1000.0 / static_cast<double>(result.series),
+                result.cpu_ms * 1000.0 / static_cast<double>(result.series),
+                result.median_ms / first->median_ms / series_growth,
+                result.cpu_ms / first->cpu_ms / series_growth);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const int scrapes = argc > 1 ? std::max(5, std::atoi(argv[1])) : 50;
+  const int only_vms = argc > 2 ? std::atoi(argv[2]) : 0;
+  const bool only_per_vcpu = argc > 3 && std::string(argv[3]) == "on";
   if (::geteuid() != 0) {
     std::fprintf(stderr, "scrape_bench: needs root to load the BPF program\n");
     return 1;
@@ -185,11 +262,22 @@ int main(int argc, char** argv) {
   std::printf("scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs\n\n",
               scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
-      "|   VMs | per-vCPU | map entries | median ms | p99 ms | bytes | gzip bytes | "
+      "|   VMs | per-vCPU | map entries | series | median ms | p99 ms | bytes | gzip bytes | "
       "CPU ms/scrape | RSS MiB | peak RSS MiB | raw read ms | scrape / raw |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (bool per_vcpu : {false, true}) {
-    for (int vms : {10, 100, 1000}) RunShape(vms, per_vcpu, scrapes);
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<ShapeResult> results;
+  const auto run = [&](int vms, bool per_vcpu) {
+    if (std::optional<ShapeResult> result = RunShape(vms, per_vcpu, scrapes)) {
+      results.push_back(*result);
+    }
+  };
+  if (only_vms > 0) {
+    run(only_vms, only_per_vcpu);
+    return results.empty() ? 1 : 0;
   }
-  return 0;
+  for (bool per_vcpu : {false, true}) {
+    for (int vms : {10, 100, 1000}) run(vms, per_vcpu);
+  }
+  PrintGrowth(results);
+  return results.size() == 6 ? 0 : 1;
 }
