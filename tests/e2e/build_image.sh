@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Builds the guest of the nested end-to-end suite: Debian's amd64 kernel (the
+# one linux-image-amd64 depends on) and an initramfs holding busybox, the test
+# VMM, the exporter with its shared libraries, the kvm modules and the guest
+# scripts.
+#
+# usage: build_image.sh OUT_DIR VMM_BINARY [EXPORTER_BINARY]
+#   OUT_DIR          build folder for the suite (default: $E2E_OUT_DIR);
+#                    the kernel .deb is cached in OUT_DIR/cache
+#   VMM_BINARY       static test VMM (tests/e2e/test_vmm.c); empty: built here
+#   EXPORTER_BINARY  kvm_exit_exporter; empty or absent: the guest skips the
+#                    exporter checks
+# Writes OUT_DIR/image/vmlinuz and OUT_DIR/image/initramfs.cpio.gz. Installs
+# the Debian packages it needs. Cached steps are skipped, so a second run with
+# unchanged inputs takes about a second.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly SCRIPT_DIR
+readonly KERNEL_META_PACKAGE=linux-image-amd64
+# Modules in insmod order (there is no modules.dep in the guest); e1000 is the
+# NIC that QEMU's user networking is given.
+readonly MODULES=(
+  virt/lib/irqbypass
+  drivers/crypto/ccp/ccp
+  arch/x86/kvm/kvm
+  arch/x86/kvm/kvm-amd
+  drivers/net/ethernet/intel/e1000/e1000
+)
+
+log() { printf 'build_image: %s\n' "$*" >&2; }
+die() { printf 'build_image: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  echo "usage: build_image.sh OUT_DIR VMM_BINARY|'' [EXPORTER_BINARY]" >&2
+  exit 2
+}
+
+# --- Host packages -------------------------------------------------------------
+
+APT_UPDATED=0
+apt_update_once() {
+  if [[ $APT_UPDATED == 0 ]]; then
+    log "apt-get update"
+    apt-get update -qq >&2 || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+}
+
+ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  log "installing ${missing[*]}"
+  apt_update_once
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# --- Kernel --------------------------------------------------------------------
+
+# Prints the package linux-image-amd64 depends on, e.g. linux-image-6.1.0-56-amd64.
+kernel_package_from_apt() {
+  apt-cache depends "$KERNEL_META_PACKAGE" 2>/dev/null \
+    | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+
+resolve_kernel_package() {
+  local cache=$1 pkg
+  pkg=$(kernel_package_from_apt)
+  if [[ -z $pkg && -s $cache/kernel-package ]]; then
+    pkg=$(<"$cache/kernel-package") # no apt lists here: keep what was cached
+  fi
+  if [[ -z $pkg ]]; then
+    apt_update_once
+    pkg=$(kernel_package_from_apt)
+  fi
+  [[ -n $pkg ]] || die "cannot tell which kernel $KERNEL_META_PACKAGE depends on (apt-cache depends)"
+  printf '%s\n' "$pkg" >"$cache/kernel-package"
+  printf '%s\n' "$pkg"
+}
+
+# Prints the path of the cached .deb of package $2, downloading it if needed.
+fetch_kernel_deb() {
+  local cache=$1 pkg=$2 deb
+  deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
+  if [[ -z $deb ]]; then
+    log "downloading $pkg"
+    if ! (cd "$cache" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2); then
+      apt_update_once # the lists named a version the archive no longer has
+      (cd "$cache" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2) \
+        || die "apt-get download $pkg failed"
+    fi
+    deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
+    [[ -n $deb ]] || die "apt-get download $pkg left no ${pkg}_*.deb in $cache"
+  fi
+  printf '%s\n' "$deb"
+}
+
+# Extracts vmlinuz and the modules of $MODULES from the .deb into $2, once.
+extract_kernel() {
+  local deb=$1 dir=$2 stamp patterns=() m f
+  stamp="$dir/.extracted-from"
+  if [[ -s $stamp && $(<"$stamp") == "$(basename "$deb")" ]]; then
+    return 0
+  fi
+  log "extracting kernel and modules from $(basename "$deb")"
+  rm -rf "$dir"
+  mkdir -p "$dir/tree" "$dir/modules"
+  patterns=('./boot/vmlinuz-*')
+  for m in "${MODULES[@]}"; do
+    patterns+=("./lib/modules/*/kernel/$m.ko*")
+  done
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir/tree" --wildcards "${patterns[@]}" \
+    || die "extracting ${patterns[*]} from $deb failed"
+
+  f=$(find "$dir/tree/boot" -name 'vmlinuz-*' -print -quit)
+  [[ -n $f ]] || die "no boot/vmlinuz-* in $deb"
+  cp "$f" "$dir/vmlinuz"
+  for m in "${MODULES[@]}"; do
+    f=$(find "$dir/tree/lib/modules" -path "*/kernel/$m.ko*" -print -quit)
+    [[ -n $f ]] || die "no module $m.ko* in $deb"
+    # busybox insmod may not decompress: store every module plain.
+    case $f in
+      *.ko) cp "$f" "$dir/modules/" ;;
+      *.ko.xz) xz -dc "$f" >"$dir/modules/$(basename "$f" .xz)" ;;
+      *.ko.zst) zstd -qdc "$f" >"$dir/modules/$(basename "$f" .zst)" ;;
+      *.ko.gz) gzip -dc "$f" >"$dir/modules/$(basename "$f" .gz)" ;;
+      *) die "module $f: unknown compression" ;;
+    esac
+  done
+  rm -rf "$dir/tree"
+  basename "$deb" >"$stamp"
+}
+
+# --- Initramfs -----------------------------------------------------------------
+
+# Every file of the initramfs: SRCS[i] is copied to DESTS[i] inside the image.
+SRCS=()
+DESTS=()
+add_file() { SRCS+=("$1"); DESTS+=("$2"); }
+
+# The exporter and every shared library ldd finds for it, dynamic loader included.
+add_dynamic_binary() {
+  local bin=$1 dest=$2 lib
+  add_file "$bin" "$dest"
+  ldd "$bin" >/dev/null 2>&1 || die "ldd $bin failed (not a dynamic executable?)"
+  if ldd "$bin" | grep -q 'not found'; then
+    die "ldd $bin: missing libraries: $(ldd "$bin" | grep 'not found' | tr -s ' \t' ' ')"
+  fi
+  while read -r lib; do
+    add_file "$(readlink -f "$lib")" "$lib"
+  done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+}
+
+collect_files() {
+  local kdir=$1 vmm=$2 exporter=$3 m name f
+  add_file "$(command -v busybox)" /bin/busybox
+  add_file "$vmm" /bin/test_vmm
+  if [[ -n $exporter ]]; then
+    add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
+  fi
+  add_file "$SCRIPT_DIR/guest/init.sh" /init
+  for f in "$SCRIPT_DIR"/guest/*.sh; do
+    add_file "$f" "/e2e/$(basename "$f")"
+  done
+  for m in "${MODULES[@]}"; do
+    name=$(basename "$m").ko
+    add_file "$kdir/modules/$name" "/lib/modules/e2e/$name"
+  done
+}
+
+# A fingerprint of everything that goes into the image, to skip unchanged rebuilds.
+fingerprint() {
+  local i
+  for i in "${!SRCS[@]}"; do
+    printf '%s %s\n' "${DESTS[i]}" "$(sha256sum <"${SRCS[i]}" | cut -d' ' -f1)"
+  done
+  printf 'modules %s\n' "${MODULES[*]}"
+  sha256sum <"${BASH_SOURCE[0]}"
+}
+
+build_initramfs() {
+  local image=$1 root i m order
+  root="$image/rootfs"
+  rm -rf "$root"
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,etc,e2e,lib/modules/e2e}
+  for i in "${!SRCS[@]}"; do
+    mkdir -p "$root$(dirname "${DESTS[i]}")"
+    cp -L "${SRCS[i]}" "$root${DESTS[i]}"
+  done
+  chmod 0755 "$root/init" "$root"/e2e/*.sh "$root/bin/test_vmm" "$root/bin/busybox"
+  order=()
+  for m in "${MODULES[@]}"; do order+=("$(basename "$m").ko"); done
+  printf '%s\n' "${order[@]}" >"$root/lib/modules/e2e/order"
+  printf 'root:x:0:0:root:/:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\n' >"$root/etc/group"
+  printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
+  (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 --quiet) \
+    | gzip -1 >"$image/initramfs.cpio.gz.tmp"
+  mv "$image/initramfs.cpio.gz.tmp" "$image/initramfs.cpio.gz"
+  rm -rf "$root"
+}
+
+build_vmm() {
+  local out=$1
+  log "building the test VMM with cc (no VMM binary given)"
+  cc -O2 -Wall -Wextra -static -pthread -o "$out" "$SCRIPT_DIR/test_vmm.c" \
+    || die "compiling test_vmm.c failed"
+}
+
+main() {
+  [[ $# -ge 1 && $# -le 3 ]] || usage
+  local out=${1:-${E2E_OUT_DIR:-}} vmm=${2:-} exporter=${3:-} cache image kdir pkg deb fp
+  [[ -n $out ]] || usage
+  [[ -z $exporter || -x $exporter ]] || die "exporter binary '$exporter' is not an executable file"
+  [[ -z $vmm || -x $vmm ]] || die "VMM binary '$vmm' is not an executable file"
+
+  ensure_packages qemu-system-x86 busybox-static cpio gzip xz-utils
+  mkdir -p "$out"
+  out=$(cd "$out" && pwd)
+  cache="$out/cache" image="$out/image"
+  mkdir -p "$cache" "$image"
+
+  if [[ -z $vmm ]]; then
+    vmm="$out/test_vmm"
+    build_vmm "$vmm"
+  fi
+  pkg=$(resolve_kernel_package "$cache")
+  deb=$(fetch_kernel_deb "$cache" "$pkg")
+  kdir="$cache/$pkg"
+  extract_kernel "$deb" "$kdir"
+  cp "$kdir/vmlinuz" "$image/vmlinuz.tmp" && mv "$image/vmlinuz.tmp" "$image/vmlinuz"
+
+  collect_files "$kdir" "$vmm" "$exporter"
+  fp=$(fingerprint | sha256sum | cut -d' ' -f1)
+  if [[ -s $image/initramfs.cpio.gz && -s $image/fingerprint && $(<"$image/fingerprint") == "$fp" ]]; then
+    log "initramfs up to date ($pkg)"
+  else
+    log "building initramfs ($pkg, exporter: ${exporter:-none})"
+    build_initramfs "$image"
+    printf '%s\n' "$fp" >"$image/fingerprint"
+  fi
+  printf '%s\n' "$image"
+}
+
+main "$@"

@@ -1,0 +1,67 @@
+#!/bin/busybox sh
+# shellcheck shell=dash
+# PID 1 of the nested test guest (initramfs /init): mounts the kernel file
+# systems, loads kvm_amd, brings up the NIC for the host's port forward, runs
+# /e2e/checks.sh and powers off. Results go to the serial console as
+# `E2E PASS|FAIL|SKIP <name>` lines and a final `E2E DONE`; QEMU exits 0 on
+# poweroff whatever happened, so the host reads only these markers.
+set -eu
+export PATH=/bin
+
+/bin/busybox --install -s /bin
+# shellcheck disable=SC3040 # busybox sh has pipefail
+set -o pipefail
+
+# Never return: PID 1 exiting panics the kernel. Whatever happens, power off.
+finish() {
+  sync
+  poweroff -f
+  sleep 3600
+}
+trap finish EXIT
+
+mount_filesystems() {
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t devtmpfs devtmpfs /dev
+  mkdir -p /dev/pts /dev/shm
+  mount -t tmpfs tmpfs /tmp
+  mount -t tracefs tracefs /sys/kernel/tracing
+  mount -t debugfs debugfs /sys/kernel/debug
+  mount -t bpf bpf /sys/fs/bpf
+}
+
+load_modules() {
+  local m
+  while read -r m; do
+    insmod "/lib/modules/e2e/$m" || { echo "E2E FAIL insmod_$m: insmod /lib/modules/e2e/$m failed"; return 1; }
+  done </lib/modules/e2e/order
+  [ -c /dev/kvm ] || { echo "E2E FAIL dev_kvm: /dev/kvm missing after loading kvm_amd"; return 1; }
+}
+
+# QEMU user networking: the guest is 10.0.2.15; the host reaches the exporter
+# through hostfwd on its own loopback only.
+setup_network() {
+  ip link set lo up
+  if ip link show eth0 >/dev/null 2>&1; then
+    ip addr add 10.0.2.15/24 dev eth0
+    ip link set eth0 up
+  else
+    echo "e2e: no eth0: the host cannot scrape the exporter"
+  fi
+}
+
+main() {
+  local status=0
+  mount_filesystems
+  dmesg -n 3 # keep kernel chatter from splitting marker lines
+  echo "e2e: guest kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
+  if load_modules; then
+    setup_network
+    /bin/sh /e2e/checks.sh || status=$?
+    [ "$status" = 0 ] || echo "E2E FAIL checks_script: /e2e/checks.sh exited with status $status"
+  fi
+  echo "E2E DONE"
+}
+
+main

@@ -1,0 +1,288 @@
+# shellcheck shell=dash
+# shellcheck disable=SC2034 # the variables are used by checks.sh
+# Helpers of the guest-side checks (busybox sh and awk), sourced by checks.sh.
+
+TRACEFS=/sys/kernel/tracing
+KVM_EXIT_EVENT=$TRACEFS/events/kvm/kvm_exit
+EXPORTER=/bin/kvm_exit_exporter
+EXPORTER_PORT=9756
+METRICS_URL=http://127.0.0.1:$EXPORTER_PORT/metrics
+WORK=/tmp/e2e
+mkdir -p "$WORK"
+
+SVM=2 # the tracepoint's isa value for AMD SVM
+CODE_CPUID=114 # SVM exit codes (arch/x86/include/uapi/asm/svm.h)
+CODE_HLT=120
+CODE_IO=123
+
+# ---- Reporting ------------------------------------------------------------------
+
+FAILED=0
+pass() { echo "E2E PASS $1"; }
+fail() { echo "E2E FAIL $1: $2"; FAILED=$((FAILED + 1)); }
+skip() { echo "E2E SKIP $1: $2"; }
+info() { echo "e2e: $*"; }
+
+# expect_eq NAME WHAT ACTUAL EXPECTED
+expect_eq() {
+  if [ "$3" = "$4" ]; then
+    pass "$1"
+  else
+    fail "$1" "$2 is $3, expected $4"
+  fi
+}
+
+# Prints FILE's lines prefixed, for the log of a failed step.
+show_file() {
+  local prefix=$1 file=$2 lines=${3:-40}
+  [ -f "$file" ] || return 0
+  tail -n "$lines" "$file" | sed "s|^|$prefix: |"
+}
+
+now() { awk '{ print $1 }' /proc/uptime; }
+# elapsed SINCE -> seconds since the `now` value SINCE
+elapsed() { awk -v s="$1" '{ printf "%.1f\n", $1 - s }' /proc/uptime; }
+
+# ---- Prometheus text parsing ------------------------------------------------------
+
+# metric FILE NAME [FILTER] -> sum of the samples of NAME whose labels match
+# FILTER ("k=v;k2=v2", values compared whole; label order does not matter).
+# Prints 0 when no sample matches. Integers are printed without exponent.
+metric() {
+  metric_awk sum "$@"
+}
+# metric_count FILE NAME [FILTER] -> number of matching samples
+metric_count() {
+  metric_awk count "$@"
+}
+# metric_values FILE NAME LABEL [FILTER] -> "LABELVALUE VALUE" per matching sample
+metric_values() {
+  local file=$1 name=$2 label=$3 filter=${4:-}
+  metric_awk "list:$label" "$file" "$name" "$filter"
+}
+
+metric_awk() {
+  awk -v mode="$1" -v name="$3" -v filter="${4:-}" '
+    BEGIN {
+      nconds = split(filter, conds, ";")
+      for (i = 1; i <= nconds; i++) {
+        eq = index(conds[i], "=")
+        ck[i] = substr(conds[i], 1, eq - 1)
+        cv[i] = substr(conds[i], eq + 1)
+      }
+      if (mode ~ /^list:/) listlabel = substr(mode, 6)
+      sum = 0; count = 0
+    }
+    /^#/ || NF == 0 { next }
+    {
+      line = $0
+      brace = index(line, "{")
+      if (brace > 0) {
+        mname = substr(line, 1, brace - 1)
+        close_at = index(line, "} ")
+        rest = substr(line, brace + 1, close_at - brace - 1)
+        split(substr(line, close_at + 2), vals, " ")
+      } else {
+        split(line, vals, " ")
+        mname = vals[1]
+        rest = ""
+        vals[1] = vals[2]
+      }
+      if (mname != name) next
+      for (k in labels) delete labels[k]
+      while (match(rest, /[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"/)) {
+        kv = substr(rest, RSTART, RLENGTH)
+        eq = index(kv, "=")
+        labels[substr(kv, 1, eq - 1)] = substr(kv, eq + 2, length(kv) - eq - 2)
+        rest = substr(rest, RSTART + RLENGTH)
+      }
+      for (i = 1; i <= nconds; i++)
+        if (!(ck[i] in labels) || labels[ck[i]] != cv[i]) next
+      count++
+      sum += vals[1]
+      if (listlabel != "") print labels[listlabel], vals[1]
+    }
+    END {
+      if (mode == "count") print count
+      else if (mode == "sum") {
+        if (sum == int(sum)) printf "%.0f\n", sum; else printf "%.6g\n", sum
+      }
+    }' "$2"
+}
+
+# ---- Kernel side: tracefs format and hist trigger --------------------------------
+
+# svm_reason_name CODE -> the name the running kernel's kvm_exit format gives
+# SVM exit code CODE (entries look like `{ 0x07b, "io" }` or `{ 0x040 + 14, "PF excp" }`)
+svm_reason_name() {
+  awk -v code="$1" '
+    function hex(s,   v, i) {
+      v = 0; s = tolower(s)
+      for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+      return v
+    }
+    function number(s,   n, terms, i, v, t) {
+      n = split(s, terms, "+"); v = 0
+      for (i = 1; i <= n; i++) {
+        t = terms[i]; gsub(/ /, "", t)
+        v += (t ~ /^0x/) ? hex(substr(t, 3)) : t + 0
+      }
+      return v
+    }
+    /^print fmt:/ {
+      # The SVM table is the last __print_symbolic (the first one is VMX).
+      n = split($0, parts, "__print_symbolic")
+      text = parts[n]
+      while (match(text, /\{ *[0-9a-fA-Fx +]+, *"[^"]*" *\}/)) {
+        entry = substr(text, RSTART + 1, RLENGTH - 2)
+        text = substr(text, RSTART + RLENGTH)
+        comma = index(entry, ",")
+        name = substr(entry, comma + 1); sub(/^ *"/, "", name); sub(/" *$/, "", name)
+        if (number(substr(entry, 1, comma - 1)) == code) { print name; exit }
+      }
+    }' "$KVM_EXIT_EVENT/format"
+}
+
+hist_enable() {
+  echo 'hist:keys=isa,exit_reason:size=2048' >"$KVM_EXIT_EVENT/trigger"
+}
+
+# hist_snapshot FILE: "isa exit_reason hitcount" lines of the hist trigger
+hist_snapshot() {
+  awk '/^\{ *isa:/ {
+         line = $0; gsub(/[{}:,]/, " ", line); split(line, f, " ")
+         # f: isa N exit_reason N hitcount N
+         print f[2], f[4], f[6]
+       }' "$KVM_EXIT_EVENT/hist" | sort -n >"$1"
+}
+
+# snapshot_value FILE ISA CODE -> count (0 if absent)
+snapshot_value() {
+  awk -v isa="$2" -v code="$3" '$1 == isa && $2 == code { v = $3 } END { print v + 0 }' "$1"
+}
+
+# snapshot_delta OLD NEW -> "isa code delta" for every key whose count changed
+snapshot_delta() {
+  awk 'FILENAME == ARGV[1] { old[$1 " " $2] = $3; next }
+       { d = $3 - old[$1 " " $2]; if (d != 0) print $1, $2, d; seen[$1 " " $2] = 1 }
+       END { for (k in old) if (!(k in seen)) print k, -old[k] }' "$1" "$2" | sort -n
+}
+
+# ---- Test VMM -----------------------------------------------------------------------
+
+# vmm_start OUTFILE ARGS... : starts test_vmm in the background, sets VMM_PID.
+# The VMM holds its VM open after the scenario until vmm_stop (or 120 s), so
+# the exporter sees a live VMM process when it is scraped.
+vmm_start() {
+  local out=$1
+  shift
+  /bin/test_vmm --hold-ms 120000 "$@" >"$out" 2>&1 &
+  VMM_PID=$!
+}
+
+# vmm_wait_done PID OUTFILE TIMEOUT_S -> 0 when the VMM printed TEST_VMM DONE
+vmm_wait_done() {
+  local pid=$1 out=$2 timeout=$3 start
+  start=$(now)
+  while :; do
+    if grep -q '^TEST_VMM DONE ' "$out" 2>/dev/null; then return 0; fi
+    if grep -q '^TEST_VMM FAILED ' "$out" 2>/dev/null; then return 1; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      if grep -q '^TEST_VMM DONE ' "$out" 2>/dev/null; then return 0; fi
+      echo "test_vmm: exited without a TEST_VMM DONE line" >>"$out"
+      return 1
+    fi
+    if [ -n "$(elapsed "$start" | awk -v t="$timeout" '$1 > t')" ]; then
+      echo "test_vmm: no TEST_VMM DONE line after ${timeout}s" >>"$out"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# vmm_field OUTFILE KEY -> value of KEY= on the VMM's DONE/FAILED line
+vmm_field() {
+  awk -v k="$2" '/^TEST_VMM (DONE|FAILED) / {
+      for (i = 3; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit }
+    }' "$1"
+}
+
+# vmm_stop PID OUTFILE -> ends the hold (SIGTERM) and returns the VMM's exit status
+vmm_stop() {
+  local status=0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" || status=$?
+  if [ "$status" != 0 ]; then
+    show_file "test_vmm[$1]" "$2"
+  fi
+  return "$status"
+}
+
+# ---- Exporter -----------------------------------------------------------------------
+
+EXPORTER_PID=
+have_exporter() { [ -x "$EXPORTER" ]; }
+
+# scrape FILE -> 0 when /metrics answered. (busybox 1.35's `wget -T` crashes
+# with a NULL write in Debian's busybox-static: the timeout comes from timeout.)
+scrape() {
+  rm -f "$1"
+  timeout 15 wget -q -O "$1" "$METRICS_URL"
+}
+
+# exporter_start NAME CONFIG_YAML: starts the exporter and waits until it serves
+# with the BPF program attached.
+exporter_start() {
+  local name=$1 config="$WORK/exporter-$1.yaml" log="$WORK/exporter-$1.log" i
+  printf '%s\n' "$2" >"$config"
+  info "starting exporter ($name): $(tr '\n' ' ' <"$config")"
+  "$EXPORTER" --config.file="$config" --web.listen-address=0.0.0.0:$EXPORTER_PORT >"$log" 2>&1 &
+  EXPORTER_PID=$!
+  EXPORTER_LOG=$log
+  i=0
+  while [ $i -lt 150 ]; do
+    if ! kill -0 "$EXPORTER_PID" 2>/dev/null; then
+      fail "exporter_start_$name" "exporter exited during start-up"
+      show_file exporter "$log"
+      EXPORTER_PID=
+      return 1
+    fi
+    if scrape "$WORK/start.prom" 2>/dev/null &&
+      [ "$(metric "$WORK/start.prom" kvm_exit_exporter_bpf_attached)" = 1 ]; then
+      pass "exporter_start_$name"
+      return 0
+    fi
+    sleep 0.2
+    i=$((i + 1))
+  done
+  fail "exporter_start_$name" "not serving /metrics with kvm_exit_exporter_bpf_attached 1 after 30 s"
+  show_file exporter "$log"
+  timeout 15 wget -S -O "$WORK/start.prom" "$METRICS_URL" 2>&1 | sed 's/^/wget: /' || true
+  show_file "last scrape" "$WORK/start.prom" 20
+  exporter_stop
+  return 1
+}
+
+exporter_stop() {
+  [ -n "$EXPORTER_PID" ] || return 0
+  kill -TERM "$EXPORTER_PID" 2>/dev/null || true
+  local i=0
+  while kill -0 "$EXPORTER_PID" 2>/dev/null && [ $i -lt 50 ]; do
+    sleep 0.2
+    i=$((i + 1))
+  done
+  if kill -0 "$EXPORTER_PID" 2>/dev/null; then
+    fail exporter_stop "exporter pid $EXPORTER_PID still running 10 s after SIGTERM"
+    kill -KILL "$EXPORTER_PID" 2>/dev/null || true
+  fi
+  wait "$EXPORTER_PID" 2>/dev/null || true
+  EXPORTER_PID=
+}
+
+# exporter_snapshot PROMFILE OUT: "2 code count" lines of kvm_exits_total{isa="svm"}
+# in the same form as hist_snapshot, for the cross-check.
+exporter_snapshot() {
+  metric_values "$1" kvm_exits_total code "isa=svm" |
+    awk -v isa=$SVM '{ c[$1] += $2 } END { for (k in c) printf "%s %s %.0f\n", isa, k, c[k] }' |
+    sort -n >"$2"
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Runs the nested end-to-end suite: boots QEMU (TCG, AMD SVM) on Debian's
+# kernel with an initramfs whose /init loads kvm_amd and runs the checks of
+# guest/checks.sh against real kvm:kvm_exit events, then reads the results
+# from the serial console log.
+#
+# usage: run_e2e.sh EXPORTER_BINARY|'' VMM_BINARY|'' OUT_DIR
+#   An empty VMM_BINARY builds tests/e2e/test_vmm.c with cc; an empty or
+#   missing EXPORTER_BINARY runs only the kernel checks (exporter checks SKIP).
+# Environment: E2E_TIMEOUT (seconds, default 600), E2E_HOST_PORT (host port
+# forwarded to the exporter, default: a free one), E2E_QEMU_SMP (default 2).
+# Output: every check, then `N passed, N failed[, N skipped]` alone on a line.
+# Exit status: 0 only when every check passed and the guest printed E2E DONE
+# before QEMU exited on its own.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly SCRIPT_DIR
+readonly GUEST_EXPORTER_PORT=9756 GUEST_ACK_PORT=9757
+
+die() { printf 'run_e2e: error: %s\n' "$*" >&2; exit 1; }
+log() { printf 'run_e2e: %s\n' "$*"; }
+
+usage() {
+  echo "usage: run_e2e.sh EXPORTER_BINARY|'' VMM_BINARY|'' OUT_DIR" >&2
+  exit 2
+}
+
+# A loopback TCP port nobody listens on.
+free_port() {
+  local port tries=0
+  while ((tries < 50)); do
+    port=$((20000 + RANDOM % 30000))
+    if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+      printf '%s\n' "$port"
+      return 0
+    fi
+    tries=$((tries + 1))
+  done
+  die "no free loopback port found"
+}
+
+# http_get PORT PATH: body of an HTTP/1.0 GET to 127.0.0.1:PORT (curl-free).
+http_get() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 20 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
+    cat <&3' http_get "$1" "$2" | tr -d '\r' | awk 'body { print } /^$/ { body = 1 }'
+}
+
+# The guest prints `E2E HOSTSCRAPE kvm_exits_total_io=N` while its exporter
+# is idle: scrape it through the port forward, compare, and tell the guest to
+# go on by connecting to its ack port. Appends an E2E line to $HOST_RESULTS.
+host_scrape() {
+  local host_port=$1 ack_port=$2 expected=$3 metrics_file=$4 got
+  if ! http_get "$host_port" /metrics >"$metrics_file" || ! grep -q '^kvm_exits_total' "$metrics_file"; then
+    echo "E2E FAIL host_scrape_hostfwd: GET http://127.0.0.1:$host_port/metrics through QEMU hostfwd returned no kvm_exits_total (see $metrics_file)" >>"$HOST_RESULTS"
+  else
+    got=$(awk '/^kvm_exits_total\{/ && /isa="svm"/ && /code="123"/ { s += $NF } END { printf "%.0f\n", s }' "$metrics_file")
+    if [[ $got == "$expected" ]]; then
+      echo "E2E PASS host_scrape_hostfwd" >>"$HOST_RESULTS"
+    else
+      echo "E2E FAIL host_scrape_hostfwd: host sees kvm_exits_total io=$got, guest saw $expected" >>"$HOST_RESULTS"
+    fi
+  fi
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && echo "host scrape done" >&3' ack "$ack_port" \
+    || echo "run_e2e: could not reach the guest's ack port $ack_port" >&2
+}
+
+# Boots the guest; sets QEMU_STATUS (124: timed out) and fills $SERIAL_LOG.
+boot_guest() {
+  local image=$1 timeout_s=$2 host_port=$3 ack_port=$4 qemu_pid scraped=0 line
+  : >"$SERIAL_LOG"
+  timeout -k 10 "$timeout_s" qemu-system-x86_64 \
+    -accel tcg -cpu qemu64,+svm -m 1G -smp "${E2E_QEMU_SMP:-2}" \
+    -nodefaults -display none -no-reboot \
+    -serial "file:$SERIAL_LOG" \
+    -kernel "$image/vmlinuz" -initrd "$image/initramfs.cpio.gz" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 e2e.hostscrape=1" \
+    -nic "user,model=e1000,restrict=on,hostfwd=tcp:127.0.0.1:$host_port-:$GUEST_EXPORTER_PORT,hostfwd=tcp:127.0.0.1:$ack_port-:$GUEST_ACK_PORT" \
+    </dev/null >"$QEMU_LOG" 2>&1 &
+  qemu_pid=$!
+  while kill -0 "$qemu_pid" 2>/dev/null; do
+    if [[ $scraped == 0 ]] && line=$(grep -a -m1 '^E2E HOSTSCRAPE ' "$SERIAL_LOG"); then
+      scraped=1
+      line=$(tr -d '\r' <<<"$line")
+      host_scrape "$host_port" "$ack_port" "${line##*kvm_exits_total_io=}" "$OUT/host-scrape.prom"
+    fi
+    sleep 0.5
+  done
+  QEMU_STATUS=0
+  wait "$qemu_pid" || QEMU_STATUS=$?
+}
+
+# Prints every check, the wall time and the closing line; returns 1 unless all is well.
+report() {
+  local results=$1 start=$2 passed failed skipped ok=1
+  cat "$results"
+  passed=$(grep -c '^E2E PASS ' "$results" || true)
+  failed=$(grep -c '^E2E FAIL ' "$results" || true)
+  skipped=$(grep -c '^E2E SKIP ' "$results" || true)
+  if [[ $QEMU_STATUS == 124 || $QEMU_STATUS == 137 ]]; then
+    log "QEMU timed out after ${E2E_TIMEOUT:-600} s (serial log: $SERIAL_LOG)"
+    failed=$((failed + 1)) ok=0
+  elif [[ $QEMU_STATUS != 0 ]]; then
+    log "QEMU exited with status $QEMU_STATUS: $(tail -n 5 "$QEMU_LOG" | tr '\n' ' ')"
+    failed=$((failed + 1)) ok=0
+  fi
+  if ! grep -aq '^E2E DONE' "$SERIAL_LOG.txt"; then
+    log "the guest never printed E2E DONE; last lines of $SERIAL_LOG:"
+    tail -n 30 "$SERIAL_LOG.txt" | sed 's/^/  | /'
+    failed=$((failed + 1)) ok=0
+  fi
+  if ((passed == 0)); then
+    log "no check passed"
+    ok=0
+  fi
+  ((failed == 0)) || ok=0
+  log "wall time $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s (image build, boot and checks)"
+  if ((skipped > 0)); then
+    echo "$passed passed, $failed failed, $skipped skipped"
+  else
+    echo "$passed passed, $failed failed"
+  fi
+  ((ok == 1))
+}
+
+main() {
+  [[ $# == 3 ]] || usage
+  local exporter=$1 vmm=$2 start image host_port ack_port status=0
+  OUT=$3
+  start=$(date +%s.%N)
+  mkdir -p "$OUT"
+  OUT=$(cd "$OUT" && pwd)
+  if [[ -n $exporter && ! -x $exporter ]]; then
+    log "exporter '$exporter' not found: running the kernel checks only"
+    exporter=
+  fi
+
+  image=$("$SCRIPT_DIR/build_image.sh" "$OUT" "$vmm" "$exporter") || die "build_image.sh failed"
+  SERIAL_LOG="$OUT/serial.log" QEMU_LOG="$OUT/qemu.log" HOST_RESULTS="$OUT/host-results.txt"
+  : >"$HOST_RESULTS"
+  host_port=${E2E_HOST_PORT:-$(free_port)}
+  ack_port=$(free_port)
+  [[ $ack_port != "$host_port" ]] || ack_port=$(free_port)
+  log "booting the nested guest (timeout ${E2E_TIMEOUT:-600} s, exporter on 127.0.0.1:$host_port, serial log $SERIAL_LOG)"
+  boot_guest "$image" "${E2E_TIMEOUT:-600}" "$host_port" "$ack_port"
+
+  tr -d '\r' <"$SERIAL_LOG" >"$SERIAL_LOG.txt"
+  # The guest's own log (results are printed below, after it).
+  grep -a -v -E '^E2E (PASS|FAIL|SKIP|HOSTSCRAPE) |^$' "$SERIAL_LOG.txt" | sed 's/^/  | /' || true
+  if [[ -z $exporter ]]; then
+    echo "E2E SKIP host_scrape_hostfwd: no exporter binary" >>"$HOST_RESULTS"
+  elif ! grep -q . "$HOST_RESULTS"; then
+    echo "E2E FAIL host_scrape_hostfwd: the guest never asked for the host scrape (E2E HOSTSCRAPE)" >>"$HOST_RESULTS"
+  fi
+  { grep -a -E '^E2E (PASS|FAIL|SKIP) ' "$SERIAL_LOG.txt" || true; cat "$HOST_RESULTS"; } >"$OUT/results.txt"
+  report "$OUT/results.txt" "$start" || status=1
+  return "$status"
+}
+
+main "$@"
