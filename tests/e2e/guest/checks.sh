@@ -100,8 +100,19 @@ check_crosscheck() {
   elif cmp -s "$WORK/hist-delta-$name" "$WORK/exp-delta-$name"; then
     pass "$name"
   else
-    fail "$name" "kvm_exits_total deltas differ from the kernel's hist trigger (isa code delta): kernel [$(tr '\n' ';' <"$WORK/hist-delta-$name")] exporter [$(tr '\n' ';' <"$WORK/exp-delta-$name")]"
+    fail "$name" "kvm_exits_total deltas differ from the kernel's hist trigger (isa code delta): kernel [$(tr '\n' ';' <"$WORK/hist-delta-$name")] exporter [$(tr '\n' ';' <"$WORK/exp-delta-$name")]; $(bpf_runs_vs_hits "$2" "$3" "$WORK/hist-delta-$name")"
+    show_series "$WORK/prom-$3" '^kvm_exit_(lost|overflow)|^kvm_exit_exporter_(errors|map_entries|vms|bpf_prog_run_count)'
   fi
+}
+
+# bpf_runs_vs_hits TAG0 TAG1 HIST_DELTA: how often the BPF program ran in the
+# period against the tracepoint's hits (kernel.bpf_stats_enabled is on). Fewer
+# runs than hits means the kernel skipped the program on some exits.
+bpf_runs_vs_hits() {
+  local runs hits
+  runs=$(($(metric "$WORK/prom-$2" kvm_exit_exporter_bpf_prog_run_count_total) - $(metric "$WORK/prom-$1" kvm_exit_exporter_bpf_prog_run_count_total)))
+  hits=$(awk '{ s += $3 } END { printf "%.0f\n", s }' "$3")
+  echo "BPF program runs in the period: $runs for $hits kvm_exit hits"
 }
 
 # ---- Check 1: the kernel's own count ------------------------------------------------

@@ -55,6 +55,9 @@ main() {
   local status=0
   mount_filesystems
   dmesg -n 3 # keep kernel chatter from splitting marker lines
+  # BPF run counts (kvm_exit_exporter_bpf_prog_run_count_total) tell a
+  # skipped BPF run from an exporter bug when a cross-check fails.
+  echo 1 >/proc/sys/kernel/bpf_stats_enabled
   echo "e2e: guest kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
   if load_modules; then
     setup_network
