@@ -1,10 +1,14 @@
 // Scrape cost at realistic map shapes: 10, 100 and 1,000 VMs x 4 vCPUs x 20
 // reasons, per-vCPU counting off and on. For each shape it reports scrape
-// latency (median, p99) over HTTP, response bytes plain and gzip, exporter CPU
-// time per scrape, resident memory, and the floor: reading the same maps with
-// batch lookups alone. Then, per per-vCPU setting, how the cost grows with the
-// number of series from the smallest to the largest shape (linear means the
-// cost per series stays flat). Needs root (loads the real BPF program).
+// latency (median, p99) over HTTP, plain and gzip (Prometheus asks for gzip),
+// response bytes, the exporter's CPU time per plain scrape, its resident memory
+// (now and peak), and the floor: reading the same maps with batch lookups
+// alone. Then, per per-vCPU setting, how the cost grows with the number of
+// series from the smallest to the largest shape (linear means the cost per
+// series stays flat). Needs root (loads the real BPF program).
+//
+// The exporter runs in a child process of its own, so its memory and CPU
+// figures leave out this client's buffers and the floor measurement.
 //
 //   scrape_bench [SCRAPES [VMS [off|on]]]
 //
@@ -13,14 +17,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -37,6 +42,7 @@ using kvmexit::VmExitCount;
 
 constexpr int kVcpusPerVm = 4;
 constexpr int kReasonsPerVm = 20;
+constexpr std::uint32_t kMapCapacity = 131072;  // room for the largest shape's 80,000 entries
 
 // Child processes stand in for VMMs, so VM naming and liveness run for real.
 class FakeVmms {
@@ -114,23 +120,90 @@ std::string HttpGet(int port, const std::string& path, bool gzip) {
   return "";
 }
 
-double CpuSeconds() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+// CPU time of every thread of `pid` so far, from the scheduler's nanosecond counters.
+double CpuSeconds(pid_t pid) {
+  std::uint64_t nanoseconds = 0;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream schedstat(task.path() / "schedstat");
+    std::uint64_t on_cpu = 0;
+    if (schedstat >> on_cpu) nanoseconds += on_cpu;
+  }
+  return static_cast<double>(nanoseconds) / 1e9;
 }
 
-long StatusKib(const char* field) {
-  std::ifstream status("/proc/self/status");
+// A /proc/PID/status field in MiB (VmRSS: resident now, VmHWM: peak).
+double StatusMib(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
+    if (line.rfind(field, 0) == 0) return std::stod(line.substr(field.size())) / 1024.0;
   }
-  return -1;
+  return -1.0;
 }
+
+// The exporter under test, in a child process: started, its map filled, then
+// serving until the destructor stops it.
+class ExporterProcess {
+ public:
+  ExporterProcess(const kvmexit::Config& config, const std::vector<VmExitCount>& contents) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    kvmexit::UniqueFd read_end(fds[0]);
+    kvmexit::UniqueFd write_end(fds[1]);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      read_end.reset();
+      ::_exit(Serve(config, contents, write_end.get()));
+    }
+    write_end.reset();
+    if (pid_ < 0) return;
+    // The child reports its port (or -1 and why) once it serves the filled map.
+    int port = -1;
+    if (::read(read_end.get(), &port, sizeof(port)) == sizeof(port)) port_ = port;
+    char why[512] = {};
+    if (port_ < 0 && ::read(read_end.get(), why, sizeof(why) - 1) > 0) error_ = why;
+  }
+  ~ExporterProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  ExporterProcess(const ExporterProcess&) = delete;
+  ExporterProcess& operator=(const ExporterProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  int port() const { return port_; }  // -1 when it failed to start
+  const std::string& error() const { return error_; }
+
+ private:
+  static int Serve(const kvmexit::Config& config, const std::vector<VmExitCount>& contents,
+                   int report_fd) {
+    // Blocked before the exporter starts its threads, so they inherit the mask
+    // and SIGTERM is taken only by sigwait below.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    kvmexit::ExporterApp app(config);
+    std::string error = app.Start();
+    if (error.empty()) error = app.FillMapsForTesting(contents);
+    const int port = error.empty() ? app.port() : -1;
+    if (::write(report_fd, &port, sizeof(port)) != sizeof(port)) return 1;
+    if (!error.empty()) {
+      ::write(report_fd, error.data(), error.size());
+      return 1;
+    }
+    int signal = 0;
+    sigwait(&stop, &signal);
+    return 0;
+  }
+
+  pid_t pid_ = -1;
+  int port_ = -1;
+  std::string error_;
+};
 
 double Percentile(std::vector<double> values, double p) {
   std::sort(values.begin(), values.end());
@@ -161,6 +234,32 @@ struct ShapeResult {
   double cpu_ms = 0.0;
 };
 
+// Median and p99 latency of `scrapes` scrapes; `last_body` gets the last response.
+std::pair<double, double> TimeScrapes(int port, bool gzip, int scrapes, std::string* last_body) {
+  std::vector<double> latencies;
+  for (int i = 0; i < scrapes; ++i) {
+    const auto start = Clock::now();
+    *last_body = HttpGet(port, "/metrics", gzip);
+    latencies.push_back(Millis(Clock::now() - start));
+  }
+  return {Percentile(latencies, 0.5), Percentile(latencies, 0.99)};
+}
+
+// The floor: median time to read the same maps with batch lookups alone.
+double RawReadMillis(const std::vector<VmExitCount>& contents, bool per_vcpu, int reads) {
+  kvmexit::BpfExitSource source({.vm_map_capacity = kMapCapacity, .per_vcpu = per_vcpu});
+  source.Attach();
+  source.FillForTesting(contents);
+  std::vector<double> latencies;
+  for (int i = 0; i < reads; ++i) {
+    kvmexit::ExitSnapshot snapshot;
+    const auto start = Clock::now();
+    source.Read(&snapshot);
+    latencies.push_back(Millis(Clock::now() - start));
+  }
+  return Percentile(latencies, 0.5);
+}
+
 std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
   FakeVmms vmms(vms);
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
@@ -168,59 +267,50 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
   kvmexit::Config config;
   config.web.listen_address = "127.0.0.1:0";
   config.collector.per_vcpu = per_vcpu;
-  config.collector.vm_map_capacity = 131072;
+  config.collector.vm_map_capacity = kMapCapacity;
   config.rates.sample_interval = std::chrono::milliseconds(60'000);  // keep the sampler quiet
   config.rates.window = std::chrono::milliseconds(120'000);
-  kvmexit::ExporterApp app(config);
-  if (std::string error = app.Start(); !error.empty()) {
-    std::fprintf(stderr, "start failed: %s\n", error.c_str());
-    return std::nullopt;
+  std::optional<ShapeResult> result;
+  double memory_mib = 0.0;
+  double peak_memory_mib = 0.0;
+  double gzip_median = 0.0;
+  std::size_t plain_bytes = 0;
+  std::size_t gzip_bytes = 0;
+  double p99 = 0.0;
+  {
+    const ExporterProcess exporter(config, contents);
+    if (exporter.port() < 0) {
+      std::fprintf(stderr, "exporter failed (is the BPF program attached?): %s\n",
+                   exporter.error().c_str());
+      return std::nullopt;
+    }
+    std::string body;
+    for (int i = 0; i < 3; ++i) HttpGet(exporter.port(), "/metrics", false);  // warm up
+    const double cpu_before = CpuSeconds(exporter.pid());
+    const auto [median, plain_p99] = TimeScrapes(exporter.port(), false, scrapes, &body);
+    const double cpu_ms = (CpuSeconds(exporter.pid()) - cpu_before) * 1000.0 / scrapes;
+    plain_bytes = body.size();
+    result = ShapeResult{.vms = vms,
+                         .per_vcpu = per_vcpu,
+                         .series = CountSeries(body),
+                         .median_ms = median,
+                         .cpu_ms = cpu_ms};
+    p99 = plain_p99;
+    body = std::string();
+    gzip_median = TimeScrapes(exporter.port(), true, scrapes, &body).first;
+    gzip_bytes = body.size();
+    memory_mib = StatusMib(exporter.pid(), "VmRSS:");
+    peak_memory_mib = StatusMib(exporter.pid(), "VmHWM:");
   }
-  if (std::string error = app.FillMapsForTesting(contents); !error.empty()) {
-    std::fprintf(stderr, "fill failed (is the BPF program attached?): %s\n", error.c_str());
-    return std::nullopt;
-  }
-  for (int i = 0; i < 3; ++i) HttpGet(app.port(), "/metrics", false);  // warm up, resolve names
-
-  std::vector<double> latencies;
-  std::string body;
-  const double cpu_before = CpuSeconds();
-  for (int i = 0; i < scrapes; ++i) {
-    const auto start = Clock::now();
-    body = HttpGet(app.port(), "/metrics", false);
-    latencies.push_back(Millis(Clock::now() - start));
-  }
-  const double cpu_per_scrape_ms = (CpuSeconds() - cpu_before) * 1000.0 / scrapes;
-  const std::size_t plain_bytes = body.size();
-  const std::size_t series = CountSeries(body);
-  body = std::string();
-  const std::size_t gzip_bytes = HttpGet(app.port(), "/metrics", true).size();
-
-  // The floor: the same maps read with batch lookups alone.
-  kvmexit::BpfExitSource floor_source({.vm_map_capacity = 131072, .per_vcpu = per_vcpu});
-  floor_source.Attach();
-  floor_source.FillForTesting(contents);
-  std::vector<double> reads;
-  for (int i = 0; i < scrapes; ++i) {
-    kvmexit::ExitSnapshot snapshot;
-    const auto start = Clock::now();
-    floor_source.Read(&snapshot);
-    reads.push_back(Millis(Clock::now() - start));
-  }
-  const double median = Percentile(latencies, 0.5);
-  const double read_median = Percentile(reads, 0.5);
+  const double read_median = RawReadMillis(contents, per_vcpu, scrapes);
   std::printf(
-      "| %5d | %-3s | %7zu | %7zu | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | %7.1f | %8.3f | "
-      "%6.1f |\n",
-      vms, per_vcpu ? "on" : "off", contents.size(), series, median, Percentile(latencies, 0.99),
-      plain_bytes, gzip_bytes, cpu_per_scrape_ms, static_cast<double>(StatusKib("VmRSS:")) / 1024.0,
-      static_cast<double>(StatusKib("VmHWM:")) / 1024.0, read_median, median / read_median);
+      "| %5d | %-3s | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | %7.1f | "
+      "%8.3f | %6.1f |\n",
+      vms, per_vcpu ? "on" : "off", contents.size(), result->series, result->median_ms, p99,
+      gzip_median, plain_bytes, gzip_bytes, result->cpu_ms, memory_mib, peak_memory_mib,
+      read_median, result->median_ms / read_median);
   std::fflush(stdout);
-  return ShapeResult{.vms = vms,
-                     .per_vcpu = per_vcpu,
-                     .series = series,
-                     .median_ms = median,
-                     .cpu_ms = cpu_per_scrape_ms};
+  return result;
 }
 
 // Cost per exposed series at each shape, and how much faster than the series
@@ -262,9 +352,9 @@ int main(int argc, char** argv) {
   std::printf("scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs\n\n",
               scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
-      "|   VMs | per-vCPU | map entries | series | median ms | p99 ms | bytes | gzip bytes | "
-      "CPU ms/scrape | RSS MiB | peak RSS MiB | raw read ms | scrape / raw |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "|   VMs | per-vCPU | map entries | series | median ms | p99 ms | gzip median ms | bytes | "
+      "gzip bytes | CPU ms/scrape | RSS MiB | peak RSS MiB | raw read ms | scrape / raw |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<ShapeResult> results;
   const auto run = [&](int vms, bool per_vcpu) {
     if (std::optional<ShapeResult> result = RunShape(vms, per_vcpu, scrapes)) {
