@@ -314,28 +314,36 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
 }
 
 // Cost per exposed series at each shape, and how much faster than the series
-// count the cost grew from the first shape to the last (1.0 = linear).
+// count the cost grew since the previous (smaller) shape: 1.0 is linear, more
+// is worse. The smallest shape has no previous one; its per-series cost is
+// dominated by what every scrape pays (self metrics, HTTP).
 void PrintGrowth(const std::vector<ShapeResult>& results) {
   std::printf(
       "\n| per-vCPU | VMs | series | median us/series | CPU us/series | median growth / series "
       "growth | CPU growth / series growth |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
+  const ShapeResult* previous = nullptr;
   for (const ShapeResult& result : results) {
-    const ShapeResult* first = nullptr;
-    for (const ShapeResult& candidate : results) {
-      if (candidate.per_vcpu == result.per_vcpu) {
-        first = &candidate;
-        break;
-      }
+    if (previous != nullptr && previous->per_vcpu != result.per_vcpu) previous = nullptr;
+    const auto per_series = [&](double ms) {
+      return ms * 1000.0 / static_cast<double>(result.series);
+    };
+    std::string median_growth = "-";
+    std::string cpu_growth = "-";
+    if (previous != nullptr) {
+      const double series_growth =
+          static_cast<double>(result.series) / static_cast<double>(previous->series);
+      char text[32];
+      std::snprintf(text, sizeof(text), "%.2f",
+                    result.median_ms / previous->median_ms / series_growth);
+      median_growth = text;
+      std::snprintf(text, sizeof(text), "%.2f", result.cpu_ms / previous->cpu_ms / series_growth);
+      cpu_growth = text;
     }
-    const double series_growth =
-        static_cast<double>(result.series) / static_cast<double>(first->series);
-    std::printf("| %-3s | %5d | %7zu | %6.2f | %6.2f | %5.2f | %5.2f |\n",
-                result.per_vcpu ? "on" : "off", result.vms, result.series,
-                result.median_ms * 1000.0 / static_cast<double>(result.series),
-                result.cpu_ms * 1000.0 / static_cast<double>(result.series),
-                result.median_ms / first->median_ms / series_growth,
-                result.cpu_ms / first->cpu_ms / series_growth);
+    std::printf("| %-3s | %5d | %7zu | %6.2f | %6.2f | %s | %s |\n", result.per_vcpu ? "on" : "off",
+                result.vms, result.series, per_series(result.median_ms), per_series(result.cpu_ms),
+                median_growth.c_str(), cpu_growth.c_str());
+    previous = &result;
   }
 }
 
