@@ -1,13 +1,11 @@
-// Builds Prometheus metric families straight from a VM view: no registry, no
-// per-series objects kept between scrapes.
+// Writes the exporter's metric families as exposition text straight from a VM
+// view: no registry, no per-series objects, nothing kept between scrapes.
 #pragma once
 
 #include <map>
 #include <string>
-#include <vector>
 
-#include <prometheus/metric_family.h>
-
+#include "exposition_writer.h"
 #include "reason_names.h"
 #include "vm_tracker.h"
 
@@ -42,11 +40,13 @@ struct FamilyOptions {
   bool per_vcpu = false;
 };
 
-std::vector<prometheus::MetricFamily> BuildExitFamilies(const VmView& view, const RateView& rates,
-                                                        const BootHistogram& boot_histogram,
-                                                        const ReasonNames& names,
-                                                        const FamilyOptions& options);
+// The exit families, in this order: kvm_exits_total; with per_vm the per-VM,
+// per-vCPU (with per_vcpu), identity, start time and boot families; the rates.
+void WriteExitFamilies(const VmView& view, const RateView& rates,
+                       const BootHistogram& boot_histogram, const ReasonNames& names,
+                       const FamilyOptions& options, ExpositionWriter& out);
 
-std::vector<prometheus::MetricFamily> BuildSelfFamilies(const SelfView& self);
+// The exporter's own health families.
+void WriteSelfFamilies(const SelfView& self, ExpositionWriter& out);
 
 }  // namespace kvmexit

@@ -1,6 +1,6 @@
 #include "exporter_app.h"
 
-#include <prometheus/text_serializer.h>
+#include <atomic>
 
 #include "exit_metrics.h"
 #include "log.h"
@@ -27,6 +27,21 @@ ProcessResolver MakeResolver(std::vector<NamingRule> rules) {
             boot_time ? ProcessStartTimeSeconds(*boot_time, info->start_ticks) : 0.0,
     };
   };
+}
+
+// Size of the last exposition: the next one is reserved at that size plus some
+// headroom, so a text of megabytes is written without growing (and copying)
+// itself a dozen times on the way. Shared by the process's exporters, which is
+// harmless: it is only a capacity hint.
+std::atomic<std::size_t> g_last_exposition_bytes{0};
+
+std::size_t NextExpositionReserve() {
+  const std::size_t last = g_last_exposition_bytes.load(std::memory_order_relaxed);
+  return last + last / 16;
+}
+
+void RememberExpositionSize(std::size_t bytes) {
+  g_last_exposition_bytes.store(bytes, std::memory_order_relaxed);
 }
 
 std::string OriginName(ReasonNames::Origin origin) {
@@ -143,48 +158,47 @@ std::string ExporterApp::FillMapsForTesting(const std::vector<VmExitCount>& coun
 
 std::string ExporterApp::Scrape() {
   const auto started = std::chrono::steady_clock::now();
-  std::vector<prometheus::MetricFamily> families;
-  {
-    std::lock_guard lock(mutex_);
-    ExitSnapshot snapshot;
-    if (source_.attached()) {
-      if (std::string error = source_.Read(&snapshot); !error.empty()) {
-        ++errors_["map_read"];
-        LogWarn("reading BPF maps: " + error);
-      }
+  std::lock_guard lock(mutex_);
+  ExitSnapshot snapshot;
+  if (source_.attached()) {
+    if (std::string error = source_.Read(&snapshot); !error.empty()) {
+      ++errors_["map_read"];
+      LogWarn("reading BPF maps: " + error);
     }
-    tracker_.Observe(snapshot, std::chrono::system_clock::now(), attach_time_);
-    const VmView view = tracker_.View(snapshot);
-    const RateView rate_view{
-        .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
-    families = BuildExitFamilies(
-        view, rate_view, tracker_.boot_histogram(), names_,
-        FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu});
-
-    const BpfProgramStats stats = source_.ProgramStats();
-    const SelfView self{
-        .attached = source_.attached(),
-        .vm_map_entries = snapshot.vm_counts.size(),
-        .vm_map_capacity = snapshot.vm_map_capacity,
-        .overflow_entries = snapshot.overflow.size(),
-        .overflow_capacity = snapshot.overflow_capacity,
-        .overflow_exits = Sum(snapshot.overflow),
-        .lost_exits = snapshot.lost,
-        .last_scrape_seconds = last_scrape_seconds_,
-        .errors = errors_,
-        .prog_run_count = stats.run_count,
-        .prog_run_time_ns = stats.run_time_ns,
-        .reason_names_origin = OriginName(names_.origin()),
-        .tracked_vms = view.tracked_vms,
-        .folded_vms = view.folded_vms,
-    };
-    for (prometheus::MetricFamily& family : BuildSelfFamilies(self)) {
-      families.push_back(std::move(family));
-    }
-    last_scrape_seconds_ =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   }
-  return prometheus::TextSerializer().Serialize(families);
+  tracker_.Observe(snapshot, std::chrono::system_clock::now(), attach_time_);
+  const VmView view = tracker_.View(snapshot);
+  const RateView rate_view{
+      .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
+
+  ExpositionWriter out(NextExpositionReserve());
+  WriteExitFamilies(
+      view, rate_view, tracker_.boot_histogram(), names_,
+      FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu},
+      out);
+
+  const BpfProgramStats stats = source_.ProgramStats();
+  const SelfView self{
+      .attached = source_.attached(),
+      .vm_map_entries = snapshot.vm_counts.size(),
+      .vm_map_capacity = snapshot.vm_map_capacity,
+      .overflow_entries = snapshot.overflow.size(),
+      .overflow_capacity = snapshot.overflow_capacity,
+      .overflow_exits = Sum(snapshot.overflow),
+      .lost_exits = snapshot.lost,
+      .last_scrape_seconds = last_scrape_seconds_,
+      .errors = errors_,
+      .prog_run_count = stats.run_count,
+      .prog_run_time_ns = stats.run_time_ns,
+      .reason_names_origin = OriginName(names_.origin()),
+      .tracked_vms = view.tracked_vms,
+      .folded_vms = view.folded_vms,
+  };
+  WriteSelfFamilies(self, out);
+  RememberExpositionSize(out.text().size());
+  last_scrape_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return out.Take();
 }
 
 }  // namespace kvmexit

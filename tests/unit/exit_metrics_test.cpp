@@ -3,7 +3,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <prometheus/text_serializer.h>
 
 #include <fstream>
 #include <sstream>
@@ -39,8 +38,8 @@ class ExitMetricsTest : public ::testing::Test {
                      const RateView& rates = {}) {
     VmTracker tracker(
         VmTrackerOptions{.max_vms = max_vms_},
-        [](std::uint32_t pid) -> std::optional<VmProcess> {
-          return VmProcess{.name = pid == kPidA ? "web01" : "db01",
+        [name_a = name_a_](std::uint32_t pid) -> std::optional<VmProcess> {
+          return VmProcess{.name = pid == kPidA ? name_a : "db01",
                            .uuid = pid == kPidA ? "6f1c9e2a-0000-4000-8000-000000000001" : "",
                            .platform = "libvirt",
                            .start_ticks = pid,
@@ -49,14 +48,33 @@ class ExitMetricsTest : public ::testing::Test {
         [](std::uint32_t pid) -> std::optional<std::uint64_t> { return pid; });
     const auto now = std::chrono::system_clock::now();
     tracker.Observe(snapshot, now, now);
-    const auto families =
-        BuildExitFamilies(tracker.View(snapshot), rates, tracker.boot_histogram(), names_, options);
-    return prometheus::TextSerializer().Serialize(families);
+    ExpositionWriter out;
+    WriteExitFamilies(tracker.View(snapshot), rates, tracker.boot_histogram(), names_, options,
+                      out);
+    return out.Take();
   }
 
   ReasonNames names_ = FixtureNames();
   std::uint32_t max_vms_ = 1000;
+  std::string name_a_ = "web01";
 };
+
+// The family named by each `# TYPE` line, in order; fails the test when a
+// sample does not belong to the family whose header precedes it.
+std::vector<std::string> FamiliesInOrder(const std::string& text) {
+  std::vector<std::string> families;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      families.push_back(line.substr(7, line.find(' ', 7) - 7));
+    } else if (line.rfind('#', 0) != 0) {
+      EXPECT_FALSE(families.empty()) << line;
+      if (!families.empty()) EXPECT_EQ(line.rfind(families.back(), 0), 0u) << line;
+    }
+  }
+  return families;
+}
 
 TEST_F(ExitMetricsTest, HostCountersCarryKernelNamesAndCodes) {
   ExitSnapshot snapshot;
@@ -144,6 +162,93 @@ TEST_F(ExitMetricsTest, FoldedVmsShareOneOtherSeries) {
                               "code=\"123\"} 10\n"));
 }
 
+TEST_F(ExitMetricsTest, FamiliesComeInTheirDocumentedOrderEachInOneBlock) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 4, 0),
+                        Entry(kPidB, KVM_EXIT_ISA_SVM, 0x78, 6, 1)};
+  const RateView rates{.ready = true, .per_reason = {}, .total = 0.0};
+  EXPECT_THAT(
+      FamiliesInOrder(Render(snapshot, {.per_vcpu = true}, rates)),
+      ::testing::ElementsAre("kvm_exits_total", "kvm_vm_exits_total", "kvm_vcpu_exits_total",
+                             "kvm_vm_info", "kvm_vm_start_time_seconds", "kvm_vm_boot_exits",
+                             "kvm_vm_boot_window_closed", "kvm_vm_boot_exits_count",
+                             "kvm_exit_rate_per_second", "kvm_exit_rate_all_per_second"));
+  EXPECT_THAT(FamiliesInOrder(Render(snapshot, {.per_vm = false})),
+              ::testing::ElementsAre("kvm_exits_total", "kvm_exit_rate_per_second",
+                                     "kvm_exit_rate_all_per_second"));
+}
+
+TEST_F(ExitMetricsTest, BootHistogramIsAlwaysExposedWithPerVmFamilies) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 1)};
+  const std::string text = Render(snapshot, {});
+  EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_boot_exits_count histogram\n"
+                              "kvm_vm_boot_exits_count_count 0\n"
+                              "kvm_vm_boot_exits_count_sum 0\n"
+                              "kvm_vm_boot_exits_count_bucket{le=\"1000\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 0\n"));
+}
+
+TEST_F(ExitMetricsTest, SeriesGoByVmThenVcpuThenReason) {
+  ExitSnapshot snapshot;
+  // In the BPF hash's arbitrary order, as a map read returns them.
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 1, 1),
+                        Entry(kPidA, KVM_EXIT_ISA_SVM, 0x72, 2, 1),
+                        Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 3, 0)};
+  const std::string text = Render(snapshot, {.per_vcpu = true});
+  const std::string vm = "kvm_vcpu_exits_total{vm=\"web01\",pid=\"5000101\",";
+  const std::size_t vcpu0_io =
+      text.find(vm + "vcpu=\"0\",isa=\"svm\",reason=\"io\",code=\"123\"} 3\n");
+  const std::size_t vcpu1_cpuid =
+      text.find(vm + "vcpu=\"1\",isa=\"svm\",reason=\"cpuid\",code=\"114\"} 2\n");
+  const std::size_t vcpu1_io =
+      text.find(vm + "vcpu=\"1\",isa=\"svm\",reason=\"io\",code=\"123\"} 1\n");
+  ASSERT_NE(vcpu0_io, std::string::npos) << text;
+  ASSERT_NE(vcpu1_cpuid, std::string::npos) << text;
+  ASSERT_NE(vcpu1_io, std::string::npos) << text;
+  EXPECT_LT(vcpu0_io, vcpu1_cpuid);
+  EXPECT_LT(vcpu1_cpuid, vcpu1_io);
+  EXPECT_LT(
+      text.find("kvm_vm_exits_total{vm=\"web01\",pid=\"5000101\",isa=\"svm\",reason=\"cpuid\""),
+      text.find("kvm_vm_exits_total{vm=\"web01\",pid=\"5000101\",isa=\"svm\",reason=\"io\""));
+}
+
+TEST_F(ExitMetricsTest, CountsBeyondDoublePrecisionAreExact) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_VMX, 12, (1ULL << 60) + 1)};
+  const std::string text = Render(snapshot, {});
+  EXPECT_THAT(text, HasSubstr("kvm_exits_total{isa=\"vmx\",reason=\"HLT\",code=\"12\"} "
+                              "1152921504606846977\n"));
+}
+
+TEST_F(ExitMetricsTest, VmNamesAreEscapedInEveryFamily) {
+  name_a_ = "we\"ird\\vm\nname";
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 7)};
+  const std::string text = Render(snapshot, {});
+  const std::string labels = "{vm=\"we\\\"ird\\\\vm\\nname\",pid=\"5000101\"";
+  EXPECT_THAT(text, HasSubstr("kvm_vm_exits_total" + labels + ",isa=\"svm\""));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_info" + labels + ",vm_uuid="));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_start_time_seconds" + labels + "} 1700000000.5\n"));
+}
+
+TEST_F(ExitMetricsTest, FoldedVmsShareOnePerVcpuOtherSeries) {
+  max_vms_ = 1;
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 1000, 0),
+                        Entry(kPidB, KVM_EXIT_ISA_SVM, 0x7b, 10, 0),
+                        Entry(kPidB, KVM_EXIT_ISA_SVM, 0x7b, 5, 1)};
+  const std::string text = Render(snapshot, {.per_vcpu = true});
+  EXPECT_THAT(text, HasSubstr("kvm_vcpu_exits_total{vm=\"other\",pid=\"\",vcpu=\"0\",isa=\"svm\","
+                              "reason=\"io\",code=\"123\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vcpu_exits_total{vm=\"other\",pid=\"\",vcpu=\"1\",isa=\"svm\","
+                              "reason=\"io\",code=\"123\"} 5\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_exits_total{vm=\"other\",pid=\"\",isa=\"svm\",reason=\"io\","
+                              "code=\"123\"} 15\n"));
+  EXPECT_THAT(text, Not(HasSubstr("kvm_vm_info{vm=\"other\"")));
+}
+
 TEST(SelfMetricsTest, ReportAttachStateMapsAndErrors) {
   SelfView self{.attached = false,
                 .vm_map_entries = 3,
@@ -151,7 +256,9 @@ TEST(SelfMetricsTest, ReportAttachStateMapsAndErrors) {
                 .overflow_exits = 42,
                 .errors = {{"attach", 2}, {"map_read", 0}},
                 .reason_names_origin = "uapi"};
-  const std::string text = prometheus::TextSerializer().Serialize(BuildSelfFamilies(self));
+  ExpositionWriter out;
+  WriteSelfFamilies(self, out);
+  const std::string text = out.Take();
   EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_attached 0\n"));
   EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_entries{map=\"vm_exits\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_capacity{map=\"vm_exits\"} 16384\n"));
