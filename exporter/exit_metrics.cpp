@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,11 +76,14 @@ void WriteVcpuExits(const VmView& view, const std::vector<std::string>& vm_label
   constexpr std::string_view kName = "kvm_vcpu_exits_total";
   out.Family(kName, "VM exits per vCPU by exit reason (collector.per_vcpu).", MetricType::kCounter);
   for (std::size_t i = 0; i < view.vms.size(); ++i) {
-    for (const auto& [vcpu, counts] : view.vms[i].per_vcpu) {
-      const std::string vcpu_label = RenderLabels({{"vcpu", std::to_string(vcpu)}});
-      for (const auto& [reason, count] : counts) {
-        out.Sample(kName, {vm_labels[i], vcpu_label, reasons.For(reason)}, count);
+    std::string vcpu_label;
+    std::optional<std::uint32_t> labelled_vcpu;
+    for (const auto& [key, count] : view.vms[i].per_vcpu) {
+      if (key.vcpu != labelled_vcpu) {  // per_vcpu is ordered by vCPU: render each once
+        vcpu_label = RenderLabels({{"vcpu", std::to_string(key.vcpu)}});
+        labelled_vcpu = key.vcpu;
       }
+      out.Sample(kName, {vm_labels[i], vcpu_label, reasons.For(key.reason)}, count);
     }
   }
 }

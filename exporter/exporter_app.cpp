@@ -166,8 +166,10 @@ std::string ExporterApp::Scrape() {
       LogWarn("reading BPF maps: " + error);
     }
   }
-  tracker_.Observe(snapshot, std::chrono::system_clock::now(), attach_time_);
-  const VmView view = tracker_.View(snapshot);
+  // Grouped once, for both the tracker's bookkeeping and the series.
+  SnapshotByVm by_vm(snapshot);
+  tracker_.Observe(by_vm, std::chrono::system_clock::now(), attach_time_);
+  const VmView view = tracker_.View(std::move(by_vm));
   const RateView rate_view{
       .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
 

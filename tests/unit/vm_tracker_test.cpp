@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+#include <stdexcept>
+#include <vector>
 
 namespace kvmexit {
 namespace {
@@ -172,9 +175,9 @@ TEST_F(VmTrackerTest, PerVcpuCountsAreGroupedUnderTheirVm) {
   const VmView view = tracker.View(snapshot);
   ASSERT_EQ(view.vms.size(), 1u);
   EXPECT_EQ(view.vms[0].counts.at(kIo), 30u);
-  EXPECT_EQ(view.vms[0].per_vcpu.at(0).at(kIo), 10u);
-  EXPECT_EQ(view.vms[0].per_vcpu.at(1).at(kIo), 20u);
-  EXPECT_EQ(view.vms[0].per_vcpu.at(1).at(kHlt), 1u);
+  EXPECT_EQ(view.vms[0].per_vcpu.at({0, kIo}), 10u);
+  EXPECT_EQ(view.vms[0].per_vcpu.at({1, kIo}), 20u);
+  EXPECT_EQ(view.vms[0].per_vcpu.at({1, kHlt}), 1u);
 }
 
 TEST_F(VmTrackerTest, BootWindowGrowsThenFreezesAndFeedsTheHistogramOnce) {
@@ -217,6 +220,96 @@ TEST_F(VmTrackerTest, VmStartedBeforeAttachHasNoBootWindow) {
   snapshot.vm_counts = {Entry(kPidA, kIo, 10)};
   tracker.Observe(snapshot, attach_ + 1s, attach_);
   EXPECT_TRUE(tracker.View(snapshot).boots.empty());
+}
+
+TEST(SnapshotByVmTest, GroupsEntriesByVmWithReasonsInOrder) {
+  ExitSnapshot snapshot;
+  // In the BPF hash's arbitrary order, as a map read returns them.
+  snapshot.vm_counts = {Entry(kPidB, kIo, 5, 1), Entry(kPidA, kIo, 10, 0), Entry(kPidB, kHlt, 2, 0),
+                        Entry(kPidA, kHlt, 1, 0), Entry(kPidB, kIo, 4, 0)};
+  snapshot.overflow = {{kIo, 100}};
+  const SnapshotByVm by_vm(snapshot);
+  ASSERT_EQ(by_vm.vms.size(), 2u);
+  EXPECT_EQ(by_vm.vms[0].tgid, kPidA);
+  EXPECT_EQ(by_vm.vms[1].tgid, kPidB);
+  // kHlt (0x78) sorts before kIo (0x7b); vCPUs are summed per reason.
+  std::vector<ReasonKey> reasons;
+  for (const auto& [reason, count] : by_vm.vms[1].counts) reasons.push_back(reason);
+  EXPECT_EQ(reasons, (std::vector<ReasonKey>{kHlt, kIo}));
+  EXPECT_EQ(by_vm.vms[1].counts.at(kIo), 9u);
+  EXPECT_EQ(by_vm.vms[1].counts.at(kHlt), 2u);
+  std::vector<VcpuReason> vcpu_keys;
+  for (const auto& [key, count] : by_vm.vms[1].per_vcpu) vcpu_keys.push_back(key);
+  EXPECT_EQ(vcpu_keys, (std::vector<VcpuReason>{{0, kHlt}, {0, kIo}, {1, kIo}}));
+  EXPECT_EQ(by_vm.totals, (ReasonCounts{{kHlt, 3}, {kIo, 119}}));
+}
+
+TEST(SnapshotByVmTest, EntriesWithoutVcpuStayOutOfThePerVcpuCounts) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 10), Entry(kPidA, kHlt, 1)};
+  const SnapshotByVm by_vm(snapshot);
+  ASSERT_EQ(by_vm.vms.size(), 1u);
+  EXPECT_TRUE(by_vm.vms[0].per_vcpu.empty());
+  EXPECT_EQ(by_vm.vms[0].counts.Total(), 11u);
+}
+
+TEST(SortedCountsTest, AddMergesAndSumsSharedKeys) {
+  SortedReasonCounts a;
+  a.Append(kHlt, 1);
+  a.Append(kIo, 2);
+  a.Append(kIo, 3);  // an equal key appended again is summed
+  SortedReasonCounts b;
+  b.Append({KVM_EXIT_ISA_SVM, 0x72}, 7);
+  b.Append(kIo, 10);
+  a.Add(b);
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a.at({KVM_EXIT_ISA_SVM, 0x72}), 7u);
+  EXPECT_EQ(a.at(kHlt), 1u);
+  EXPECT_EQ(a.at(kIo), 15u);
+  EXPECT_EQ(a.Total(), 23u);
+  EXPECT_THROW(a.at({KVM_EXIT_ISA_VMX, 12}), std::out_of_range);
+}
+
+TEST_F(VmTrackerTest, VmsEndingTogetherAreRetiredInOnePass) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  processes_.Start(kPidB, "beta", 2, 0);
+  processes_.Start(kPidC, "gamma", 3, 0);
+  VmTracker tracker = MakeTracker({.grace_period = 10s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 1), Entry(kPidB, kIo, 2), Entry(kPidC, kIo, 3),
+                        Entry(kPidC, kHlt, 4), Entry(kPidA, kHlt, 5)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  processes_.End(kPidA);
+  processes_.End(kPidC);
+  tracker.Observe(snapshot, attach_ + 2s, attach_);
+  const std::vector<vm_exit_key> expired = tracker.ExpiredKeys(snapshot, attach_ + 20s);
+  std::multiset<std::uint32_t> tgids;
+  for (const vm_exit_key& key : expired) tgids.insert(key.tgid);
+  EXPECT_EQ(tgids, (std::multiset<std::uint32_t>{kPidA, kPidA, kPidC, kPidC}));
+  EXPECT_EQ(tracker.View(snapshot).tracked_vms, 1u);
+}
+
+TEST_F(VmTrackerTest, FoldedVmsAddTheirPerVcpuCountsToOther) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  processes_.Start(kPidB, "beta", 2, 0);
+  processes_.Start(kPidC, "gamma", 3, 0);
+  VmTracker tracker = MakeTracker({.max_vms = 1});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 1, 0), Entry(kPidB, kIo, 20, 0), Entry(kPidB, kHlt, 2, 1),
+                        Entry(kPidC, kIo, 30, 0), Entry(kPidC, kIo, 3, 1)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.vms.size(), 2u);
+  EXPECT_EQ(view.vms[0].vm, "alpha");
+  const VmSeries& other = view.vms[1];
+  EXPECT_EQ(other.vm, "other");
+  EXPECT_EQ(other.process, nullptr);
+  EXPECT_EQ(other.counts.at(kIo), 53u);
+  EXPECT_EQ(other.counts.at(kHlt), 2u);
+  EXPECT_EQ(other.per_vcpu.at({0, kIo}), 50u);
+  EXPECT_EQ(other.per_vcpu.at({1, kIo}), 3u);
+  EXPECT_EQ(other.per_vcpu.at({1, kHlt}), 2u);
+  EXPECT_EQ(other.per_vcpu.size(), 3u);
 }
 
 }  // namespace
