@@ -3,9 +3,9 @@
 // latency (median, p99) over HTTP, plain and gzip (Prometheus asks for gzip),
 // response bytes, the exporter's CPU time per plain scrape, its resident memory
 // (now and peak), and the floor: reading the same maps with batch lookups
-// alone. Then, per per-vCPU setting, how the cost grows with the number of
-// series from the smallest to the largest shape (linear means the cost per
-// series stays flat). Needs root (loads the real BPF program).
+// alone. Then, per per-vCPU setting, the cost per exposed series and how it
+// grew from one shape to the next (1.0 = linear in the series count). Needs
+// root (loads the real BPF program).
 //
 // The exporter runs in a child process of its own, so its memory and CPU
 // figures leave out this client's buffers and the floor measurement.
