@@ -1,7 +1,10 @@
-// Loads one kvm_exit counting program (ours, or the reference written the
-// common way), keeps it attached until SIGTERM/SIGINT, then prints the
-// kernel's BPF statistics for it:
-//   LOADER program=<ours|reference> run_cnt=<n> run_time_ns=<n>
+// Loads one kvm_exit counting program (ours, the reference written the
+// common way, or one of the investigation variants of variants.bpf.c), keeps
+// it attached until SIGTERM/SIGINT, then prints the kernel's BPF statistics
+// for it and what its map counted:
+//   LOADER program=<name> run_cnt=<n> run_time_ns=<n> misses=<n> counted=<n> top=<reason>:<n>
+// (misses: runs the kernel skipped to avoid recursion; counted: the sum of all counts in the program's map; top: the exit reason
+// counted most. Absent for the variants that count nothing.)
 // Used by the nested per-exit cost benchmark (bench/exit_cost/README.md).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -13,8 +16,13 @@
 #include <memory>
 #include <string>
 
+#include <map>
+#include <vector>
+
+#include "kvm_exit.h"
 #include "kvm_exit.skel.h"
 #include "reference_kvmexit.skel.h"
+#include "variants.skel.h"
 
 namespace {
 
@@ -27,6 +35,11 @@ using OursPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter<kvm_exit_bpf, kvm_
 using ReferencePtr =
     std::unique_ptr<reference_kvmexit_bpf,
                     SkeletonDeleter<reference_kvmexit_bpf, reference_kvmexit_bpf__destroy>>;
+using VariantsPtr =
+    std::unique_ptr<variants_bpf, SkeletonDeleter<variants_bpf, variants_bpf__destroy>>;
+
+// Counts per exit reason, summed over CPUs and keys.
+using ReasonCounts = std::map<std::uint32_t, std::uint64_t>;
 
 int WaitForSignal() {
   sigset_t signals;
@@ -41,21 +54,93 @@ int WaitForSignal() {
   return signal_number;
 }
 
-void PrintStats(const char* name, int prog_fd) {
+int Fail(const char* what, int err) {
+  std::fprintf(stderr, "exit_cost_loader: %s failed: %s\n", what, std::strerror(-err));
+  return 1;
+}
+
+// Sums a per-CPU hash whose keys are Key and whose per-CPU values are `slots`
+// __u64 counts; reason_of(key, slot) names the exit reason of each count.
+template <typename Key, typename ReasonOf>
+ReasonCounts SumPercpuHash(const bpf_map* map, std::size_t slots, ReasonOf reason_of) {
+  ReasonCounts counts;
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return counts;
+  std::vector<std::uint64_t> values(static_cast<std::size_t>(cpus) * slots);
+  const int fd = bpf_map__fd(map);
+  Key key{};
+  Key next{};
+  const Key* previous = nullptr;
+  while (bpf_map_get_next_key(fd, previous, &next) == 0) {
+    key = next;
+    previous = &key;
+    if (bpf_map_lookup_elem(fd, &key, values.data()) != 0) continue;
+    for (int cpu = 0; cpu < cpus; cpu++) {
+      for (std::size_t slot = 0; slot < slots; slot++) {
+        const std::uint64_t value = values[static_cast<std::size_t>(cpu) * slots + slot];
+        if (value != 0) counts[reason_of(key, slot)] += value;
+      }
+    }
+  }
+  return counts;
+}
+
+ReasonCounts SumVmExits(const bpf_map* map) {
+  return SumPercpuHash<vm_exit_key>(
+      map, 1, [](const vm_exit_key& key, std::size_t) { return key.exit_reason; });
+}
+
+void PrintStats(const char* name, int prog_fd, const ReasonCounts* counts) {
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
   if (bpf_obj_get_info_by_fd(prog_fd, &info, &length) != 0) {
     std::printf("LOADER program=%s stats unavailable: %s\n", name, std::strerror(errno));
     return;
   }
-  std::printf("LOADER program=%s run_cnt=%llu run_time_ns=%llu\n", name,
+  std::printf("LOADER program=%s run_cnt=%llu run_time_ns=%llu misses=%llu", name,
               static_cast<unsigned long long>(info.run_cnt),
-              static_cast<unsigned long long>(info.run_time_ns));
+              static_cast<unsigned long long>(info.run_time_ns),
+              static_cast<unsigned long long>(info.recursion_misses));
+  if (counts != nullptr) {
+    std::uint64_t total = 0;
+    std::uint32_t top_reason = 0;
+    std::uint64_t top_count = 0;
+    for (const auto& [reason, count] : *counts) {
+      total += count;
+      if (count > top_count) {
+        top_reason = reason;
+        top_count = count;
+      }
+    }
+    std::printf(" counted=%llu top=%u:%llu", static_cast<unsigned long long>(total), top_reason,
+                static_cast<unsigned long long>(top_count));
+  }
+  std::printf("\n");
 }
 
-int Fail(const char* what, int err) {
-  std::fprintf(stderr, "exit_cost_loader: %s failed: %s\n", what, std::strerror(-err));
-  return 1;
+int RunVariant(const std::string& name) {
+  VariantsPtr skeleton(variants_bpf__open());
+  if (!skeleton) return Fail("opening the variants", -errno);
+  bpf_program* chosen = nullptr;
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, skeleton->obj) {
+    const bool is_it = name == bpf_program__name(program);
+    bpf_program__set_autoload(program, is_it);
+    if (is_it) chosen = program;
+  }
+  if (chosen == nullptr) {
+    std::fprintf(stderr, "exit_cost_loader: no program '%s' in variants.bpf.c\n", name.c_str());
+    return 2;
+  }
+  if (int err = variants_bpf__load(skeleton.get()); err != 0) return Fail("loading the variant", err);
+  bpf_link* link = bpf_program__attach(chosen);
+  if (link == nullptr) return Fail("attaching the variant", -errno);
+  WaitForSignal();
+  const bool counts_exits = name.rfind("ours", 0) == 0;
+  const ReasonCounts counts = counts_exits ? SumVmExits(skeleton->maps.variant_vm_exits) : ReasonCounts{};
+  PrintStats(name.c_str(), bpf_program__fd(chosen), counts_exits ? &counts : nullptr);
+  bpf_link__destroy(link);
+  return 0;
 }
 
 }  // namespace
@@ -67,7 +152,8 @@ int main(int argc, char** argv) {
     if (!skeleton) return Fail("loading ours", -errno);
     if (int err = kvm_exit_bpf__attach(skeleton.get()); err != 0) return Fail("attaching", err);
     WaitForSignal();
-    PrintStats("ours", bpf_program__fd(skeleton->progs.count_kvm_exit));
+    const ReasonCounts counts = SumVmExits(skeleton->maps.vm_exits);
+    PrintStats("ours", bpf_program__fd(skeleton->progs.count_kvm_exit), &counts);
     return 0;
   }
   if (program == "reference") {
@@ -77,9 +163,15 @@ int main(int argc, char** argv) {
       return Fail("attaching", err);
     }
     WaitForSignal();
-    PrintStats("reference", bpf_program__fd(skeleton->progs.reference_kvm_exit));
+    // The value is one __u64 count per exit reason (MAX_EXIT_REASON of them).
+    const std::size_t reasons = bpf_map__value_size(skeleton->maps.reference_exits) / 8;
+    const ReasonCounts counts = SumPercpuHash<std::uint64_t>(
+        skeleton->maps.reference_exits, reasons,
+        [](std::uint64_t, std::size_t slot) { return static_cast<std::uint32_t>(slot); });
+    PrintStats("reference", bpf_program__fd(skeleton->progs.reference_kvm_exit), &counts);
     return 0;
   }
-  std::fprintf(stderr, "usage: exit_cost_loader ours|reference\n");
+  if (!program.empty()) return RunVariant(program);
+  std::fprintf(stderr, "usage: exit_cost_loader ours|reference|<program of variants.bpf.c>\n");
   return 2;
 }

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Per-exit cost of the kvm_exit program, measured where kvm:kvm_exit really
+# fires: inside the nested guest of the e2e suite (QEMU TCG, AMD SVM,
+# Debian's kernel with kvm_amd). One boot runs the same exit-heavy test_vmm
+# scenario several times with no program, with ours and with the reference
+# (bcc-style kvmexit), interleaved; see README.md.
+#
+# usage: run_exit_cost.sh BUILD_DIR
+#   BUILD_DIR  the CMake build folder holding
+#              bench/exit_cost/exit_cost_loader and tests/e2e/kvmexit_test_vmm
+#              (cmake --build BUILD_DIR --target exit_cost_loader kvmexit_test_vmm)
+# Environment (defaults in brackets):
+#   EXIT_COST_RUNS [5]        timed runs per mode and scenario
+#   EXIT_COST_CPUID [200000]  CPUID exits per run (handled inside KVM); 0 skips
+#   EXIT_COST_IO [100000]     IO exits per run (round trip to test_vmm); 0 skips
+#   EXIT_COST_MODES [none,ours,reference]  `none` first; other names are
+#                             programs exit_cost_loader knows
+#   EXIT_COST_STATS [1]       kernel.bpf_stats_enabled in the guest
+#   EXIT_COST_TIMEOUT [900]   seconds before QEMU is killed
+# Writes BUILD_DIR/exit_cost/: image/ (base e2e image), bench.cpio.gz,
+# serial.log (raw guest console), results.txt (BENCH lines), report.txt (the
+# table printed at the end).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
+readonly SCRIPT_DIR REPO_DIR
+
+die() { printf 'run_exit_cost: error: %s\n' "$*" >&2; exit 1; }
+log() { printf 'run_exit_cost: %s\n' "$*" >&2; }
+
+usage() {
+  echo "usage: run_exit_cost.sh BUILD_DIR" >&2
+  exit 2
+}
+
+ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  log "installing ${missing[*]}"
+  apt-get update -qq >&2 || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# Copies $1 and every shared library ldd finds for it (dynamic loader
+# included) into the root $3, the binary as $2.
+add_dynamic_binary() {
+  local bin=$1 dest=$2 root=$3 lib
+  ldd "$bin" >/dev/null 2>&1 || die "ldd $bin failed (not a dynamic executable?)"
+  if ldd "$bin" | grep -q 'not found'; then
+    die "ldd $bin: missing libraries: $(ldd "$bin" | grep 'not found' | tr -s ' \t' ' ')"
+  fi
+  mkdir -p "$root$(dirname "$dest")"
+  cp -L "$bin" "$root$dest"
+  chmod 0755 "$root$dest"
+  while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+}
+
+# The archive laid over the e2e image: the loader and its libraries, and the
+# benchmark as /e2e/checks.sh (the script the e2e /init runs).
+build_extra_cpio() {
+  local loader=$1 out=$2 root
+  root="$out/extra-rootfs"
+  rm -rf "$root"
+  mkdir -p "$root/e2e" "$root/bin"
+  add_dynamic_binary "$loader" /bin/exit_cost_loader "$root"
+  cp "$SCRIPT_DIR/guest_bench.sh" "$root/e2e/checks.sh"
+  chmod 0755 "$root/e2e/checks.sh"
+  (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 --quiet) \
+    | gzip -1 >"$out/extra.cpio.gz"
+  rm -rf "$root"
+}
+
+boot_guest() {
+  local image=$1 initrd=$2 serial=$3 qemu_log=$4 append
+  append="console=ttyS0 panic=-1 quiet loglevel=3"
+  append+=" bench.runs=${EXIT_COST_RUNS:-5} bench.cpuid=${EXIT_COST_CPUID:-200000}"
+  append+=" bench.io=${EXIT_COST_IO:-100000} bench.modes=${EXIT_COST_MODES:-none,ours,reference}"
+  append+=" bench.stats=${EXIT_COST_STATS:-1}"
+  : >"$serial"
+  # As run_e2e.sh boots the e2e guest (one TCG thread: see there), but with
+  # no NIC: the benchmark needs no network, and a NIC only adds interrupts.
+  QEMU_STATUS=0
+  timeout -k 10 "${EXIT_COST_TIMEOUT:-900}" qemu-system-x86_64 \
+    -accel tcg,thread=single -cpu qemu64,+svm -m 1G -smp "${EXIT_COST_QEMU_SMP:-2}" \
+    -nodefaults -display none -no-reboot \
+    -serial "file:$serial" \
+    -kernel "$image/vmlinuz" -initrd "$initrd" \
+    -append "$append" \
+    </dev/null >"$qemu_log" 2>&1 || QEMU_STATUS=$?
+}
+
+# The report: per scenario and mode, wall time per exit (median, min-max over
+# runs); per program, the added cost per exit against `none` of the same run
+# and the kernel's ns per program run; then the ratios, per run, of ours to
+# none and to every other program.
+report() {
+  awk '
+    function field(k,   i) {
+      for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2)
+      return ""
+    }
+    # stats(key, a): sorts a[1..n[key]] and sets MED, MIN, MAX
+    function stats(cnt, a,   i, j, t) {
+      for (i = 2; i <= cnt; i++) {
+        t = a[i]
+        for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+        a[j + 1] = t
+      }
+      MIN = a[1]; MAX = a[cnt]
+      MED = (cnt % 2) ? a[(cnt + 1) / 2] : (a[cnt / 2] + a[cnt / 2 + 1]) / 2
+    }
+    # summary(prefix, key): "median (min-max)" of the values vals[key, 1..]
+    function summary(key, fmt,   i, a) {
+      if (!(key in cnt) || cnt[key] == 0) return "-"
+      for (i = 1; i <= cnt[key]; i++) a[i] = vals[key, i]
+      stats(cnt[key], a)
+      return sprintf(fmt " (" fmt "-" fmt ")", MED, MIN, MAX)
+    }
+    function add(key, v) { vals[key, ++cnt[key]] = v }
+    $1 == "BENCH" && $2 ~ /^scenario=/ {
+      s = field("scenario"); m = field("mode"); r = field("run")
+      if (!(s in seen_s)) { seen_s[s] = 1; scen[++ns] = s }
+      if (!(m in seen_m)) { seen_m[m] = 1; mode[++nm] = m }
+      if (r > nr) nr = r
+      ex[s, r, m] = field("exits"); t[s, r, m] = field("seconds")
+      rc[s, r, m] = field("run_cnt"); rt[s, r, m] = field("run_time_ns")
+      top[s, r, m] = field("top"); counted[s, r, m] = field("counted")
+    }
+    END {
+      if (ns == 0) { print "no BENCH lines"; exit 1 }
+      for (i = 1; i <= ns; i++) {
+        s = scen[i]
+        printf "\nscenario %s (%d runs; median (min-max) over runs)\n", s, nr
+        printf "%-10s %9s %24s %26s %24s\n", "mode", "exits", "wall ns/exit", "added ns/exit vs none", "BPF ns/run (kernel)"
+        for (j = 1; j <= nm; j++) {
+          m = mode[j]; exits = ""
+          for (r = 1; r <= nr; r++) {
+            if (!((s, r, m) in t)) continue
+            exits = ex[s, r, m]
+            add(s SUBSEP m SUBSEP "wall", t[s, r, m] * 1e9 / ex[s, r, m])
+            if (m != "none" && (s, r, "none") in t)
+              add(s SUBSEP m SUBSEP "added", (t[s, r, m] - t[s, r, "none"]) * 1e9 / ex[s, r, m])
+            if (rc[s, r, m] > 0) add(s SUBSEP m SUBSEP "bpf", rt[s, r, m] / rc[s, r, m])
+            if (m != "none" && rc[s, r, m] < ex[s, r, m])
+              warn = warn sprintf("WARNING: %s %s run %d: the program ran %d times for %d exits\n", s, m, r, rc[s, r, m], ex[s, r, m])
+          }
+          printf "%-10s %9s %24s %26s %24s\n", m, exits, summary(s SUBSEP m SUBSEP "wall", "%.0f"),
+            (m == "none") ? "-" : summary(s SUBSEP m SUBSEP "added", "%.0f"),
+            (m == "none") ? "-" : summary(s SUBSEP m SUBSEP "bpf", "%.0f")
+        }
+        # What each program counted: its map top reason and count, per run.
+        for (j = 1; j <= nm; j++) {
+          m = mode[j]; line = ""
+          for (r = 1; r <= nr; r++) if (top[s, r, m] != "") line = line " " top[s, r, m] "/" counted[s, r, m]
+          if (line != "") printf "  %s counted (top reason:count/all counts, per run):%s\n", m, line
+        }
+        printf "%s", warn; warn = ""
+        for (r = 1; r <= nr; r++) if ((s, r, "ours") in t && (s, r, "none") in t)
+          add(s SUBSEP "ratio_none", t[s, r, "ours"] / t[s, r, "none"])
+        if ((s SUBSEP "ratio_none") in cnt)
+          printf "ours/none wall time per exit: %s\n", summary(s SUBSEP "ratio_none", "%.3f")
+        for (j = 1; j <= nm; j++) {
+          m = mode[j]
+          if (m == "none" || m == "ours") continue
+          for (r = 1; r <= nr; r++) {
+            if (!((s, r, m) in t && (s, r, "ours") in t && (s, r, "none") in t)) continue
+            d = t[s, r, m] - t[s, r, "none"]
+            if (d > 0) add(s SUBSEP m SUBSEP "ratio", (t[s, r, "ours"] - t[s, r, "none"]) / d)
+            if (rc[s, r, m] > 0 && rc[s, r, "ours"] > 0)
+              add(s SUBSEP m SUBSEP "bpfratio", (rt[s, r, "ours"] / rc[s, r, "ours"]) / (rt[s, r, m] / rc[s, r, m]))
+          }
+          printf "ours/%s added wall ns per exit, per run: %s\n", m, summary(s SUBSEP m SUBSEP "ratio", "%.2f")
+          printf "ours/%s kernel BPF ns per run, per run:  %s\n", m, summary(s SUBSEP m SUBSEP "bpfratio", "%.2f")
+        }
+      }
+    }' "$1"
+}
+
+main() {
+  [[ $# == 1 ]] || usage
+  local build=$1 out loader vmm image start
+  [[ -d $build ]] || die "build folder '$build' does not exist"
+  build=$(cd "$build" && pwd)
+  loader="$build/bench/exit_cost/exit_cost_loader"
+  vmm="$build/tests/e2e/kvmexit_test_vmm"
+  [[ -x $loader ]] || die "$loader missing: cmake --build $build --target exit_cost_loader kvmexit_test_vmm"
+  [[ -x $vmm ]] || die "$vmm missing: cmake --build $build --target exit_cost_loader kvmexit_test_vmm"
+  start=$(date +%s.%N)
+  ensure_packages qemu-system-x86 busybox-static cpio gzip libc-bin
+  out="$build/exit_cost"
+  mkdir -p "$out"
+
+  log "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  image=$("$REPO_DIR/tests/e2e/build_image.sh" "$out" "$vmm") || die "tests/e2e/build_image.sh failed"
+  build_extra_cpio "$loader" "$out"
+  cat "$image/initramfs.cpio.gz" "$out/extra.cpio.gz" >"$out/bench.cpio.gz"
+
+  log "booting the nested guest (timeout ${EXIT_COST_TIMEOUT:-900} s, serial log $out/serial.log)"
+  boot_guest "$image" "$out/bench.cpio.gz" "$out/serial.log" "$out/qemu.log"
+  tr -d '\r' <"$out/serial.log" >"$out/serial.txt"
+  grep -a '^BENCH ' "$out/serial.txt" >"$out/results.txt" || true
+  grep -a -v -E '^BENCH scenario=|^$' "$out/serial.txt" | sed 's/^/  | /' >&2 || true
+  [[ $QEMU_STATUS == 0 ]] || log "QEMU exited with status $QEMU_STATUS (124: timed out): $(tail -n 5 "$out/qemu.log" | tr '\n' ' ')"
+  {
+    echo "exit_cost: $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{ print $4 }')"
+    grep -a '^BENCH begin' "$out/results.txt" || true
+    report "$out/results.txt" || true
+  } >"$out/report.txt"
+  cat "$out/report.txt"
+  log "wall time $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }') s; raw log $out/serial.log, BENCH lines $out/results.txt"
+  if ! grep -q '^BENCH end status=0' "$out/results.txt" || ! grep -aq '^E2E DONE' "$out/serial.txt"; then
+    die "the guest did not finish the benchmark (see $out/serial.txt)"
+  fi
+}
+
+main "$@"
