@@ -1,7 +1,5 @@
 #include "exporter_app.h"
 
-#include <atomic>
-
 #include "exit_metrics.h"
 #include "log.h"
 #include "vm_identity.h"
@@ -27,21 +25,6 @@ ProcessResolver MakeResolver(std::vector<NamingRule> rules) {
             boot_time ? ProcessStartTimeSeconds(*boot_time, info->start_ticks) : 0.0,
     };
   };
-}
-
-// Size of the last exposition: the next one is reserved at that size plus some
-// headroom, so a text of megabytes is written without growing (and copying)
-// itself a dozen times on the way. Shared by the process's exporters, which is
-// harmless: it is only a capacity hint.
-std::atomic<std::size_t> g_last_exposition_bytes{0};
-
-std::size_t NextExpositionReserve() {
-  const std::size_t last = g_last_exposition_bytes.load(std::memory_order_relaxed);
-  return last + last / 16;
-}
-
-void RememberExpositionSize(std::size_t bytes) {
-  g_last_exposition_bytes.store(bytes, std::memory_order_relaxed);
 }
 
 std::string OriginName(ReasonNames::Origin origin) {
@@ -140,9 +123,10 @@ void ExporterApp::SampleOnce() {
     }
   }
   const auto wall_now = std::chrono::system_clock::now();
-  tracker_.Observe(snapshot, wall_now, attach_time_);
+  const SnapshotByVm by_vm(snapshot);
+  tracker_.Observe(by_vm, wall_now, attach_time_);
   // Totals before retiring: the removed counts move from the map into the tracker.
-  rates_.AddSample(std::chrono::steady_clock::now(), tracker_.View(snapshot).host_totals);
+  rates_.AddSample(std::chrono::steady_clock::now(), tracker_.HostTotals(by_vm));
   const std::vector<vm_exit_key> expired = tracker_.ExpiredKeys(snapshot, wall_now);
   if (!expired.empty()) {
     const std::vector<VmExitCount> removed = source_.Remove(expired);
@@ -173,7 +157,9 @@ std::string ExporterApp::Scrape() {
   const RateView rate_view{
       .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
 
-  ExpositionWriter out(NextExpositionReserve());
+  // Reserve at the last scrape's size plus headroom, so megabytes of text are
+  // written without the string growing (and copying itself) a dozen times.
+  ExpositionWriter out(last_exposition_bytes_ + last_exposition_bytes_ / 16);
   WriteExitFamilies(
       view, rate_view, tracker_.boot_histogram(), names_,
       FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu},
@@ -197,7 +183,7 @@ std::string ExporterApp::Scrape() {
       .folded_vms = view.folded_vms,
   };
   WriteSelfFamilies(self, out);
-  RememberExpositionSize(out.text().size());
+  last_exposition_bytes_ = out.text().size();
   last_scrape_seconds_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out.Take();

@@ -56,6 +56,7 @@ class ExporterApp {
   std::chrono::steady_clock::time_point next_attach_attempt_;
   std::chrono::system_clock::time_point attach_time_;
   double last_scrape_seconds_ = 0.0;
+  std::size_t last_exposition_bytes_ = 0;
 
   std::mutex stop_mutex_;
   std::condition_variable stop_signal_;

@@ -57,9 +57,10 @@ std::string CivetwebListeningPort(const std::string& listen_address) {
 
 std::string Gzip(const std::string& data) {
   z_stream stream{};
-  // 15 window bits + 16 selects the gzip wrapper instead of zlib's.
-  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
+  // 15 window bits + 16 selects the gzip wrapper instead of zlib's. Level 1:
+  // on a 1.9 MB exposition it takes 5.5 ms instead of 17 ms at the default
+  // level, for 155 KB instead of 113 KB, and Prometheus always asks for gzip.
+  if (deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return "";
   }
   std::string out(deflateBound(&stream, static_cast<uLong>(data.size())), '\0');

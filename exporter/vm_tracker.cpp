@@ -259,8 +259,7 @@ std::vector<BootWindowFigures> VmTracker::Boots(
 
 VmView VmTracker::View(SnapshotByVm snapshot) const {
   VmView view;
-  view.host_totals = retired_;
-  AddInto(view.host_totals, snapshot.totals);
+  view.host_totals = HostTotals(snapshot);
 
   // Oldest VMs first, so which VMs get their own series does not flap between
   // scrapes. Unknown VMs go last, in tgid order (snapshot.vms is by tgid).
@@ -293,6 +292,12 @@ VmView VmTracker::View(SnapshotByVm snapshot) const {
   std::sort(own_series.begin(), own_series.end());
   view.boots = Boots(own_series);
   return view;
+}
+
+ReasonCounts VmTracker::HostTotals(const SnapshotByVm& snapshot) const {
+  ReasonCounts totals = retired_;
+  AddInto(totals, snapshot.totals);
+  return totals;
 }
 
 }  // namespace kvmexit

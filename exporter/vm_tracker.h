@@ -191,6 +191,9 @@ class VmTracker {
   VmView View(const ExitSnapshot& snapshot) const { return View(SnapshotByVm(snapshot)); }
   const BootHistogram& boot_histogram() const { return boot_histogram_; }
 
+  // Exact host totals (live entries + overflow + retired VMs) without building series.
+  ReasonCounts HostTotals(const SnapshotByVm& snapshot) const;
+
  private:
   struct TrackedVm {
     VmProcess process;
