@@ -15,6 +15,7 @@
 // With VMS only that one shape runs (per-vCPU off unless "on"), e.g. under
 // `perf record -g` or valgrind.
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -180,6 +181,7 @@ class ExporterProcess {
  private:
   static int Serve(const kvmexit::Config& config, const std::vector<VmExitCount>& contents,
                    int report_fd) {
+    mallopt(M_ARENA_MAX, 2);  // as kvm_exit_exporter's main() does
     // Blocked before the exporter starts its threads, so they inherit the mask
     // and SIGTERM is taken only by sigwait below.
     sigset_t stop;
