@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "file_text.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -425,26 +427,6 @@ Config ParseText(std::string_view yaml_text) {
   return documents.empty() ? Config{} : ParseDocument(documents.front());
 }
 
-struct FileText {
-  std::string text;
-  int error = 0;  // errno of the failed open or read, 0 on success
-};
-
-FileText ReadFile(const std::string& path) {
-  struct Closer {
-    void operator()(std::FILE* file) const { std::fclose(file); }
-  };
-  const std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "r"));
-  if (!file) return {{}, errno};
-  FileText result;
-  char buffer[4096];
-  while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get())) {
-    result.text.append(buffer, n);
-  }
-  if (std::ferror(file.get())) result.error = errno != 0 ? errno : EIO;
-  return result;
-}
-
 }  // namespace
 
 std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
@@ -461,7 +443,7 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
 }
 
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
-  const FileText file = ReadFile(path);
+  const FileText file = ReadFileText(path);
   if (file.error != 0) {
     return ConfigError{path + ": cannot read the config file: " + std::strerror(file.error)};
   }

@@ -1,5 +1,7 @@
 #include "reason_names.h"
 
+#include "file_text.h"
+
 #include <linux/types.h>
 #include <asm/kvm.h>  // DE_VECTOR ... XM_VECTOR, used inside SVM_EXIT_REASONS
 #include <asm/svm.h>
@@ -289,27 +291,6 @@ Table TableFromUapi(std::span<const UapiReason> reasons) {
   return table;
 }
 
-struct FileText {
-  std::string text;
-  int error = 0;  // errno of the failed open or read, 0 on success
-};
-
-// Reads to EOF instead of trusting the file size: tracefs files report size 0.
-FileText ReadFile(const std::string& path) {
-  struct Closer {
-    void operator()(std::FILE* file) const { std::fclose(file); }
-  };
-  const std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "r"));
-  if (!file) return {{}, errno};
-  FileText result;
-  char buffer[4096];
-  while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get())) {
-    result.text.append(buffer, n);
-  }
-  if (std::ferror(file.get())) result.error = errno != 0 ? errno : EIO;
-  return result;
-}
-
 // Why the running kernel's names could not be used, or "" when they can.
 std::string KernelNamesProblem(const std::string& tracefs_root, const std::string& path,
                                const FileText& file, std::string_view parse_error) {
@@ -370,7 +351,7 @@ ReasonNames ReasonNames::FromUapiHeaders() {
 ReasonNames ReasonNames::Load(const std::string& tracefs_root, std::string* note) {
   const std::string path =
       (std::filesystem::path(tracefs_root) / "events/kvm/kvm_exit/format").string();
-  const FileText file = ReadFile(path);
+  const FileText file = ReadFileText(path);
   std::string parse_error;
   if (file.error == 0) {
     if (auto names = FromTracepointFormat(file.text, &parse_error)) {
