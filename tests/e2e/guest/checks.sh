@@ -453,6 +453,13 @@ main() {
       skip "$c" "no exporter binary in the image"
     done
   fi
+  if have_exporter; then
+    if [ -s "$SCRAPE_ERRORS" ]; then
+      fail scrapes_all_answered "$(grep -c . "$SCRAPE_ERRORS") scrape attempts of $METRICS_URL failed: $(tr '\n' ';' <"$SCRAPE_ERRORS")"
+    else
+      pass scrapes_all_answered
+    fi
+  fi
   info "checks took $(elapsed "$start") s, $FAILED failed"
 }
 

@@ -223,11 +223,25 @@ vmm_stop() {
 EXPORTER_PID=
 have_exporter() { [ -x "$EXPORTER" ]; }
 
-# scrape FILE -> 0 when /metrics answered. (busybox 1.35's `wget -T` crashes
-# with a NULL write in Debian's busybox-static: the timeout comes from timeout.)
+# scrape FILE -> 0 when /metrics answered. A failed attempt is retried twice
+# and recorded in $SCRAPE_ERRORS: the `scrapes_all_answered` check reports
+# them, so one refused scrape does not also fail the counting checks.
+# (busybox 1.35's `wget -T` crashes with a NULL write in Debian's
+# busybox-static: the time limit comes from timeout.)
+SCRAPE_ERRORS=$WORK/scrape-errors
+: >"$SCRAPE_ERRORS"
 scrape() {
-  rm -f "$1"
-  timeout 15 wget -q -O "$1" "$METRICS_URL"
+  local attempt=1 status
+  while :; do
+    rm -f "$1"
+    status=0
+    timeout 15 wget -q -O "$1" "$METRICS_URL" 2>"$WORK/wget.err" || status=$?
+    [ "$status" != 0 ] || return 0
+    echo "$(now) s uptime: exit $status: $(tr '\n' ' ' <"$WORK/wget.err")" >>"$SCRAPE_ERRORS"
+    [ $attempt -lt 3 ] || return 1
+    attempt=$((attempt + 1))
+    sleep 0.5
+  done
 }
 
 # exporter_start NAME CONFIG_YAML: starts the exporter and waits until it serves
@@ -247,7 +261,7 @@ exporter_start() {
       EXPORTER_PID=
       return 1
     fi
-    if scrape "$WORK/start.prom" 2>/dev/null &&
+    if timeout 15 wget -q -O "$WORK/start.prom" "$METRICS_URL" 2>/dev/null &&
       [ "$(metric "$WORK/start.prom" kvm_exit_exporter_bpf_attached)" = 1 ]; then
       pass "exporter_start_$name"
       return 0
