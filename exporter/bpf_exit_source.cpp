@@ -243,6 +243,7 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
       0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;
+    stats.missed = info.recursion_misses;
   }
   return stats;
 }

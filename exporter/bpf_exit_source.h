@@ -21,6 +21,7 @@ struct BpfSourceOptions {
 struct BpfProgramStats {
   std::uint64_t run_count = 0;  // only counted while kernel.bpf_stats_enabled=1
   std::uint64_t run_time_ns = 0;
+  std::uint64_t missed = 0;  // runs the kernel skipped (recursion guard); counted from Linux 6.7
 };
 
 class BpfExitSource {

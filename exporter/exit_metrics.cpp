@@ -240,6 +240,11 @@ void WriteSelfFamilies(const SelfView& self, ExpositionWriter& out) {
   single("kvm_exit_exporter_bpf_prog_run_time_seconds_total",
          "Time spent in the BPF program (counted only while kernel.bpf_stats_enabled=1).",
          MetricType::kCounter, static_cast<double>(self.prog_run_time_ns) / 1e9);
+  single("kvm_exit_exporter_bpf_prog_missed_total",
+         "kvm_exit events for which the kernel skipped the BPF program because another BPF "
+         "program or a BPF map syscall was active on that CPU; those exits are in no counter. "
+         "Counted by kernels from 6.7 on; always 0 before.",
+         MetricType::kCounter, self.prog_missed);
 }
 
 }  // namespace kvmexit

@@ -30,6 +30,7 @@ struct SelfView {
   std::map<std::string, std::uint64_t> errors;  // by kind; every known kind present
   std::uint64_t prog_run_count = 0;
   std::uint64_t prog_run_time_ns = 0;
+  std::uint64_t prog_missed = 0;
   std::string reason_names_origin;
   std::uint64_t tracked_vms = 0;
   std::uint64_t folded_vms = 0;

@@ -178,6 +178,7 @@ std::string ExporterApp::Scrape() {
       .errors = errors_,
       .prog_run_count = stats.run_count,
       .prog_run_time_ns = stats.run_time_ns,
+      .prog_missed = stats.missed,
       .reason_names_origin = OriginName(names_.origin()),
       .tracked_vms = view.tracked_vms,
       .folded_vms = view.folded_vms,

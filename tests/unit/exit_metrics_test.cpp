@@ -255,6 +255,8 @@ TEST(SelfMetricsTest, ReportAttachStateMapsAndErrors) {
                 .vm_map_capacity = 16384,
                 .overflow_exits = 42,
                 .errors = {{"attach", 2}, {"map_read", 0}},
+                .prog_run_count = 1000,
+                .prog_missed = 3,
                 .reason_names_origin = "uapi"};
   ExpositionWriter out;
   WriteSelfFamilies(self, out);
@@ -265,6 +267,8 @@ TEST(SelfMetricsTest, ReportAttachStateMapsAndErrors) {
   EXPECT_THAT(text, HasSubstr("kvm_exit_overflow_exits_total 42\n"));
   EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"attach\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_build_info{version=\""));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_run_count_total 1000\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_missed_total 3\n"));
 }
 
 }  // namespace
