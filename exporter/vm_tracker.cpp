@@ -141,11 +141,23 @@ void VmTracker::UpdateBootWindow(TrackedVm& vm, const SortedReasonCounts& counts
   if (!vm.boot_tracked || vm.boot_closed) return;
   const double age = SecondsSinceEpoch(now) - vm.process.start_time_seconds;
   const double window = std::chrono::duration<double>(options_.boot_window).count();
-  if (age <= window && !vm.ended_at) {
+  if (age <= window) {
+    // Read inside the window: every exit so far is a boot exit, also when the
+    // VM has ended (then it has made all of them).
     vm.boot_counts = counts;
-    return;
+    // Its end noticed at an earlier observation, this snapshot was read after
+    // the VM ended: its counts are final and the window can close. (The
+    // snapshot of the observation that notices the end may have been read
+    // just before the VM's last exits.)
+    const bool counts_final = vm.ended_at && *vm.ended_at < now;
+    if (!counts_final) return;
   }
-  // The window closed since the last sample: the figure stays as last seen inside it.
+  // Otherwise the window closed since the last sample: the figure stays as
+  // last seen inside it.
+  CloseBootWindow(vm);
+}
+
+void VmTracker::CloseBootWindow(TrackedVm& vm) {
   vm.boot_closed = true;
   const auto total = static_cast<double>(vm.boot_counts.Total());
   const std::vector<double>& bounds = BootHistogramBounds();
@@ -209,7 +221,9 @@ std::vector<vm_exit_key> VmTracker::ExpiredKeys(const ExitSnapshot& snapshot,
       ++it;
       continue;
     }
-    if (vm.boot_tracked && !vm.boot_closed) UpdateBootWindow(vm, vm.boot_counts, now);
+    // Removed before a later sample could close its window: close it with the
+    // counts last seen inside it.
+    if (vm.boot_tracked && !vm.boot_closed) CloseBootWindow(vm);
     expired_tgids.push_back(it->first);
     it = vms_.erase(it);
   }

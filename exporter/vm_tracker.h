@@ -212,6 +212,8 @@ class VmTracker {
   void MarkEnded(const std::vector<std::uint32_t>& tgids, const std::vector<TrackedVm*>& vms,
                  WallClock::time_point now) const;
   void UpdateBootWindow(TrackedVm& vm, const SortedReasonCounts& counts, WallClock::time_point now);
+  // Freezes the VM's boot figure and adds it to the histogram.
+  void CloseBootWindow(TrackedVm& vm);
   VmSeries OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) const;
   std::vector<BootWindowFigures> Boots(const std::vector<std::uint32_t>& own_series) const;
 

@@ -213,6 +213,45 @@ TEST_F(VmTrackerTest, BootWindowGrowsThenFreezesAndFeedsTheHistogramOnce) {
   EXPECT_EQ(tracker.boot_histogram().bucket_counts[2], 1u);
 }
 
+// Seen in the nested suite: a VM that ended inside its window had its boot
+// figure frozen at the sample before its end, missing its last exits.
+TEST_F(VmTrackerTest, VmEndingInsideItsBootWindowKeepsEveryExit) {
+  const double start = Seconds(attach_) + 10;
+  processes_.Start(kPidA, "alpha", 1, start);
+  VmTracker tracker = MakeTracker({.grace_period = 60s, .boot_window = 60s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 4000)};
+  tracker.Observe(snapshot, attach_ + 11s, attach_);  // seen mid-burst
+  // The burst ends, the guest halts and the VMM exits between two samples.
+  snapshot.vm_counts = {Entry(kPidA, kIo, 9000), Entry(kPidA, kHlt, 1)};
+  processes_.End(kPidA);
+  tracker.Observe(snapshot, attach_ + 12s, attach_);  // the end is noticed
+  tracker.Observe(snapshot, attach_ + 13s, attach_);  // read after the end: final
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.boots.size(), 1u);
+  EXPECT_TRUE(view.boots[0].closed);
+  EXPECT_EQ(view.boots[0].counts.at(kIo), 9000u);
+  EXPECT_EQ(view.boots[0].counts.at(kHlt), 1u);
+  EXPECT_EQ(tracker.boot_histogram().count, 1u);
+  EXPECT_DOUBLE_EQ(tracker.boot_histogram().sum, 9001.0);
+}
+
+// With no grace period the VM is removed when its end is noticed: its window
+// closes then, with the counts of that last snapshot, and is observed once.
+TEST_F(VmTrackerTest, VmRemovedAtOnceStillClosesItsBootWindow) {
+  processes_.Start(kPidA, "alpha", 1, Seconds(attach_) + 10);
+  VmTracker tracker = MakeTracker({.grace_period = 0s, .boot_window = 60s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 4000)};
+  tracker.Observe(snapshot, attach_ + 11s, attach_);
+  snapshot.vm_counts = {Entry(kPidA, kIo, 9000), Entry(kPidA, kHlt, 1)};
+  processes_.End(kPidA);
+  tracker.Observe(snapshot, attach_ + 12s, attach_);
+  EXPECT_EQ(tracker.ExpiredKeys(snapshot, attach_ + 12s).size(), 2u);
+  EXPECT_EQ(tracker.boot_histogram().count, 1u);
+  EXPECT_DOUBLE_EQ(tracker.boot_histogram().sum, 9001.0);
+}
+
 TEST_F(VmTrackerTest, VmStartedBeforeAttachHasNoBootWindow) {
   processes_.Start(kPidA, "alpha", 1, Seconds(attach_) - 5);
   VmTracker tracker = MakeTracker();
