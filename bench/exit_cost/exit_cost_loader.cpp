@@ -137,7 +137,16 @@ int RunVariant(const std::string& name) {
   if (link == nullptr) return Fail("attaching the variant", -errno);
   WaitForSignal();
   const bool counts_exits = name.rfind("ours", 0) == 0;
-  const ReasonCounts counts = counts_exits ? SumVmExits(skeleton->maps.variant_vm_exits) : ReasonCounts{};
+  const bool key8 = name.size() > 5 && name.compare(name.size() - 5, 5, "_key8") == 0;
+  ReasonCounts counts;
+  if (key8) {
+    // pack_key in variants.bpf.c: the reason is the low 29 bits.
+    counts = SumPercpuHash<std::uint64_t>(
+        skeleton->maps.variant_vm_exits8, 1,
+        [](std::uint64_t key, std::size_t) { return static_cast<std::uint32_t>(key & 0x1fffffffU); });
+  } else if (counts_exits) {
+    counts = SumVmExits(skeleton->maps.variant_vm_exits);
+  }
   PrintStats(name.c_str(), bpf_program__fd(chosen), counts_exits ? &counts : nullptr);
   bpf_link__destroy(link);
   return 0;

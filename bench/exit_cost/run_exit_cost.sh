@@ -88,8 +88,15 @@ boot_guest() {
   # As run_e2e.sh boots the e2e guest (one TCG thread: see there), but with
   # no NIC: the benchmark needs no network, and a NIC only adds interrupts.
   QEMU_STATUS=0
+  local icount=() smp=${EXIT_COST_QEMU_SMP:-2}
+  if [[ -n ${EXIT_COST_ICOUNT:-} ]]; then
+    # Guest time = instructions executed; the secondary CPU never comes up
+    # under -icount here, so one CPU.
+    icount=(-icount "$EXIT_COST_ICOUNT")
+    smp=${EXIT_COST_QEMU_SMP:-1}
+  fi
   timeout -k 10 "${EXIT_COST_TIMEOUT:-900}" qemu-system-x86_64 \
-    -accel tcg,thread=single -cpu qemu64,+svm -m 1G -smp "${EXIT_COST_QEMU_SMP:-2}" \
+    -accel tcg,thread=single "${icount[@]}" -cpu qemu64,+svm -m 1G -smp "$smp" \
     -nodefaults -display none -no-reboot \
     -serial "file:$serial" \
     -kernel "$image/vmlinuz" -initrd "$initrd" \
