@@ -12,6 +12,9 @@ set -eu
 set -o pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . /e2e/lib.sh
+# Boot windows, VM lifecycle, soak and max_vms (issue 4).
+# shellcheck source=lifecycle_checks.sh
+. /e2e/lifecycle_checks.sh
 
 # Every exporter phase uses short rate windows so that check 6 is quick.
 RATES_CONFIG='rates:
@@ -448,8 +451,9 @@ main() {
     phase_default
     phase_per_vcpu
     phase_overflow
+    lifecycle_main
   else
-    for c in exporter_counts attribution rates per_vcpu overflow crosscheck; do
+    for c in exporter_counts attribution rates per_vcpu overflow crosscheck boot_window lifecycle soak max_vms; do
       skip "$c" "no exporter binary in the image"
     done
   fi
