@@ -109,7 +109,7 @@ boot_guest() {
 # and the kernel's ns per program run; then the ratios, per run, of ours to
 # none and to every other program.
 report() {
-  awk '
+  awk -v unit="$2" '
     function field(k,   i) {
       for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2)
       return ""
@@ -146,7 +146,7 @@ report() {
       for (i = 1; i <= ns; i++) {
         s = scen[i]
         printf "\nscenario %s (%d runs; median (min-max) over runs)\n", s, nr
-        printf "%-10s %9s %24s %26s %24s\n", "mode", "exits", "wall ns/exit", "added ns/exit vs none", "BPF ns/run (kernel)"
+        printf "%-13s %7s %24s %26s %24s\n", "mode", "exits", unit "/exit", "added " unit "/exit", "BPF " unit "/run (kernel)"
         for (j = 1; j <= nm; j++) {
           m = mode[j]; exits = ""
           for (r = 1; r <= nr; r++) {
@@ -159,7 +159,7 @@ report() {
             if (m != "none" && rc[s, r, m] < ex[s, r, m])
               warn = warn sprintf("WARNING: %s %s run %d: the program ran %d times for %d exits\n", s, m, r, rc[s, r, m], ex[s, r, m])
           }
-          printf "%-10s %9s %24s %26s %24s\n", m, exits, summary(s SUBSEP m SUBSEP "wall", "%.0f"),
+          printf "%-13s %7s %24s %26s %24s\n", m, exits, summary(s SUBSEP m SUBSEP "wall", "%.0f"),
             (m == "none") ? "-" : summary(s SUBSEP m SUBSEP "added", "%.0f"),
             (m == "none") ? "-" : summary(s SUBSEP m SUBSEP "bpf", "%.0f")
         }
@@ -173,7 +173,7 @@ report() {
         for (r = 1; r <= nr; r++) if ((s, r, "ours") in t && (s, r, "none") in t)
           add(s SUBSEP "ratio_none", t[s, r, "ours"] / t[s, r, "none"])
         if ((s SUBSEP "ratio_none") in cnt)
-          printf "ours/none wall time per exit: %s\n", summary(s SUBSEP "ratio_none", "%.3f")
+          printf "ours/none %s per exit: %s\n", unit, summary(s SUBSEP "ratio_none", "%.3f")
         for (j = 1; j <= nm; j++) {
           m = mode[j]
           if (m == "none" || m == "ours") continue
@@ -184,8 +184,8 @@ report() {
             if (rc[s, r, m] > 0 && rc[s, r, "ours"] > 0)
               add(s SUBSEP m SUBSEP "bpfratio", (rt[s, r, "ours"] / rc[s, r, "ours"]) / (rt[s, r, m] / rc[s, r, m]))
           }
-          printf "ours/%s added wall ns per exit, per run: %s\n", m, summary(s SUBSEP m SUBSEP "ratio", "%.2f")
-          printf "ours/%s kernel BPF ns per run, per run:  %s\n", m, summary(s SUBSEP m SUBSEP "bpfratio", "%.2f")
+          printf "ours/%s added %s per exit, per run: %s\n", m, unit, summary(s SUBSEP m SUBSEP "ratio", "%.2f")
+          printf "ours/%s kernel BPF %s per program run, per run: %s\n", m, unit, summary(s SUBSEP m SUBSEP "bpfratio", "%.2f")
         }
       }
     }' "$1"
@@ -220,7 +220,13 @@ main() {
     echo "exit_cost: $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), QEMU $(qemu-system-x86_64 --version | head -n1 | awk '{ print $4 }')"
     grep -a '^BENCH begin' "$out/results.txt" || true
-    report "$out/results.txt" || true
+    if [[ -n ${EXIT_COST_ICOUNT:-} ]]; then
+      echo "clock: -icount $EXIT_COST_ICOUNT: guest ns are guest instructions (L1 + L2)"
+      report "$out/results.txt" "instr" || true
+    else
+      echo "clock: wall (TCG guest clock follows the host's)"
+      report "$out/results.txt" "ns" || true
+    fi
   } >"$out/report.txt"
   cat "$out/report.txt"
   log "wall time $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }') s; raw log $out/serial.log, BENCH lines $out/results.txt"
