@@ -69,9 +69,31 @@ host_scrape() {
     || echo "run_e2e: could not reach the guest's ack port $ack_port" >&2
 }
 
+# The guest prints `E2E PROMCHECK ...` while a VM makes exits: Debian's
+# Prometheus, on this host's loopback only, scrapes the guest's exporter
+# through the port forward and every dashboard query, variable and rule is
+# evaluated (tests/monitoring/prom_live_check.sh); then the guest is told to
+# go on. Appends an E2E line to $HOST_RESULTS.
+prom_check() {
+  local host_port=$1 ack_port=$2 out=$OUT/prom-live-check.log status=0 summary
+  log "Prometheus check of the guest's exporter at 127.0.0.1:$host_port (log $out)"
+  timeout -k 10 300 "$SCRIPT_DIR/../monitoring/prom_live_check.sh" "127.0.0.1:$host_port" "${E2E_PROM_SECONDS:-15}" \
+    >"$out" 2>&1 || status=$?
+  sed 's/^/  prom| /' "$out"
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+  if [[ $status == 0 ]]; then
+    echo "E2E PASS prom_live_check" >>"$HOST_RESULTS"
+  else
+    echo "E2E FAIL prom_live_check: prom_live_check.sh exited with status $status (${summary:-no summary}): $(grep -E '^FAIL ' "$out" | head -n 10 | tr '\n' '|') (see $out)" >>"$HOST_RESULTS"
+  fi
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && echo "$2" >&3' ack "$ack_port" "prom_live_check: ${summary:-status $status}" \
+    || echo "run_e2e: could not reach the guest's ack port $ack_port" >&2
+}
+
 # Boots the guest; sets QEMU_STATUS (124: timed out) and fills $SERIAL_LOG.
 boot_guest() {
-  local image=$1 timeout_s=$2 host_port=$3 ack_port=$4 qemu_pid scraped=0 line
+  local image=$1 timeout_s=$2 host_port=$3 ack_port=$4 qemu_pid scraped=0 promchecked=0 line
   : >"$SERIAL_LOG"
   # thread=single: with multi-threaded TCG, a guest whose 2-vCPU nested VM
   # runs on both guest CPUs at once hangs about once in 30 such VMs (both
@@ -91,6 +113,10 @@ boot_guest() {
       scraped=1
       line=$(tr -d '\r' <<<"$line")
       host_scrape "$host_port" "$ack_port" "${line##*kvm_exits_total_io=}" "$OUT/host-scrape.prom"
+    fi
+    if [[ $promchecked == 0 ]] && grep -aq '^E2E PROMCHECK ' "$SERIAL_LOG"; then
+      promchecked=1
+      prom_check "$host_port" "$ack_port"
     fi
     sleep 0.5
   done
@@ -154,11 +180,17 @@ main() {
 
   tr -d '\r' <"$SERIAL_LOG" >"$SERIAL_LOG.txt"
   # The guest's own log (results are printed below, after it).
-  grep -a -v -E '^E2E (PASS|FAIL|SKIP|HOSTSCRAPE) |^$' "$SERIAL_LOG.txt" | sed 's/^/  | /' || true
+  grep -a -v -E '^E2E (PASS|FAIL|SKIP|HOSTSCRAPE|PROMCHECK) |^$' "$SERIAL_LOG.txt" | sed 's/^/  | /' || true
   if [[ -z $exporter ]]; then
     echo "E2E SKIP host_scrape_hostfwd: no exporter binary" >>"$HOST_RESULTS"
-  elif ! grep -q . "$HOST_RESULTS"; then
-    echo "E2E FAIL host_scrape_hostfwd: the guest never asked for the host scrape (E2E HOSTSCRAPE)" >>"$HOST_RESULTS"
+    echo "E2E SKIP prom_live_check: no exporter binary" >>"$HOST_RESULTS"
+  else
+    if ! grep -q ' host_scrape_hostfwd' "$HOST_RESULTS"; then
+      echo "E2E FAIL host_scrape_hostfwd: the guest never asked for the host scrape (E2E HOSTSCRAPE)" >>"$HOST_RESULTS"
+    fi
+    if ! grep -q ' prom_live_check' "$HOST_RESULTS"; then
+      echo "E2E FAIL prom_live_check: the guest never asked for the Prometheus check (E2E PROMCHECK)" >>"$HOST_RESULTS"
+    fi
   fi
   { grep -a -E '^E2E (PASS|FAIL|SKIP) ' "$SERIAL_LOG.txt" || true; cat "$HOST_RESULTS"; } >"$OUT/results.txt"
   report "$OUT/results.txt" "$start" || status=1

@@ -1,9 +1,10 @@
 # shellcheck shell=dash
 # shellcheck disable=SC3043 # busybox sh has `local`
-# Nested checks of the VM tracker (issue 4). Sourced by checks.sh, whose
-# helpers they use (run_vmm, finish_vmm, check_value, show_series,
-# cross_snapshot, check_crosscheck, end_phase, settle, $IO_NAME ...);
-# `lifecycle_main` runs every phase, each with an exporter of its own:
+# Nested checks of the VM tracker (issue 4) and the live Prometheus check
+# (issue 5). Sourced by checks.sh, whose helpers they use (run_vmm,
+# finish_vmm, check_value, show_series, cross_snapshot, check_crosscheck,
+# end_phase, settle, $IO_NAME, $RATES_CONFIG ...); `lifecycle_main` runs
+# every phase, each with an exporter of its own:
 #   boot_window  vms.boot_window 10s: a VM's burst right after its start is
 #                counted exactly while the window is open and frozen after it;
 #                a second VM gets its own window; the histogram gets each
@@ -15,6 +16,9 @@
 #                VMs and file descriptors back to the baseline, RSS flat, host
 #                totals exact against the VMMs and the kernel's hist trigger.
 #   max_vms      vms.max_vms 2 with 3 VMs: the third is vm="other", exactly.
+#   promcheck    the host's Prometheus scrapes this exporter through QEMU's
+#                port forward while a VM makes exits and evaluates every
+#                dashboard query and rule (run_e2e.sh, E2E PROMCHECK marker).
 
 # Every phase samples often, so that windows and grace periods are noticed
 # within a fraction of a second.
@@ -31,6 +35,8 @@ SOAK_MIN_VMS=50
 SOAK_IO=100
 SOAK_CPUID=20
 SOAK_RSS_TOLERANCE_KB=2048
+PROMCHECK_BOOT_WINDOW_S=5
+PROMCHECK_ACK_TIMEOUT_S=240
 
 # ---- Helpers ------------------------------------------------------------------------------
 
@@ -482,8 +488,45 @@ check_max_vms() {
   finish_vmm max_vms_vmm "$3" "$WORK/vmm-fold3.out"
 }
 
+# ---- Phase promcheck: Prometheus on the host scrapes this exporter ----------------------------
+
+# Prints `E2E PROMCHECK vm=NAME` while a VM loops on OUT; run_e2e.sh then runs
+# tests/monitoring/prom_live_check.sh against the port forward, records its
+# result and connects to port 9757 to say it is done. The boot window is short
+# so that the boot histogram has a closed window by then.
+phase_promcheck() {
+  local failed_before=$FAILED out="$WORK/vmm-promload.out" pid
+  case " $(cat /proc/cmdline) " in
+    *" e2e.hostscrape=1 "*) ;;
+    *) info "no Prometheus check requested (e2e.hostscrape=1 not on the kernel command line)"; return 0 ;;
+  esac
+  exporter_start promcheck "vms:
+  boot_window: ${PROMCHECK_BOOT_WINDOW_S}s
+$RATES_CONFIG" || return 0
+  past_attach_rounding
+  vmm_start "$out" -name guest=promload,debug-threads=on -uuid 66666666-7777-8888-9999-000000000000 --io-seconds 600
+  pid=$VMM_PID
+  if ! poll_scrape $((PROMCHECK_BOOT_WINDOW_S + 10)) "$WORK/promcheck.prom" metric_is kvm_vm_boot_window_closed "vm=promload;pid=$pid" 1; then
+    fail promcheck_boot_window "promload's boot window did not close within $((PROMCHECK_BOOT_WINDOW_S + 10)) s"
+    show_series "$WORK/promcheck.prom" '^kvm_vm_'
+  fi
+  echo "E2E PROMCHECK vm=promload pid=$pid"
+  if ! timeout "$PROMCHECK_ACK_TIMEOUT_S" nc -l -p 9757 >"$WORK/promcheck-ack" 2>&1; then
+    info "the host did not connect to port 9757 within $PROMCHECK_ACK_TIMEOUT_S s"
+  fi
+  info "host said: $(cat "$WORK/promcheck-ack")"
+  if kill -0 "$pid" 2>/dev/null; then
+    pass promcheck_load_throughout
+  else
+    fail promcheck_load_throughout "test_vmm --io-seconds stopped before the host's check ended: $(grep '^TEST_VMM' "$out" || true)"
+  fi
+  stop_quietly "$pid"
+  end_phase "$failed_before"
+}
+
 lifecycle_main() {
   phase_boot_window
   phase_max_vms
   phase_soak
+  phase_promcheck
 }
