@@ -118,6 +118,23 @@ void PrintStats(const char* name, int prog_fd, const ReasonCounts* counts) {
   std::printf("\n");
 }
 
+// Adds the per-CPU cache slots of the *_cache variants (struct exit_cache in
+// variants.bpf.c: tgid, isa, then one __u64 count per reason) to counts.
+void AddCacheCounts(const bpf_map* map, ReasonCounts& counts) {
+  const int cpus = libbpf_num_possible_cpus();
+  const std::size_t words = bpf_map__value_size(map) / 8;  // 1 (tgid, isa) + reasons
+  if (cpus <= 0 || words < 2) return;
+  std::vector<std::uint64_t> values(static_cast<std::size_t>(cpus) * words);
+  const std::uint32_t zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(map), &zero, values.data()) != 0) return;
+  for (int cpu = 0; cpu < cpus; cpu++) {
+    for (std::size_t reason = 0; reason + 1 < words; reason++) {
+      const std::uint64_t value = values[static_cast<std::size_t>(cpu) * words + 1 + reason];
+      if (value != 0) counts[static_cast<std::uint32_t>(reason)] += value;
+    }
+  }
+}
+
 int RunVariant(const std::string& name) {
   VariantsPtr skeleton(variants_bpf__open());
   if (!skeleton) return Fail("opening the variants", -errno);
@@ -146,6 +163,9 @@ int RunVariant(const std::string& name) {
         [](std::uint64_t key, std::size_t) { return static_cast<std::uint32_t>(key & 0x1fffffffU); });
   } else if (counts_exits) {
     counts = SumVmExits(skeleton->maps.variant_vm_exits);
+  }
+  if (name.size() > 6 && name.compare(name.size() - 6, 6, "_cache") == 0) {
+    AddCacheCounts(skeleton->maps.variant_exit_cache, counts);
   }
   PrintStats(name.c_str(), bpf_program__fd(chosen), counts_exits ? &counts : nullptr);
   bpf_link__destroy(link);

@@ -156,8 +156,11 @@ report() {
             if (m != "none" && (s, r, "none") in t)
               add(s SUBSEP m SUBSEP "added", (t[s, r, m] - t[s, r, "none"]) * 1e9 / ex[s, r, m])
             if (rc[s, r, m] > 0) add(s SUBSEP m SUBSEP "bpf", rt[s, r, m] / rc[s, r, m])
-            if (m != "none" && rc[s, r, m] < ex[s, r, m])
+            # run_cnt is 0 with kernel.bpf_stats_enabled=0; counted is there for counting programs.
+            if (m != "none" && rc[s, r, m] > 0 && rc[s, r, m] < ex[s, r, m])
               warn = warn sprintf("WARNING: %s %s run %d: the program ran %d times for %d exits\n", s, m, r, rc[s, r, m], ex[s, r, m])
+            if (counted[s, r, m] != "" && counted[s, r, m] < ex[s, r, m])
+              warn = warn sprintf("WARNING: %s %s run %d: the map counted %d exits of %d\n", s, m, r, counted[s, r, m], ex[s, r, m])
           }
           printf "%-13s %7s %24s %26s %24s\n", m, exits, summary(s SUBSEP m SUBSEP "wall", "%.0f"),
             (m == "none") ? "-" : summary(s SUBSEP m SUBSEP "added", "%.0f"),

@@ -15,6 +15,15 @@
  *   ours_key8  tp/kvm/kvm_exit like ours, but one __u64 key (pack_key below)
  *              in place of the 16-byte struct vm_exit_key
  *   ours_btf_key8  both: tp_btf and the __u64 key
+ *   ours_cache     tp/kvm/kvm_exit like ours, with fewer lookups: a per-CPU
+ *              array slot owned by one (tgid, isa) holds a count per exit
+ *              reason (< EXIT_CACHE_REASONS); exits of that VM on that CPU
+ *              are counted there (one array lookup, no hashing), all others
+ *              as ours does. A CPU's slot is claimed by the first VM that
+ *              exits there and kept (a real design would let user space
+ *              read the slots, add them to the owner's totals and release
+ *              them when the VM ends); it only measures the hit path.
+ *   ours_btf_cache the same on tp_btf
  *
  * The variants count as ours does, except that a lost creation race (two
  * CPUs creating the same key at once) loses that one exit.
@@ -108,6 +117,43 @@ static __always_inline void count_key(void *map, const void *key)
 	bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
 }
 
+#define EXIT_CACHE_REASONS 256
+
+struct exit_cache {
+	__u32 tgid; /* 0: unclaimed */
+	__u32 isa;
+	__u64 count[EXIT_CACHE_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exit_cache);
+} variant_exit_cache SEC(".maps");
+
+/* Counts in this CPU's cache slot if (tgid, isa) owns it (or claims it now);
+ * returns 0 when counted there. */
+static __always_inline int count_cached(__u32 tgid, __u32 isa, __u32 reason)
+{
+	__u32 zero = 0;
+	struct exit_cache *cache = bpf_map_lookup_elem(&variant_exit_cache, &zero);
+
+	if (!cache || reason >= EXIT_CACHE_REASONS)
+		return -1;
+	if (cache->tgid != tgid || cache->isa != isa) {
+		if (cache->tgid != 0)
+			return -1;
+		cache->tgid = tgid;
+		cache->isa = isa;
+	}
+	/* clang checks the bound on a copy of reason: mask the one used, behind
+	 * a barrier so that the mask is not optimised away. */
+	barrier_var(reason);
+	cache->count[reason & (EXIT_CACHE_REASONS - 1)] += 1;
+	return 0;
+}
+
 SEC("tp/kvm/kvm_exit")
 int empty(void *ctx)
 {
@@ -169,5 +215,40 @@ int BPF_PROG(ours_btf_key8, struct kvm_vcpu *vcpu, __u32 isa)
 	__u64 key = pack_key(bpf_get_current_pid_tgid() >> 32, isa, exit_reason_of(vcpu, isa));
 
 	count_key(&variant_vm_exits8, &key);
+	return 0;
+}
+
+SEC("tp/kvm/kvm_exit")
+int ours_cache(struct trace_event_raw_kvm_exit *ctx)
+{
+	__u32 isa = ctx->isa;
+	__u32 reason = ctx->exit_reason;
+	struct vm_exit_key key;
+
+	if (isa == KVM_EXIT_ISA_VMX)
+		reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!count_per_vcpu && count_cached(key.tgid, isa, reason) == 0)
+		return 0;
+	key.vcpu_id = count_per_vcpu ? ctx->vcpu_id : KVM_EXIT_ALL_VCPUS;
+	key.isa = isa;
+	key.exit_reason = reason;
+	count_key(&variant_vm_exits, &key);
+	return 0;
+}
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(ours_btf_cache, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason = exit_reason_of(vcpu, isa);
+	struct vm_exit_key key;
+
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!count_per_vcpu && count_cached(key.tgid, isa, reason) == 0)
+		return 0;
+	key.vcpu_id = count_per_vcpu ? (__u32)vcpu->vcpu_id : KVM_EXIT_ALL_VCPUS;
+	key.isa = isa;
+	key.exit_reason = reason;
+	count_key(&variant_vm_exits, &key);
 	return 0;
 }
