@@ -102,10 +102,28 @@ check_crosscheck() {
     fail "$name" "the hist trigger counted no exits in the period"
   elif cmp -s "$WORK/hist-delta-$name" "$WORK/exp-delta-$name"; then
     pass "$name"
+  elif skipped=$(kernel_skipped_runs "$2" "$3" "$WORK/hist-delta-$name" "$WORK/exp-delta-$name"); then
+    # The exporter counted every run of its program exactly; the kernel did not
+    # run it on some exits (bpf_prog_active busy: README "Known limitations").
+    pass "${name}_every_program_run_counted"
+    skip "$name" "the kernel skipped the BPF program on $skipped exit(s) (bpf_prog_active busy on that CPU), so no tracepoint program could count them"
   else
     fail "$name" "kvm_exits_total deltas differ from the kernel's hist trigger (isa code delta): kernel [$(tr '\n' ';' <"$WORK/hist-delta-$name")] exporter [$(tr '\n' ';' <"$WORK/exp-delta-$name")]; $(bpf_runs_vs_hits "$2" "$3" "$WORK/hist-delta-$name")"
     show_series "$WORK/prom-$3" '^kvm_exit_(lost|overflow)|^kvm_exit_exporter_(errors|map_entries|vms|bpf_prog_run_count)'
   fi
+}
+
+# kernel_skipped_runs TAG0 TAG1 HIST_DELTA EXP_DELTA: prints how many exits the
+# kernel did not run the program for, and succeeds, when that alone explains
+# the gap: the exporter's total equals the program's runs, and the hist count
+# exceeds both by the same number.
+kernel_skipped_runs() {
+  local runs hits counted
+  runs=$(($(metric "$WORK/prom-$2" kvm_exit_exporter_bpf_prog_run_count_total) - $(metric "$WORK/prom-$1" kvm_exit_exporter_bpf_prog_run_count_total)))
+  hits=$(awk '{ s += $3 } END { printf "%.0f\n", s }' "$3")
+  counted=$(awk '{ s += $3 } END { printf "%.0f\n", s }' "$4")
+  [ "$runs" -gt 0 ] && [ "$counted" -eq "$runs" ] && [ "$hits" -gt "$runs" ] || return 1
+  echo $((hits - runs))
 }
 
 # bpf_runs_vs_hits TAG0 TAG1 HIST_DELTA: how often the BPF program ran in the
