@@ -18,6 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import YAML from "yaml";
+import { ALLOWED_CAPS, check, finish } from "./tally.mjs";
 import Ajv2019 from "ajv/dist/2019.js";
 import dockerfileUtils from "dockerfile-utils";
 
@@ -26,21 +27,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 const dockerDir = resolve(root, "deploy/docker");
 
-const ALLOWED_CAPS = new Set(["BPF", "PERFMON", "SYS_RESOURCE", "DAC_READ_SEARCH", "SYS_PTRACE"]);
 const RUNTIME_PACKAGES = ["libbpf1", "libprometheus-cpp-core1.0", "libyaml-cpp0.7", "libcivetweb1",
   "zlib1g"];
 
-let passed = 0;
-let failed = 0;
-function check(ok, what, detail = "") {
-  if (ok) {
-    passed++;
-    console.log(`ok   ${what}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${what}${detail ? ": " + detail : ""}`);
-  }
-}
 const readYaml = (path) => YAML.parse(readFileSync(path, "utf8"));
 
 const dfPath = join(dockerDir, "Dockerfile");
@@ -214,5 +203,4 @@ check(existsSync(join(dockerDir, "Dockerfile.dockerignore")) &&
         "provisioning/dashboards/kvm_exit_exporter.yml: one file provider with a path and folder");
 }
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

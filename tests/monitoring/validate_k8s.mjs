@@ -19,6 +19,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
+import { ALLOWED_CAPS, check, finish } from "./tally.mjs";
 import ts from "typescript";
 import * as coreV1 from "kubernetes-models/v1";
 import * as appsV1 from "kubernetes-models/apps/v1";
@@ -42,21 +43,8 @@ const MODELS = {
     [monV1.PrometheusRule, "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1"],
 };
 
-// The DaemonSet may add these capabilities and no others (docs/deploy.md says why).
-const ALLOWED_CAPS = new Set(["BPF", "PERFMON", "SYS_RESOURCE", "DAC_READ_SEARCH", "SYS_PTRACE"]);
 const REQUIRED_HOST_MOUNTS = ["/sys/kernel/tracing", "/sys/kernel/btf"];
 
-let passed = 0;
-let failed = 0;
-function check(ok, what, detail = "") {
-  if (ok) {
-    passed++;
-    console.log(`ok   ${what}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${what}${detail ? ": " + detail : ""}`);
-  }
-}
 
 // --- 1. load and validate() -------------------------------------------------
 const docs = []; // {file, index, obj, key}
@@ -135,10 +123,7 @@ const [pr] = byKind("PrometheusRule");
 const [cm] = byKind("ConfigMap");
 check(Boolean(ns && ds && svc && sm && pr && cm),
       "one each of Namespace, ConfigMap, DaemonSet, Service, ServiceMonitor, PrometheusRule");
-if (!(ns && ds && svc && sm && pr && cm)) {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}
+if (!(ns && ds && svc && sm && pr && cm)) finish();
 
 const matches = (selector, labels) =>
   Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
@@ -247,5 +232,4 @@ check(isDeepStrictEqual(pr.spec.groups, rulesGroups()),
       "PrometheusRule groups == deploy/prometheus/kvm_exit_exporter.rules.yml " +
       "(regenerate: node tests/monitoring/gen_prometheusrule.mjs)");
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
