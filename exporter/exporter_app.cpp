@@ -1,5 +1,7 @@
 #include "exporter_app.h"
 
+#include <ctime>
+
 #include "exit_metrics.h"
 #include "log.h"
 #include "vm_identity.h"
@@ -10,19 +12,32 @@ namespace {
 constexpr const char* kProcRoot = "/proc";
 constexpr const char* kProxmoxRoot = "/etc/pve";
 
+// Unix time of boot, to the microsecond. /proc/stat's btime is whole seconds,
+// which made start times up to 1 s early and let a VM started just after the
+// attach look older than it, losing its boot window.
+double BootTimeSeconds() {
+  timespec realtime{};
+  timespec since_boot{};
+  ::clock_gettime(CLOCK_REALTIME, &realtime);
+  ::clock_gettime(CLOCK_BOOTTIME, &since_boot);
+  auto seconds = [](const timespec& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+  };
+  return seconds(realtime) - seconds(since_boot);
+}
+
 ProcessResolver MakeResolver(std::vector<NamingRule> rules) {
   return [rules = std::move(rules)](std::uint32_t pid) -> std::optional<VmProcess> {
     std::optional<ProcessInfo> info = ReadProcessInfo(kProcRoot, pid);
     if (!info) return std::nullopt;
     VmIdentity identity = IdentifyVm(*info, rules, kProxmoxRoot);
-    const std::optional<std::uint64_t> boot_time = ReadBootTimeSeconds(kProcRoot);
     return VmProcess{
         .name = std::move(identity.name),
         .uuid = std::move(identity.uuid),
         .platform = std::move(identity.platform),
         .start_ticks = info->start_ticks,
-        .start_time_seconds =
-            boot_time ? ProcessStartTimeSeconds(*boot_time, info->start_ticks) : 0.0,
+        .start_time_seconds = BootTimeSeconds() + static_cast<double>(info->start_ticks) /
+                                                      static_cast<double>(ClockTicksPerSecond()),
     };
   };
 }
