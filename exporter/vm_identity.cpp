@@ -793,114 +793,12 @@ std::string SanitizeLabelValue(std::string_view text, std::size_t max_bytes) noe
   }
 }
 
-std::optional<std::uint64_t> ReadBootTimeSeconds(const std::string& proc_root) noexcept {
-  try {
-    const auto text = ReadFile(proc_root + "/stat", kMaxProcStatBytes);
-    if (!text) return std::nullopt;
-    constexpr std::string_view kKey = "btime ";
-    for (const auto line : Split(*text, '\n')) {
-      if (line.starts_with(kKey)) return ParseNumber<std::uint64_t>(Trim(line.substr(kKey.size())));
-    }
-    return std::nullopt;
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
 long ClockTicksPerSecond() noexcept {
   static const long ticks = [] {
     const long value = ::sysconf(_SC_CLK_TCK);
     return value > 0 ? value : 100;  // USER_HZ is 100 on every Linux ABI
   }();
   return ticks;
-}
-
-double ProcessStartTimeSeconds(std::uint64_t boot_time_seconds, std::uint64_t start_ticks,
-                               long ticks_per_second) noexcept {
-  if (ticks_per_second <= 0) ticks_per_second = 100;
-  return static_cast<double>(boot_time_seconds) +
-         static_cast<double>(start_ticks) / static_cast<double>(ticks_per_second);
-}
-
-// ---------------------------------------------------------------------------
-// VmIdentityCache
-
-VmIdentityCache::VmIdentityCache(Options options) : options_(std::move(options)) {}
-
-std::optional<ResolvedVm> VmIdentityCache::Lookup(std::uint32_t pid) noexcept {
-  try {
-    const auto start_ticks = ReadStartTicks(options_.proc_root, pid);
-    if (!start_ticks) {
-      Forget(pid);
-      return std::nullopt;
-    }
-    {
-      const std::lock_guard lock(mutex_);
-      const auto it = entries_.find(pid);
-      if (it != entries_.end() && it->second.start_ticks == *start_ticks) return it->second;
-    }
-    // New process, or the pid was reused: resolve without holding the lock.
-    auto resolved = Resolve(pid);
-    const std::lock_guard lock(mutex_);
-    if (!resolved) {
-      entries_.erase(pid);
-      return std::nullopt;
-    }
-    entries_.insert_or_assign(pid, *resolved);
-    return resolved;
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-std::optional<ResolvedVm> VmIdentityCache::Cached(std::uint32_t pid) const noexcept {
-  try {
-    const std::lock_guard lock(mutex_);
-    const auto it = entries_.find(pid);
-    if (it == entries_.end()) return std::nullopt;
-    return it->second;
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-void VmIdentityCache::Forget(std::uint32_t pid) noexcept {
-  const std::lock_guard lock(mutex_);
-  entries_.erase(pid);
-}
-
-bool VmIdentityCache::IsAlive(std::uint32_t pid, std::uint64_t start_ticks) const noexcept {
-  return ReadStartTicks(options_.proc_root, pid) == start_ticks;
-}
-
-std::size_t VmIdentityCache::size() const noexcept {
-  const std::lock_guard lock(mutex_);
-  return entries_.size();
-}
-
-std::optional<ResolvedVm> VmIdentityCache::Resolve(std::uint32_t pid) const noexcept {
-  const auto process = ReadProcessInfo(options_.proc_root, pid);
-  if (!process) return std::nullopt;
-  try {
-    ResolvedVm resolved;
-    resolved.identity = IdentifyVm(*process, options_.rules, options_.pve_root);
-    resolved.pid = pid;
-    resolved.start_ticks = process->start_ticks;
-    if (const auto boot_time = BootTimeSeconds()) {
-      resolved.start_time_seconds = ProcessStartTimeSeconds(*boot_time, process->start_ticks);
-    }
-    return resolved;
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-// Read once: /proc/stat's btime is derived from the wall clock and can wobble
-// by a second between reads, which would make a VM's start time jump.
-std::optional<std::uint64_t> VmIdentityCache::BootTimeSeconds() const noexcept {
-  const std::lock_guard lock(mutex_);
-  if (!boot_time_seconds_) boot_time_seconds_ = ReadBootTimeSeconds(options_.proc_root);
-  return boot_time_seconds_;
 }
 
 }  // namespace kvmexit

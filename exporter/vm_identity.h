@@ -9,8 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,53 +87,7 @@ VmIdentity IdentifyVm(const ProcessInfo& process, const std::vector<NamingRule>&
 std::string SanitizeLabelValue(std::string_view text,
                                std::size_t max_bytes = kMaxVmLabelBytes) noexcept;
 
-// The `btime` line of <proc_root>/stat: boot time in unix seconds.
-std::optional<std::uint64_t> ReadBootTimeSeconds(const std::string& proc_root) noexcept;
-
 // sysconf(_SC_CLK_TCK): the unit of ProcessInfo::start_ticks.
 long ClockTicksPerSecond() noexcept;
-
-// Unix time a process started: boot time plus its start ticks.
-double ProcessStartTimeSeconds(std::uint64_t boot_time_seconds, std::uint64_t start_ticks,
-                               long ticks_per_second = ClockTicksPerSecond()) noexcept;
-
-struct ResolvedVm {
-  VmIdentity identity;
-  std::uint32_t pid = 0;
-  std::uint64_t start_ticks = 0;
-  double start_time_seconds = 0.0;  // unix time
-};
-
-// Resolves each process once: later lookups of the same process only re-read
-// /proc/PID/stat to notice a reused pid (different start ticks), which is
-// resolved afresh. Thread-safe.
-class VmIdentityCache {
- public:
-  struct Options {
-    std::string proc_root = "/proc";
-    std::string pve_root = "/etc/pve";
-    std::vector<NamingRule> rules;
-  };
-
-  explicit VmIdentityCache(Options options);
-
-  // The VM running as `pid` now; nullopt (and forgotten) when no such process.
-  std::optional<ResolvedVm> Lookup(std::uint32_t pid) noexcept;
-  // The cached entry without touching /proc.
-  std::optional<ResolvedVm> Cached(std::uint32_t pid) const noexcept;
-  void Forget(std::uint32_t pid) noexcept;
-  // True when `pid` is still the process that started at `start_ticks`.
-  bool IsAlive(std::uint32_t pid, std::uint64_t start_ticks) const noexcept;
-  std::size_t size() const noexcept;
-
- private:
-  std::optional<ResolvedVm> Resolve(std::uint32_t pid) const noexcept;
-  std::optional<std::uint64_t> BootTimeSeconds() const noexcept;
-
-  const Options options_;
-  mutable std::mutex mutex_;
-  std::map<std::uint32_t, ResolvedVm> entries_;             // guarded by mutex_
-  mutable std::optional<std::uint64_t> boot_time_seconds_;  // guarded by mutex_
-};
 
 }  // namespace kvmexit

@@ -450,52 +450,6 @@ TEST_F(FakeProcTest, MissingAndZombieProcessesAreGone) {
   EXPECT_FALSE(ReadStartTicks(proc().string(), 322));
 }
 
-TEST_F(FakeProcTest, BootTimeAndStartTime) {
-  EXPECT_EQ(ReadBootTimeSeconds(proc().string()), 1700000000u);
-  EXPECT_DOUBLE_EQ(ProcessStartTimeSeconds(1700000000, 4550, 100), 1700000045.5);
-}
-
-TEST_F(FakeProcTest, CacheResolvesOncePerProcessAndNoticesPidReuse) {
-  VmIdentityCache cache({proc().string(), "/nonexistent/pve", {}});
-  WriteProcess(500, 1000, Cmdline({"qemu", "-name", "first"}));
-
-  const auto first = cache.Lookup(500);
-  ASSERT_TRUE(first);
-  EXPECT_EQ(first->identity.name, "first");
-  EXPECT_EQ(first->start_ticks, 1000u);
-  EXPECT_DOUBLE_EQ(first->start_time_seconds,
-                   ProcessStartTimeSeconds(1700000000, 1000, ClockTicksPerSecond()));
-  EXPECT_TRUE(cache.IsAlive(500, 1000));
-
-  // Same process (same start time): not resolved again, even if /proc changed.
-  WriteProcess(500, 1000, Cmdline({"qemu", "-name", "renamed"}));
-  EXPECT_EQ(cache.Lookup(500)->identity.name, "first");
-
-  // The pid now belongs to a new process: resolved afresh.
-  WriteProcess(500, 2000, Cmdline({"qemu", "-name", "second"}));
-  EXPECT_FALSE(cache.IsAlive(500, 1000));
-  const auto second = cache.Lookup(500);
-  ASSERT_TRUE(second);
-  EXPECT_EQ(second->identity.name, "second");
-  EXPECT_EQ(second->start_ticks, 2000u);
-  EXPECT_EQ(cache.Cached(500)->identity.name, "second");
-  EXPECT_EQ(cache.size(), 1u);
-
-  // Gone: forgotten.
-  fs::remove_all(proc() / "500");
-  EXPECT_FALSE(cache.Lookup(500));
-  EXPECT_FALSE(cache.Cached(500));
-  EXPECT_EQ(cache.size(), 0u);
-}
-
-TEST_F(FakeProcTest, CacheForget) {
-  VmIdentityCache cache({proc().string(), "/nonexistent/pve", {}});
-  WriteProcess(600, 1, Cmdline({"qemu", "-name", "x"}));
-  ASSERT_TRUE(cache.Lookup(600));
-  cache.Forget(600);
-  EXPECT_EQ(cache.size(), 0u);
-}
-
 // ---------------------------------------------------------------------------
 // Real processes
 
@@ -825,26 +779,6 @@ TEST_F(RealProcessTest, ExitedProcessIsGone) {
   vmm->Kill();
   EXPECT_FALSE(ReadProcessInfo("/proc", pid));
   EXPECT_FALSE(ReadStartTicks("/proc", pid));
-}
-
-TEST_F(RealProcessTest, CacheResolvesRealProcessAndForgetsItWhenItExits) {
-  VmIdentityCache cache({"/proc", pve_.path().string(), {}});
-  auto vmm = Start("qemu-system-x86_64", {"qemu-system-x86_64", "-name", "guest=cached"});
-  const auto pid = vmm->pid();
-
-  const auto resolved = cache.Lookup(pid);
-  ASSERT_TRUE(resolved);
-  EXPECT_EQ(resolved->identity.name, "cached");
-  EXPECT_EQ(resolved->pid, pid);
-  const double now = static_cast<double>(std::time(nullptr));
-  EXPECT_NEAR(resolved->start_time_seconds, now, 5.0);
-  EXPECT_TRUE(cache.IsAlive(pid, resolved->start_ticks));
-  EXPECT_EQ(cache.Lookup(pid)->start_ticks, resolved->start_ticks);
-
-  vmm->Kill();
-  EXPECT_FALSE(cache.IsAlive(pid, resolved->start_ticks));
-  EXPECT_FALSE(cache.Lookup(pid));
-  EXPECT_EQ(cache.size(), 0u);
 }
 
 }  // namespace
