@@ -36,7 +36,8 @@ struct host_exit_key {
 
 /* Indices of the `lost` per-CPU array: exits that could be stored nowhere. */
 enum kvm_exit_lost_index {
-	KVM_EXIT_LOST_OVERFLOW_FULL = 0, /* the overflow table itself was full */
+	KVM_EXIT_LOST_OVERFLOW_FULL = 0,   /* the overflow table itself was full */
+	KVM_EXIT_LOST_REASON_UNREADABLE,   /* tp_btf: the exit reason could not be read from the vCPU */
 	KVM_EXIT_LOST_NR,
 };
 

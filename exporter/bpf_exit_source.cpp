@@ -6,39 +6,61 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "kvm_exit.skel.h"
 
 namespace kvmexit {
 namespace {
 
-// libbpf reports details through a global print callback; keep the last
-// warning so an attach failure can say why instead of spraying stderr.
+// libbpf reports details through a global print callback. Keep the cause of a
+// failure so that Attach can say why instead of spraying stderr: the
+// verifier's verdict when a program was refused (the last line of its log,
+// e.g. "failed to resolve CO-RE relocation ... struct vcpu_svm.vcpu"), else
+// the first warning since the last Take (later ones only say what failed
+// because of it).
 std::mutex g_libbpf_log_mutex;
-std::string g_libbpf_last_warning;
+std::string g_libbpf_first_warning;
+std::string g_verifier_verdict;
+
+// The line before "processed N insns" in a verifier log, or "".
+std::string VerifierVerdict(std::string_view text) {
+  const std::size_t processed = text.find("\nprocessed ");
+  if (processed == std::string_view::npos) return "";
+  const std::size_t start = text.rfind('\n', processed - 1);
+  return std::string(text.substr(start == std::string_view::npos ? 0 : start + 1,
+                                 processed - (start == std::string_view::npos ? 0 : start + 1)));
+}
 
 int CaptureLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char line[512];
-  const int n = std::vsnprintf(line, sizeof(line), format, args);
+  std::array<char, 8192> buffer{};
+  const int n = std::vsnprintf(buffer.data(), buffer.size(), format, args);
+  std::string_view text(
+      buffer.data(),
+      n > 0 ? std::min<std::size_t>(static_cast<std::size_t>(n), buffer.size() - 1) : 0);
+  constexpr std::string_view kPrefix = "libbpf: ";
+  if (text.starts_with(kPrefix)) text.remove_prefix(kPrefix.size());
+  while (text.ends_with('\n')) text.remove_suffix(1);
   std::lock_guard lock(g_libbpf_log_mutex);
-  g_libbpf_last_warning.assign(
-      line, n > 0 ? std::min<std::size_t>(static_cast<std::size_t>(n), sizeof(line) - 1) : 0);
-  while (!g_libbpf_last_warning.empty() && g_libbpf_last_warning.back() == '\n') {
-    g_libbpf_last_warning.pop_back();
-  }
+  if (g_verifier_verdict.empty()) g_verifier_verdict = VerifierVerdict(text);
+  if (g_libbpf_first_warning.empty()) g_libbpf_first_warning = text.substr(0, 300);
   return 0;
 }
 
 std::string TakeLibbpfWarning() {
   std::lock_guard lock(g_libbpf_log_mutex);
-  std::string warning;
-  warning.swap(g_libbpf_last_warning);
+  std::string warning = g_verifier_verdict.empty() ? std::move(g_libbpf_first_warning)
+                                                   : std::move(g_verifier_verdict);
+  g_libbpf_first_warning.clear();
+  g_verifier_verdict.clear();
   return warning;
 }
 
@@ -69,6 +91,18 @@ std::string CheckKernelSupport(const std::string& tracefs_root) {
            ": the kvm module is not loaded (modprobe kvm_intel or kvm_amd); will retry";
   }
   return "";
+}
+
+// The KVM vendor module whose vCPU structs tp_btf reads.
+struct VendorModule {
+  std::uint32_t isa;  // KVM_EXIT_ISA_*
+  const char* name;
+};
+
+std::optional<VendorModule> FindVendorModule(const std::string& sys_root) {
+  if (Exists(sys_root + "/module/kvm_amd")) return VendorModule{KVM_EXIT_ISA_SVM, "kvm_amd"};
+  if (Exists(sys_root + "/module/kvm_intel")) return VendorModule{KVM_EXIT_ISA_VMX, "kvm_intel"};
+  return std::nullopt;
 }
 
 // Sums per-CPU u64 values; the kernel pads each CPU's slot to 8 bytes.
@@ -146,31 +180,81 @@ std::string BpfExitSource::Attach() {
   if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
     return missing;
   }
-  std::unique_ptr<kvm_exit_bpf, SkeletonDeleter> skeleton(kvm_exit_bpf__open());
+  const std::optional<VendorModule> vendor = FindVendorModule(options_.sys_root);
+  std::string why_not_tp_btf;
+  if (options_.hook == KernelHook::kTracepoint) {
+    why_not_tp_btf = "kernel.hook is tracepoint";
+  } else if (!vendor) {
+    why_not_tp_btf =
+        "neither kvm_amd nor kvm_intel is loaded, and tp_btf reads the exit reason from their "
+        "vCPU structs";
+  } else if (!Exists(options_.sys_root + "/kernel/btf/" + vendor->name)) {
+    why_not_tp_btf = "the kernel has no BTF for " + std::string(vendor->name) +
+                     " (/sys/kernel/btf/" + vendor->name +
+                     " missing: built without CONFIG_DEBUG_INFO_BTF_MODULES)";
+  } else if (options_.hook == KernelHook::kAuto && vendor->isa == KVM_EXIT_ISA_VMX) {
+    // Nested tests verify the SVM path exit by exit; no test here can run VMX.
+    why_not_tp_btf =
+        "tp_btf's Intel VMX path is not yet verified against real exits; set kernel.hook: "
+        "tp_btf to use it";
+  }
+  if (options_.hook == KernelHook::kTpBtf && !why_not_tp_btf.empty()) {
+    return "kernel.hook is tp_btf, but " + why_not_tp_btf + "; or set kernel.hook: tracepoint";
+  }
+  if (why_not_tp_btf.empty()) {
+    std::string error = LoadAndAttach(true, vendor->isa);
+    if (error.empty() || options_.hook == KernelHook::kTpBtf) return error;
+    why_not_tp_btf = "tp_btf failed: " + error;
+  }
+  std::string error = LoadAndAttach(false, 0);
+  if (error.empty()) hook_note_ = std::move(why_not_tp_btf);
+  return error;
+}
+
+std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vendor_isa) {
+  TakeLibbpfWarning();  // forget warnings of earlier attempts
+  SkeletonPtr skeleton(kvm_exit_bpf__open());
   if (!skeleton) return "opening the BPF object failed: " + ErrnoText(errno);
+  bpf_program* program =
+      use_tp_btf ? skeleton->progs.count_kvm_exit_btf : skeleton->progs.count_kvm_exit;
+  bpf_link** link =
+      use_tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
+  bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, use_tp_btf);
+  bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !use_tp_btf);
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
+  skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
   if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exits, options_.vm_map_capacity);
       err != 0) {
     return "setting vm_exits capacity failed: " + ErrnoText(err);
   }
+  const char* what = use_tp_btf ? "tp_btf/kvm_exit" : "tracepoint kvm:kvm_exit";
   if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) {
     std::string detail = TakeLibbpfWarning();
-    return "loading the BPF program failed: " + ErrnoText(err) +
+    return "loading the BPF program for " + std::string(what) + " failed: " + ErrnoText(err) +
            (detail.empty() ? "" : " (libbpf: " + detail + ")") +
            (err == -EPERM ? "; run as root or grant CAP_BPF and CAP_PERFMON" : "");
   }
-  if (int err = kvm_exit_bpf__attach(skeleton.get()); err != 0) {
+  // The skeleton owns the link: destroying it detaches.
+  *link = bpf_program__attach(program);
+  if (*link == nullptr) {
+    const int err = -errno;
     std::string detail = TakeLibbpfWarning();
-    // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
-    // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
     const bool refused = err == -EACCES || err == -EPERM;
-    return "attaching to tracepoint kvm:kvm_exit failed: " + ErrnoText(err) +
-           (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-           (refused ? "; run as root, or grant CAP_SYS_ADMIN, or set sysctl "
-                      "kernel.perf_event_paranoid=2 (see docs/deploy.md)"
-                    : "");
+    std::string hint;
+    if (refused && use_tp_btf) {
+      hint = "; run as root or grant CAP_BPF and CAP_PERFMON";
+    } else if (refused) {
+      // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
+      // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
+      hint =
+          "; run as root, or grant CAP_SYS_ADMIN, or set sysctl kernel.perf_event_paranoid=2 "
+          "(see docs/deploy.md)";
+    }
+    return "attaching to " + std::string(what) + " failed: " + ErrnoText(err) +
+           (detail.empty() ? "" : " (libbpf: " + detail + ")") + hint;
   }
   skeleton_ = std::move(skeleton);
+  hook_ = use_tp_btf ? "tp_btf" : "tracepoint";
   return "";
 }
 
@@ -193,11 +277,12 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
   }
   if (err.empty()) {
     std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
-    const std::uint32_t index = KVM_EXIT_LOST_OVERFLOW_FULL;
-    if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.lost), &index, per_cpu.data()) == 0) {
-      snapshot->lost = SumCpus(per_cpu.data(), possible_cpus_);
-    } else {
-      err = "reading the lost counter failed: " + ErrnoText(errno);
+    for (std::uint32_t index = 0; index < KVM_EXIT_LOST_NR && err.empty(); ++index) {
+      if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.lost), &index, per_cpu.data()) == 0) {
+        snapshot->lost += SumCpus(per_cpu.data(), possible_cpus_);
+      } else {
+        err = "reading the lost counter failed: " + ErrnoText(errno);
+      }
     }
   }
   if (!err.empty()) *snapshot = ExitSnapshot{};
@@ -239,8 +324,9 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   if (!skeleton_) return stats;
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
-  if (bpf_obj_get_info_by_fd(bpf_program__fd(skeleton_->progs.count_kvm_exit), &info, &length) ==
-      0) {
+  bpf_program* program =
+      hook_ == "tp_btf" ? skeleton_->progs.count_kvm_exit_btf : skeleton_->progs.count_kvm_exit;
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;
     stats.missed = info.recursion_misses;

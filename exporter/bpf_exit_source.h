@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config.h"
 #include "exit_snapshot.h"
 
 struct kvm_exit_bpf;
@@ -16,6 +17,8 @@ struct BpfSourceOptions {
   std::string tracefs_root = "/sys/kernel/tracing";
   std::uint32_t vm_map_capacity = 16384;
   bool per_vcpu = false;
+  KernelHook hook = KernelHook::kAuto;
+  std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
 };
 
 struct BpfProgramStats {
@@ -36,6 +39,11 @@ class BpfExitSource {
   std::string Attach();
   bool attached() const { return skeleton_ != nullptr; }
 
+  // The program that is attached: "tp_btf", "tracepoint", or "" before Attach succeeds.
+  const std::string& hook() const { return hook_; }
+  // Why the tracepoint is used rather than tp_btf ("" when tp_btf is attached). For the log.
+  const std::string& hook_note() const { return hook_note_; }
+
   // Reads every map (batch lookups where the kernel has them), summing per-CPU values.
   // Returns "" or an error message; on error *snapshot is left empty.
   std::string Read(ExitSnapshot* snapshot) const;
@@ -55,8 +63,16 @@ class BpfExitSource {
     void operator()(kvm_exit_bpf* skeleton) const;
   };
 
+  using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
+
+  // Opens, loads and attaches one of the two programs (the other is not loaded).
+  // btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for tp_btf.
+  std::string LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vendor_isa);
+
   BpfSourceOptions options_;
-  std::unique_ptr<kvm_exit_bpf, SkeletonDeleter> skeleton_;
+  SkeletonPtr skeleton_;
+  std::string hook_;
+  std::string hook_note_;
   int possible_cpus_ = 1;
 };
 

@@ -275,6 +275,15 @@ void ParseWeb(const Value& section, Config::Web& web) {
   ParseSection(section, fields);
 }
 
+KernelHook ParseHook(const Value& value) {
+  constexpr std::string_view kExpected = "auto, tp_btf or tracepoint";
+  const std::string& text = ScalarText(value, kExpected);
+  if (text == "auto") return KernelHook::kAuto;
+  if (text == "tp_btf") return KernelHook::kTpBtf;
+  if (text == "tracepoint") return KernelHook::kTracepoint;
+  value.FailExpected(kExpected);
+}
+
 void ParseKernel(const Value& section, Config::Kernel& kernel) {
   const Field fields[] = {
       {"tracefs_path",
@@ -285,6 +294,7 @@ void ParseKernel(const Value& section, Config::Kernel& kernel) {
        [&](const Value& value) {
          kernel.attach_retry_interval = ParseDurationValue(value, 100ms, 1h);
        }},
+      {"hook", [&](const Value& value) { kernel.hook = ParseHook(value); }},
   };
   ParseSection(section, fields);
 }

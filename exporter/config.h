@@ -22,6 +22,13 @@ struct NamingRule {
   friend bool operator==(const NamingRule&, const NamingRule&) = default;
 };
 
+// How the BPF program hooks kvm:kvm_exit (config kernel.hook).
+enum class KernelHook {
+  kAuto,        // tp_btf where it is verified to count exactly (AMD SVM), else tracepoint
+  kTpBtf,       // the raw tracepoint; reads the exit reason from kvm's vCPU structs
+  kTracepoint,  // the classic tracepoint and its stable record format
+};
+
 struct Config {
   struct Web {
     std::string listen_address = "0.0.0.0:9756";
@@ -32,6 +39,7 @@ struct Config {
   struct Kernel {
     std::string tracefs_path = "/sys/kernel/tracing";
     std::chrono::milliseconds attach_retry_interval{10'000};
+    KernelHook hook = KernelHook::kAuto;
     friend bool operator==(const Kernel&, const Kernel&) = default;
   } kernel;
 

@@ -195,6 +195,12 @@ void WriteSelfFamilies(const SelfView& self, ExpositionWriter& out) {
   single("kvm_exit_exporter_bpf_attached",
          "1 when the BPF program is attached to kvm:kvm_exit, else 0 (see the log for why).",
          MetricType::kGauge, std::uint64_t{self.attached ? 1U : 0U});
+  if (!self.hook.empty()) {
+    single("kvm_exit_exporter_bpf_hook_info",
+           "How the BPF program hooks kvm:kvm_exit (config kernel.hook): tp_btf or tracepoint; "
+           "always 1.",
+           MetricType::kGauge, kOne, RenderLabels({{"hook", self.hook}}));
+  }
   single("kvm_exit_exporter_reason_names_info",
          "Where exit reason names come from (kernel tracepoint format or uapi headers); always 1.",
          MetricType::kGauge, kOne, RenderLabels({{"origin", self.reason_names_origin}}));
@@ -215,7 +221,8 @@ void WriteSelfFamilies(const SelfView& self, ExpositionWriter& out) {
          "kvm_exits_total but in no per-VM series.",
          MetricType::kCounter, self.overflow_exits);
   single("kvm_exit_lost_exits_total",
-         "Exits that could be stored nowhere (overflow table full as well). Should stay 0.",
+         "Exits in no counter: the overflow table was full as well, or (tp_btf) the exit "
+         "reason could not be read from the vCPU. Should stay 0.",
          MetricType::kCounter, self.lost_exits);
   single("kvm_exit_exporter_scrape_duration_seconds",
          "Time the previous scrape took to read the maps and build the metrics.",
@@ -241,9 +248,9 @@ void WriteSelfFamilies(const SelfView& self, ExpositionWriter& out) {
          "Time spent in the BPF program (counted only while kernel.bpf_stats_enabled=1).",
          MetricType::kCounter, static_cast<double>(self.prog_run_time_ns) / 1e9);
   single("kvm_exit_exporter_bpf_prog_missed_total",
-         "kvm_exit events for which the kernel skipped the BPF program because another BPF "
-         "program or a BPF map syscall was active on that CPU; those exits are in no counter. "
-         "Counted by kernels from 6.7 on; always 0 before.",
+         "kvm_exit events for which the kernel skipped the BPF program; those exits are in no "
+         "counter. tracepoint: another BPF program or a BPF map syscall was active on that CPU "
+         "(counted by kernels from 6.7 on); tp_btf: only a recursion of the program itself.",
          MetricType::kCounter, self.prog_missed);
 }
 

@@ -20,6 +20,7 @@ struct RateView {
 // The exporter's own health, exported next to the exit figures.
 struct SelfView {
   bool attached = false;
+  std::string hook;  // "tp_btf" or "tracepoint" once attached
   std::uint64_t vm_map_entries = 0;
   std::uint64_t vm_map_capacity = 0;
   std::uint64_t overflow_entries = 0;

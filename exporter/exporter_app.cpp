@@ -52,7 +52,8 @@ ExporterApp::ExporterApp(Config config)
     : config_(std::move(config)),
       source_(BpfSourceOptions{.tracefs_root = config_.kernel.tracefs_path,
                                .vm_map_capacity = config_.collector.vm_map_capacity,
-                               .per_vcpu = config_.collector.per_vcpu}),
+                               .per_vcpu = config_.collector.per_vcpu,
+                               .hook = config_.kernel.hook}),
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
                                 .grace_period = config_.vms.grace_period,
@@ -112,8 +113,10 @@ void ExporterApp::TryAttach() {
   // The kernel's own reason names are readable now that kvm is loaded.
   std::string note;
   names_ = ReasonNames::Load(config_.kernel.tracefs_path, &note);
-  LogInfo("BPF program attached to kvm:kvm_exit; exit reason names from " +
-          OriginName(names_.origin()) + (note.empty() ? "" : " (" + note + ")"));
+  LogInfo("BPF program attached to kvm:kvm_exit (" + source_.hook() +
+          (source_.hook_note().empty() ? "" : ": " + source_.hook_note()) +
+          "); exit reason names from " + OriginName(names_.origin()) +
+          (note.empty() ? "" : " (" + note + ")"));
 }
 
 void ExporterApp::SampleLoop() {
@@ -183,6 +186,7 @@ std::string ExporterApp::Scrape() {
   const BpfProgramStats stats = source_.ProgramStats();
   const SelfView self{
       .attached = source_.attached(),
+      .hook = source_.hook(),
       .vm_map_entries = snapshot.vm_counts.size(),
       .vm_map_capacity = snapshot.vm_map_capacity,
       .overflow_entries = snapshot.overflow.size(),

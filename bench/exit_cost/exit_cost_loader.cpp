@@ -3,8 +3,8 @@
 // it attached until SIGTERM/SIGINT, then prints the kernel's BPF statistics
 // for it and what its map counted:
 //   LOADER program=<name> run_cnt=<n> run_time_ns=<n> misses=<n> counted=<n> top=<reason>:<n>
-// (misses: runs the kernel skipped to avoid recursion; counted: the sum of all counts in the program's map; top: the exit reason
-// counted most. Absent for the variants that count nothing.)
+// (misses: runs the kernel skipped to avoid recursion; counted: the sum of all counts in the
+// program's map; top: the exit reason counted most. Absent for the variants that count nothing.)
 // Used by the nested per-exit cost benchmark (bench/exit_cost/README.md).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -149,21 +149,24 @@ int RunVariant(const std::string& name) {
     std::fprintf(stderr, "exit_cost_loader: no program '%s' in variants.bpf.c\n", name.c_str());
     return 2;
   }
-  if (int err = variants_bpf__load(skeleton.get()); err != 0) return Fail("loading the variant", err);
+  if (int err = variants_bpf__load(skeleton.get()); err != 0)
+    return Fail("loading the variant", err);
   bpf_link* link = bpf_program__attach(chosen);
   if (link == nullptr) return Fail("attaching the variant", -errno);
   WaitForSignal();
-  const bool counts_exits = name.rfind("ours", 0) == 0;
+  const bool counts_exits = name.rfind("ours", 0) == 0 || name == "floor_btf";
   const bool key8 = name.size() > 5 && name.compare(name.size() - 5, 5, "_key8") == 0;
   ReasonCounts counts;
   if (key8) {
     // pack_key in variants.bpf.c: the reason is the low 29 bits.
-    counts = SumPercpuHash<std::uint64_t>(
-        skeleton->maps.variant_vm_exits8, 1,
-        [](std::uint64_t key, std::size_t) { return static_cast<std::uint32_t>(key & 0x1fffffffU); });
+    counts = SumPercpuHash<std::uint64_t>(skeleton->maps.variant_vm_exits8, 1,
+                                          [](std::uint64_t key, std::size_t) {
+                                            return static_cast<std::uint32_t>(key & 0x1fffffffU);
+                                          });
   } else if (counts_exits) {
     counts = SumVmExits(skeleton->maps.variant_vm_exits);
   }
+  if (name == "floor_btf") AddCacheCounts(skeleton->maps.variant_reason_counts, counts);
   if (name.size() > 6 && name.compare(name.size() - 6, 6, "_cache") == 0) {
     AddCacheCounts(skeleton->maps.variant_exit_cache, counts);
   }
@@ -176,13 +179,25 @@ int RunVariant(const std::string& name) {
 
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
-  if (program == "ours") {
-    OursPtr skeleton(kvm_exit_bpf__open_and_load());
-    if (!skeleton) return Fail("loading ours", -errno);
-    if (int err = kvm_exit_bpf__attach(skeleton.get()); err != 0) return Fail("attaching", err);
+  if (program == "ours" || program == "ours_tp") {
+    // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
+    // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
+    const bool tp_btf = program == "ours";
+    OursPtr skeleton(kvm_exit_bpf__open());
+    if (!skeleton) return Fail("opening ours", -errno);
+    bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, tp_btf);
+    bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !tp_btf);
+    skeleton->rodata->btf_vendor_isa = tp_btf ? KVM_EXIT_ISA_SVM : 0;
+    if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) return Fail("loading ours", err);
+    bpf_program* chosen =
+        tp_btf ? skeleton->progs.count_kvm_exit_btf : skeleton->progs.count_kvm_exit;
+    bpf_link** link =
+        tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
+    *link = bpf_program__attach(chosen);
+    if (*link == nullptr) return Fail("attaching", -errno);
     WaitForSignal();
     const ReasonCounts counts = SumVmExits(skeleton->maps.vm_exits);
-    PrintStats("ours", bpf_program__fd(skeleton->progs.count_kvm_exit), &counts);
+    PrintStats(program.c_str(), bpf_program__fd(chosen), &counts);
     return 0;
   }
   if (program == "reference") {
@@ -201,6 +216,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!program.empty()) return RunVariant(program);
-  std::fprintf(stderr, "usage: exit_cost_loader ours|reference|<program of variants.bpf.c>\n");
+  std::fprintf(stderr,
+               "usage: exit_cost_loader ours|ours_tp|reference|<program of variants.bpf.c>\n");
   return 2;
 }

@@ -24,6 +24,10 @@
  *              read the slots, add them to the owner's totals and release
  *              them when the VM ends); it only measures the hit path.
  *   ours_btf_cache the same on tp_btf
+ *   floor_btf  tp_btf, the least any tp_btf design that counts by reason
+ *              must do: read the exit reason as bpf/kvm_exit.bpf.c does
+ *              (two checked probe reads on SVM) and add one to this CPU's
+ *              count for it in a per-CPU array; no VM attribution at all
  *
  * The variants count as ours does, except that a lost creation race (two
  * CPUs creating the same key at once) loses that one exit.
@@ -154,6 +158,19 @@ static __always_inline int count_cached(__u32 tgid, __u32 isa, __u32 reason)
 	return 0;
 }
 
+/* floor_btf's counts; laid out like struct exit_cache so the loader reads both alike. */
+struct reason_counts {
+	__u64 unused;
+	__u64 count[EXIT_CACHE_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct reason_counts);
+} variant_reason_counts SEC(".maps");
+
 SEC("tp/kvm/kvm_exit")
 int empty(void *ctx)
 {
@@ -180,6 +197,24 @@ static __always_inline __u32 exit_reason_of(struct kvm_vcpu *vcpu, __u32 isa)
 		       (KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY);
 	}
 	return 0xffffffffU;
+}
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	struct vcpu_svm *svm = (void *)vcpu - bpf_core_field_offset(struct vcpu_svm, vcpu);
+	struct vmcb *vmcb;
+	__u32 reason;
+	__u32 zero = 0;
+	struct reason_counts *counts;
+
+	if (bpf_core_read(&vmcb, sizeof(vmcb), &svm->vmcb) != 0 ||
+	    bpf_core_read(&reason, sizeof(reason), &vmcb->control.exit_code) != 0)
+		return 0;
+	counts = bpf_map_lookup_elem(&variant_reason_counts, &zero);
+	if (counts)
+		counts->count[reason & (EXIT_CACHE_REASONS - 1)] += 1;
+	return 0;
 }
 
 SEC("tp_btf/kvm_exit")

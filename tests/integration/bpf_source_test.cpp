@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 namespace kvmexit {
 namespace {
@@ -103,6 +106,117 @@ TEST(BpfSourceTest, MissingTracepointSaysKvmIsNotLoaded) {
   EXPECT_EQ(source.Read(&snapshot), "BPF program not attached");
   ::rmdir((std::string(dir) + "/events").c_str());
   ::rmdir(dir);
+}
+
+// A scratch /sys look-alike holding only what FindVendorModule and the BTF check read.
+class FakeSysRoot {
+ public:
+  FakeSysRoot() {
+    char dir[] = "/tmp/kvmexit-sys-XXXXXX";
+    if (::mkdtemp(dir) != nullptr) path_ = dir;
+  }
+  ~FakeSysRoot() { std::filesystem::remove_all(path_); }
+  FakeSysRoot(const FakeSysRoot&) = delete;
+  FakeSysRoot& operator=(const FakeSysRoot&) = delete;
+
+  void AddModule(const std::string& name) {
+    std::filesystem::create_directories(path_ + "/module/" + name);
+  }
+  void AddModuleBtf(const std::string& name) {
+    std::filesystem::create_directories(path_ + "/kernel/btf");
+    std::ofstream(path_ + "/kernel/btf/" + name) << "not BTF";
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Attaches with `hook` and the fake /sys; skips where kvm:kvm_exit does not exist.
+std::string AttachWith(BpfExitSource& source) {
+  std::string error = source.Attach();
+  if (error.find("kvm module is not loaded") != std::string::npos) error = "skip: " + error;
+  return error;
+}
+
+TEST(BpfSourceHookTest, TracepointHookAttachesTheClassicTracepoint) {
+  RequireKernelSupport();
+  FakeSysRoot sys;
+  sys.AddModule("kvm_amd");
+  sys.AddModuleBtf("kvm_amd");
+  BpfExitSource source({.tracefs_root = kTracefs,
+                        .vm_map_capacity = 1024,
+                        .hook = KernelHook::kTracepoint,
+                        .sys_root = sys.path()});
+  const std::string error = AttachWith(source);
+  if (error.starts_with("skip: ")) GTEST_SKIP() << error;
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(source.hook(), "tracepoint");
+  EXPECT_EQ(source.hook_note(), "kernel.hook is tracepoint");
+}
+
+TEST(BpfSourceHookTest, AutoWithoutAVendorModuleFallsBackToTheTracepoint) {
+  RequireKernelSupport();
+  FakeSysRoot sys;  // no kvm_amd, no kvm_intel (as on a host whose KVM is neither)
+  BpfExitSource source({.tracefs_root = kTracefs, .vm_map_capacity = 1024, .sys_root = sys.path()});
+  const std::string error = AttachWith(source);
+  if (error.starts_with("skip: ")) GTEST_SKIP() << error;
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(source.hook(), "tracepoint");
+  EXPECT_THAT(source.hook_note(), HasSubstr("neither kvm_amd nor kvm_intel is loaded"));
+}
+
+TEST(BpfSourceHookTest, AutoOnIntelKeepsTheTracepointUntilVmxIsVerified) {
+  RequireKernelSupport();
+  FakeSysRoot sys;
+  sys.AddModule("kvm_intel");
+  sys.AddModuleBtf("kvm_intel");
+  BpfExitSource source({.tracefs_root = kTracefs, .vm_map_capacity = 1024, .sys_root = sys.path()});
+  const std::string error = AttachWith(source);
+  if (error.starts_with("skip: ")) GTEST_SKIP() << error;
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(source.hook(), "tracepoint");
+  EXPECT_THAT(source.hook_note(), HasSubstr("VMX path is not yet verified"));
+}
+
+TEST(BpfSourceHookTest, ForcedTpBtfWithoutModuleBtfIsAClearError) {
+  RequireKernelSupport();
+  FakeSysRoot sys;
+  sys.AddModule("kvm_amd");  // loaded, but no /sys/kernel/btf/kvm_amd
+  BpfExitSource source(
+      {.tracefs_root = kTracefs, .hook = KernelHook::kTpBtf, .sys_root = sys.path()});
+  const std::string error = AttachWith(source);
+  if (error.starts_with("skip: ")) GTEST_SKIP() << error;
+  EXPECT_THAT(error, HasSubstr("kernel.hook is tp_btf, but the kernel has no BTF for kvm_amd"));
+  EXPECT_THAT(error, HasSubstr("CONFIG_DEBUG_INFO_BTF_MODULES"));
+  EXPECT_THAT(error, HasSubstr("kernel.hook: tracepoint"));
+  EXPECT_FALSE(source.attached());
+}
+
+// The fake /sys says kvm_amd has BTF, but the running kernel's BTF has no
+// struct vcpu_svm: CO-RE cannot relocate the program, the verifier refuses it,
+// and auto must fall back rather than count wrong reasons.
+TEST(BpfSourceHookTest, AutoFallsBackWhenTpBtfCannotLoad) {
+  RequireKernelSupport();
+  if (std::filesystem::exists("/sys/module/kvm_amd")) {
+    GTEST_SKIP() << "kvm_amd is loaded here: tp_btf would load (tests/e2e checks that path)";
+  }
+  FakeSysRoot sys;
+  sys.AddModule("kvm_amd");
+  sys.AddModuleBtf("kvm_amd");
+  BpfExitSource source({.tracefs_root = kTracefs, .vm_map_capacity = 1024, .sys_root = sys.path()});
+  const std::string error = AttachWith(source);
+  if (error.starts_with("skip: ")) GTEST_SKIP() << error;
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(source.hook(), "tracepoint");
+  EXPECT_THAT(source.hook_note(), HasSubstr("tp_btf failed: loading the BPF program for "
+                                            "tp_btf/kvm_exit failed"));
+  std::printf("fallback note: %s\n", source.hook_note().c_str());
+
+  BpfExitSource forced(
+      {.tracefs_root = kTracefs, .hook = KernelHook::kTpBtf, .sys_root = sys.path()});
+  EXPECT_THAT(forced.Attach(), HasSubstr("loading the BPF program for tp_btf/kvm_exit failed"));
+  EXPECT_FALSE(forced.attached());
 }
 
 }  // namespace

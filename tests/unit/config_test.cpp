@@ -59,6 +59,7 @@ web:
 kernel:
   tracefs_path: /sys/kernel/debug/tracing
   attach_retry_interval: 500ms
+  hook: tracepoint
 collector:
   per_vm: false
   per_vcpu: True
@@ -81,6 +82,7 @@ vms:
   EXPECT_EQ(config.web.telemetry_path, "/kvm/metrics");
   EXPECT_EQ(config.kernel.tracefs_path, "/sys/kernel/debug/tracing");
   EXPECT_EQ(config.kernel.attach_retry_interval, 500ms);
+  EXPECT_EQ(config.kernel.hook, KernelHook::kTracepoint);
   EXPECT_FALSE(config.collector.per_vm);
   EXPECT_TRUE(config.collector.per_vcpu);
   EXPECT_EQ(config.collector.vm_map_capacity, 65536U);
@@ -172,6 +174,8 @@ const BadConfig kBadConfigs[] = {
     // kernel.
     {"kernel:\n  tracefs_path: sys/kernel/tracing\n",
      "cfg.yml:2:17: kernel.tracefs_path must be an absolute path, got \"sys/kernel/tracing\""},
+    {"kernel:\n  hook: kprobe\n",
+     "cfg.yml:2:9: kernel.hook must be auto, tp_btf or tracepoint, got \"kprobe\""},
     {"kernel:\n  attach_retry_interval: 50ms\n",
      "cfg.yml:2:26: kernel.attach_retry_interval must be from 100ms to 1h, got \"50ms\""},
     {"kernel:\n  attach_retry_interval: 61m\n", "must be from 100ms to 1h, got \"61m\""},
