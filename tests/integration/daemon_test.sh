@@ -52,6 +52,14 @@ if start_exporter "$work/default.log" --web.listen-address=127.0.0.1:"$port"; th
   fi
   if grep -q '^kvm_exit_exporter_bpf_attached 1$' "$work/metrics.txt"; then
     pass "BPF program attached to kvm:kvm_exit"
+    # Which hook auto chose, in the metrics and (with the reason) in the log.
+    hook=$(sed -n 's/^kvm_exit_exporter_bpf_hook_info{hook="\([a-z_]*\)"} 1$/\1/p' "$work/metrics.txt")
+    if { [ "$hook" = tp_btf ] || [ "$hook" = tracepoint ]; } &&
+      grep -q "attached to kvm:kvm_exit ($hook" "$work/default.log"; then
+      pass "hook $hook reported in metrics and log"
+    else
+      fail "hook reported" "hook_info '$hook'; $(grep -i 'attached' "$work/default.log")"
+    fi
   elif [ ! -d /sys/kernel/tracing/events/kvm/kvm_exit ] && [ ! -d /sys/kernel/debug/tracing/events/kvm/kvm_exit ]; then
     echo "SKIP BPF program attached: this kernel has no kvm:kvm_exit tracepoint"
   else
