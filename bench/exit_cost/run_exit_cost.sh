@@ -14,7 +14,8 @@
 #   EXIT_COST_CPUID [200000]  CPUID exits per run (handled inside KVM); 0 skips
 #   EXIT_COST_IO [100000]     IO exits per run (round trip to test_vmm); 0 skips
 #   EXIT_COST_MODES [none,ours,reference]  `none` first; other names are
-#                             programs exit_cost_loader knows
+#                             programs exit_cost_loader knows (`ours_tp`: ours
+#                             on the classic tracepoint, variants.bpf.c's)
 #   EXIT_COST_STATS [1]       kernel.bpf_stats_enabled in the guest
 #   EXIT_COST_TIMEOUT [900]   seconds before QEMU is killed
 # Writes BUILD_DIR/exit_cost/: image/ (base e2e image), bench.cpio.gz,
