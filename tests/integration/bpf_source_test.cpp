@@ -212,6 +212,12 @@ TEST(BpfSourceHookTest, AutoFallsBackWhenTpBtfCannotLoad) {
   EXPECT_THAT(source.hook_note(), HasSubstr("tp_btf failed: loading the BPF program for "
                                             "tp_btf/kvm_exit failed"));
   std::printf("fallback note: %s\n", source.hook_note().c_str());
+  if (std::filesystem::exists("/sys/kernel/btf/kvm")) {
+    // kvm's BTF has the tracepoint but no struct vcpu_svm: the note carries the
+    // verifier's own verdict, not just libbpf's "program load failed".
+    EXPECT_THAT(source.hook_note(), HasSubstr("CO-RE relocation"));
+    EXPECT_THAT(source.hook_note(), HasSubstr("vcpu_svm"));
+  }
 
   BpfExitSource forced(
       {.tracefs_root = kTracefs, .hook = KernelHook::kTpBtf, .sys_root = sys.path()});
