@@ -26,6 +26,7 @@
 #include <asm-generic/errno.h>
 
 #include "kvm_exit.h"
+#include "kvm_internals.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -39,38 +40,6 @@ struct trace_event_raw_kvm_exit {
 	unsigned int exit_reason;
 	__u32 isa;
 	unsigned int vcpu_id;
-} __attribute__((preserve_access_index));
-
-/*
- * kvm internals read by count_kvm_exit_btf, only the fields used. They are
- * not ABI: CO-RE relocates every offset against the kvm, kvm_amd or
- * kvm_intel module BTF of the running kernel, and the load fails (so the
- * exporter falls back to count_kvm_exit) where a field is gone.
- */
-struct kvm_vcpu {
-	int vcpu_id;
-} __attribute__((preserve_access_index));
-
-struct vmcb_control_area {
-	__u32 exit_code;
-} __attribute__((preserve_access_index));
-
-struct vmcb {
-	struct vmcb_control_area control;
-} __attribute__((preserve_access_index));
-
-struct vcpu_svm {
-	struct kvm_vcpu vcpu;
-	struct vmcb *vmcb;
-} __attribute__((preserve_access_index));
-
-union vmx_exit_reason {
-	__u32 full;
-} __attribute__((preserve_access_index));
-
-struct vcpu_vmx {
-	struct kvm_vcpu vcpu;
-	union vmx_exit_reason exit_reason;
 } __attribute__((preserve_access_index));
 
 /* Set by the exporter before load (config: collector.per_vcpu). */
@@ -170,7 +139,9 @@ int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 }
 
 /*
- * The exit reason the kvm_exit record would carry (kvm's get_exit_info):
+ * The exit reason the kvm_exit record would carry (kvm's get_exit_info), read
+ * through the structs of kvm_internals.bpf.h; where they are gone the load
+ * fails and the exporter falls back to count_kvm_exit.
  * SVM: vmcb->control.exit_code; VMX: vcpu_vmx.exit_reason.full. Returns
  * -1 when it cannot be read, rather than a reason that would be wrong.
  */

@@ -34,9 +34,9 @@ std::string g_verifier_verdict;
 std::string VerifierVerdict(std::string_view text) {
   const std::size_t processed = text.find("\nprocessed ");
   if (processed == std::string_view::npos) return "";
-  const std::size_t start = text.rfind('\n', processed - 1);
-  return std::string(text.substr(start == std::string_view::npos ? 0 : start + 1,
-                                 processed - (start == std::string_view::npos ? 0 : start + 1)));
+  const std::size_t newline = text.rfind('\n', processed - 1);
+  const std::size_t begin = newline == std::string_view::npos ? 0 : newline + 1;
+  return std::string(text.substr(begin, processed - begin));
 }
 
 int CaptureLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
@@ -254,7 +254,7 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
            (detail.empty() ? "" : " (libbpf: " + detail + ")") + hint;
   }
   skeleton_ = std::move(skeleton);
-  hook_ = use_tp_btf ? "tp_btf" : "tracepoint";
+  uses_tp_btf_ = use_tp_btf;
   return "";
 }
 
@@ -325,7 +325,7 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
   bpf_program* program =
-      hook_ == "tp_btf" ? skeleton_->progs.count_kvm_exit_btf : skeleton_->progs.count_kvm_exit;
+      uses_tp_btf_ ? skeleton_->progs.count_kvm_exit_btf : skeleton_->progs.count_kvm_exit;
   if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config.h"
@@ -40,7 +41,10 @@ class BpfExitSource {
   bool attached() const { return skeleton_ != nullptr; }
 
   // The program that is attached: "tp_btf", "tracepoint", or "" before Attach succeeds.
-  const std::string& hook() const { return hook_; }
+  std::string_view hook() const {
+    if (!skeleton_) return "";
+    return uses_tp_btf_ ? "tp_btf" : "tracepoint";
+  }
   // Why the tracepoint is used rather than tp_btf ("" when tp_btf is attached). For the log.
   const std::string& hook_note() const { return hook_note_; }
 
@@ -71,7 +75,7 @@ class BpfExitSource {
 
   BpfSourceOptions options_;
   SkeletonPtr skeleton_;
-  std::string hook_;
+  bool uses_tp_btf_ = false;  // which of the two programs skeleton_ has attached
   std::string hook_note_;
   int possible_cpus_ = 1;
 };

@@ -113,7 +113,7 @@ void ExporterApp::TryAttach() {
   // The kernel's own reason names are readable now that kvm is loaded.
   std::string note;
   names_ = ReasonNames::Load(config_.kernel.tracefs_path, &note);
-  LogInfo("BPF program attached to kvm:kvm_exit (" + source_.hook() +
+  LogInfo("BPF program attached to kvm:kvm_exit (" + std::string(source_.hook()) +
           (source_.hook_note().empty() ? "" : ": " + source_.hook_note()) +
           "); exit reason names from " + OriginName(names_.origin()) +
           (note.empty() ? "" : " (" + note + ")"));
@@ -186,7 +186,7 @@ std::string ExporterApp::Scrape() {
   const BpfProgramStats stats = source_.ProgramStats();
   const SelfView self{
       .attached = source_.attached(),
-      .hook = source_.hook(),
+      .hook = std::string(source_.hook()),
       .vm_map_entries = snapshot.vm_counts.size(),
       .vm_map_capacity = snapshot.vm_map_capacity,
       .overflow_entries = snapshot.overflow.size(),

@@ -39,36 +39,9 @@
 #include <bpf/bpf_core_read.h>
 
 #include "kvm_exit.h"
+#include "kvm_internals.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* Kernel types, only the fields read; CO-RE relocates them against the kvm,
- * kvm_amd or kvm_intel module BTF of the running kernel. */
-struct kvm_vcpu {
-	int vcpu_id;
-} __attribute__((preserve_access_index));
-
-struct vmcb_control_area {
-	__u32 exit_code;
-} __attribute__((preserve_access_index));
-
-struct vmcb {
-	struct vmcb_control_area control;
-} __attribute__((preserve_access_index));
-
-struct vcpu_svm {
-	struct kvm_vcpu vcpu;
-	struct vmcb *vmcb;
-} __attribute__((preserve_access_index));
-
-union vmx_exit_reason {
-	__u32 full;
-} __attribute__((preserve_access_index));
-
-struct vcpu_vmx {
-	struct kvm_vcpu vcpu;
-	union vmx_exit_reason exit_reason;
-} __attribute__((preserve_access_index));
 
 const volatile __u8 count_per_vcpu = 0;
 
