@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "config.h"
 #include "exit_snapshot.h"
+#include "kernel_hook.h"
 
 struct kvm_exit_bpf;
 

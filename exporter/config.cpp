@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "file_text.h"
+#include "listen_address.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -198,44 +199,7 @@ bool IsDigits(std::string_view text) {
   return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
-bool IsPort(std::string_view text) {
-  int port = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-  return IsDigits(text) && ec == std::errc() && end == text.data() + text.size() && port >= 1 &&
-         port <= 65535;
-}
-
-bool IsHostName(std::string_view host) {
-  for (const char c : host) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
-      return false;
-    }
-  }
-  return true;
-}
-
-// "::1", "fe80::1%eth0": hex groups with colons, optionally an IPv4 tail and a zone.
-bool IsIpv6Literal(std::string_view host) {
-  const std::size_t percent = host.find('%');
-  const std::string_view address = host.substr(0, percent);
-  const bool zone_ok = percent == std::string_view::npos ||
-                       (percent + 1 < host.size() && IsHostName(host.substr(percent + 1)));
-  return zone_ok && address.find(':') != std::string_view::npos &&
-         address.find_first_not_of("0123456789abcdefABCDEF:.") == std::string_view::npos;
-}
-
-bool IsListenAddress(std::string_view address) {
-  if (address.starts_with('[')) {
-    const std::size_t close = address.find(']');
-    if (close == std::string_view::npos) return false;
-    const std::string_view after = address.substr(close + 1);
-    return IsIpv6Literal(address.substr(1, close - 1)) && after.starts_with(':') &&
-           IsPort(after.substr(1));
-  }
-  const std::size_t colon = address.rfind(':');
-  return colon != std::string_view::npos && IsHostName(address.substr(0, colon)) &&
-         IsPort(address.substr(colon + 1));
-}
+bool IsListenAddress(std::string_view address) { return ParseListenAddress(address).has_value(); }
 
 bool HasSpaceOrControl(std::string_view text) {
   for (const char c : text) {
@@ -256,8 +220,6 @@ bool IsAbsolutePath(std::string_view path) { return path.starts_with('/'); }
 
 bool IsNonEmpty(std::string_view text) { return !text.empty(); }
 
-constexpr std::string_view kListenAddressRule =
-    "host:port or :port with a port from 1 to 65535 (IPv6 as [::1]:9756)";
 constexpr std::string_view kTelemetryPathRule =
     "a URL path starting with \"/\" other than \"/\", e.g. \"/metrics\"";
 
@@ -276,12 +238,9 @@ void ParseWeb(const Value& section, Config::Web& web) {
 }
 
 KernelHook ParseHook(const Value& value) {
-  constexpr std::string_view kExpected = "auto, tp_btf or tracepoint";
-  const std::string& text = ScalarText(value, kExpected);
-  if (text == "auto") return KernelHook::kAuto;
-  if (text == "tp_btf") return KernelHook::kTpBtf;
-  if (text == "tracepoint") return KernelHook::kTracepoint;
-  value.FailExpected(kExpected);
+  const std::optional<KernelHook> hook = ParseKernelHook(ScalarText(value, kKernelHookNames));
+  if (!hook) value.FailExpected(kKernelHookNames);
+  return *hook;
 }
 
 void ParseKernel(const Value& section, Config::Kernel& kernel) {
@@ -484,16 +443,29 @@ std::string FormatDuration(milliseconds duration) {
   return std::to_string(ms) + "ms";
 }
 
-std::string ValidateWebOverrides(const Config& config) {
-  if (!IsListenAddress(config.web.listen_address)) {
-    return "--web.listen-address: invalid address " + Quoted(config.web.listen_address) + "; use " +
-           std::string(kListenAddressRule);
+std::variant<Config, ConfigError> LoadConfig(const std::string& path,
+                                             const ConfigOverrides& overrides) {
+  auto loaded =
+      path.empty() ? ParseConfig(kDefaultConfigYaml, "<embedded default>") : LoadConfigFile(path);
+  auto* config = std::get_if<Config>(&loaded);
+  if (config == nullptr) return loaded;
+  // Flags bypass the YAML walk, so each is checked here by its key's rule.
+  if (overrides.listen_address) {
+    if (!IsListenAddress(*overrides.listen_address)) {
+      return ConfigError{"--web.listen-address: invalid address " +
+                         Quoted(*overrides.listen_address) + "; use " +
+                         std::string(kListenAddressRule)};
+    }
+    config->web.listen_address = *overrides.listen_address;
   }
-  if (!IsTelemetryPath(config.web.telemetry_path)) {
-    return "--web.telemetry-path: invalid path " + Quoted(config.web.telemetry_path) + "; use " +
-           std::string(kTelemetryPathRule);
+  if (overrides.telemetry_path) {
+    if (!IsTelemetryPath(*overrides.telemetry_path)) {
+      return ConfigError{"--web.telemetry-path: invalid path " + Quoted(*overrides.telemetry_path) +
+                         "; use " + std::string(kTelemetryPathRule)};
+    }
+    config->web.telemetry_path = *overrides.telemetry_path;
   }
-  return "";
+  return loaded;
 }
 
 }  // namespace kvmexit

@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "kernel_hook.h"
+
 namespace kvmexit {
 
 // A site's own VM naming rule: the first rule whose regex matches names the VM.
@@ -20,13 +22,6 @@ struct NamingRule {
   std::string name;   // replacement, may use $1..$9 from the regex groups
 
   friend bool operator==(const NamingRule&, const NamingRule&) = default;
-};
-
-// How the BPF program hooks kvm:kvm_exit (config kernel.hook).
-enum class KernelHook {
-  kAuto,        // tp_btf where it is verified to count exactly (AMD SVM), else tracepoint
-  kTpBtf,       // the raw tracepoint; reads the exit reason from kvm's vCPU structs
-  kTracepoint,  // the classic tracepoint and its stable record format
 };
 
 struct Config {
@@ -87,9 +82,17 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 // 300000ms -> "5m", 0 -> "0s". For messages and logs.
 std::string FormatDuration(std::chrono::milliseconds duration);
 
-// Checks web settings given on the command line (which bypass the YAML parser) by
-// the same rules. Returns "" or a message naming the flag and what is allowed.
-std::string ValidateWebOverrides(const Config& config);
+// Settings given as command-line flags. Each replaces its YAML key and is
+// checked by that key's rule, with the flag's name in the message.
+struct ConfigOverrides {
+  std::optional<std::string> listen_address;  // --web.listen-address
+  std::optional<std::string> telemetry_path;  // --web.telemetry-path
+};
+
+// The one way a configuration is made at start-up: the file at `path` (the
+// embedded default when `path` is empty), then the overrides, all validated.
+std::variant<Config, ConfigError> LoadConfig(const std::string& path,
+                                             const ConfigOverrides& overrides);
 
 // The configuration compiled into the binary (exporter/default_config.yaml).
 extern const std::string_view kDefaultConfigYaml;

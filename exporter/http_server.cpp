@@ -46,13 +46,10 @@ std::string LandingPage(const std::string& telemetry_path) {
 
 }  // namespace
 
-std::string CivetwebListeningPort(const std::string& listen_address) {
-  const std::size_t colon = listen_address.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= listen_address.size()) return "";
-  if (listen_address.find_first_not_of("0123456789", colon + 1) != std::string::npos) return "";
-  // ":9756" means all IPv4 addresses, which civetweb spells as the bare port;
-  // "host:port" and "[v6]:port" are already in civetweb's syntax.
-  return colon == 0 ? listen_address.substr(1) : listen_address;
+std::string CivetwebListeningPort(const ListenAddress& address) {
+  // An empty host means all IPv4 addresses, which civetweb spells as the bare
+  // port; the other forms are already in civetweb's syntax.
+  return address.host.empty() ? std::to_string(address.port) : FormatListenAddress(address);
 }
 
 std::string Gzip(const std::string& data) {
@@ -83,11 +80,6 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
   std::call_once(init_once, [] { mg_init_library(0); });
 
   const std::string ports = CivetwebListeningPort(options.listen_address);
-  if (ports.empty()) {
-    *error = "invalid listen address \"" + options.listen_address +
-             "\": use host:port, :port or [ipv6]:port";
-    return nullptr;
-  }
   auto server = std::make_unique<HttpServer>(PrivateTag{}, options, std::move(scrape));
   const std::string threads = std::to_string(options.threads);
   const char* civet_options[] = {
@@ -98,7 +90,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
   t_last_civetweb_error.clear();
   server->context_ = mg_start(&callbacks, server.get(), civet_options);
   if (server->context_ == nullptr) {
-    *error = "cannot listen on " + options.listen_address + ": " +
+    *error = "cannot listen on " + FormatListenAddress(options.listen_address) + ": " +
              (t_last_civetweb_error.empty() ? "civetweb failed to start" : t_last_civetweb_error);
     return nullptr;
   }

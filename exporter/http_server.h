@@ -6,14 +6,16 @@
 #include <memory>
 #include <string>
 
+#include "listen_address.h"
+
 struct mg_context;
 struct mg_connection;
 
 namespace kvmexit {
 
 struct HttpServerOptions {
-  std::string listen_address;  // "host:port", ":port" or "[v6]:port"
-  std::string telemetry_path;  // e.g. "/metrics"
+  ListenAddress listen_address;  // port 0 picks a free port (tests)
+  std::string telemetry_path;    // e.g. "/metrics"
   int threads = 4;
 };
 
@@ -47,9 +49,8 @@ class HttpServer {
   int port_ = 0;
 };
 
-// Converts a Prometheus-style listen address to civetweb's listening_ports syntax.
-// Returns "" when the address is malformed.
-std::string CivetwebListeningPort(const std::string& listen_address);
+// A listen address in civetweb's listening_ports syntax: "9756", "127.0.0.1:9756", "[::1]:9756".
+std::string CivetwebListeningPort(const ListenAddress& address);
 
 // gzip-compresses `data` (RFC 1952). Returns "" on failure.
 std::string Gzip(const std::string& data);

@@ -19,8 +19,7 @@ namespace {
 
 struct Flags {
   std::string config_file;
-  std::string listen_address;
-  std::string telemetry_path;
+  kvmexit::ConfigOverrides overrides;
   bool check_config = false;
   bool version = false;
 };
@@ -48,10 +47,10 @@ int Run(int argc, char** argv) {
       "kvm_exit_exporter"};
   cli.add_option("--config.file", flags.config_file,
                  "YAML configuration file (default: the embedded configuration)");
-  cli.add_option("--web.listen-address", flags.listen_address,
+  cli.add_option("--web.listen-address", flags.overrides.listen_address,
                  "Address to listen on, host:port (overrides web.listen_address; default "
                  "0.0.0.0:9756)");
-  cli.add_option("--web.telemetry-path", flags.telemetry_path,
+  cli.add_option("--web.telemetry-path", flags.overrides.telemetry_path,
                  "Path under which to expose metrics (overrides web.telemetry_path; default "
                  "/metrics)");
   cli.add_flag("--config.check", flags.check_config,
@@ -60,7 +59,9 @@ int Run(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    return cli.exit(error);
+    // CLI11 prints the message (or the help text); every usage error exits 1,
+    // as the README promises, not with CLI11's own codes.
+    return cli.exit(error) == 0 ? 0 : 1;
   }
   if (flags.version) {
     std::cout << "kvm_exit_exporter " << kvmexit::build_info::kVersion << " (revision "
@@ -68,16 +69,9 @@ int Run(int argc, char** argv) {
     return 0;
   }
 
-  auto parsed = flags.config_file.empty()
-                    ? kvmexit::ParseConfig(kvmexit::kDefaultConfigYaml, "<embedded default>")
-                    : kvmexit::LoadConfigFile(flags.config_file);
-  if (auto* error = std::get_if<kvmexit::ConfigError>(&parsed)) return Fail(error->message);
-  kvmexit::Config config = std::get<kvmexit::Config>(std::move(parsed));
-  if (!flags.listen_address.empty()) config.web.listen_address = flags.listen_address;
-  if (!flags.telemetry_path.empty()) config.web.telemetry_path = flags.telemetry_path;
-  if (std::string error = kvmexit::ValidateWebOverrides(config); !error.empty()) {
-    return Fail(error);
-  }
+  auto loaded = kvmexit::LoadConfig(flags.config_file, flags.overrides);
+  if (auto* error = std::get_if<kvmexit::ConfigError>(&loaded)) return Fail(error->message);
+  kvmexit::Config config = std::get<kvmexit::Config>(std::move(loaded));
   if (flags.check_config) {
     std::cout << "configuration OK: listen " << config.web.listen_address << ", metrics at "
               << config.web.telemetry_path << "\n";

@@ -137,9 +137,9 @@ check_bad_config "bad duration" $'rates:\n  window: 10x' "invalid duration"
 out=$("$exporter" --config.file="$work/does-not-exist.yml" 2>&1) && rc=0 || rc=$?
 if [ "$rc" -ne 0 ] && grep -q "does-not-exist.yml" <<<"$out"; then pass "missing config file is a clear error"; else fail "missing config file" "exit $rc: $out"; fi
 out=$("$exporter" --web.listen-address=nonsense 2>&1) && rc=0 || rc=$?
-if [ "$rc" -ne 0 ] && grep -q "nonsense" <<<"$out"; then pass "bad --web.listen-address is a clear error"; else fail "bad listen flag" "exit $rc: $out"; fi
+if [ "$rc" -eq 1 ] && grep -q "nonsense" <<<"$out"; then pass "bad --web.listen-address is a clear error, exit 1"; else fail "bad listen flag" "exit $rc: $out"; fi
 out=$("$exporter" --no-such-flag 2>&1) && rc=0 || rc=$?
-if [ "$rc" -ne 0 ] && grep -q "no-such-flag" <<<"$out"; then pass "unknown flag is a clear error"; else fail "unknown flag" "exit $rc: $out"; fi
+if [ "$rc" -eq 1 ] && grep -q "no-such-flag" <<<"$out"; then pass "unknown flag is a clear error, exit 1"; else fail "unknown flag" "exit $rc: $out"; fi
 out=$("$exporter" --version 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--version"; else fail "--version" "$out"; fi
 

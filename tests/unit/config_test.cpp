@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -341,6 +342,37 @@ TEST_F(ConfigFileTest, DirectoryIsUnreadable) {
   const auto result = LoadConfigFile(std::filesystem::temp_directory_path().string());
   ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
   EXPECT_NE(std::get<ConfigError>(result).message.find("Is a directory"), std::string::npos);
+}
+
+TEST_F(ConfigFileTest, FlagsOverrideTheFileAndAreCheckedByTheKeysRules) {
+  Write("web:\n  listen_address: \"127.0.0.1:9100\"\n  telemetry_path: /m\n");
+  const auto result = LoadConfig(path_, {.listen_address = "[::1]:9200"});
+  ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
+  EXPECT_EQ(std::get<Config>(result).web.listen_address, "[::1]:9200");
+  EXPECT_EQ(std::get<Config>(result).web.telemetry_path, "/m");
+
+  const auto bad_address = LoadConfig(path_, {.listen_address = "nohost"});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(bad_address));
+  EXPECT_EQ(std::get<ConfigError>(bad_address).message,
+            "--web.listen-address: invalid address \"nohost\"; use host:port or :port with a port "
+            "from 1 to 65535 (IPv6 as [::1]:9756)");
+  const auto bad_path = LoadConfig(path_, {.telemetry_path = "metrics"});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(bad_path));
+  EXPECT_THAT(std::get<ConfigError>(bad_path).message,
+              ::testing::StartsWith("--web.telemetry-path: invalid path \"metrics\""));
+}
+
+TEST(LoadConfigTest, NoPathMeansTheEmbeddedDefault) {
+  const auto result = LoadConfig("", {});
+  ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
+  EXPECT_EQ(std::get<Config>(result), Config{});
+}
+
+TEST(LoadConfigTest, FileErrorsComeBeforeFlagErrors) {
+  const auto result = LoadConfig("/nonexistent/kvm_exit.yml", {.listen_address = "bad"});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
+  EXPECT_THAT(std::get<ConfigError>(result).message,
+              ::testing::StartsWith("/nonexistent/kvm_exit.yml: cannot read the config file"));
 }
 
 }  // namespace

@@ -1,0 +1,37 @@
+// The one listen-address parser: what the config check accepts is what the server binds.
+#include "listen_address.h"
+
+#include <gtest/gtest.h>
+
+namespace kvmexit {
+namespace {
+
+TEST(ListenAddressTest, ParsesEachForm) {
+  EXPECT_EQ(ParseListenAddress(":9756"), (ListenAddress{.host = "", .port = 9756}));
+  EXPECT_EQ(ParseListenAddress("127.0.0.1:80"), (ListenAddress{.host = "127.0.0.1", .port = 80}));
+  EXPECT_EQ(ParseListenAddress("exporter-1.example:65535"),
+            (ListenAddress{.host = "exporter-1.example", .port = 65535}));
+  EXPECT_EQ(ParseListenAddress("[::1]:9756"),
+            (ListenAddress{.host = "::1", .port = 9756, .ipv6 = true}));
+  EXPECT_EQ(ParseListenAddress("[fe80::1%eth0]:1"),
+            (ListenAddress{.host = "fe80::1%eth0", .port = 1, .ipv6 = true}));
+}
+
+TEST(ListenAddressTest, RejectsWhatNoServerCouldBind) {
+  for (const char* bad : {"", "9756", "host", "host:", "host:0", ":65536", ":http", ":+80", ": 80",
+                          "::1:9756", "[::1]9756", "[]:9756", "[::1:9756", "a b:80", "[x]:80"}) {
+    EXPECT_FALSE(ParseListenAddress(bad).has_value()) << bad;
+  }
+}
+
+TEST(ListenAddressTest, FormatReadsBackAsTheSameAddress) {
+  for (const char* text : {":9756", "127.0.0.1:80", "[::1]:9756", "[fe80::1%eth0]:1"}) {
+    const auto parsed = ParseListenAddress(text);
+    ASSERT_TRUE(parsed.has_value()) << text;
+    EXPECT_EQ(FormatListenAddress(*parsed), text);
+    EXPECT_EQ(ParseListenAddress(FormatListenAddress(*parsed)), parsed);
+  }
+}
+
+}  // namespace
+}  // namespace kvmexit
