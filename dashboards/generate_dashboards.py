@@ -42,7 +42,7 @@ METRICS = {
     "attached": "kvm_exit_exporter_bpf_attached",
     "map_entries": "kvm_exit_exporter_map_entries",
     "map_capacity": "kvm_exit_exporter_map_capacity",
-    "scrape_duration": "kvm_exit_exporter_scrape_duration_seconds",
+    "scrape_duration": "kvm_exit_exporter_scrape_duration_seconds",  # histogram
     "errors": "kvm_exit_exporter_errors_total",
     "vms": "kvm_exit_exporter_vms",
     "vms_folded": "kvm_exit_exporter_vms_folded",
@@ -434,8 +434,13 @@ def overview() -> dict:
                            "{{instance}}")], unit="s", w=8, h=8),
         timeseries("Scrape duration",
                    "How long does the exporter take to build one scrape (reading the maps and "
-                   "/proc)?",
-                   [Target("@scrape_duration@{@S@}", "{{instance}}")], unit="s", w=8, h=8),
+                   "/proc)? The slowest 1% of scrapes (p99) and the mean.",
+                   [Target("histogram_quantile(0.99, sum by (instance, le) "
+                           "(rate(@scrape_duration@_bucket{@S@}[$__rate_interval])))",
+                           "p99 {{instance}}"),
+                    Target("sum by (instance) (rate(@scrape_duration@_sum{@S@}[$__rate_interval])) / "
+                           "sum by (instance) (rate(@scrape_duration@_count{@S@}[$__rate_interval]))",
+                           "mean {{instance}}")], unit="s", w=8, h=8),
         table("Exporter versions",
               "Which exporter version and revision runs on each host?",
               [Target("@build_info@{@S@}")],

@@ -8,8 +8,6 @@
 #include <utility>
 #include <vector>
 
-#include "build_info.h"
-
 namespace kvmexit {
 namespace {
 
@@ -108,8 +106,7 @@ void WriteVmIdentity(const VmView& view, const std::vector<std::string>& vm_labe
   }
 }
 
-void WriteBootFamilies(const VmView& view, const BootHistogram& histogram, ReasonLabels& reasons,
-                       ExpositionWriter& out) {
+void WriteBootFamilies(const VmView& view, ReasonLabels& reasons, ExpositionWriter& out) {
   std::vector<std::string> boot_labels;
   boot_labels.reserve(view.boots.size());
   for (const BootWindowFigures& figures : view.boots) {
@@ -133,14 +130,6 @@ void WriteBootFamilies(const VmView& view, const BootHistogram& histogram, Reaso
   for (std::size_t i = 0; i < view.boots.size(); ++i) {
     out.Sample(kClosed, {boot_labels[i]}, std::uint64_t{view.boots[i].closed ? 1U : 0U});
   }
-
-  constexpr std::string_view kHistogram = "kvm_vm_boot_exits_count";
-  out.Family(kHistogram,
-             "Distribution of the total exits of each VM's boot window, observed when the window "
-             "closes.",
-             MetricType::kHistogram);
-  out.Histogram(kHistogram, BootHistogramBounds(), histogram.bucket_counts, histogram.count,
-                histogram.sum);
 }
 
 void WriteRates(const VmView& view, const RateView& rates, ReasonLabels& reasons,
@@ -165,8 +154,7 @@ void WriteRates(const VmView& view, const RateView& rates, ReasonLabels& reasons
 
 }  // namespace
 
-void WriteExitFamilies(const VmView& view, const RateView& rates,
-                       const BootHistogram& boot_histogram, const ReasonNames& names,
+void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNames& names,
                        const FamilyOptions& options, ExpositionWriter& out) {
   ReasonLabels reasons(names);
   WriteHostExits(view, reasons, out);
@@ -175,83 +163,9 @@ void WriteExitFamilies(const VmView& view, const RateView& rates,
     WriteVmExits(view, vm_labels, reasons, out);
     if (options.per_vcpu) WriteVcpuExits(view, vm_labels, reasons, out);
     WriteVmIdentity(view, vm_labels, out);
-    WriteBootFamilies(view, boot_histogram, reasons, out);
+    WriteBootFamilies(view, reasons, out);
   }
   WriteRates(view, rates, reasons, out);
-}
-
-void WriteSelfFamilies(const SelfView& self, ExpositionWriter& out) {
-  // A family with one sample and the given labels.
-  auto single = [&](std::string_view name, std::string_view help, MetricType type, auto value,
-                    std::string_view labels = {}) {
-    out.Family(name, help, type);
-    out.Sample(name, {labels}, value);
-  };
-  const std::uint64_t kOne = 1;
-
-  single("kvm_exit_exporter_build_info", "Version and git revision of the exporter; always 1.",
-         MetricType::kGauge, kOne,
-         RenderLabels({{"version", build_info::kVersion}, {"revision", build_info::kRevision}}));
-  single("kvm_exit_exporter_bpf_attached",
-         "1 when the BPF program is attached to kvm:kvm_exit, else 0 (see the log for why).",
-         MetricType::kGauge, std::uint64_t{self.attached ? 1U : 0U});
-  if (!self.hook.empty()) {
-    single("kvm_exit_exporter_bpf_hook_info",
-           "How the BPF program hooks kvm:kvm_exit (config kernel.hook): tp_btf or tracepoint; "
-           "always 1.",
-           MetricType::kGauge, kOne, RenderLabels({{"hook", self.hook}}));
-  }
-  single("kvm_exit_exporter_reason_names_info",
-         "Where exit reason names come from (kernel tracepoint format or uapi headers); always 1.",
-         MetricType::kGauge, kOne, RenderLabels({{"origin", self.reason_names_origin}}));
-
-  const std::string vm_map = RenderLabels({{"map", "vm_exits"}});
-  const std::string overflow_map = RenderLabels({{"map", "host_overflow"}});
-  constexpr std::string_view kEntries = "kvm_exit_exporter_map_entries";
-  out.Family(kEntries, "Entries in each BPF map at the last scrape.", MetricType::kGauge);
-  out.Sample(kEntries, {vm_map}, self.vm_map_entries);
-  out.Sample(kEntries, {overflow_map}, self.overflow_entries);
-  constexpr std::string_view kCapacity = "kvm_exit_exporter_map_capacity";
-  out.Family(kCapacity, "Maximum entries of each BPF map.", MetricType::kGauge);
-  out.Sample(kCapacity, {vm_map}, self.vm_map_capacity);
-  out.Sample(kCapacity, {overflow_map}, self.overflow_capacity);
-
-  single("kvm_exit_overflow_exits_total",
-         "Exits counted in the host overflow table because the per-VM map was full; they are in "
-         "kvm_exits_total but in no per-VM series.",
-         MetricType::kCounter, self.overflow_exits);
-  single("kvm_exit_lost_exits_total",
-         "Exits in no counter: the overflow table was full as well, or (tp_btf) the exit "
-         "reason could not be read from the vCPU. Should stay 0.",
-         MetricType::kCounter, self.lost_exits);
-  single("kvm_exit_exporter_scrape_duration_seconds",
-         "Time the previous scrape took to read the maps and build the metrics.",
-         MetricType::kGauge, self.last_scrape_seconds);
-
-  constexpr std::string_view kErrors = "kvm_exit_exporter_errors_total";
-  out.Family(kErrors, "Errors by kind: attach (BPF load or attach failed), map_read, map_delete.",
-             MetricType::kCounter);
-  for (const auto& [kind, count] : self.errors) {
-    out.Sample(kErrors, {RenderLabels({{"kind", kind}})}, count);
-  }
-
-  single("kvm_exit_exporter_vms",
-         "VMM processes currently tracked (live, or ended within vms.grace_period).",
-         MetricType::kGauge, self.tracked_vms);
-  single("kvm_exit_exporter_vms_folded",
-         "VMs beyond vms.max_vms whose exits are summed into vm=\"other\".", MetricType::kGauge,
-         self.folded_vms);
-  single("kvm_exit_exporter_bpf_prog_run_count_total",
-         "Times the BPF program ran (counted only while kernel.bpf_stats_enabled=1).",
-         MetricType::kCounter, self.prog_run_count);
-  single("kvm_exit_exporter_bpf_prog_run_time_seconds_total",
-         "Time spent in the BPF program (counted only while kernel.bpf_stats_enabled=1).",
-         MetricType::kCounter, static_cast<double>(self.prog_run_time_ns) / 1e9);
-  single("kvm_exit_exporter_bpf_prog_missed_total",
-         "kvm_exit events for which the kernel skipped the BPF program; those exits are in no "
-         "counter. tracepoint: another BPF program or a BPF map syscall was active on that CPU "
-         "(counted by kernels from 6.7 on); tp_btf: only a recursion of the program itself.",
-         MetricType::kCounter, self.prog_missed);
 }
 
 }  // namespace kvmexit

@@ -57,11 +57,14 @@ ExporterApp::ExporterApp(Config config)
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
                                 .grace_period = config_.vms.grace_period,
-                                .boot_window = config_.vms.boot_window},
+                                .boot_window = config_.vms.boot_window,
+                                .on_boot_window_closed =
+                                    [this](std::uint64_t exits) { self_.BootWindowClosed(exits); }},
                MakeResolver(config_.vms.naming_rules),
                [](std::uint32_t pid) { return ReadStartTicks(kProcRoot, pid); }),
-      rates_(config_.rates.window),
-      errors_{{"attach", 0}, {"map_read", 0}, {"map_delete", 0}} {}
+      rates_(config_.rates.window) {
+  self_.ReasonNamesFrom(OriginName(names_.origin()));
+}
 
 ExporterApp::~ExporterApp() { Stop(); }
 
@@ -70,10 +73,14 @@ std::string ExporterApp::Start() {
     std::lock_guard lock(mutex_);
     TryAttach();
   }
+  const std::optional<ListenAddress> address = ParseListenAddress(config_.web.listen_address);
+  if (!address) {  // LoadConfig checked it; a caller that skipped LoadConfig learns here
+    return "invalid listen address \"" + config_.web.listen_address + "\": use " +
+           std::string(kListenAddressRule);
+  }
   std::string error;
   http_ = HttpServer::Start(
-      HttpServerOptions{.listen_address = config_.web.listen_address,
-                        .telemetry_path = config_.web.telemetry_path},
+      HttpServerOptions{.listen_address = *address, .telemetry_path = config_.web.telemetry_path},
       [this] { return Scrape(); }, &error);
   if (!http_) return error;
   sampler_ = std::thread([this] { SampleLoop(); });
@@ -100,7 +107,7 @@ void ExporterApp::TryAttach() {
   next_attach_attempt_ = now + config_.kernel.attach_retry_interval;
   std::string error = source_.Attach();
   if (!error.empty()) {
-    ++errors_["attach"];
+    self_.AttachFailed();
     if (error != last_attach_error_) {
       LogWarn("BPF program not attached: " + error + " (retrying every " +
               std::to_string(config_.kernel.attach_retry_interval.count()) + "ms)");
@@ -110,9 +117,11 @@ void ExporterApp::TryAttach() {
   }
   attach_time_ = std::chrono::system_clock::now();
   last_attach_error_.clear();
+  self_.Attached(source_.hook());
   // The kernel's own reason names are readable now that kvm is loaded.
   std::string note;
   names_ = ReasonNames::Load(config_.kernel.tracefs_path, &note);
+  self_.ReasonNamesFrom(OriginName(names_.origin()));
   LogInfo("BPF program attached to kvm:kvm_exit (" + std::string(source_.hook()) +
           (source_.hook_note().empty() ? "" : ": " + source_.hook_note()) +
           "); exit reason names from " + OriginName(names_.origin()) +
@@ -129,26 +138,31 @@ void ExporterApp::SampleLoop() {
   }
 }
 
+std::optional<ExitSnapshot> ExporterApp::ReadSnapshot() {
+  ExitSnapshot snapshot;
+  if (!source_.attached()) return snapshot;
+  if (std::string error = source_.Read(&snapshot); !error.empty()) {
+    self_.MapReadFailed();
+    LogWarn("reading BPF maps: " + error);
+    return std::nullopt;
+  }
+  return snapshot;
+}
+
 void ExporterApp::SampleOnce() {
   std::lock_guard lock(mutex_);
   TryAttach();
-  ExitSnapshot snapshot;
-  if (source_.attached()) {
-    if (std::string error = source_.Read(&snapshot); !error.empty()) {
-      ++errors_["map_read"];
-      LogWarn("reading BPF maps: " + error);
-      return;
-    }
-  }
+  const std::optional<ExitSnapshot> snapshot = ReadSnapshot();
+  if (!snapshot) return;
   const auto wall_now = std::chrono::system_clock::now();
-  const SnapshotByVm by_vm(snapshot);
+  const SnapshotByVm by_vm(*snapshot);
   tracker_.Observe(by_vm, wall_now, attach_time_);
   // Totals before retiring: the removed counts move from the map into the tracker.
   rates_.AddSample(std::chrono::steady_clock::now(), tracker_.HostTotals(by_vm));
-  const std::vector<vm_exit_key> expired = tracker_.ExpiredKeys(snapshot, wall_now);
+  const std::vector<vm_exit_key> expired = tracker_.ExpiredKeys(*snapshot, wall_now);
   if (!expired.empty()) {
     const std::vector<VmExitCount> removed = source_.Remove(expired);
-    if (removed.size() != expired.size()) ++errors_["map_delete"];
+    if (removed.size() != expired.size()) self_.MapDeleteFailed();
     tracker_.Retire(removed);
   }
 }
@@ -161,52 +175,30 @@ std::string ExporterApp::FillMapsForTesting(const std::vector<VmExitCount>& coun
 std::string ExporterApp::Scrape() {
   const auto started = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
-  ExitSnapshot snapshot;
-  if (source_.attached()) {
-    if (std::string error = source_.Read(&snapshot); !error.empty()) {
-      ++errors_["map_read"];
-      LogWarn("reading BPF maps: " + error);
-    }
-  }
-  // Grouped once, for both the tracker's bookkeeping and the series.
-  SnapshotByVm by_vm(snapshot);
-  tracker_.Observe(by_vm, std::chrono::system_clock::now(), attach_time_);
-  const VmView view = tracker_.View(std::move(by_vm));
-  const RateView rate_view{
-      .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
-
   // Reserve at the last scrape's size plus headroom, so megabytes of text are
   // written without the string growing (and copying itself) a dozen times.
   ExpositionWriter out(last_exposition_bytes_ + last_exposition_bytes_ / 16);
-  WriteExitFamilies(
-      view, rate_view, tracker_.boot_histogram(), names_,
-      FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu},
-      out);
-
-  const BpfProgramStats stats = source_.ProgramStats();
-  const SelfView self{
-      .attached = source_.attached(),
-      .hook = std::string(source_.hook()),
-      .vm_map_entries = snapshot.vm_counts.size(),
-      .vm_map_capacity = snapshot.vm_map_capacity,
-      .overflow_entries = snapshot.overflow.size(),
-      .overflow_capacity = snapshot.overflow_capacity,
-      .overflow_exits = Sum(snapshot.overflow),
-      .lost_exits = snapshot.lost,
-      .last_scrape_seconds = last_scrape_seconds_,
-      .errors = errors_,
-      .prog_run_count = stats.run_count,
-      .prog_run_time_ns = stats.run_time_ns,
-      .prog_missed = stats.missed,
-      .reason_names_origin = OriginName(names_.origin()),
-      .tracked_vms = view.tracked_vms,
-      .folded_vms = view.folded_vms,
-  };
-  WriteSelfFamilies(self, out);
-  last_exposition_bytes_ = out.text().size();
-  last_scrape_seconds_ =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return out.Take();
+  if (std::optional<ExitSnapshot> snapshot = ReadSnapshot()) {
+    self_.Observe(*snapshot);
+    // Grouped once, for both the tracker's bookkeeping and the series.
+    SnapshotByVm by_vm(*snapshot);
+    tracker_.Observe(by_vm, std::chrono::system_clock::now(), attach_time_);
+    const VmView view = tracker_.View(std::move(by_vm));
+    self_.ObserveVms(view.tracked_vms, view.folded_vms);
+    const RateView rate_view{
+        .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
+    WriteExitFamilies(
+        view, rate_view, names_,
+        FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu},
+        out);
+  }
+  self_.Observe(source_.ProgramStats());
+  self_.ScrapeTook(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  std::string text = out.Take();
+  self_.AppendTo(text);
+  last_exposition_bytes_ = text.size();
+  return text;
 }
 
 }  // namespace kvmexit

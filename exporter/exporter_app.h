@@ -1,10 +1,11 @@
 // Wires the pieces together: BPF source -> snapshot -> VM tracker, reason names,
-// rates -> metric families -> HTTP. One mutex serialises scrapes and the sampler.
+// rates -> exit families (streamed) + self metrics (prometheus-cpp) -> HTTP.
+// One mutex serialises scrapes and the sampler.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
-#include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +16,7 @@
 #include "http_server.h"
 #include "rate_tracker.h"
 #include "reason_names.h"
+#include "self_metrics.h"
 #include "vm_tracker.h"
 
 namespace kvmexit {
@@ -39,11 +41,18 @@ class ExporterApp {
   std::string FillMapsForTesting(const std::vector<VmExitCount>& counts);
 
  private:
+  // TryAttach and ReadSnapshot run with mutex_ held.
   void TryAttach();
-  void SampleLoop();
+  // The maps as they are now, or nullopt when they could not be read (counted
+  // and logged): then a scrape writes no exit figures rather than wrong ones.
+  // Empty, not nullopt, while the program is not attached.
+  std::optional<ExitSnapshot> ReadSnapshot();
   void SampleOnce();
 
+  void SampleLoop();
+
   Config config_;
+  SelfMetrics self_;  // thread-safe on its own; before the members that report to it
   BpfExitSource source_;
   std::unique_ptr<HttpServer> http_;
 
@@ -51,11 +60,9 @@ class ExporterApp {
   ReasonNames names_;
   VmTracker tracker_;
   RateTracker rates_;
-  std::map<std::string, std::uint64_t> errors_;
   std::string last_attach_error_;
   std::chrono::steady_clock::time_point next_attach_attempt_;
   std::chrono::system_clock::time_point attach_time_;
-  double last_scrape_seconds_ = 0.0;
   std::size_t last_exposition_bytes_ = 0;
 
   std::mutex stop_mutex_;

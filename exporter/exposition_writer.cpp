@@ -3,7 +3,6 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <limits>
 
 namespace kvmexit {
 namespace {
@@ -14,8 +13,6 @@ std::string_view TypeName(MetricType type) {
       return "counter";
     case MetricType::kGauge:
       return "gauge";
-    case MetricType::kHistogram:
-      return "histogram";
   }
   return "untyped";
 }
@@ -31,20 +28,6 @@ void AppendEscapedHelp(std::string& out, std::string_view help) {
       out += c;
     }
   }
-}
-
-// A bucket bound is a label value, so it is part of the series' identity: it is
-// written the way prometheus-cpp wrote it (%g with 16 significant digits, e.g.
-// "3000000", not the shorter "3e+06"), so existing series keep their `le`.
-void AppendBucketBound(std::string& out, double bound) {
-  if (std::isinf(bound)) {
-    out += bound > 0 ? "+Inf" : "-Inf";
-    return;
-  }
-  std::array<char, 32> buffer{};
-  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), bound,
-                                    std::chars_format::general, 16);
-  out.append(buffer.data(), result.ptr);
 }
 
 }  // namespace
@@ -133,30 +116,6 @@ void ExpositionWriter::Sample(std::string_view name,
   BeginSample(name, "", label_sets);
   AppendDouble(text_, value);
   text_ += '\n';
-}
-
-void ExpositionWriter::Histogram(std::string_view name, std::span<const double> upper_bounds,
-                                 std::span<const std::uint64_t> cumulative_counts,
-                                 std::uint64_t count, double sum) {
-  // Same line order as prometheus-cpp: _count, _sum, then the buckets.
-  BeginSample(name, "_count", {});
-  AppendUint(text_, count);
-  text_ += '\n';
-  BeginSample(name, "_sum", {});
-  AppendDouble(text_, sum);
-  text_ += '\n';
-  auto bucket = [&](double bound, std::uint64_t cumulative) {
-    text_ += name;
-    text_ += "_bucket{le=\"";
-    AppendBucketBound(text_, bound);
-    text_ += "\"} ";
-    AppendUint(text_, cumulative);
-    text_ += '\n';
-  };
-  for (std::size_t i = 0; i < upper_bounds.size() && i < cumulative_counts.size(); ++i) {
-    bucket(upper_bounds[i], cumulative_counts[i]);
-  }
-  bucket(std::numeric_limits<double>::infinity(), count);
 }
 
 std::string ExpositionWriter::Take() {

@@ -11,13 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
-#include <span>
 #include <string>
 #include <string_view>
 
 namespace kvmexit {
 
-enum class MetricType { kCounter, kGauge, kHistogram };
+enum class MetricType { kCounter, kGauge };
 
 // A label with its raw (unescaped) value.
 struct Label {
@@ -49,12 +48,6 @@ class ExpositionWriter {
   // as `NaN`, `+Inf` and `-Inf`.
   void Sample(std::string_view name, std::initializer_list<std::string_view> label_sets,
               double value);
-
-  // The `_count`, `_sum` and `_bucket` lines of a histogram without other
-  // labels. `cumulative_counts[i]` counts observations <= `upper_bounds[i]`;
-  // the `+Inf` bucket is `count`.
-  void Histogram(std::string_view name, std::span<const double> upper_bounds,
-                 std::span<const std::uint64_t> cumulative_counts, std::uint64_t count, double sum);
 
   const std::string& text() const { return text_; }
   // Hands the text over; the writer is empty afterwards.

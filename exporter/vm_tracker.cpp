@@ -110,7 +110,9 @@ SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot) : totals(snapshot.overf
 
 VmTracker::VmTracker(VmTrackerOptions options, ProcessResolver resolve,
                      StartTicksReader start_ticks)
-    : options_(options), resolve_(std::move(resolve)), start_ticks_(std::move(start_ticks)) {}
+    : options_(std::move(options)),
+      resolve_(std::move(resolve)),
+      start_ticks_(std::move(start_ticks)) {}
 
 void VmTracker::MarkEnded(const std::vector<std::uint32_t>& tgids,
                           const std::vector<TrackedVm*>& vms, WallClock::time_point now) const {
@@ -159,13 +161,7 @@ void VmTracker::UpdateBootWindow(TrackedVm& vm, const SortedReasonCounts& counts
 
 void VmTracker::CloseBootWindow(TrackedVm& vm) {
   vm.boot_closed = true;
-  const auto total = static_cast<double>(vm.boot_counts.Total());
-  const std::vector<double>& bounds = BootHistogramBounds();
-  for (std::size_t i = 0; i < bounds.size(); ++i) {
-    if (total <= bounds[i]) ++boot_histogram_.bucket_counts[i];
-  }
-  ++boot_histogram_.count;
-  boot_histogram_.sum += total;
+  if (options_.on_boot_window_closed) options_.on_boot_window_closed(vm.boot_counts.Total());
 }
 
 VmTracker::TrackedVm& VmTracker::Track(std::uint32_t tgid, WallClock::time_point now,

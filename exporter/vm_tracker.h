@@ -36,6 +36,9 @@ struct VmTrackerOptions {
   std::uint32_t max_vms = 1000;
   std::chrono::milliseconds grace_period{300'000};
   std::chrono::milliseconds boot_window{120'000};
+  // Called once per VM when its boot window closes, with the window's total
+  // exits: the boot-exits histogram is kept by whoever listens.
+  std::function<void(std::uint64_t boot_exits)> on_boot_window_closed;
 };
 
 // A vCPU's exits of one reason; ordered by vCPU, then reason (the series order).
@@ -152,19 +155,6 @@ struct VmView {
   std::size_t folded_vms = 0;
 };
 
-// Upper bounds of the boot-exit histogram (exits per VM boot).
-inline const std::vector<double>& BootHistogramBounds() {
-  static const std::vector<double> bounds = {1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7};
-  return bounds;
-}
-
-struct BootHistogram {
-  std::vector<std::uint64_t> bucket_counts =
-      std::vector<std::uint64_t>(BootHistogramBounds().size());
-  std::uint64_t count = 0;
-  double sum = 0.0;
-};
-
 class VmTracker {
  public:
   using WallClock = std::chrono::system_clock;
@@ -189,7 +179,6 @@ class VmTracker {
   // per-VM counts move into the view instead of being copied.
   VmView View(SnapshotByVm snapshot) const;
   VmView View(const ExitSnapshot& snapshot) const { return View(SnapshotByVm(snapshot)); }
-  const BootHistogram& boot_histogram() const { return boot_histogram_; }
 
   // Exact host totals (live entries + overflow + retired VMs) without building series.
   ReasonCounts HostTotals(const SnapshotByVm& snapshot) const;
@@ -212,7 +201,7 @@ class VmTracker {
   void MarkEnded(const std::vector<std::uint32_t>& tgids, const std::vector<TrackedVm*>& vms,
                  WallClock::time_point now) const;
   void UpdateBootWindow(TrackedVm& vm, const SortedReasonCounts& counts, WallClock::time_point now);
-  // Freezes the VM's boot figure and adds it to the histogram.
+  // Freezes the VM's boot figure and reports its total.
   void CloseBootWindow(TrackedVm& vm);
   VmSeries OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) const;
   std::vector<BootWindowFigures> Boots(const std::vector<std::uint32_t>& own_series) const;
@@ -223,7 +212,6 @@ class VmTracker {
   std::map<std::uint32_t, TrackedVm> vms_;  // by tgid
   std::uint64_t next_order_ = 0;
   ReasonCounts retired_;
-  BootHistogram boot_histogram_;
 };
 
 }  // namespace kvmexit

@@ -49,8 +49,7 @@ class ExitMetricsTest : public ::testing::Test {
     const auto now = std::chrono::system_clock::now();
     tracker.Observe(snapshot, now, now);
     ExpositionWriter out;
-    WriteExitFamilies(tracker.View(snapshot), rates, tracker.boot_histogram(), names_, options,
-                      out);
+    WriteExitFamilies(tracker.View(snapshot), rates, names_, options, out);
     return out.Take();
   }
 
@@ -167,27 +166,14 @@ TEST_F(ExitMetricsTest, FamiliesComeInTheirDocumentedOrderEachInOneBlock) {
   snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 4, 0),
                         Entry(kPidB, KVM_EXIT_ISA_SVM, 0x78, 6, 1)};
   const RateView rates{.ready = true, .per_reason = {}, .total = 0.0};
-  EXPECT_THAT(
-      FamiliesInOrder(Render(snapshot, {.per_vcpu = true}, rates)),
-      ::testing::ElementsAre("kvm_exits_total", "kvm_vm_exits_total", "kvm_vcpu_exits_total",
-                             "kvm_vm_info", "kvm_vm_start_time_seconds", "kvm_vm_boot_exits",
-                             "kvm_vm_boot_window_closed", "kvm_vm_boot_exits_count",
-                             "kvm_exit_rate_per_second", "kvm_exit_rate_all_per_second"));
+  EXPECT_THAT(FamiliesInOrder(Render(snapshot, {.per_vcpu = true}, rates)),
+              ::testing::ElementsAre(
+                  "kvm_exits_total", "kvm_vm_exits_total", "kvm_vcpu_exits_total", "kvm_vm_info",
+                  "kvm_vm_start_time_seconds", "kvm_vm_boot_exits", "kvm_vm_boot_window_closed",
+                  "kvm_exit_rate_per_second", "kvm_exit_rate_all_per_second"));
   EXPECT_THAT(FamiliesInOrder(Render(snapshot, {.per_vm = false})),
               ::testing::ElementsAre("kvm_exits_total", "kvm_exit_rate_per_second",
                                      "kvm_exit_rate_all_per_second"));
-}
-
-TEST_F(ExitMetricsTest, BootHistogramIsAlwaysExposedWithPerVmFamilies) {
-  ExitSnapshot snapshot;
-  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 1)};
-  const std::string text = Render(snapshot, {});
-  EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_boot_exits_count histogram\n"
-                              "kvm_vm_boot_exits_count_count 0\n"
-                              "kvm_vm_boot_exits_count_sum 0\n"
-                              "kvm_vm_boot_exits_count_bucket{le=\"1000\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 0\n"));
 }
 
 TEST_F(ExitMetricsTest, SeriesGoByVmThenVcpuThenReason) {
@@ -247,28 +233,6 @@ TEST_F(ExitMetricsTest, FoldedVmsShareOnePerVcpuOtherSeries) {
   EXPECT_THAT(text, HasSubstr("kvm_vm_exits_total{vm=\"other\",pid=\"\",isa=\"svm\",reason=\"io\","
                               "code=\"123\"} 15\n"));
   EXPECT_THAT(text, Not(HasSubstr("kvm_vm_info{vm=\"other\"")));
-}
-
-TEST(SelfMetricsTest, ReportAttachStateMapsAndErrors) {
-  SelfView self{.attached = false,
-                .vm_map_entries = 3,
-                .vm_map_capacity = 16384,
-                .overflow_exits = 42,
-                .errors = {{"attach", 2}, {"map_read", 0}},
-                .prog_run_count = 1000,
-                .prog_missed = 3,
-                .reason_names_origin = "uapi"};
-  ExpositionWriter out;
-  WriteSelfFamilies(self, out);
-  const std::string text = out.Take();
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_attached 0\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_entries{map=\"vm_exits\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_capacity{map=\"vm_exits\"} 16384\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_overflow_exits_total 42\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"attach\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_build_info{version=\""));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_run_count_total 1000\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_missed_total 3\n"));
 }
 
 }  // namespace

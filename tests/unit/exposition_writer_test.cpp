@@ -21,14 +21,11 @@ TEST(ExpositionWriterTest, FamilyHeaderNamesHelpAndType) {
   ExpositionWriter out;
   out.Family("kvm_exits_total", "Exits by reason.", MetricType::kCounter);
   out.Family("kvm_vm_info", "Identity; always 1.", MetricType::kGauge);
-  out.Family("kvm_vm_boot_exits_count", "Boot exits.", MetricType::kHistogram);
   EXPECT_EQ(out.text(),
             "# HELP kvm_exits_total Exits by reason.\n"
             "# TYPE kvm_exits_total counter\n"
             "# HELP kvm_vm_info Identity; always 1.\n"
-            "# TYPE kvm_vm_info gauge\n"
-            "# HELP kvm_vm_boot_exits_count Boot exits.\n"
-            "# TYPE kvm_vm_boot_exits_count histogram\n");
+            "# TYPE kvm_vm_info gauge\n");
 }
 
 TEST(ExpositionWriterTest, HelpEscapesBackslashAndNewlineButNotQuotes) {
@@ -92,32 +89,6 @@ TEST(ExpositionWriterTest, DoubleSamplesCarryLabels) {
   ExpositionWriter out;
   out.Sample("kvm_vm_start_time_seconds", {RenderLabels({{"vm", "a"}})}, 1700000000.5);
   EXPECT_EQ(out.text(), "kvm_vm_start_time_seconds{vm=\"a\"} 1700000000.5\n");
-}
-
-TEST(ExpositionWriterTest, HistogramWritesCountSumThenCumulativeBuckets) {
-  const std::vector<double> bounds = {1e3, 3e6, 1e7};
-  const std::vector<std::uint64_t> cumulative = {1, 2, 2};
-  ExpositionWriter out;
-  out.Histogram("h", bounds, cumulative, 3, 20001500.5);
-  // Bucket bounds keep their long form ("3000000", not "3e+06"): `le` is a
-  // label, so its text is part of the series' identity.
-  EXPECT_EQ(out.text(),
-            "h_count 3\n"
-            "h_sum 20001500.5\n"
-            "h_bucket{le=\"1000\"} 1\n"
-            "h_bucket{le=\"3000000\"} 2\n"
-            "h_bucket{le=\"10000000\"} 2\n"
-            "h_bucket{le=\"+Inf\"} 3\n");
-}
-
-TEST(ExpositionWriterTest, FractionalBucketBoundsKeepTheirDigits) {
-  const std::vector<double> bounds = {0.005, 0.25, 2.5};
-  const std::vector<std::uint64_t> cumulative = {0, 0, 1};
-  ExpositionWriter out;
-  out.Histogram("h", bounds, cumulative, 1, 1.0);
-  EXPECT_NE(out.text().find("h_bucket{le=\"0.005\"} 0\n"), std::string::npos) << out.text();
-  EXPECT_NE(out.text().find("h_bucket{le=\"0.25\"} 0\n"), std::string::npos) << out.text();
-  EXPECT_NE(out.text().find("h_bucket{le=\"2.5\"} 1\n"), std::string::npos) << out.text();
 }
 
 TEST(ExpositionWriterTest, TakeHandsOverTheTextAndEmptiesTheWriter) {

@@ -1,0 +1,119 @@
+// The exporter's own instrumentation: what each event does to its family, in
+// the exposition text prometheus-cpp writes.
+#include "self_metrics.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace kvmexit {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Text(const SelfMetrics& metrics) {
+  std::string text;
+  metrics.AppendTo(text);
+  return text;
+}
+
+TEST(SelfMetricsTest, BeforeAttachEveryErrorKindAndStateIsThereAtZero) {
+  const SelfMetrics metrics;
+  const std::string text = Text(metrics);
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_attached 0\n"));
+  for (const char* kind : {"attach", "map_read", "map_delete"}) {
+    EXPECT_THAT(
+        text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"" + std::string(kind) + "\"} 0\n"));
+  }
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_build_info{"));
+  EXPECT_THAT(text, HasSubstr("# TYPE kvm_exit_exporter_scrape_duration_seconds histogram\n"));
+  // No hook is named before one is attached.
+  EXPECT_THAT(text, Not(HasSubstr("kvm_exit_exporter_bpf_hook_info")));
+}
+
+TEST(SelfMetricsTest, EventsCountWhereTheyHappen) {
+  SelfMetrics metrics;
+  metrics.AttachFailed();
+  metrics.AttachFailed();
+  metrics.MapReadFailed();
+  metrics.Attached("tp_btf");
+  const std::string text = Text(metrics);
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"attach\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"map_read\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"map_delete\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_attached 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_hook_info{hook=\"tp_btf\"} 1\n"));
+}
+
+TEST(SelfMetricsTest, ReasonNamesOriginHasOneSeriesThatFollowsTheSource) {
+  SelfMetrics metrics;
+  metrics.ReasonNamesFrom("uapi");
+  metrics.ReasonNamesFrom("kernel");
+  const std::string text = Text(metrics);
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_reason_names_info{origin=\"kernel\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("origin=\"uapi\"")));
+}
+
+TEST(SelfMetricsTest, KernelCountersAreFollowedExactlyAndNeverGoBack) {
+  SelfMetrics metrics;
+  ExitSnapshot snapshot;
+  snapshot.vm_counts.resize(3);
+  snapshot.vm_map_capacity = 16384;
+  snapshot.overflow_capacity = 1024;
+  snapshot.overflow = {{{KVM_EXIT_ISA_SVM, 0x7b}, 40}, {{KVM_EXIT_ISA_SVM, 0x72}, 2}};
+  snapshot.lost = 7;
+  metrics.Observe(snapshot);
+  metrics.Observe(BpfProgramStats{
+      .run_count = 9'007'199'254'740'000, .run_time_ns = 1'500'000'000, .missed = 3});
+  metrics.ObserveVms(12, 2);
+  std::string text = Text(metrics);
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_entries{map=\"vm_exits\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_entries{map=\"host_overflow\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_capacity{map=\"vm_exits\"} 16384\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_overflow_exits_total 42\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_lost_exits_total 7\n"));
+  // Exact below 2^53, as a counter of program runs must be.
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_run_count_total 9007199254740000\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_run_time_seconds_total 1.5\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_missed_total 3\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_vms 12\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_vms_folded 2\n"));
+
+  snapshot.lost = 9;
+  metrics.Observe(snapshot);
+  snapshot.lost = 1;  // a counter never goes back, whatever a read says
+  metrics.Observe(snapshot);
+  EXPECT_THAT(Text(metrics), HasSubstr("kvm_exit_lost_exits_total 9\n"));
+}
+
+TEST(SelfMetricsTest, BootExitsHistogramKeepsItsBucketLabels) {
+  SelfMetrics metrics;
+  metrics.BootWindowClosed(9001);
+  metrics.BootWindowClosed(2'000'000);
+  const std::string text = Text(metrics);
+  EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_boot_exits_count histogram\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_count 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_sum 2009001\n"));
+  // `le` is a label, so its text is part of the series' identity: the long
+  // form ("3000000", not "3e+06") that earlier releases wrote.
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"3000\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"10000\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 2\n"));
+}
+
+TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
+  SelfMetrics metrics;
+  metrics.ScrapeTook(0.003);
+  metrics.ScrapeTook(0.2);
+  const std::string text = Text(metrics);
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_scrape_duration_seconds_count 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr("kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.0025\"} 0\n"));
+  EXPECT_THAT(text,
+              HasSubstr("kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.25\"} 2\n"));
+}
+
+}  // namespace
+}  // namespace kvmexit
