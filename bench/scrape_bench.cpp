@@ -267,7 +267,7 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
 
   kvmexit::Config config;
-  config.web.listen_address = "127.0.0.1:0";
+  config.web.listen_address = {.host = "127.0.0.1", .port = 0};  // a free port
   config.collector.per_vcpu = per_vcpu;
   config.collector.vm_map_capacity = kMapCapacity;
   config.rates.sample_interval = std::chrono::milliseconds(60'000);  // keep the sampler quiet

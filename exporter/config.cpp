@@ -199,7 +199,12 @@ bool IsDigits(std::string_view text) {
   return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
-bool IsListenAddress(std::string_view address) { return ParseListenAddress(address).has_value(); }
+ListenAddress ParseListenAddressValue(const Value& value) {
+  const std::optional<ListenAddress> address =
+      ParseListenAddress(ScalarText(value, kListenAddressRule));
+  if (!address) value.FailExpected(kListenAddressRule);
+  return *address;
+}
 
 bool HasSpaceOrControl(std::string_view text) {
   for (const char c : text) {
@@ -226,9 +231,7 @@ constexpr std::string_view kTelemetryPathRule =
 void ParseWeb(const Value& section, Config::Web& web) {
   const Field fields[] = {
       {"listen_address",
-       [&](const Value& value) {
-         web.listen_address = ParseString(value, kListenAddressRule, IsListenAddress);
-       }},
+       [&](const Value& value) { web.listen_address = ParseListenAddressValue(value); }},
       {"telemetry_path",
        [&](const Value& value) {
          web.telemetry_path = ParseString(value, kTelemetryPathRule, IsTelemetryPath);
@@ -451,12 +454,13 @@ std::variant<Config, ConfigError> LoadConfig(const std::string& path,
   if (config == nullptr) return loaded;
   // Flags bypass the YAML walk, so each is checked here by its key's rule.
   if (overrides.listen_address) {
-    if (!IsListenAddress(*overrides.listen_address)) {
+    const std::optional<ListenAddress> address = ParseListenAddress(*overrides.listen_address);
+    if (!address) {
       return ConfigError{"--web.listen-address: invalid address " +
                          Quoted(*overrides.listen_address) + "; use " +
                          std::string(kListenAddressRule)};
     }
-    config->web.listen_address = *overrides.listen_address;
+    config->web.listen_address = *address;
   }
   if (overrides.telemetry_path) {
     if (!IsTelemetryPath(*overrides.telemetry_path)) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernel_hook.h"
+#include "listen_address.h"
 
 namespace kvmexit {
 
@@ -26,7 +27,8 @@ struct NamingRule {
 
 struct Config {
   struct Web {
-    std::string listen_address = "0.0.0.0:9756";
+    // Parsed once, here: what passes the check is what the server binds.
+    ListenAddress listen_address{.host = "0.0.0.0", .port = 9756};
     std::string telemetry_path = "/metrics";
     friend bool operator==(const Web&, const Web&) = default;
   } web;

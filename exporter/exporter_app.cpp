@@ -73,18 +73,14 @@ std::string ExporterApp::Start() {
     std::lock_guard lock(mutex_);
     TryAttach();
   }
-  const std::optional<ListenAddress> address = ParseListenAddress(config_.web.listen_address);
-  if (!address) {  // LoadConfig checked it; a caller that skipped LoadConfig learns here
-    return "invalid listen address \"" + config_.web.listen_address + "\": use " +
-           std::string(kListenAddressRule);
-  }
   std::string error;
   http_ = HttpServer::Start(
-      HttpServerOptions{.listen_address = *address, .telemetry_path = config_.web.telemetry_path},
+      HttpServerOptions{.listen_address = config_.web.listen_address,
+                        .telemetry_path = config_.web.telemetry_path},
       [this] { return Scrape(); }, &error);
   if (!http_) return error;
   sampler_ = std::thread([this] { SampleLoop(); });
-  LogInfo("listening on " + config_.web.listen_address + ", metrics at " +
+  LogInfo("listening on " + FormatListenAddress(config_.web.listen_address) + ", metrics at " +
           config_.web.telemetry_path);
   return "";
 }

@@ -73,7 +73,8 @@ int Run(int argc, char** argv) {
   if (auto* error = std::get_if<kvmexit::ConfigError>(&loaded)) return Fail(error->message);
   kvmexit::Config config = std::get<kvmexit::Config>(std::move(loaded));
   if (flags.check_config) {
-    std::cout << "configuration OK: listen " << config.web.listen_address << ", metrics at "
+    std::cout << "configuration OK: listen "
+              << kvmexit::FormatListenAddress(config.web.listen_address) << ", metrics at "
               << config.web.telemetry_path << "\n";
     return 0;
   }

@@ -79,7 +79,7 @@ vms:
     - regex: "-name (?:guest=)?([^, ]+)"
       name: vm-$1
 )yaml");
-  EXPECT_EQ(config.web.listen_address, "[::1]:9100");
+  EXPECT_EQ(config.web.listen_address, (ListenAddress{.host = "::1", .port = 9100, .ipv6 = true}));
   EXPECT_EQ(config.web.telemetry_path, "/kvm/metrics");
   EXPECT_EQ(config.kernel.tracefs_path, "/sys/kernel/debug/tracing");
   EXPECT_EQ(config.kernel.attach_retry_interval, 500ms);
@@ -104,7 +104,7 @@ TEST(ConfigParse, AcceptsListenAddressForms) {
   for (const std::string_view address : {":9756", "0.0.0.0:1", "localhost:65535", "[::]:9756",
                                          "[::1]:80", "[fe80::1%eth0]:9756", "my-host.lan:8080"}) {
     const Config config = ParseOk("web:\n  listen_address: \"" + std::string(address) + "\"\n");
-    EXPECT_EQ(config.web.listen_address, address);
+    EXPECT_EQ(FormatListenAddress(config.web.listen_address), address);
   }
 }
 
@@ -348,7 +348,7 @@ TEST_F(ConfigFileTest, FlagsOverrideTheFileAndAreCheckedByTheKeysRules) {
   Write("web:\n  listen_address: \"127.0.0.1:9100\"\n  telemetry_path: /m\n");
   const auto result = LoadConfig(path_, {.listen_address = "[::1]:9200"});
   ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
-  EXPECT_EQ(std::get<Config>(result).web.listen_address, "[::1]:9200");
+  EXPECT_EQ(FormatListenAddress(std::get<Config>(result).web.listen_address), "[::1]:9200");
   EXPECT_EQ(std::get<Config>(result).web.telemetry_path, "/m");
 
   const auto bad_address = LoadConfig(path_, {.listen_address = "nohost"});

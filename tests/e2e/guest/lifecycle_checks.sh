@@ -302,11 +302,14 @@ check_lifecycle() {
 }
 
 # A VM that ends inside its boot window made all its exits inside it: its
-# boot figures (shown until the grace period ends) are its full counts.
+# boot figures (shown until the grace period ends) are its full counts. The
+# burst is small enough to end well inside the window on a loaded machine too:
+# 40,000 io exits once took 11.8 s of a 10 s window while two builds shared
+# the CPUs, and the (correctly) frozen figure then missed the last exits.
 check_boot_window_ends_with_vm() {
   local out="$WORK/vmm-brief.out" p0="$WORK/brief0.prom" p1="$WORK/brief1.prom" pid total vm_total status=0
   scrape "$p0" || { fail boot_window_vm_ends "wget $METRICS_URL failed"; return 0; }
-  vmm_start "$out" -name guest=brief,debug-threads=on --io 40000 --cpuid 1000 --hold-ms 0
+  vmm_start "$out" -name guest=brief,debug-threads=on --io 8000 --cpuid 1000 --hold-ms 0
   pid=$VMM_PID
   wait "$pid" || status=$?
   if [ "$status" != 0 ] || ! grep -q '^TEST_VMM DONE ' "$out"; then
@@ -315,12 +318,16 @@ check_boot_window_ends_with_vm() {
     return 0
   fi
   info "boot_window: brief (pid $pid) ran $(vmm_field "$out" seconds) s and exited: $(grep '^TEST_VMM' "$out")"
+  if awk -v s="$(vmm_field "$out" seconds)" -v w="$BOOT_WINDOW_S" 'BEGIN { exit !(s + 1 >= w) }'; then
+    fail boot_window_vm_ends_premise "brief ran $(vmm_field "$out" seconds) s, not inside its ${BOOT_WINDOW_S} s window: the machine is too loaded for this check"
+    return 0
+  fi
   if ! poll_scrape "$BOOT_GRACE_S" "$p1" metric_is kvm_vm_boot_window_closed "vm=brief;pid=$pid" 1; then
     fail boot_window_vm_ends "kvm_vm_boot_window_closed{vm=\"brief\",pid=\"$pid\"} not 1 within the grace period after the VM ended"
     show_series "$p1" '^kvm_vm_boot_(exits|window_closed)|^kvm_vm_exits_total'
     return 0
   fi
-  check_boot_figures boot_window_vm_ends_exact "$p1" brief "$pid" 40000 1000 1
+  check_boot_figures boot_window_vm_ends_exact "$p1" brief "$pid" 8000 1000 1
   total=$(metric "$p1" kvm_vm_boot_exits "vm=brief;pid=$pid")
   vm_total=$(metric "$p1" kvm_vm_exits_total "vm=brief;pid=$pid")
   expect_eq boot_window_vm_ends_all_exits "brief's boot-window exits (all reasons) against its kvm_vm_exits_total (all reasons)" "$total" "$vm_total"
