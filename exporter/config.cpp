@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "file_text.h"
+#include "text.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -192,10 +193,6 @@ std::string ParseString(const Value& value, std::string_view expected,
   const std::string& text = ScalarText(value, expected);
   if (!is_valid(text)) value.FailExpected(expected);
   return text;
-}
-
-bool IsDigits(std::string_view text) {
-  return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
 bool IsPort(std::string_view text) {

@@ -12,6 +12,7 @@
 #include <regex>
 #include <utility>
 
+#include "text.h"
 #include "unique_fd.h"
 
 namespace kvmexit {
@@ -35,67 +36,12 @@ constexpr std::size_t kRuleThreadStackBytes = 256 * 1024 * 1024;
 // Used only if that thread cannot be created: small enough for any stack.
 constexpr std::size_t kMaxInlineRuleTextBytes = 2 * 1024;
 
-// ---------------------------------------------------------------------------
-// Small string helpers
-
-std::string_view Trim(std::string_view text) {
-  constexpr std::string_view kSpace = " \t\r\n\f\v";
-  const auto first = text.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(kSpace);
-  return text.substr(first, last - first + 1);
-}
-
-std::vector<std::string_view> Split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto end = std::min(text.find(separator, start), text.size());
-    parts.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return parts;
-}
-
-// Non-empty parts only: path components, whitespace-separated fields.
-std::vector<std::string_view> SplitNonEmpty(std::string_view text, char separator) {
-  auto parts = Split(text, separator);
-  std::erase_if(parts, [](std::string_view part) { return part.empty(); });
-  return parts;
-}
-
-std::string_view Basename(std::string_view path) {
-  const auto slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
-bool IsDigits(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-template <typename Number>
-std::optional<Number> ParseNumber(std::string_view text) {
-  Number value{};
-  const auto* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) return std::nullopt;
-  return value;
-}
-
 std::optional<unsigned char> ParseHexByte(std::string_view two_digits) {
   unsigned value = 0;
   const auto* end = two_digits.data() + two_digits.size();
   const auto [ptr, ec] = std::from_chars(two_digits.data(), end, value, 16);
   if (two_digits.size() != 2 || ec != std::errc() || ptr != end) return std::nullopt;
   return static_cast<unsigned char>(value);
-}
-
-std::string ToLower(std::string_view text) {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return lower;
 }
 
 // ---------------------------------------------------------------------------
@@ -682,8 +628,8 @@ std::optional<ProcStat> ParseProcStat(std::string_view text) noexcept {
     const auto fields = SplitNonEmpty(Trim(text.substr(close + 1)), ' ');
     constexpr std::size_t kState = 3 - 3, kNumThreads = 20 - 3, kStartTime = 22 - 3;
     if (fields.size() <= kStartTime || fields[kState].size() != 1) return std::nullopt;
-    const auto num_threads = ParseNumber<std::int64_t>(fields[kNumThreads]);
-    const auto start_ticks = ParseNumber<std::uint64_t>(fields[kStartTime]);
+    const auto num_threads = ParseDecimal<std::int64_t>(fields[kNumThreads]);
+    const auto start_ticks = ParseDecimal<std::uint64_t>(fields[kStartTime]);
     if (!num_threads || !start_ticks) return std::nullopt;
     return ProcStat{std::string(text.substr(open + 1, close - open - 1)), fields[kState][0],
                     *num_threads, *start_ticks};
