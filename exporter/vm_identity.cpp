@@ -12,6 +12,7 @@
 #include <regex>
 #include <utility>
 
+#include "file_text.h"
 #include "text.h"
 #include "unique_fd.h"
 
@@ -22,8 +23,6 @@ constexpr std::size_t kMaxStatBytes = 4096;
 constexpr std::size_t kMaxCmdlineBytes = 256 * 1024;
 constexpr std::size_t kMaxCgroupBytes = 64 * 1024;
 constexpr std::size_t kMaxConfigFileBytes = 1024 * 1024;
-// /proc/stat carries one `intr` counter per interrupt line before `btime`: large on big hosts.
-constexpr std::size_t kMaxProcStatBytes = 8 * 1024 * 1024;
 
 // libstdc++'s std::regex matches by recursion, 400-700 bytes of stack per
 // input character for `.*` or `(.|\n)*`: a long command line would overflow a
@@ -47,29 +46,6 @@ std::optional<unsigned char> ParseHexByte(std::string_view two_digits) {
 // ---------------------------------------------------------------------------
 // Reading files
 
-std::optional<std::string> ReadAll(int fd, std::size_t max_bytes) {
-  std::string data;
-  char buffer[4096];
-  while (data.size() < max_bytes) {
-    const ssize_t count = ::read(fd, buffer, sizeof(buffer));
-    if (count < 0 && errno == EINTR) continue;
-    if (count < 0) return std::nullopt;
-    if (count == 0) break;
-    data.append(buffer, std::min(static_cast<std::size_t>(count), max_bytes - data.size()));
-  }
-  return data;
-}
-
-std::optional<std::string> ReadFileAt(int dir_fd, const char* name, std::size_t max_bytes) {
-  const UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return std::nullopt;
-  return ReadAll(fd.get(), max_bytes);
-}
-
-std::optional<std::string> ReadFile(const std::string& path, std::size_t max_bytes) {
-  return ReadFileAt(AT_FDCWD, path.c_str(), max_bytes);
-}
-
 UniqueFd OpenProcessDirectory(const std::string& proc_root, std::uint32_t pid) {
   const std::string path = proc_root + "/" + std::to_string(pid);
   return UniqueFd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -82,9 +58,9 @@ bool HasExited(const ProcStat& stat) {
 }
 
 std::optional<ProcStat> ReadLiveStatAt(int dir_fd) {
-  const auto text = ReadFileAt(dir_fd, "stat", kMaxStatBytes);
-  if (!text) return std::nullopt;
-  auto stat = ParseProcStat(*text);
+  const FileText file = ReadFileAt(dir_fd, "stat", kMaxStatBytes);
+  if (file.error != 0) return std::nullopt;
+  auto stat = ParseProcStat(file.text);
   if (!stat || HasExited(*stat)) return std::nullopt;
   return stat;
 }
@@ -399,9 +375,10 @@ struct ProxmoxConfig {
 ProxmoxConfig ReadProxmoxConfig(const std::string& pve_root, const std::string& vmid) {
   ProxmoxConfig config;
   if (pve_root.empty() || vmid.empty()) return config;
-  const auto text = ReadFile(pve_root + "/qemu-server/" + vmid + ".conf", kMaxConfigFileBytes);
-  if (!text) return config;
-  for (const auto raw_line : Split(*text, '\n')) {
+  const std::string path = pve_root + "/qemu-server/" + vmid + ".conf";
+  const FileText file = ReadFileAt(AT_FDCWD, path.c_str(), kMaxConfigFileBytes);
+  if (file.error != 0) return config;
+  for (const auto raw_line : Split(file.text, '\n')) {
     const auto line = Trim(raw_line);
     if (line.starts_with('[')) break;
     const auto colon = line.find(':');
@@ -682,8 +659,9 @@ std::optional<ProcessInfo> ReadProcessInfo(const std::string& proc_root,
     info.pid = pid;
     info.comm = std::move(stat->comm);
     info.start_ticks = stat->start_ticks;
-    info.argv = SplitCmdline(ReadFileAt(dir.get(), "cmdline", kMaxCmdlineBytes).value_or(""));
-    info.cgroup = SelectCgroupPath(ReadFileAt(dir.get(), "cgroup", kMaxCgroupBytes).value_or(""));
+    // A failed read leaves the text empty: a process without a command line or cgroup.
+    info.argv = SplitCmdline(ReadFileAt(dir.get(), "cmdline", kMaxCmdlineBytes).text);
+    info.cgroup = SelectCgroupPath(ReadFileAt(dir.get(), "cgroup", kMaxCgroupBytes).text);
     // An exit during the reads leaves an empty cmdline: do not name the VM from that.
     if (!ReadLiveStatAt(dir.get())) return std::nullopt;
     return info;
