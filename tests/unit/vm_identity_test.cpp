@@ -3,6 +3,9 @@
 // like QEMU/libvirt, Proxmox, KubeVirt, Firecracker, cloud-hypervisor, crosvm.
 #include "vm_identity.h"
 
+#include "config.h"
+#include "label_value.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
