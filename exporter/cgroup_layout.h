@@ -1,10 +1,9 @@
 // cgroup layouts: which VM a process's cgroup path says it runs, for the
 // managers that give each VM a cgroup of its own: libvirt (systemd machine
-// scopes, or cgroupfs machines without systemd), Proxmox ("qemu.slice/<vmid>.scope",
-// with the VM's name and UUID read from <pve_root>/qemu-server/<vmid>.conf)
-// and Kubernetes pods, as KubeVirt runs them, under either kubelet cgroup driver.
-//
-// These functions may throw std::bad_alloc only; IdentifyVm catches it.
+// scopes, or cgroupfs machines), Proxmox ("qemu.slice/<vmid>.scope", with the
+// VM's name and UUID from <pve_root>/qemu-server/<vmid>.conf) and Kubernetes
+// pods as KubeVirt runs them, under either kubelet cgroup driver. These
+// functions may throw std::bad_alloc only; IdentifyVm catches it.
 #pragma once
 
 #include <string>

@@ -1,9 +1,7 @@
 // Label values: turns text from outside the exporter (command-line arguments,
 // cgroup names, configuration files, process names) into a valid UTF-8
-// Prometheus label value of bounded size. Every VM name and id passes through
-// here before it becomes a label.
-//
-// Nothing here throws.
+// Prometheus label value of bounded size; every VM name found by an identity
+// source passes through here. Nothing here throws.
 #pragma once
 
 #include <cstddef>

@@ -1,9 +1,8 @@
 // The site's own naming rules (config vms.naming_rules): the first rule whose
 // regex matches the process's command line or cgroup path names the VM, with
-// $1..$9 taken from the match. Rules come first in IdentifyVm: they let a site
-// override every built-in source.
-//
-// The matching engine (std::regex today) stays behind NameFromRules.
+// $1..$9 from the match. IdentifyVm asks them first, so a site can override
+// every built-in source. The regex engine (std::regex today) is not part of
+// the interface: callers see only NameFromRules.
 #pragma once
 
 #include <string>

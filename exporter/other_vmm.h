@@ -1,9 +1,8 @@
 // Other VMMs: Firecracker, cloud-hypervisor and crosvm, recognised by their
 // program name, and the VM id each carries on its own command line
 // (Firecracker's --id, cloud-hypervisor's --api-socket path, crosvm's
-// --syslog-tag or --socket path). Their command lines are never read as QEMU's.
-//
-// These functions may throw std::bad_alloc only; IdentifyVm catches it.
+// --syslog-tag or --socket path); their command lines are never read as
+// QEMU's. These functions may throw std::bad_alloc only; IdentifyVm catches it.
 #pragma once
 
 #include <string>

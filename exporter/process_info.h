@@ -1,9 +1,8 @@
-// Process reading: what /proc says about one process (its name, command line,
-// cgroup and start time), read once and through one directory handle, so that
-// a pid reused mid-read cannot mix two processes. The identity sources work on
-// the ProcessInfo read here and never touch /proc themselves.
-//
-// Nothing here throws: a process that vanishes while being read is nullopt.
+// Process reading: what /proc says about one process (name, command line,
+// cgroup, start time), read once through one directory handle so that a pid
+// reused mid-read cannot mix two processes; the identity sources work on the
+// ProcessInfo read here and never touch /proc themselves. Nothing here throws:
+// a process that vanishes while being read is nullopt.
 #pragma once
 
 #include <cstdint>

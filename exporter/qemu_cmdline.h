@@ -1,10 +1,8 @@
 // QEMU and libvirt command lines: the VM's name (-name), UUID (-uuid, else
-// -smbios type=1,uuid=) and Proxmox vmid (-id) read the way QEMU parses its
-// own options. Also home to the option syntax other sources share: QEMU
-// option lists ("key=value,flag", where ",," is a literal comma) and
-// last-one-wins option lookup.
-//
-// These functions may throw std::bad_alloc only; IdentifyVm catches it.
+// -smbios type=1,uuid=) and Proxmox vmid (-id), read the way QEMU parses its
+// own options, plus the option syntax other sources share (QEMU option lists,
+// where ",," is a literal comma, and last-one-wins option lookup). These
+// functions may throw std::bad_alloc only; IdentifyVm catches it.
 #pragma once
 
 #include <initializer_list>

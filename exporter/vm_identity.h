@@ -3,9 +3,8 @@
 // each in its own file, in a fixed precedence: the site's naming rules
 // (naming_rules.h), the QEMU/libvirt command line (qemu_cmdline.h), cgroup
 // layouts and Proxmox's VM configuration (cgroup_layout.h), other VMMs' own
-// ids (other_vmm.h), else the process name.
-//
-// This header is kept small (no config.h) because vm_tracker.h includes it.
+// ids (other_vmm.h), else the process name. Kept small (no config.h) because
+// vm_tracker.h includes it.
 #pragma once
 
 #include <string>
@@ -29,7 +28,8 @@ inline constexpr std::string_view kPlatformCrosvm = "crosvm";
 inline constexpr std::string_view kPlatformRule = "rule";
 inline constexpr std::string_view kPlatformProcess = "process";
 
-// Who a VM is: one label each on kvm_vm_info (see WriteVmIdentity).
+// Who a VM is. `name` is the vm label of every per-VM series; the other
+// fields are labels of kvm_vm_info (WriteVmIdentity in exit_metrics.cpp).
 struct VmIdentity {
   std::string name;      // never empty
   std::string uuid;      // lowercase canonical UUID, or "" when the VMM has none
