@@ -2,6 +2,7 @@
 
 #include "file_text.h"
 #include "listen_address.h"
+#include "text.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -193,10 +194,6 @@ std::string ParseString(const Value& value, std::string_view expected,
   const std::string& text = ScalarText(value, expected);
   if (!is_valid(text)) value.FailExpected(expected);
   return text;
-}
-
-bool IsDigits(std::string_view text) {
-  return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
 ListenAddress ParseListenAddressValue(const Value& value) {

@@ -93,9 +93,10 @@ void WriteVmIdentity(const VmView& view, const std::vector<std::string>& vm_labe
   for (std::size_t i = 0; i < view.vms.size(); ++i) {
     const VmProcess* process = view.vms[i].process;
     if (process == nullptr) continue;
+    const VmIdentity& identity = process->identity;
     out.Sample(
         kInfo,
-        {vm_labels[i], RenderLabels({{"vm_uuid", process->uuid}, {"platform", process->platform}})},
+        {vm_labels[i], RenderLabels({{"vm_uuid", identity.uuid}, {"platform", identity.platform}})},
         std::uint64_t{1});
   }
   constexpr std::string_view kStart = "kvm_vm_start_time_seconds";

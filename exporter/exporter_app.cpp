@@ -30,11 +30,8 @@ ProcessResolver MakeResolver(std::vector<NamingRule> rules) {
   return [rules = std::move(rules)](std::uint32_t pid) -> std::optional<VmProcess> {
     std::optional<ProcessInfo> info = ReadProcessInfo(kProcRoot, pid);
     if (!info) return std::nullopt;
-    VmIdentity identity = IdentifyVm(*info, rules, kProxmoxRoot);
     return VmProcess{
-        .name = std::move(identity.name),
-        .uuid = std::move(identity.uuid),
-        .platform = std::move(identity.platform),
+        .identity = IdentifyVm(*info, rules, kProxmoxRoot),
         .start_ticks = info->start_ticks,
         .start_time_seconds = BootTimeSeconds() + static_cast<double>(info->start_ticks) /
                                                       static_cast<double>(ClockTicksPerSecond()),

@@ -1,16 +1,34 @@
-// Reading a whole text file, with the errno of a failure kept for messages.
+// Reading a whole file into memory: the one file reader of the exporter, used
+// for /proc files, the configuration, tracefs formats and Proxmox VM configs.
+// Reads to EOF instead of trusting the file size (procfs and tracefs report
+// size 0), stops at a byte bound, and keeps the errno of a failure for messages.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace kvmexit {
 
 struct FileText {
-  std::string text;
-  int error = 0;  // errno of the failed open or read, 0 on success
+  std::string text;        // empty when error != 0
+  int error = 0;           // errno of the failed open or read, 0 on success
+  bool truncated = false;  // the file holds more than the max_bytes in `text`
 };
 
-// Reads to EOF instead of trusting the file size: tracefs and procfs files report size 0.
-FileText ReadFileText(const std::string& path);
+// Bound of ReadFileText: far above any configuration or tracepoint format
+// (kilobytes), low enough that a wrong path (say a disk image) cannot
+// exhaust memory.
+inline constexpr std::size_t kMaxFileTextBytes = std::size_t{16} * 1024 * 1024;
+
+// Reads `name`, relative to the directory `dir_fd` (or AT_FDCWD), into `text`:
+// at most `max_bytes` of it; a longer file sets `truncated` and keeps its
+// first max_bytes bytes. Reading through a directory handle is how
+// /proc/PID/* files are read without the pid being reused in between.
+FileText ReadFileAt(int dir_fd, const char* name, std::size_t max_bytes) noexcept;
+
+// Reads the whole file at `path`. A file longer than `max_bytes` is an error
+// (EFBIG, empty text): a configuration or format cut short would parse as a
+// different one.
+FileText ReadFileText(const std::string& path, std::size_t max_bytes = kMaxFileTextBytes) noexcept;
 
 }  // namespace kvmexit

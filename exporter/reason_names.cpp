@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kvm_exit.h"
+#include "text.h"
 
 namespace kvmexit {
 namespace {
@@ -46,18 +47,6 @@ class FormatError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-std::string_view TrimLeft(std::string_view text) {
-  const std::size_t first = text.find_first_not_of(" \t\r\n");
-  return first == std::string_view::npos ? std::string_view() : text.substr(first);
-}
-
-std::string_view TrimRight(std::string_view text) {
-  const std::size_t last = text.find_last_not_of(" \t\r\n");
-  return last == std::string_view::npos ? std::string_view() : text.substr(0, last + 1);
-}
-
-std::string_view Trim(std::string_view text) { return TrimRight(TrimLeft(text)); }
 
 // A short quotable piece of `text` for error messages.
 std::string Excerpt(std::string_view text) {

@@ -178,8 +178,8 @@ VmTracker::TrackedVm& VmTracker::Track(std::uint32_t tgid, WallClock::time_point
     if (start_ticks_(tgid) != vm.process.start_ticks) vm.pidfd.reset();
     vm.boot_tracked = vm.process.start_time_seconds >= SecondsSinceEpoch(attach_time);
   } else {
-    vm.process.name = "exited";
-    vm.process.platform = "unknown";
+    vm.process.identity.name = "exited";
+    vm.process.identity.platform = "unknown";
     vm.ended_at = now;
   }
   return vm;
@@ -246,7 +246,7 @@ VmSeries VmTracker::OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) con
   const auto known = vms_.find(tgid);
   if (known != vms_.end()) {
     series.process = &known->second.process;
-    series.vm = known->second.process.name;
+    series.vm = known->second.process.identity.name;
   } else {
     series.vm = "pid-" + series.pid;
   }
@@ -262,7 +262,8 @@ std::vector<BootWindowFigures> VmTracker::Boots(
     if (!vm.boot_tracked || !std::binary_search(own_series.begin(), own_series.end(), tgid)) {
       continue;
     }
-    boots.push_back({vm.process.name, std::to_string(tgid), vm.boot_counts, vm.boot_closed});
+    boots.push_back(
+        {vm.process.identity.name, std::to_string(tgid), vm.boot_counts, vm.boot_closed});
   }
   return boots;
 }

@@ -15,14 +15,13 @@
 
 #include "exit_snapshot.h"
 #include "unique_fd.h"
+#include "vm_identity.h"
 
 namespace kvmexit {
 
 // What the tracker needs to know about a VMM process, resolved once per process.
 struct VmProcess {
-  std::string name;
-  std::string uuid;
-  std::string platform;
+  VmIdentity identity;              // who the VM is: a new VM label goes there, not here
   std::uint64_t start_ticks = 0;    // /proc/PID/stat starttime: tells a reused pid apart
   double start_time_seconds = 0.0;  // unix time
 };

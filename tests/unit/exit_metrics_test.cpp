@@ -39,11 +39,12 @@ class ExitMetricsTest : public ::testing::Test {
     VmTracker tracker(
         VmTrackerOptions{.max_vms = max_vms_},
         [name_a = name_a_](std::uint32_t pid) -> std::optional<VmProcess> {
-          return VmProcess{.name = pid == kPidA ? name_a : "db01",
+          return VmProcess{
+              .identity = {.name = pid == kPidA ? name_a : "db01",
                            .uuid = pid == kPidA ? "6f1c9e2a-0000-4000-8000-000000000001" : "",
-                           .platform = "libvirt",
-                           .start_ticks = pid,
-                           .start_time_seconds = 1700000000.5};
+                           .platform = "libvirt"},
+              .start_ticks = pid,
+              .start_time_seconds = 1700000000.5};
         },
         [](std::uint32_t pid) -> std::optional<std::uint64_t> { return pid; });
     const auto now = std::chrono::system_clock::now();

@@ -1,6 +1,8 @@
-// VM identity: parsing of every supported platform layout, a fake /proc tree
-// for pid reuse, and real helper processes whose command line and cgroup look
-// like QEMU/libvirt, Proxmox, KubeVirt, Firecracker, cloud-hypervisor, crosvm.
+// VM identity: how IdentifyVm combines the sources (name precedence and
+// platform) for every supported platform layout, on made-up processes and on
+// real helper processes whose command line and cgroup look like QEMU/libvirt,
+// Proxmox, KubeVirt, Firecracker, cloud-hypervisor, crosvm. Each source's own
+// details are tested beside it (process_info_test, qemu_cmdline_test, ...).
 #include "vm_identity.h"
 
 #include <fcntl.h>
@@ -21,6 +23,10 @@
 
 #include <gtest/gtest.h>
 
+#include "config.h"
+#include "label_value.h"
+#include "temp_dir.h"
+
 namespace kvmexit {
 namespace {
 
@@ -31,32 +37,8 @@ constexpr char kUuid[] = "8f0d4a3e-1c2b-4d5e-9f60-718293a4b5c6";
 // ---------------------------------------------------------------------------
 // Helpers
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "vm_identity_test.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void WriteFile(const fs::path& path, std::string_view contents) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-  ASSERT_TRUE(out.good()) << path;
-}
+using test_util::TempDir;
+using test_util::WriteFile;
 
 ProcessInfo Process(std::vector<std::string> argv, std::string cgroup = "/",
                     std::string comm = "") {
@@ -88,89 +70,10 @@ NamingRule Rule(NamingRule::Source source, std::string regex, std::string name) 
   return rule;
 }
 
-// /proc/PID/cmdline contents: each argument NUL-terminated.
-std::string Cmdline(const std::vector<std::string>& argv) {
-  std::string text;
-  for (const auto& arg : argv) text.append(arg).push_back('\0');
-  return text;
-}
-
 // A Proxmox cluster filesystem root holding qemu-server/<vmid>.conf files.
 void WriteProxmoxConfig(const fs::path& pve_root, std::string_view vmid,
                         std::string_view contents) {
   WriteFile(pve_root / "qemu-server" / (std::string(vmid) + ".conf"), contents);
-}
-
-// ---------------------------------------------------------------------------
-// /proc/PID/stat and /proc/PID/cgroup parsing
-
-TEST(ParseProcStatTest, ReadsStateThreadsAndStartTime) {
-  const auto stat = ParseProcStat(
-      "1234 (qemu-system-x86) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 7 0 "
-      "987654 1000000 200 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 3 0 0 0 0 0\n");
-  ASSERT_TRUE(stat);
-  EXPECT_EQ(stat->comm, "qemu-system-x86");
-  EXPECT_EQ(stat->state, 'S');
-  EXPECT_EQ(stat->num_threads, 7);
-  EXPECT_EQ(stat->start_ticks, 987654u);
-}
-
-TEST(ParseProcStatTest, CommMayContainSpacesAndParentheses) {
-  const auto stat =
-      ParseProcStat("77 (a) (b) c) R 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0");
-  ASSERT_TRUE(stat);
-  EXPECT_EQ(stat->comm, "a) (b) c");
-  EXPECT_EQ(stat->state, 'R');
-  EXPECT_EQ(stat->start_ticks, 555u);
-}
-
-TEST(ParseProcStatTest, RejectsMalformedText) {
-  EXPECT_FALSE(ParseProcStat(""));
-  EXPECT_FALSE(ParseProcStat("1 (x S 1 2 3"));
-  EXPECT_FALSE(ParseProcStat("1 (x) S 1 2 3"));
-  EXPECT_FALSE(ParseProcStat("1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 notanumber"));
-}
-
-TEST(SelectCgroupPathTest, PrefersTheUnifiedHierarchy) {
-  EXPECT_EQ(SelectCgroupPath("0::/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt\n"),
-            "/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt");
-  EXPECT_EQ(SelectCgroupPath("12:memory:/other\n1:name=systemd:/sys\n0::/unified\n"), "/unified");
-}
-
-TEST(SelectCgroupPathTest, FallsBackToNameSystemdThenOtherV1Lines) {
-  EXPECT_EQ(SelectCgroupPath("4:memory:/mem\n9:name=systemd:/qemu.slice/100.scope\n0::/\n"),
-            "/qemu.slice/100.scope");
-  EXPECT_EQ(SelectCgroupPath("4:cpu,cpuacct:/kubepods/pod1/c\n3:memory:/kubepods/pod1/c\n"),
-            "/kubepods/pod1/c");
-  EXPECT_EQ(SelectCgroupPath("0::/\n"), "/");
-  EXPECT_EQ(SelectCgroupPath(""), "");
-}
-
-TEST(SelectCgroupPathTest, KeepsColonsInsideThePath) {
-  EXPECT_EQ(SelectCgroupPath("0::/a:b/c\n"), "/a:b/c");
-}
-
-// ---------------------------------------------------------------------------
-// Label values
-
-TEST(SanitizeLabelValueTest, KeepsValidUtf8) {
-  EXPECT_EQ(SanitizeLabelValue("web-01 \xc3\xa9t\xc3\xa9 \xf0\x9f\x96\xa5"),
-            "web-01 \xc3\xa9t\xc3\xa9 \xf0\x9f\x96\xa5");
-}
-
-TEST(SanitizeLabelValueTest, ReplacesInvalidBytesAndControlCharacters) {
-  EXPECT_EQ(SanitizeLabelValue("a\xff"
-                               "b\nc\x7f"
-                               "d"),
-            "a_b_c_d");
-  EXPECT_EQ(SanitizeLabelValue("\xc0\xaf"), "__");       // overlong '/'
-  EXPECT_EQ(SanitizeLabelValue("\xed\xa0\x80"), "___");  // surrogate
-  EXPECT_EQ(SanitizeLabelValue("x\xe2\x82"), "x__");     // truncated sequence
-}
-
-TEST(SanitizeLabelValueTest, CapsLengthWithoutSplittingACharacter) {
-  EXPECT_EQ(SanitizeLabelValue(std::string(300, 'a')).size(), kMaxVmLabelBytes);
-  EXPECT_EQ(SanitizeLabelValue("ab\xc3\xa9", 3), "ab");
 }
 
 // ---------------------------------------------------------------------------
@@ -389,65 +292,6 @@ TEST(IdentifyVmTest, InvalidOrEmptyRulesAreSkipped) {
   };
   EXPECT_EQ(Identify(Process({"qemu-system-x86_64", "-name", "fallback"}), rules),
             Expected("fallback", kPlatformQemu));
-}
-
-TEST(IdentifyVmTest, RulesSurviveHugeCommandLines) {
-  // std::regex recurses once or more per character here: 15,000 characters
-  // overflow an 8 MiB stack, so this passes only on the rules' large stack.
-  const std::vector<NamingRule> rules = {
-      Rule(NamingRule::Source::kCmdline, R"(^(.|\n)*-name (\w+))", "$2"),
-      Rule(NamingRule::Source::kCmdline, R"(^(\S+))", "head"),
-  };
-  auto process = Process({"qemu-system-x86_64", std::string(15'000, 'a'), "-name", "tail"});
-  EXPECT_EQ(Identify(process, rules).name, "tail");
-  // Rules see a bounded prefix of the command line: here, not the -name.
-  process.argv = {"qemu-system-x86_64", std::string(200'000, 'a'), "-name", "tail"};
-  EXPECT_EQ(Identify(process, rules).name, "head");
-}
-
-// ---------------------------------------------------------------------------
-// A fake /proc tree
-
-class FakeProcTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    WriteFile(proc() / "stat", "cpu  1 2 3\nintr 1 2 3\nbtime 1700000000\n");
-  }
-
-  fs::path proc() const { return root_.path() / "proc"; }
-
-  void WriteProcess(std::uint32_t pid, std::uint64_t start_ticks, std::string_view cmdline,
-                    char state = 'S', std::string_view comm = "qemu-system-x86") {
-    const auto dir = proc() / std::to_string(pid);
-    std::ostringstream stat;
-    stat << pid << " (" << comm << ") " << state << " 1 " << pid << " " << pid
-         << " 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 " << start_ticks << " 1000 10\n";
-    WriteFile(dir / "stat", stat.str());
-    WriteFile(dir / "cmdline", cmdline);
-    WriteFile(dir / "cgroup", "0::/machine.slice/machine-qemu\\x2d1\\x2dscoped.scope\n");
-  }
-
-  TempDir root_;
-};
-
-TEST_F(FakeProcTest, ReadsProcessInfo) {
-  WriteProcess(321, 4500, Cmdline({"qemu-system-x86_64", "", "-name", "guest=vm-a"}));
-  const auto info = ReadProcessInfo(proc().string(), 321);
-  ASSERT_TRUE(info);
-  EXPECT_EQ(info->pid, 321u);
-  EXPECT_EQ(info->comm, "qemu-system-x86");
-  EXPECT_EQ(info->argv,
-            (std::vector<std::string>{"qemu-system-x86_64", "", "-name", "guest=vm-a"}));
-  EXPECT_EQ(info->cgroup, "/machine.slice/machine-qemu\\x2d1\\x2dscoped.scope");
-  EXPECT_EQ(info->start_ticks, 4500u);
-  EXPECT_EQ(ReadStartTicks(proc().string(), 321), 4500u);
-}
-
-TEST_F(FakeProcTest, MissingAndZombieProcessesAreGone) {
-  EXPECT_FALSE(ReadProcessInfo(proc().string(), 999));
-  WriteProcess(322, 4600, "", 'Z');
-  EXPECT_FALSE(ReadProcessInfo(proc().string(), 322));
-  EXPECT_FALSE(ReadStartTicks(proc().string(), 322));
 }
 
 // ---------------------------------------------------------------------------

@@ -25,9 +25,7 @@ constexpr ReasonKey kHlt{KVM_EXIT_ISA_SVM, 0x78};
 class FakeProcesses {
  public:
   void Start(std::uint32_t pid, std::string name, std::uint64_t ticks, double start_time) {
-    live_[pid] = VmProcess{.name = std::move(name),
-                           .uuid = "",
-                           .platform = "qemu",
+    live_[pid] = VmProcess{.identity = {.name = std::move(name), .uuid = "", .platform = "qemu"},
                            .start_ticks = ticks,
                            .start_time_seconds = start_time};
   }

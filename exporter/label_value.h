@@ -1,0 +1,25 @@
+// Label values: turns text from outside the exporter (command-line arguments,
+// cgroup names, configuration files, process names) into a valid UTF-8
+// Prometheus label value of bounded size; every VM name found by an identity
+// source passes through here. Nothing here throws.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace kvmexit {
+
+// Label values are capped so a hostile or runaway command line cannot blow up series size.
+inline constexpr std::size_t kMaxVmLabelBytes = 128;
+
+// Makes `text` a valid UTF-8 label value of at most `max_bytes` bytes: invalid
+// bytes and control characters become '_', and a cut never splits a character.
+std::string SanitizeLabelValue(std::string_view text,
+                               std::size_t max_bytes = kMaxVmLabelBytes) noexcept;
+
+// SanitizeLabelValue of `text` without its surrounding whitespace: how every
+// identity source turns what it found into a VM name ("" when nothing is left).
+std::string TrimmedLabelValue(std::string_view text) noexcept;
+
+}  // namespace kvmexit
