@@ -262,12 +262,27 @@ double RawReadMillis(const std::vector<VmExitCount>& contents, bool per_vcpu, in
   return Percentile(latencies, 0.5);
 }
 
+int FreeLoopbackPort() {
+  const kvmexit::UniqueFd sock(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::getsockname(sock.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return 0;
+  }
+  return ntohs(address.sin_port);
+}
+
 std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
   FakeVmms vmms(vms);
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
 
   kvmexit::Config config;
-  config.web.listen_address = "127.0.0.1:0";
+  // The listen-address parser takes ports 1..65535 only, so ask the kernel
+  // for a free one (a port taken in between fails this shape, with a message).
+  config.web.listen_address = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
   config.collector.per_vcpu = per_vcpu;
   config.collector.vm_map_capacity = kMapCapacity;
   config.rates.sample_interval = std::chrono::milliseconds(60'000);  // keep the sampler quiet
