@@ -154,16 +154,10 @@ TEST_F(HttpServerTest, GzipOnlyWhenAcceptEncodingReallyAllowsIt) {
                 "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: " + accept + "\r\n\r\n");
     return response.find("Content-Encoding: gzip") != std::string::npos;
   };
-  EXPECT_TRUE(encoded("gzip"));
-  EXPECT_TRUE(encoded("GZIP"));
-  EXPECT_TRUE(encoded("gzip;q=0.5"));
-  EXPECT_TRUE(encoded("deflate, *"));
+  // The parser's cases are in accept_encoding_test.cpp; these check the wiring.
+  EXPECT_TRUE(encoded("GZIP;q=0.5"));
   EXPECT_FALSE(encoded("gzip;q=0"));
-  EXPECT_FALSE(encoded("gzip; q=0.000, deflate"));
   EXPECT_FALSE(encoded("xgzip"));
-  EXPECT_FALSE(encoded("gzipfoo"));
-  EXPECT_FALSE(encoded("identity"));
-  EXPECT_FALSE(encoded("*, gzip;q=0"));
 }
 
 TEST_F(HttpServerTest, GzipWhenAnyOfSeveralAcceptEncodingFieldsAllowsIt) {
@@ -273,21 +267,9 @@ TEST(HttpServerStartTest, AddressInUseIsReportedWithTheAddress) {
                 {.listen_address = taken, .telemetry_path = "/metrics"},
                 [] { return std::string(); }, &error),
             nullptr);
-  EXPECT_THAT(error, HasSubstr("cannot listen on 127.0.0.1:" + std::to_string(first->port())));
-}
-
-TEST(HttpServerStartTest, BindErrorGivesTheSystemsReason) {
-  std::string error;
-  const auto first = HttpServer::Start(
-      {.listen_address = {.host = "127.0.0.1", .port = 0}, .telemetry_path = "/metrics"},
-      [] { return std::string(); }, &error);
-  ASSERT_NE(first, nullptr) << error;
-  const std::string busy = "127.0.0.1:" + std::to_string(first->port());
-  EXPECT_EQ(HttpServer::Start(
-                {.listen_address = *ParseListenAddress(busy), .telemetry_path = "/metrics"},
-                [] { return std::string(); }, &error),
-            nullptr);
-  EXPECT_EQ(error, "cannot listen on " + busy + ": Address already in use");
+  // The system's reason, not just "failed": we bind the socket ourselves for it.
+  EXPECT_EQ(error, "cannot listen on 127.0.0.1:" + std::to_string(first->port()) +
+                       ": Address already in use");
 }
 
 TEST(HttpServerStartTest, UnknownHostIsAClearError) {
