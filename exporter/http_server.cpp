@@ -84,7 +84,7 @@ std::string LandingPage(const std::string& telemetry_path) {
 UniqueFd Listen(const ListenAddress& address, std::string* error) {
   const std::string where = "cannot listen on " + FormatListenAddress(address) + ": ";
   addrinfo hints{};
-  // An empty host means all IPv4 addresses, as ":9756" did with civetweb.
+  // An empty host means all IPv4 addresses (":9756"), as it always has.
   hints.ai_family = address.host.empty() ? AF_INET : (address.ipv6 ? AF_INET6 : AF_UNSPEC);
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (address.ipv6 ? AI_NUMERICHOST : 0);
