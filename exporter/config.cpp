@@ -213,9 +213,35 @@ bool HasSpaceOrControl(std::string_view text) {
   return false;
 }
 
+// Longer paths are a mistake, not a need; the server's request buffer is 16 KiB.
+constexpr std::size_t kMaxTelemetryPathBytes = 1024;
+
+bool IsHexDigit(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+
+// The server compares the percent-decoded request path with this text, and
+// clients remove dot segments before they send a request (RFC 3986 5.2.4), so a
+// path that decoding or normalising changes could never be scraped: refuse it
+// here rather than serve 404s.
 bool IsTelemetryPath(std::string_view path) {
-  return path.size() > 1 && path.front() == '/' && !HasSpaceOrControl(path) &&
-         path.find_first_of("?#") == std::string_view::npos;
+  if (path.size() < 2 || path.size() > kMaxTelemetryPathBytes || path.front() != '/' ||
+      HasSpaceOrControl(path) || path.find_first_of("?#") != std::string_view::npos ||
+      path.find("//") != std::string_view::npos) {
+    return false;
+  }
+  for (std::size_t percent = path.find('%'); percent != std::string_view::npos;
+       percent = path.find('%', percent + 1)) {
+    if (percent + 2 < path.size() && IsHexDigit(path[percent + 1]) &&
+        IsHexDigit(path[percent + 2])) {
+      return false;
+    }
+  }
+  for (std::size_t begin = 1; begin <= path.size();) {
+    const std::size_t end = std::min(path.find('/', begin), path.size());
+    const std::string_view segment = path.substr(begin, end - begin);
+    if (segment == "." || segment == "..") return false;
+    begin = end + 1;
+  }
+  return true;
 }
 
 bool IsAbsolutePath(std::string_view path) { return path.starts_with('/'); }
@@ -223,7 +249,9 @@ bool IsAbsolutePath(std::string_view path) { return path.starts_with('/'); }
 bool IsNonEmpty(std::string_view text) { return !text.empty(); }
 
 constexpr std::string_view kTelemetryPathRule =
-    "a URL path starting with \"/\" other than \"/\", e.g. \"/metrics\"";
+    "a URL path starting with \"/\" other than \"/\", of at most 1024 bytes, without "
+    "spaces, \"?\", \"#\", \"//\", \".\" or \"..\" segments or percent-encoding, "
+    "e.g. \"/metrics\"";
 
 void ParseWeb(const Value& section, Config::Web& web) {
   const Field fields[] = {

@@ -1,37 +1,61 @@
 // The HTTP front: the metrics path, a landing page, a health check, and clear
-// errors for everything else. Built on civetweb's C API.
+// errors for everything else. Built on libmicrohttpd in its event-driven
+// (epoll) mode, so that a connection that sends its request slowly costs a
+// file descriptor and a small buffer, not a thread: slow or idle clients cannot
+// starve Prometheus' scrapes the way they did a thread-per-connection server.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "listen_address.h"
 
-struct mg_context;
-struct mg_connection;
+struct MHD_Daemon;
+struct MHD_Connection;
 
 namespace kvmexit {
 
+// The limits below bound what any number of clients can take from the
+// exporter: at most connection_limit sockets (plus the listening socket and
+// two descriptors per thread) and connection_memory_limit bytes of request
+// buffer each, besides the responses being sent. They are constants of the
+// daemon, not configuration keys; docs/deploy.md describes them.
 struct HttpServerOptions {
   ListenAddress listen_address;  // port 0 picks a free port (tests)
   std::string telemetry_path;    // e.g. "/metrics"
-  int threads = 4;
+  // epoll threads; each serves many connections. Two let health checks and
+  // new connections proceed while another thread computes a scrape
+  // (docs/benchmarks.md, "HTTP server under slow clients").
+  unsigned threads = 2;
+  // Connections open at once; further ones wait in the listen backlog.
+  unsigned connection_limit = 256;
+  // Connections open at once from one client address; further ones are closed
+  // at once. Keeps one host from taking all connection_limit slots.
+  unsigned per_ip_connection_limit = 16;
+  // A connection with no traffic for this long is closed, mid-request or idle
+  // between keep-alive requests.
+  unsigned connection_timeout_seconds = 5;
+  // Request line and headers must fit; larger requests get 431 or 414.
+  std::size_t connection_memory_limit = std::size_t{16} * 1024;
 };
 
 class HttpServer {
   struct PrivateTag {};  // only Start() can name it, so every server is a started one
 
  public:
-  // Returns the exposition text for one scrape.
+  // Returns the exposition text for one scrape. Called from the server's
+  // threads, possibly concurrently.
   using ScrapeFn = std::function<std::string()>;
+
+  HttpServer(PrivateTag, HttpServerOptions options, ScrapeFn scrape);
 
   // Starts listening. On failure returns nullptr and sets *error to a message
   // naming the address and the reason (e.g. address already in use).
-  HttpServer(PrivateTag, HttpServerOptions options, ScrapeFn scrape);
-
   static std::unique_ptr<HttpServer> Start(const HttpServerOptions& options, ScrapeFn scrape,
                                            std::string* error);
+  // Stops accepting, waits for the server threads and closes every connection.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -40,19 +64,23 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
-  static int HandleRequest(::mg_connection* connection, void* self);
-  int Handle(::mg_connection* connection);
+  struct DaemonDeleter {
+    void operator()(MHD_Daemon* daemon) const;
+  };
 
   HttpServerOptions options_;
   ScrapeFn scrape_;
-  mg_context* context_ = nullptr;
+  std::unique_ptr<MHD_Daemon, DaemonDeleter> daemon_;
   int port_ = 0;
-};
 
-// A listen address in civetweb's listening_ports syntax: "9756", "127.0.0.1:9756", "[::1]:9756".
-std::string CivetwebListeningPort(const ListenAddress& address);
+  friend struct HttpRequestHandler;
+};
 
 // gzip-compresses `data` (RFC 1952). Returns "" on failure.
 std::string Gzip(const std::string& data);
+
+// `text` with &, <, >, " and ' replaced by character references, for HTML
+// text and attribute values.
+std::string HtmlEscape(const std::string& text);
 
 }  // namespace kvmexit

@@ -7,7 +7,7 @@ level=${1:-test}
 build_packages=(
   cmake make g++ pkg-config git
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
-  prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libcli11-dev
+  prometheus-cpp-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev
   dpkg-dev file # the Debian package: cpack -G DEB computes Depends with dpkg-shlibdeps (and file)
 )
 test_packages=(

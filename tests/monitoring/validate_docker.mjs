@@ -27,7 +27,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 const dockerDir = resolve(root, "deploy/docker");
 
-const RUNTIME_PACKAGES = ["libbpf1", "libprometheus-cpp-core1.0", "libyaml-cpp0.7", "libcivetweb1",
+const RUNTIME_PACKAGES = ["libbpf1", "libprometheus-cpp-core1.0", "libyaml-cpp0.7", "libmicrohttpd12",
   "zlib1g"];
 
 const readYaml = (path) => YAML.parse(readFileSync(path, "utf8"));

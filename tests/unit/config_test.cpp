@@ -52,6 +52,21 @@ TEST(ConfigParse, MissingKeysKeepDefaults) {
   EXPECT_TRUE(config.collector == Config{}.collector);
 }
 
+TEST(ConfigParse, TelemetryPathsThatReachTheServerUnchangedAreAccepted) {
+  for (const std::string& path :
+       {std::string("/metrics/"), std::string("/a.b/..c/.d"), std::string("/100%"),
+        std::string("/a%zz"), std::string("/m") + std::string(1022, 'm')}) {
+    EXPECT_EQ(ParseOk("web:\n  telemetry_path: \"" + path + "\"\n").web.telemetry_path, path);
+  }
+}
+
+TEST(ConfigParse, TelemetryPathLongerThan1024BytesIsRefused) {
+  const std::string path = "/" + std::string(1024, 'm');
+  EXPECT_NE(ParseFails("web:\n  telemetry_path: " + path + "\n")
+                .find("cfg.yml:2:19: web.telemetry_path must be a URL path"),
+            std::string::npos);
+}
+
 TEST(ConfigParse, ReadsEveryKey) {
   const Config config = ParseOk(R"yaml(
 web:
@@ -169,9 +184,20 @@ const BadConfig kBadConfigs[] = {
     {"web:\n  listen_address: {a: 1}\n", "cfg.yml:2:19: web.listen_address must be "},
     {"web:\n  telemetry_path: metrics\n",
      "cfg.yml:2:19: web.telemetry_path must be a URL path starting with \"/\" other than \"/\", "
-     "e.g. \"/metrics\", got \"metrics\""},
+     "of at most 1024 bytes, without spaces, \"?\", \"#\", \"//\", \".\" or \"..\" segments or "
+     "percent-encoding, e.g. \"/metrics\", got \"metrics\""},
     {"web:\n  telemetry_path: /\n", "web.telemetry_path must be a URL path"},
     {"web:\n  telemetry_path: \"/a b\"\n", "got \"/a b\""},
+    // Paths that clients normalise or the server decodes could never be scraped.
+    {"web:\n  telemetry_path: /../metrics\n", "got \"/../metrics\""},
+    {"web:\n  telemetry_path: /./metrics\n", "got \"/./metrics\""},
+    {"web:\n  telemetry_path: /a/..\n", "got \"/a/..\""},
+    {"web:\n  telemetry_path: /a/./b\n", "got \"/a/./b\""},
+    {"web:\n  telemetry_path: /.\n", "got \"/.\""},
+    {"web:\n  telemetry_path: //metrics\n", "got \"//metrics\""},
+    {"web:\n  telemetry_path: /a//b\n", "got \"/a//b\""},
+    {"web:\n  telemetry_path: /m%65trics\n", "got \"/m%65trics\""},
+    {"web:\n  telemetry_path: /a%2Fb\n", "got \"/a%2Fb\""},
     // kernel.
     {"kernel:\n  tracefs_path: sys/kernel/tracing\n",
      "cfg.yml:2:17: kernel.tracefs_path must be an absolute path, got \"sys/kernel/tracing\""},
