@@ -127,13 +127,16 @@ void ParseMap(const YAML::Node& node, const MapContext& context, std::span<const
     const std::string in_label = context.path.empty() ? "" : " in " + context.label;
     const Field* field = FindField(fields, key.Scalar());
     if (field == nullptr) {
-      throw ConfigProblem(key.Mark(), "unknown " + noun + " " + Quoted(key.Scalar()) + in_label +
-                                          "; allowed " + noun + "s: " + KeyList(fields));
+      std::string message = "unknown ";
+      message.append(noun).append(" ").append(Quoted(key.Scalar())).append(in_label);
+      message.append("; allowed ").append(noun).append("s: ").append(KeyList(fields));
+      throw ConfigProblem(key.Mark(), message);
     }
     if (const auto [first, inserted] = seen.emplace(key.Scalar(), key.Mark()); !inserted) {
-      throw ConfigProblem(key.Mark(), "duplicate " + noun + " " + Quoted(key.Scalar()) + in_label +
-                                          " (first at line " +
-                                          std::to_string(first->second.line + 1) + ")");
+      std::string message = "duplicate ";
+      message.append(noun).append(" ").append(Quoted(key.Scalar())).append(in_label);
+      message.append(" (first at line ").append(std::to_string(first->second.line + 1)).append(")");
+      throw ConfigProblem(key.Mark(), message);
     }
     const std::string name =
         context.path.empty() ? key.Scalar() : context.path + "." + key.Scalar();
@@ -450,7 +453,7 @@ std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
 std::optional<milliseconds> ParseDuration(std::string_view text) {
   std::int64_t count = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
-  const std::size_t digits = static_cast<std::size_t>(end - text.data());
+  const auto digits = static_cast<std::size_t>(end - text.data());
   if (ec != std::errc() || !IsDigits(text.substr(0, digits))) return std::nullopt;
   static const std::map<std::string_view, std::int64_t> kUnitMilliseconds = {
       {"ms", 1}, {"s", 1'000}, {"m", 60'000}, {"h", 3'600'000}};

@@ -17,6 +17,13 @@ std::string Text(const SelfMetrics& metrics) {
   return text;
 }
 
+// Each of `lines` is a whole line of `text` (the trailing newline is added here).
+void ExpectLines(const std::string& text, std::initializer_list<std::string_view> lines) {
+  for (const std::string_view line : lines) {
+    EXPECT_THAT(text, HasSubstr(std::string(line) + "\n"));
+  }
+}
+
 TEST(SelfMetricsTest, BeforeAttachEveryErrorKindAndStateIsThereAtZero) {
   const SelfMetrics metrics;
   const std::string text = Text(metrics);
@@ -38,11 +45,13 @@ TEST(SelfMetricsTest, EventsCountWhereTheyHappen) {
   metrics.MapReadFailed();
   metrics.Attached("tp_btf");
   const std::string text = Text(metrics);
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"attach\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"map_read\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"map_delete\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_attached 1\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_hook_info{hook=\"tp_btf\"} 1\n"));
+  ExpectLines(text, {
+                        "kvm_exit_exporter_errors_total{kind=\"attach\"} 2",
+                        "kvm_exit_exporter_errors_total{kind=\"map_read\"} 1",
+                        "kvm_exit_exporter_errors_total{kind=\"map_delete\"} 0",
+                        "kvm_exit_exporter_bpf_attached 1",
+                        "kvm_exit_exporter_bpf_hook_info{hook=\"tp_btf\"} 1",
+                    });
 }
 
 TEST(SelfMetricsTest, ReasonNamesOriginHasOneSeriesThatFollowsTheSource) {
@@ -67,17 +76,21 @@ TEST(SelfMetricsTest, KernelCountersAreFollowedExactlyAndNeverGoBack) {
       .run_count = 9'007'199'254'740'000, .run_time_ns = 1'500'000'000, .missed = 3});
   metrics.ObserveVms(12, 2);
   std::string text = Text(metrics);
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_entries{map=\"vm_exits\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_entries{map=\"host_overflow\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_map_capacity{map=\"vm_exits\"} 16384\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_overflow_exits_total 42\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_lost_exits_total 7\n"));
+  ExpectLines(text, {
+                        "kvm_exit_exporter_map_entries{map=\"vm_exits\"} 3",
+                        "kvm_exit_exporter_map_entries{map=\"host_overflow\"} 2",
+                        "kvm_exit_exporter_map_capacity{map=\"vm_exits\"} 16384",
+                        "kvm_exit_overflow_exits_total 42",
+                        "kvm_exit_lost_exits_total 7",
+                    });
   // Exact below 2^53, as a counter of program runs must be.
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_run_count_total 9007199254740000\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_run_time_seconds_total 1.5\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_prog_missed_total 3\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_vms 12\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_vms_folded 2\n"));
+  ExpectLines(text, {
+                        "kvm_exit_exporter_bpf_prog_run_count_total 9007199254740000",
+                        "kvm_exit_exporter_bpf_prog_run_time_seconds_total 1.5",
+                        "kvm_exit_exporter_bpf_prog_missed_total 3",
+                        "kvm_exit_exporter_vms 12",
+                        "kvm_exit_exporter_vms_folded 2",
+                    });
 
   snapshot.lost = 9;
   metrics.Observe(snapshot);
@@ -91,15 +104,19 @@ TEST(SelfMetricsTest, BootExitsHistogramKeepsItsBucketLabels) {
   metrics.BootWindowClosed(9001);
   metrics.BootWindowClosed(2'000'000);
   const std::string text = Text(metrics);
-  EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_boot_exits_count histogram\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_count 2\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_sum 2009001\n"));
+  ExpectLines(text, {
+                        "# TYPE kvm_vm_boot_exits_count histogram",
+                        "kvm_vm_boot_exits_count_count 2",
+                        "kvm_vm_boot_exits_count_sum 2009001",
+                    });
   // `le` is a label, so its text is part of the series' identity: the long
   // form ("3000000", not "3e+06") that earlier releases wrote.
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"3000\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"10000\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 2\n"));
+  ExpectLines(text, {
+                        "kvm_vm_boot_exits_count_bucket{le=\"3000\"} 0",
+                        "kvm_vm_boot_exits_count_bucket{le=\"10000\"} 1",
+                        "kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 2",
+                        "kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 2",
+                    });
 }
 
 TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
@@ -107,12 +124,12 @@ TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
   metrics.ScrapeTook(0.003);
   metrics.ScrapeTook(0.2);
   const std::string text = Text(metrics);
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_scrape_duration_seconds_count 2\n"));
-  EXPECT_THAT(text,
-              HasSubstr("kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.0025\"} 0\n"));
-  EXPECT_THAT(text,
-              HasSubstr("kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.005\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.25\"} 2\n"));
+  ExpectLines(text, {
+                        "kvm_exit_exporter_scrape_duration_seconds_count 2",
+                        "kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.0025\"} 0",
+                        "kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.005\"} 1",
+                        "kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.25\"} 2",
+                    });
 }
 
 }  // namespace
