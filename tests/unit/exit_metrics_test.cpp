@@ -184,7 +184,7 @@ TEST_F(ExitMetricsTest, SeriesGoByVmThenVcpuThenReason) {
                         Entry(kPidA, KVM_EXIT_ISA_SVM, 0x72, 2, 1),
                         Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 3, 0)};
   const std::string text = Render(snapshot, {.per_vcpu = true});
-  const std::string vm = "kvm_vcpu_exits_total{vm=\"web01\",pid=\"5000101\",";
+  const std::string vm = R"(kvm_vcpu_exits_total{vm="web01",pid="5000101",)";
   const std::size_t vcpu0_io =
       text.find(vm + "vcpu=\"0\",isa=\"svm\",reason=\"io\",code=\"123\"} 3\n");
   const std::size_t vcpu1_cpuid =
@@ -214,7 +214,7 @@ TEST_F(ExitMetricsTest, VmNamesAreEscapedInEveryFamily) {
   ExitSnapshot snapshot;
   snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 7)};
   const std::string text = Render(snapshot, {});
-  const std::string labels = "{vm=\"we\\\"ird\\\\vm\\nname\",pid=\"5000101\"";
+  const std::string labels = R"({vm="we\"ird\\vm\nname",pid="5000101")";
   EXPECT_THAT(text, HasSubstr("kvm_vm_exits_total" + labels + ",isa=\"svm\""));
   EXPECT_THAT(text, HasSubstr("kvm_vm_info" + labels + ",vm_uuid="));
   EXPECT_THAT(text, HasSubstr("kvm_vm_start_time_seconds" + labels + "} 1700000000.5\n"));
