@@ -12,10 +12,10 @@
 namespace kvmexit {
 namespace {
 
-// Rules see a bounded prefix of the command line and the cgroup path. RE2 is
-// linear in the text, but a command line can be megabytes and up to
-// kMaxNamingRules rules run on every new VM: the bound keeps that in
-// milliseconds. 16 KiB holds every real VMM command line seen so far.
+// Rules see a bounded prefix of the command line and the cgroup path (the
+// bound std::regex needed, kept so that names do not change). RE2 is linear in
+// the text, but a command line can be megabytes and up to kMaxNamingRules
+// rules run on every new VM: the bound keeps that in milliseconds.
 constexpr std::size_t kMaxRuleTextBytes = std::size_t{16} * 1024;
 
 // Regexes and names are quoted this far in messages: a pattern can be huge.

@@ -288,7 +288,7 @@ const BadConfig kBadConfigs[] = {
      "vms.naming_rules[0].name: \"$ \" at byte 3: a \"$\" must start $N or ${N} (a group of the "
      "match) or $$ (a dollar sign)"},
     {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"vm-$\"}\n",
-     "vms.naming_rules[0].name: \"$\" at byte 4: a \"$\" must start"},
+     R"(vms.naming_rules[0].name: "$" at byte 4: a "$" must start)"},
     {"vms:\n  naming_rules:\n    - {regex: \"-name (?P<vm>\\\\S+)\", name: \"${vm}\"}\n",
      "vms.naming_rules[0].name: \"${vm}\" is not a group reference: write ${N} with N a group "
      "number (named groups are not supported)"},
