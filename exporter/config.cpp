@@ -2,6 +2,7 @@
 
 #include "file_text.h"
 #include "listen_address.h"
+#include "naming_rules.h"
 #include "text.h"
 
 #include <yaml-cpp/yaml.h>
@@ -15,7 +16,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <regex>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -333,26 +333,6 @@ NamingRule::Source ParseSource(const Value& value) {
   value.FailExpected(kExpected);
 }
 
-std::regex CompileRegex(const Value& value, const std::string& pattern) {
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    value.Fail(value.name + ": invalid regular expression " + Quoted(pattern) + ": " + e.what());
-  }
-}
-
-// A `$N` naming a group the regex does not have would silently expand to "".
-void CheckGroupReferences(const Value& value, const std::string& name, std::size_t groups) {
-  for (std::size_t i = 0; i + 1 < name.size(); ++i) {
-    const char digit = name[i + 1];
-    if (name[i] == '$' && digit >= '1' && digit <= '9' &&
-        static_cast<std::size_t>(digit - '0') > groups) {
-      value.Fail(value.name + " uses $" + std::string(1, digit) + " but the regex has " +
-                 std::to_string(groups) + " capture group(s)");
-    }
-  }
-}
-
 NamingRule ParseNamingRule(const Value& item) {
   constexpr std::string_view kNonEmpty = "a non-empty string";
   NamingRule rule;
@@ -377,13 +357,20 @@ NamingRule ParseNamingRule(const Value& item) {
               "; a naming rule needs regex and name, and optionally source (cmdline or cgroup, "
               "default cmdline)");
   }
-  CheckGroupReferences(*name, rule.name, CompileRegex(*regex, rule.regex).mark_count());
+  if (auto problem = CompileNamingRule(rule)) {
+    const Value& culprit = problem->part == NamingRuleProblem::Part::kRegex ? *regex : *name;
+    culprit.Fail(culprit.name + ": " + problem->message);
+  }
   return rule;
 }
 
 std::vector<NamingRule> ParseNamingRules(const Value& list) {
   if (list.node.IsNull()) return {};
   if (!list.node.IsSequence()) list.FailExpected("a list of {source, regex, name} maps");
+  if (list.node.size() > kMaxNamingRules) {
+    list.Fail(list.name + " has " + std::to_string(list.node.size()) + " rules; at most " +
+              std::to_string(kMaxNamingRules) + " are allowed (each is a regex tried on every VM)");
+  }
   std::vector<NamingRule> rules;
   for (std::size_t i = 0; i < list.node.size(); ++i) {
     const YAML::Node item = list.node[i];

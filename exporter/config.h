@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,16 +14,27 @@
 #include "kernel_hook.h"
 #include "listen_address.h"
 
+namespace re2 {
+class RE2;
+}  // namespace re2
+
 namespace kvmexit {
 
 // A site's own VM naming rule: the first rule whose regex matches names the VM.
 struct NamingRule {
   enum class Source { kCmdline, kCgroup };
   Source source = Source::kCmdline;
-  std::string regex;  // ECMAScript regex, searched (not anchored) in the source text
-  std::string name;   // replacement, may use $1..$9 from the regex groups
+  std::string regex;  // RE2 regex, searched (not anchored) in the source text
+  std::string name;   // replacement: $0..$9 or ${N} insert groups, $$ a dollar sign
+  // `regex` compiled once, when the configuration is loaded (CompileNamingRule
+  // in naming_rules.h); shared, so copying a Config does not recompile. A rule
+  // without it never matches.
+  std::shared_ptr<const re2::RE2> compiled;
 
-  friend bool operator==(const NamingRule&, const NamingRule&) = default;
+  // By text: the compiled regex follows from `regex`.
+  friend bool operator==(const NamingRule& a, const NamingRule& b) {
+    return a.source == b.source && a.regex == b.regex && a.name == b.name;
+  }
 };
 
 struct Config {

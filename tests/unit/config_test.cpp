@@ -264,11 +264,36 @@ const BadConfig kBadConfigs[] = {
     {"vms:\n  naming_rules:\n    - {source: environ, regex: a, name: b}\n",
      "cfg.yml:3:16: vms.naming_rules[0].source must be cmdline or cgroup, got \"environ\""},
     {"vms:\n  naming_rules:\n    - {regex: \"([a-z\", name: b}\n",
-     "cfg.yml:3:15: vms.naming_rules[0].regex: invalid regular expression \"([a-z\": "},
+     "cfg.yml:3:15: vms.naming_rules[0].regex: invalid regular expression \"([a-z\": missing ]: "
+     "[a-z (RE2 syntax, as in Prometheus relabelling: no backreferences or lookaround)"},
+    // std::regex accepted these; RE2 (linear time) has neither.
+    {"vms:\n  naming_rules:\n    - {regex: \"(a)\\\\1\", name: b}\n",
+     "cfg.yml:3:15: vms.naming_rules[0].regex: invalid regular expression \"(a)\\1\": invalid "
+     "escape sequence: \\1 (RE2 syntax"},
+    {"vms:\n  naming_rules:\n    - {regex: \"qemu(?=-system)\", name: b}\n",
+     "vms.naming_rules[0].regex: invalid regular expression \"qemu(?=-system)\": invalid perl "
+     "operator: (?="},
     {"vms:\n  naming_rules:\n    - {regex: \"\", name: b}\n",
      "cfg.yml:3:15: vms.naming_rules[0].regex must be a non-empty string, got \"\""},
     {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"$1-$2\"}\n",
-     "cfg.yml:3:37: vms.naming_rules[0].name uses $2 but the regex has 1 capture group(s)"},
+     "cfg.yml:3:37: vms.naming_rules[0].name: \"$2\" refers to group 2, but the regex has 1 "
+     "capture group(s)"},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"vm-${2}\"}\n",
+     "cfg.yml:3:37: vms.naming_rules[0].name: \"${2}\" refers to group 2, but the regex has 1 "
+     "capture group(s)"},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"vm$10\"}\n",
+     "vms.naming_rules[0].name: \"$10\" is ambiguous: write ${1}0 for group 1 then \"0\", or "
+     "${10} for group 10"},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"US$ $1\"}\n",
+     "vms.naming_rules[0].name: \"$ \" at byte 3: a \"$\" must start $N or ${N} (a group of the "
+     "match) or $$ (a dollar sign)"},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"vm-$\"}\n",
+     R"(vms.naming_rules[0].name: "$" at byte 4: a "$" must start)"},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (?P<vm>\\\\S+)\", name: \"${vm}\"}\n",
+     "vms.naming_rules[0].name: \"${vm}\" is not a group reference: write ${N} with N a group "
+     "number (named groups are not supported)"},
+    {"vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: \"${1\"}\n",
+     "vms.naming_rules[0].name: \"${1\" is not a group reference"},
     {"vms:\n  naming_rules:\n    - {regex: a, name: b, match: all}\n",
      "cfg.yml:3:27: unknown key \"match\" in vms.naming_rules[0]; allowed keys: source, regex, "
      "name"},
@@ -289,6 +314,50 @@ TEST_P(ConfigBadTest, ReportsWhereAndWhat) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, ConfigBadTest, testing::ValuesIn(kBadConfigs));
+
+TEST(ConfigNamingRules, DeeplyNestedRegexIsRefusedNotACrash) {
+  // std::regex overflowed the stack compiling this (the exporter crashed).
+  const std::string nested = std::string(20'000, '(') + "a" + std::string(20'000, ')');
+  EXPECT_EQ(ParseFails("vms:\n  naming_rules:\n    - regex: \"" + nested + "\"\n      name: b\n"),
+            "cfg.yml:3:14: vms.naming_rules[0].regex: regular expression nests parentheses 20000 "
+            "deep; at most 1000 allowed");
+}
+
+TEST(ConfigNamingRules, AtMost1000Rules) {
+  std::string yaml = "vms:\n  naming_rules:\n";
+  for (int i = 0; i < 1000; ++i) {
+    yaml += "    - {regex: \"-name vm" + std::to_string(i) + "\", name: x}\n";
+  }
+  EXPECT_EQ(ParseOk(yaml).vms.naming_rules.size(), 1000U);
+  yaml += "    - {regex: \"-name last\", name: x}\n";
+  EXPECT_EQ(ParseFails(yaml),
+            "cfg.yml:3:5: vms.naming_rules has 1001 rules; at most 1000 are allowed (each is a "
+            "regex tried on every VM)");
+}
+
+TEST(ConfigNamingRules, EachRuleIsCompiledOnceAndSharedByCopies) {
+  const Config config =
+      ParseOk("vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: x}\n");
+  ASSERT_EQ(config.vms.naming_rules.size(), 1U);
+  ASSERT_NE(config.vms.naming_rules[0].compiled, nullptr);
+  const Config copy = config;  // what a reload does
+  EXPECT_EQ(copy.vms.naming_rules[0].compiled, config.vms.naming_rules[0].compiled);
+  EXPECT_TRUE(copy == config);
+}
+
+TEST(ConfigNamingRules, RulesCompareByTheirText) {
+  const std::string yaml = "vms:\n  naming_rules:\n    - {regex: \"-name (\\\\S+)\", name: x}\n";
+  const Config first = ParseOk(yaml);
+  const Config second = ParseOk(yaml);  // compiled separately: another RE2 object
+  ASSERT_NE(first.vms.naming_rules[0].compiled, second.vms.naming_rules[0].compiled);
+  EXPECT_TRUE(first == second);
+  Config changed = first;
+  changed.vms.naming_rules[0].regex = "-name (\\w+)";
+  EXPECT_FALSE(changed == first);
+  changed = first;
+  changed.vms.naming_rules[0].name = "y";
+  EXPECT_FALSE(changed == first);
+}
 
 TEST(ConfigParse, GarbageNeverThrows) {
   for (const std::string_view yaml :

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "label_value.h"
+#include "naming_rules.h"
 #include "temp_dir.h"
 
 namespace kvmexit {
@@ -67,6 +68,8 @@ NamingRule Rule(NamingRule::Source source, std::string regex, std::string name) 
   rule.source = source;
   rule.regex = std::move(regex);
   rule.name = std::move(name);
+  // As configuration loading does; an invalid rule stays uncompiled and never matches.
+  (void)CompileNamingRule(rule);
   return rule;
 }
 
