@@ -443,7 +443,17 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
 }
 
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
-  const FileText file = ReadFileText(path);
+  const FileText file = ReadFileText(path, kMaxConfigFileBytes, FileKind::kRegular);
+  if (file.not_regular != nullptr) {
+    return ConfigError{path + ": the config file must be a regular file, but this is " +
+                       file.not_regular};
+  }
+  if (file.error == EFBIG) {
+    return ConfigError{path + ": the config file is larger than the limit of " +
+                       std::to_string(kMaxConfigFileBytes) +
+                       " bytes (1 MiB); a configuration is a few kilobytes: is this the right "
+                       "file?"};
+  }
   if (file.error != 0) {
     return ConfigError{path + ": cannot read the config file: " + std::strerror(file.error)};
   }

@@ -140,6 +140,28 @@ out=$("$exporter" --web.listen-address=nonsense 2>&1) && rc=0 || rc=$?
 if [ "$rc" -eq 1 ] && grep -q "nonsense" <<<"$out"; then pass "bad --web.listen-address is a clear error, exit 1"; else fail "bad listen flag" "exit $rc: $out"; fi
 out=$("$exporter" --no-such-flag 2>&1) && rc=0 || rc=$?
 if [ "$rc" -eq 1 ] && grep -q "no-such-flag" <<<"$out"; then pass "unknown flag is a clear error, exit 1"; else fail "unknown flag" "exit $rc: $out"; fi
+out=$("$exporter" --config.file 2>&1) && rc=0 || rc=$?
+if [ "$rc" -eq 1 ] && grep -q "config.file" <<<"$out"; then pass "flag without its value is a clear error, exit 1"; else fail "flag without value" "exit $rc: $out"; fi
+
+# --- 3b. --config.check refuses what would fail only at start, at once -------
+# Runs `--config.check ARGS...`; expects exit 1 within 5 s and `expected` in the output.
+check_refused() {
+  local name=$1 expected=$2
+  shift 2
+  local out rc=0
+  out=$(timeout 5 "$exporter" --config.check "$@" 2>&1) || rc=$?
+  if [ "$rc" -eq 1 ] && grep -qF -- "$expected" <<<"$out"; then
+    pass "config check refuses $name"
+  else
+    fail "config check refuses $name" "exit $rc (124 means it hung), output: $out"
+  fi
+}
+mkfifo "$work/config.fifo"
+check_refused "a FIFO as config file" "must be a regular file, but this is a FIFO" --config.file="$work/config.fifo"
+check_refused "/dev/zero as config file" "but this is a character device" --config.file=/dev/zero
+truncate -s 100M "$work/huge.yml"
+check_refused "a 100 MB config file" "larger than the limit of 1048576 bytes" --config.file="$work/huge.yml"
+
 out=$("$exporter" --version 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--version"; else fail "--version" "$out"; fi
 
