@@ -4,6 +4,7 @@
 #include "listen_address.h"
 #include "text.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -435,6 +436,12 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
     return ParseText(yaml_text);
   } catch (const ConfigProblem& problem) {
     return ConfigError{Located(source_name, problem.mark(), problem.what())};
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp bounds its recursion but says only "bad file" when it does.
+    return ConfigError{Located(source_name, e.mark,
+                               "invalid YAML: lists and maps nested too deep (more than " +
+                                   std::to_string(e.depth() - 1) +
+                                   " levels); a configuration nests at most 4 levels")};
   } catch (const YAML::Exception& e) {
     return ConfigError{Located(source_name, e.mark, "invalid YAML: " + e.msg)};
   } catch (const std::exception& e) {

@@ -161,6 +161,8 @@ check_refused "a FIFO as config file" "must be a regular file, but this is a FIF
 check_refused "/dev/zero as config file" "but this is a character device" --config.file=/dev/zero
 truncate -s 100M "$work/huge.yml"
 check_refused "a 100 MB config file" "larger than the limit of 1048576 bytes" --config.file="$work/huge.yml"
+python3 -c "print('[' * 100000)" >"$work/deep.yml"
+check_refused "deeply nested YAML" "nested too deep (more than 499 levels)" --config.file="$work/deep.yml"
 
 out=$("$exporter" --version 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--version"; else fail "--version" "$out"; fi

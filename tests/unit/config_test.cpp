@@ -439,6 +439,18 @@ TEST(ConfigFileKindTest, RefusesDevicesAndDirectories) {
       dir.path().string() + ": the config file must be a regular file, but this is a directory");
 }
 
+TEST(ConfigParse, DeepNestingSaysSoInsteadOfBadFile) {
+  for (const std::string& deep :
+       {std::string(100'000, '['), std::string(600, '{') + "a: 1",
+        std::string("web:\n  telemetry_path: ") + std::string(1000, '[')}) {
+    const std::string message = ParseFails(deep);
+    EXPECT_THAT(message, ::testing::HasSubstr("invalid YAML: lists and maps nested too deep "
+                                              "(more than 499 levels); a configuration nests at "
+                                              "most 4 levels"));
+    EXPECT_THAT(message, ::testing::StartsWith("cfg.yml:"));
+  }
+}
+
 TEST(LoadConfigTest, NoPathMeansTheEmbeddedDefault) {
   const auto result = LoadConfig("", {});
   ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
