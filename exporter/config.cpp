@@ -514,6 +514,15 @@ std::variant<Config, ConfigError> LoadConfig(const std::string& path,
     }
     config->web.telemetry_path = *overrides.telemetry_path;
   }
+  // Resolved here too, not only by the server, so that --config.check fails on
+  // a host name no resolver knows instead of the daemon failing at start.
+  std::string resolve_error;
+  if (!ResolveListenAddress(config->web.listen_address, &resolve_error)) {
+    const std::string setting = overrides.listen_address ? "--web.listen-address"
+                                : path.empty()           ? "<embedded default>: web.listen_address"
+                                                         : path + ": web.listen_address";
+    return ConfigError{setting + ": " + resolve_error};
+  }
   return loaded;
 }
 

@@ -161,6 +161,9 @@ check_refused "a FIFO as config file" "must be a regular file, but this is a FIF
 check_refused "/dev/zero as config file" "but this is a character device" --config.file=/dev/zero
 truncate -s 100M "$work/huge.yml"
 check_refused "a 100 MB config file" "larger than the limit of 1048576 bytes" --config.file="$work/huge.yml"
+printf 'web:\n  listen_address: "1.2.3.4.5:80"\n' >"$work/bad-ip.yml"
+check_refused "listen host 1.2.3.4.5" 'bad-ip.yml:2:19: web.listen_address must be host:port' --config.file="$work/bad-ip.yml"
+check_refused "a listen host that does not resolve" 'cannot resolve listen host "nohost.invalid"' --web.listen-address=nohost.invalid:80
 python3 -c "print('[' * 100000)" >"$work/deep.yml"
 check_refused "deeply nested YAML" "nested too deep (more than 499 levels)" --config.file="$work/deep.yml"
 

@@ -188,6 +188,10 @@ const BadConfig kBadConfigs[] = {
     {"web:\n  listen_address: \"[::1]9756\"\n", "got \"[::1]9756\""},
     {"web:\n  listen_address: \"[]:9756\"\n", "got \"[]:9756\""},
     {"web:\n  listen_address: \"a b:80\"\n", "got \"a b:80\""},
+    {"web:\n  listen_address: \"1.2.3.4.5:80\"\n",
+     "cfg.yml:2:19: web.listen_address must be host:port or :port with a port from 1 to 65535 "
+     "(IPv6 as [::1]:9756), got \"1.2.3.4.5:80\""},
+    {"web:\n  listen_address: \"[1::2::3]:80\"\n", "got \"[1::2::3]:80\""},
     {"web:\n  listen_address:\n", "cfg.yml:2:3: web.listen_address must be host:port"},
     {"web:\n  listen_address: {a: 1}\n", "cfg.yml:2:19: web.listen_address must be "},
     {"web:\n  telemetry_path: metrics\n",
@@ -449,6 +453,27 @@ TEST(ConfigParse, DeepNestingSaysSoInsteadOfBadFile) {
                                               "most 4 levels"));
     EXPECT_THAT(message, ::testing::StartsWith("cfg.yml:"));
   }
+}
+
+TEST_F(ConfigFileTest, ListenHostMustResolveAtCheckTime) {
+  // .invalid never resolves (RFC 6761), on any machine.
+  Write("web:\n  listen_address: \"nohost.invalid:80\"\n");
+  const auto from_file = LoadConfig(path_, {});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(from_file));
+  EXPECT_THAT(std::get<ConfigError>(from_file).message,
+              ::testing::StartsWith(path_ + ": web.listen_address: cannot resolve listen host "
+                                            "\"nohost.invalid\": "));
+
+  Write("web:\n  listen_address: \"localhost:80\"\n");
+  const auto from_flag = LoadConfig(path_, {.listen_address = "nohost.invalid:80"});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(from_flag));
+  EXPECT_THAT(std::get<ConfigError>(from_flag).message,
+              ::testing::StartsWith(
+                  "--web.listen-address: cannot resolve listen host \"nohost.invalid\": "));
+
+  const auto resolvable = LoadConfig(path_, {});
+  EXPECT_TRUE(std::holds_alternative<Config>(resolvable))
+      << std::get<ConfigError>(resolvable).message;
 }
 
 TEST(LoadConfigTest, NoPathMeansTheEmbeddedDefault) {
