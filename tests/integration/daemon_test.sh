@@ -170,16 +170,24 @@ check_refused "deeply nested YAML" "nested too deep (more than 499 levels)" --co
 out=$("$exporter" --version 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--version"; else fail "--version" "$out"; fi
 
-# --- 4. port already in use: clear error, non-zero exit ----------------------
+# --- 4. port already in use: says why, exits 1, never touched BPF ----------
 port=$(free_port)
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(15)" &
 pids+=($!)
 sleep 0.5
 out=$(timeout 10 "$exporter" --web.listen-address=127.0.0.1:"$port" 2>&1) && rc=0 || rc=$?
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "cannot listen on 127.0.0.1:$port" <<<"$out"; then
-  pass "port in use is a clear error"
+if [ "$rc" -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$port" <<<"$out" &&
+  grep -qi "address already in use" <<<"$out"; then
+  pass "port in use is a clear error, exit 1"
 else
-  fail "port in use is a clear error" "exit $rc: $out"
+  fail "port in use is a clear error, exit 1" "exit $rc: $out"
+fi
+# The server binds before the BPF program is loaded, so a daemon that cannot
+# serve logs no attach (and no failed attach) at all.
+if grep -q "BPF program" <<<"$out"; then
+  fail "port in use: BPF program never loaded" "$out"
+else
+  pass "port in use: BPF program never loaded"
 fi
 
 echo "daemon: $passed passed, $failed failed"
