@@ -404,7 +404,7 @@ TEST_F(ConfigFileTest, AcceptsAFileOfExactly1MiB) {
 }
 
 TEST_F(ConfigFileTest, RefusesAFileOver1MiBWithoutParsingIt) {
-  Write("#" + std::string(1024 * 1024, 'x') + "\n");
+  Write("#" + std::string(std::size_t{1024} * 1024, 'x') + "\n");
   const auto result = LoadConfigFile(path_);
   ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
   EXPECT_EQ(std::get<ConfigError>(result).message,
