@@ -5,6 +5,7 @@
 #include "naming_rules.h"
 #include "text.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -422,6 +423,12 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
     return ParseText(yaml_text);
   } catch (const ConfigProblem& problem) {
     return ConfigError{Located(source_name, problem.mark(), problem.what())};
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp bounds its recursion but says only "bad file" when it does.
+    return ConfigError{Located(source_name, e.mark,
+                               "invalid YAML: lists and maps nested too deep (more than " +
+                                   std::to_string(e.depth() - 1) +
+                                   " levels); a configuration nests at most 4 levels")};
   } catch (const YAML::Exception& e) {
     return ConfigError{Located(source_name, e.mark, "invalid YAML: " + e.msg)};
   } catch (const std::exception& e) {
@@ -430,7 +437,17 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
 }
 
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
-  const FileText file = ReadFileText(path);
+  const FileText file = ReadFileText(path, kMaxConfigFileBytes, FileKind::kRegular);
+  if (file.not_regular != nullptr) {
+    return ConfigError{path + ": the config file must be a regular file, but this is " +
+                       file.not_regular};
+  }
+  if (file.error == EFBIG) {
+    return ConfigError{path + ": the config file is larger than the limit of " +
+                       std::to_string(kMaxConfigFileBytes) +
+                       " bytes (1 MiB); a configuration is a few kilobytes: is this the right "
+                       "file?"};
+  }
   if (file.error != 0) {
     return ConfigError{path + ": cannot read the config file: " + std::strerror(file.error)};
   }
@@ -483,6 +500,15 @@ std::variant<Config, ConfigError> LoadConfig(const std::string& path,
                          "; use " + std::string(kTelemetryPathRule)};
     }
     config->web.telemetry_path = *overrides.telemetry_path;
+  }
+  // Resolved here too, not only by the server, so that --config.check fails on
+  // a host name no resolver knows instead of the daemon failing at start.
+  std::string resolve_error;
+  if (!ResolveListenAddress(config->web.listen_address, &resolve_error)) {
+    const std::string setting = overrides.listen_address ? "--web.listen-address"
+                                : path.empty()           ? "<embedded default>: web.listen_address"
+                                                         : path + ": web.listen_address";
+    return ConfigError{setting + ": " + resolve_error};
   }
   return loaded;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -86,7 +87,13 @@ struct ConfigError {
 std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
                                               std::string_view source_name);
 
+// Bound of a config file: a real one is a few kilobytes; a wrong path (a disk
+// image, a log) is refused before it is read rather than parsed into memory.
+inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1024} * 1024;
+
 // Reads and parses a file; an unreadable file is a ConfigError naming the path and errno text.
+// Only a regular file of at most kMaxConfigFileBytes is read: a FIFO, a device
+// or a directory is refused at once.
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);
 
 // Parses a duration such as "500ms", "10s", "5m", "1h". Returns nullopt when malformed.

@@ -66,16 +66,19 @@ ExporterApp::ExporterApp(Config config)
 ExporterApp::~ExporterApp() { Stop(); }
 
 std::string ExporterApp::Start() {
-  {
-    std::lock_guard lock(mutex_);
-    TryAttach();
-  }
+  // Bind first: a daemon that cannot serve must exit before it loads a BPF
+  // program into the kernel, not after. Scrapes before the attach below see
+  // attached=0, as they do whenever attaching fails.
   std::string error;
   http_ = HttpServer::Start(
       HttpServerOptions{.listen_address = config_.web.listen_address,
                         .telemetry_path = config_.web.telemetry_path},
       [this] { return Scrape(); }, &error);
   if (!http_) return error;
+  {
+    std::lock_guard lock(mutex_);
+    TryAttach();
+  }
   sampler_ = std::thread([this] { SampleLoop(); });
   LogInfo("listening on " + FormatListenAddress(config_.web.listen_address) + ", metrics at " +
           config_.web.telemetry_path);

@@ -1,9 +1,11 @@
 #include "file_text.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "unique_fd.h"
 
@@ -32,6 +34,31 @@ FileText ReadToEnd(int fd, std::size_t max_bytes) {
   return result;
 }
 
+// What a non-regular file is, for messages.
+const char* FileTypeName(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// O_NONBLOCK so that opening a FIFO returns at once instead of waiting for a
+// writer; fstat on the open descriptor, so the file checked is the file read.
+FileText ReadRegularFile(const std::string& path, std::size_t max_bytes) {
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd.valid()) return {{}, errno};
+  struct stat status {};
+  if (::fstat(fd.get(), &status) != 0) return {{}, errno};
+  if (!S_ISREG(status.st_mode)) {
+    return {{}, S_ISDIR(status.st_mode) ? EISDIR : EINVAL, false, FileTypeName(status.st_mode)};
+  }
+  // Refused before a byte is read: a 100 MB file costs no memory at all.
+  if (static_cast<std::uintmax_t>(status.st_size) > max_bytes) return {{}, EFBIG};
+  return ReadToEnd(fd.get(), max_bytes);
+}
+
 }  // namespace
 
 FileText ReadFileAt(int dir_fd, const char* name, std::size_t max_bytes) noexcept {
@@ -45,8 +72,14 @@ FileText ReadFileAt(int dir_fd, const char* name, std::size_t max_bytes) noexcep
   }
 }
 
-FileText ReadFileText(const std::string& path, std::size_t max_bytes) noexcept {
-  FileText file = ReadFileAt(AT_FDCWD, path.c_str(), max_bytes);
+FileText ReadFileText(const std::string& path, std::size_t max_bytes, FileKind kind) noexcept {
+  FileText file;
+  try {
+    file = kind == FileKind::kRegular ? ReadRegularFile(path, max_bytes)
+                                      : ReadFileAt(AT_FDCWD, path.c_str(), max_bytes);
+  } catch (...) {
+    return {{}, ENOMEM};  // as in ReadFileAt: only growing the string can throw
+  }
   if (file.truncated) return {{}, EFBIG};
   return file;
 }

@@ -13,7 +13,16 @@ struct FileText {
   std::string text;        // empty when error != 0
   int error = 0;           // errno of the failed open or read, 0 on success
   bool truncated = false;  // the file holds more than the max_bytes in `text`
+  // With FileKind::kRegular, what the path named instead of a regular file
+  // ("a FIFO", "a directory", "a character device"...); error is then EINVAL,
+  // or EISDIR for a directory. nullptr otherwise.
+  const char* not_regular = nullptr;
 };
+
+// Which files ReadFileText reads. kRegular is for files a user names (the
+// configuration): a FIFO would block the read forever and /dev/zero never
+// ends, so anything but a regular file is refused before the first read.
+enum class FileKind { kAny, kRegular };
 
 // Bound of ReadFileText: far above any configuration or tracepoint format
 // (kilobytes), low enough that a wrong path (say a disk image) cannot
@@ -28,7 +37,10 @@ FileText ReadFileAt(int dir_fd, const char* name, std::size_t max_bytes) noexcep
 
 // Reads the whole file at `path`. A file longer than `max_bytes` is an error
 // (EFBIG, empty text): a configuration or format cut short would parse as a
-// different one.
-FileText ReadFileText(const std::string& path, std::size_t max_bytes = kMaxFileTextBytes) noexcept;
+// different one. With FileKind::kRegular the file is opened without blocking
+// and its type checked first; a regular file whose size already exceeds
+// max_bytes is refused without reading it.
+FileText ReadFileText(const std::string& path, std::size_t max_bytes = kMaxFileTextBytes,
+                      FileKind kind = FileKind::kAny) noexcept;
 
 }  // namespace kvmexit

@@ -83,22 +83,15 @@ std::string LandingPage(const std::string& telemetry_path) {
 // do it: MHD reports only that it failed, and an operator needs the reason.
 UniqueFd Listen(const ListenAddress& address, std::string* error) {
   const std::string where = "cannot listen on " + FormatListenAddress(address) + ": ";
-  addrinfo hints{};
-  // An empty host means all IPv4 addresses (":9756"), as it always has.
-  hints.ai_family = address.host.empty() ? AF_INET : (address.ipv6 ? AF_INET6 : AF_UNSPEC);
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (address.ipv6 ? AI_NUMERICHOST : 0);
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(address.port);
-  if (const int status = ::getaddrinfo(address.host.empty() ? nullptr : address.host.c_str(),
-                                       port.c_str(), &hints, &found);
-      status != 0) {
-    *error = where + ::gai_strerror(status);
+  std::string resolve_error;
+  const AddrInfoList found = ResolveListenAddress(address, &resolve_error);
+  if (!found) {
+    *error = where + resolve_error;
     return {};
   }
-  const std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owner(found, &::freeaddrinfo);
   int last_errno = 0;
-  for (const addrinfo* candidate = found; candidate != nullptr; candidate = candidate->ai_next) {
+  for (const addrinfo* candidate = found.get(); candidate != nullptr;
+       candidate = candidate->ai_next) {
     UniqueFd fd(::socket(candidate->ai_family, candidate->ai_socktype | SOCK_CLOEXEC,
                          candidate->ai_protocol));
     if (!fd.valid()) {

@@ -1,5 +1,9 @@
 #include "listen_address.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <cctype>
 #include <charconv>
 
@@ -17,8 +21,9 @@ std::optional<std::uint16_t> ParsePort(std::string_view text) {
   return static_cast<std::uint16_t>(port);
 }
 
-bool IsHostName(std::string_view host) {
-  for (const char c : host) {
+// Letters, digits, '-', '_' and '.': what may name a host or an interface.
+bool IsNameText(std::string_view text) {
+  for (const char c : text) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
       return false;
     }
@@ -26,14 +31,26 @@ bool IsHostName(std::string_view host) {
   return true;
 }
 
-// "::1", "fe80::1%eth0": hex groups with colons, optionally an IPv4 tail and a zone.
+// An IPv4 literal or a host name. Digits and dots alone are meant as IPv4, so
+// they must be four decimal bytes: "1.2.3.4.5" is no address, and the resolver
+// would otherwise look it up as a name.
+bool IsHost(std::string_view host) {
+  if (host.empty()) return true;  // ":9756", all IPv4 addresses
+  if (host.find_first_not_of("0123456789.") == std::string_view::npos) {
+    in_addr ignored{};
+    return ::inet_pton(AF_INET, std::string(host).c_str(), &ignored) == 1;
+  }
+  return IsNameText(host) && host.size() <= 253;
+}
+
+// "::1", "fe80::1%eth0": an address inet_pton reads as IPv6, and an optional zone.
 bool IsIpv6Literal(std::string_view host) {
   const std::size_t percent = host.find('%');
-  const std::string_view address = host.substr(0, percent);
+  const std::string address(host.substr(0, percent));
   const bool zone_ok = percent == std::string_view::npos ||
-                       (percent + 1 < host.size() && IsHostName(host.substr(percent + 1)));
-  return zone_ok && address.find(':') != std::string_view::npos &&
-         address.find_first_not_of("0123456789abcdefABCDEF:.") == std::string_view::npos;
+                       (percent + 1 < host.size() && IsNameText(host.substr(percent + 1)));
+  in6_addr ignored{};
+  return zone_ok && ::inet_pton(AF_INET6, address.c_str(), &ignored) == 1;
 }
 
 }  // namespace
@@ -53,8 +70,27 @@ std::optional<ListenAddress> ParseListenAddress(std::string_view text) {
   if (colon == std::string_view::npos) return std::nullopt;
   const std::string_view host = text.substr(0, colon);
   const auto port = ParsePort(text.substr(colon + 1));
-  if (!IsHostName(host) || !port) return std::nullopt;
+  if (!IsHost(host) || !port) return std::nullopt;
   return ListenAddress{std::string(host), *port, false};
+}
+
+void AddrInfoDeleter::operator()(addrinfo* list) const { ::freeaddrinfo(list); }
+
+AddrInfoList ResolveListenAddress(const ListenAddress& address, std::string* error) {
+  addrinfo hints{};
+  // An empty host means all IPv4 addresses (":9756"), as it always has.
+  hints.ai_family = address.host.empty() ? AF_INET : (address.ipv6 ? AF_INET6 : AF_UNSPEC);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (address.ipv6 ? AI_NUMERICHOST : 0);
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(address.port);
+  const int status = ::getaddrinfo(address.host.empty() ? nullptr : address.host.c_str(),
+                                   port.c_str(), &hints, &found);
+  if (status != 0) {
+    *error = "cannot resolve listen host \"" + address.host + "\": " + ::gai_strerror(status);
+    return nullptr;
+  }
+  return AddrInfoList(found);
 }
 
 std::string FormatListenAddress(const ListenAddress& address) {

@@ -140,19 +140,54 @@ out=$("$exporter" --web.listen-address=nonsense 2>&1) && rc=0 || rc=$?
 if [ "$rc" -eq 1 ] && grep -q "nonsense" <<<"$out"; then pass "bad --web.listen-address is a clear error, exit 1"; else fail "bad listen flag" "exit $rc: $out"; fi
 out=$("$exporter" --no-such-flag 2>&1) && rc=0 || rc=$?
 if [ "$rc" -eq 1 ] && grep -q "no-such-flag" <<<"$out"; then pass "unknown flag is a clear error, exit 1"; else fail "unknown flag" "exit $rc: $out"; fi
+out=$("$exporter" --config.file 2>&1) && rc=0 || rc=$?
+if [ "$rc" -eq 1 ] && grep -q "config.file" <<<"$out"; then pass "flag without its value is a clear error, exit 1"; else fail "flag without value" "exit $rc: $out"; fi
+
+# --- 3b. --config.check refuses what would fail only at start, at once -------
+# Runs `--config.check ARGS...`; expects exit 1 within 5 s and `expected` in the output.
+check_refused() {
+  local name=$1 expected=$2
+  shift 2
+  local out rc=0
+  out=$(timeout 5 "$exporter" --config.check "$@" 2>&1) || rc=$?
+  if [ "$rc" -eq 1 ] && grep -qF -- "$expected" <<<"$out"; then
+    pass "config check refuses $name"
+  else
+    fail "config check refuses $name" "exit $rc (124 means it hung), output: $out"
+  fi
+}
+mkfifo "$work/config.fifo"
+check_refused "a FIFO as config file" "must be a regular file, but this is a FIFO" --config.file="$work/config.fifo"
+check_refused "/dev/zero as config file" "but this is a character device" --config.file=/dev/zero
+truncate -s 100M "$work/huge.yml"
+check_refused "a 100 MB config file" "larger than the limit of 1048576 bytes" --config.file="$work/huge.yml"
+printf 'web:\n  listen_address: "1.2.3.4.5:80"\n' >"$work/bad-ip.yml"
+check_refused "listen host 1.2.3.4.5" 'bad-ip.yml:2:19: web.listen_address must be host:port' --config.file="$work/bad-ip.yml"
+check_refused "a listen host that does not resolve" 'cannot resolve listen host "nohost.invalid"' --web.listen-address=nohost.invalid:80
+python3 -c "print('[' * 100000)" >"$work/deep.yml"
+check_refused "deeply nested YAML" "nested too deep (more than 499 levels)" --config.file="$work/deep.yml"
+
 out=$("$exporter" --version 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--version"; else fail "--version" "$out"; fi
 
-# --- 4. port already in use: clear error, non-zero exit ----------------------
+# --- 4. port already in use: says why, exits 1, never touched BPF ----------
 port=$(free_port)
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(15)" &
 pids+=($!)
 sleep 0.5
 out=$(timeout 10 "$exporter" --web.listen-address=127.0.0.1:"$port" 2>&1) && rc=0 || rc=$?
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "cannot listen on 127.0.0.1:$port" <<<"$out"; then
-  pass "port in use is a clear error"
+if [ "$rc" -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$port" <<<"$out" &&
+  grep -qi "address already in use" <<<"$out"; then
+  pass "port in use is a clear error, exit 1"
 else
-  fail "port in use is a clear error" "exit $rc: $out"
+  fail "port in use is a clear error, exit 1" "exit $rc: $out"
+fi
+# The server binds before the BPF program is loaded, so a daemon that cannot
+# serve logs no attach (and no failed attach) at all.
+if grep -q "BPF program" <<<"$out"; then
+  fail "port in use: BPF program never loaded" "$out"
+else
+  pass "port in use: BPF program never loaded"
 fi
 
 echo "daemon: $passed passed, $failed failed"

@@ -3,11 +3,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <ostream>
 #include <string>
-#include <unistd.h>
+
+#include "temp_dir.h"
+#include "unique_fd.h"
 
 namespace kvmexit {
 namespace {
@@ -180,6 +188,10 @@ const BadConfig kBadConfigs[] = {
     {"web:\n  listen_address: \"[::1]9756\"\n", "got \"[::1]9756\""},
     {"web:\n  listen_address: \"[]:9756\"\n", "got \"[]:9756\""},
     {"web:\n  listen_address: \"a b:80\"\n", "got \"a b:80\""},
+    {"web:\n  listen_address: \"1.2.3.4.5:80\"\n",
+     "cfg.yml:2:19: web.listen_address must be host:port or :port with a port from 1 to 65535 "
+     "(IPv6 as [::1]:9756), got \"1.2.3.4.5:80\""},
+    {"web:\n  listen_address: \"[1::2::3]:80\"\n", "got \"[1::2::3]:80\""},
     {"web:\n  listen_address:\n", "cfg.yml:2:3: web.listen_address must be host:port"},
     {"web:\n  listen_address: {a: 1}\n", "cfg.yml:2:19: web.listen_address must be "},
     {"web:\n  telemetry_path: metrics\n",
@@ -433,12 +445,6 @@ TEST_F(ConfigFileTest, UnreadableFileNamesPathAndReason) {
             path_ + ".missing: cannot read the config file: No such file or directory");
 }
 
-TEST_F(ConfigFileTest, DirectoryIsUnreadable) {
-  const auto result = LoadConfigFile(std::filesystem::temp_directory_path().string());
-  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
-  EXPECT_NE(std::get<ConfigError>(result).message.find("Is a directory"), std::string::npos);
-}
-
 TEST_F(ConfigFileTest, FlagsOverrideTheFileAndAreCheckedByTheKeysRules) {
   Write("web:\n  listen_address: \"127.0.0.1:9100\"\n  telemetry_path: /m\n");
   const auto result = LoadConfig(path_, {.listen_address = "[::1]:9200"});
@@ -455,6 +461,88 @@ TEST_F(ConfigFileTest, FlagsOverrideTheFileAndAreCheckedByTheKeysRules) {
   ASSERT_TRUE(std::holds_alternative<ConfigError>(bad_path));
   EXPECT_THAT(std::get<ConfigError>(bad_path).message,
               ::testing::StartsWith("--web.telemetry-path: invalid path \"metrics\""));
+}
+
+TEST_F(ConfigFileTest, AcceptsAFileOfExactly1MiB) {
+  const std::string head = "collector:\n  per_vcpu: true\n";
+  Write(head + "#" + std::string(kMaxConfigFileBytes - head.size() - 2, 'x') + "\n");
+  ASSERT_EQ(std::filesystem::file_size(path_), 1024U * 1024U);
+  const auto result = LoadConfigFile(path_);
+  ASSERT_TRUE(std::holds_alternative<Config>(result)) << std::get<ConfigError>(result).message;
+  EXPECT_TRUE(std::get<Config>(result).collector.per_vcpu);
+}
+
+TEST_F(ConfigFileTest, RefusesAFileOver1MiBWithoutParsingIt) {
+  Write("#" + std::string(std::size_t{1024} * 1024, 'x') + "\n");
+  const auto result = LoadConfigFile(path_);
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
+  EXPECT_EQ(std::get<ConfigError>(result).message,
+            path_ +
+                ": the config file is larger than the limit of 1048576 bytes (1 MiB); a "
+                "configuration is a few kilobytes: is this the right file?");
+}
+
+TEST(ConfigFileKindTest, RefusesAFifoAtOnce) {
+  const test_util::TempDir dir;
+  const std::string fifo = (dir.path() / "config.fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto loading = std::async(std::launch::async, [&] { return LoadConfigFile(fifo); });
+  if (loading.wait_for(std::chrono::seconds(5)) == std::future_status::timeout) {
+    // Let the blocked reader go (open as writer, then EOF) so the test fails
+    // instead of hanging.
+    const UniqueFd writer(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    ADD_FAILURE() << "LoadConfigFile blocked on a FIFO";
+  }
+  const auto result = loading.get();
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
+  EXPECT_EQ(std::get<ConfigError>(result).message,
+            fifo + ": the config file must be a regular file, but this is a FIFO");
+}
+
+TEST(ConfigFileKindTest, RefusesDevicesAndDirectories) {
+  const auto zero = LoadConfigFile("/dev/zero");
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(zero));
+  EXPECT_EQ(std::get<ConfigError>(zero).message,
+            "/dev/zero: the config file must be a regular file, but this is a character device");
+  const test_util::TempDir dir;
+  const auto directory = LoadConfigFile(dir.path().string());
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(directory));
+  EXPECT_EQ(
+      std::get<ConfigError>(directory).message,
+      dir.path().string() + ": the config file must be a regular file, but this is a directory");
+}
+
+TEST(ConfigParse, DeepNestingSaysSoInsteadOfBadFile) {
+  for (const std::string& deep :
+       {std::string(100'000, '['), std::string(600, '{') + "a: 1",
+        std::string("web:\n  telemetry_path: ") + std::string(1000, '[')}) {
+    const std::string message = ParseFails(deep);
+    EXPECT_THAT(message, ::testing::HasSubstr("invalid YAML: lists and maps nested too deep "
+                                              "(more than 499 levels); a configuration nests at "
+                                              "most 4 levels"));
+    EXPECT_THAT(message, ::testing::StartsWith("cfg.yml:"));
+  }
+}
+
+TEST_F(ConfigFileTest, ListenHostMustResolveAtCheckTime) {
+  // .invalid never resolves (RFC 6761), on any machine.
+  Write("web:\n  listen_address: \"nohost.invalid:80\"\n");
+  const auto from_file = LoadConfig(path_, {});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(from_file));
+  EXPECT_THAT(std::get<ConfigError>(from_file).message,
+              ::testing::StartsWith(path_ + ": web.listen_address: cannot resolve listen host "
+                                            "\"nohost.invalid\": "));
+
+  Write("web:\n  listen_address: \"localhost:80\"\n");
+  const auto from_flag = LoadConfig(path_, {.listen_address = "nohost.invalid:80"});
+  ASSERT_TRUE(std::holds_alternative<ConfigError>(from_flag));
+  EXPECT_THAT(std::get<ConfigError>(from_flag).message,
+              ::testing::StartsWith(
+                  "--web.listen-address: cannot resolve listen host \"nohost.invalid\": "));
+
+  const auto resolvable = LoadConfig(path_, {});
+  EXPECT_TRUE(std::holds_alternative<Config>(resolvable))
+      << std::get<ConfigError>(resolvable).message;
 }
 
 TEST(LoadConfigTest, NoPathMeansTheEmbeddedDefault) {

@@ -2,6 +2,8 @@
 #include "file_text.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -66,6 +68,63 @@ TEST(ReadFileAtTest, KeepsTheFirstMaxBytesOfALongerFile) {
   EXPECT_FALSE(exact.truncated);
 
   EXPECT_EQ(ReadFileAt(dir_fd.get(), "missing", 10).error, ENOENT);
+}
+
+TEST(ReadFileTextRegularTest, ReadsARegularFile) {
+  TempDir dir;
+  WriteFile(dir.path() / "f", "web: {}\n");
+  const FileText file = ReadFileText((dir.path() / "f").string(), 100, FileKind::kRegular);
+  EXPECT_EQ(file.error, 0);
+  EXPECT_EQ(file.text, "web: {}\n");
+  EXPECT_EQ(file.not_regular, nullptr);
+}
+
+// A FIFO with no writer: opened without O_NONBLOCK, open() would wait for a
+// writer forever (config_test checks that with a deadline, through LoadConfigFile).
+TEST(ReadFileTextRegularTest, RefusesAFifoWithoutWaitingForAWriter) {
+  TempDir dir;
+  const std::string fifo = (dir.path() / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const FileText file = ReadFileText(fifo, 100, FileKind::kRegular);
+  EXPECT_EQ(file.error, EINVAL);
+  ASSERT_NE(file.not_regular, nullptr);
+  EXPECT_STREQ(file.not_regular, "a FIFO");
+}
+
+TEST(ReadFileTextRegularTest, RefusesDevicesAndDirectories) {
+  const FileText zero = ReadFileText("/dev/zero", 100, FileKind::kRegular);
+  EXPECT_EQ(zero.error, EINVAL);
+  ASSERT_NE(zero.not_regular, nullptr);
+  EXPECT_STREQ(zero.not_regular, "a character device");
+  EXPECT_EQ(zero.text, "");
+
+  TempDir dir;
+  const FileText directory = ReadFileText(dir.path().string(), 100, FileKind::kRegular);
+  EXPECT_EQ(directory.error, EISDIR);
+  ASSERT_NE(directory.not_regular, nullptr);
+  EXPECT_STREQ(directory.not_regular, "a directory");
+}
+
+TEST(ReadFileTextRegularTest, RefusesAFileLargerThanTheBoundBySize) {
+  TempDir dir;
+  // Sparse: 1 TiB that takes no disk, and could not be read in a test's time.
+  const std::string huge = (dir.path() / "huge").string();
+  WriteFile(huge, "");
+  ASSERT_EQ(::truncate(huge.c_str(), off_t{1} << 40), 0);
+  const FileText file = ReadFileText(huge, 1024, FileKind::kRegular);
+  EXPECT_EQ(file.error, EFBIG);
+  EXPECT_EQ(file.text, "");
+
+  WriteFile(dir.path() / "exact", std::string(1024, 'x'));
+  EXPECT_EQ(ReadFileText((dir.path() / "exact").string(), 1024, FileKind::kRegular).text.size(),
+            1024u);
+}
+
+TEST(ReadFileTextRegularTest, MissingFileKeepsItsErrno) {
+  TempDir dir;
+  const FileText file = ReadFileText((dir.path() / "missing").string(), 100, FileKind::kRegular);
+  EXPECT_EQ(file.error, ENOENT);
+  EXPECT_EQ(file.not_regular, nullptr);
 }
 
 }  // namespace
