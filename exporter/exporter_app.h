@@ -28,8 +28,9 @@ class ExporterApp {
   ExporterApp(const ExporterApp&) = delete;
   ExporterApp& operator=(const ExporterApp&) = delete;
 
-  // Tries to attach, starts the sampler and the HTTP server. Returns "" or why
-  // the server could not start. A failed attach is not an error: it is retried.
+  // Binds the HTTP port first (a port in use then stops us before the kernel is
+  // touched), then tries to attach and starts the sampler. Returns "" or why the
+  // server could not start. A failed attach is not an error: it is retried.
   std::string Start();
   void Stop();
 
