@@ -168,7 +168,7 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
 bool ExporterApp::Reload(const std::variant<Config, ConfigError>& loaded) {
   std::lock_guard lock(mutex_);
   if (const auto* error = std::get_if<ConfigError>(&loaded)) return RefuseReload(error->message);
-  const Config& reloaded = std::get<Config>(loaded);
+  const auto& reloaded = std::get<Config>(loaded);
   const ConfigChanges changes = DiffConfig(config_, reloaded);
   if (std::string why = RestartRequiredMessage(changes); !why.empty()) return RefuseReload(why);
 
