@@ -136,12 +136,6 @@ TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
                     });
 }
 
-}  // namespace
-}  // namespace kvmexit
-
-namespace kvmexit {
-namespace {
-
 double Value(const std::string& text, const std::string& name) {
   const std::string prefix = "\n" + name + " ";
   const std::size_t at = text.find(prefix);

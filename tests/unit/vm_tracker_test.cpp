@@ -349,12 +349,6 @@ TEST_F(VmTrackerTest, FoldedVmsAddTheirPerVcpuCountsToOther) {
   EXPECT_EQ(other.per_vcpu.size(), 3u);
 }
 
-}  // namespace
-}  // namespace kvmexit
-
-namespace kvmexit {
-namespace {
-
 TEST_F(VmTrackerTest, ReidentifyRenamesRunningVmsButNotEndedOrReusedOnes) {
   processes_.Start(kPidA, "alpha", 1, 0);
   processes_.Start(kPidB, "beta", 2, 0);
