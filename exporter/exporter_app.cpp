@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "config_reload.h"
 #include "exit_metrics.h"
 #include "log.h"
 #include "vm_identity.h"
@@ -61,6 +62,9 @@ ExporterApp::ExporterApp(Config config)
                [](std::uint32_t pid) { return ReadStartTicks(kProcRoot, pid); }),
       rates_(config_.rates.window) {
   self_.ReasonNamesFrom(OriginName(names_.origin()));
+  // As Prometheus does: the timestamp says when the running configuration was
+  // loaded, from the start on.
+  self_.ConfigLoaded(true);
 }
 
 ExporterApp::~ExporterApp() { Stop(); }
@@ -128,9 +132,9 @@ void ExporterApp::SampleLoop() {
   std::unique_lock stop_lock(stop_mutex_);
   while (!stopping_) {
     stop_lock.unlock();
-    SampleOnce();
+    const std::chrono::milliseconds interval = SampleOnce();
     stop_lock.lock();
-    stop_signal_.wait_for(stop_lock, config_.rates.sample_interval, [this] { return stopping_; });
+    stop_signal_.wait_for(stop_lock, interval, [this] { return stopping_; });
   }
 }
 
@@ -145,11 +149,11 @@ std::optional<ExitSnapshot> ExporterApp::ReadSnapshot() {
   return snapshot;
 }
 
-void ExporterApp::SampleOnce() {
+std::chrono::milliseconds ExporterApp::SampleOnce() {
   std::lock_guard lock(mutex_);
   TryAttach();
   const std::optional<ExitSnapshot> snapshot = ReadSnapshot();
-  if (!snapshot) return;
+  if (!snapshot) return config_.rates.sample_interval;
   const auto wall_now = std::chrono::system_clock::now();
   const SnapshotByVm by_vm(*snapshot);
   tracker_.Observe(by_vm, wall_now, attach_time_);
@@ -161,6 +165,32 @@ void ExporterApp::SampleOnce() {
     if (removed.size() != expired.size()) self_.MapDeleteFailed();
     tracker_.Retire(removed);
   }
+  return config_.rates.sample_interval;
+}
+
+bool ExporterApp::Reload(const std::variant<Config, ConfigError>& loaded) {
+  std::lock_guard lock(mutex_);
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) return RefuseReload(error->message);
+  const auto& reloaded = std::get<Config>(loaded);
+  const ConfigChanges changes = DiffConfig(config_, reloaded);
+  if (std::string why = RestartRequiredMessage(changes); !why.empty()) return RefuseReload(why);
+
+  tracker_.SetLimits(reloaded.vms.max_vms, reloaded.vms.grace_period, reloaded.vms.boot_window);
+  if (reloaded.vms.naming_rules != config_.vms.naming_rules) {
+    tracker_.Reidentify(MakeResolver(reloaded.vms.naming_rules));
+  }
+  // A new window starts empty: exit rates are absent until the next two samples.
+  if (reloaded.rates.window != config_.rates.window) rates_ = RateTracker(reloaded.rates.window);
+  config_ = reloaded;
+  self_.ConfigLoaded(true);
+  LogInfo("configuration reloaded; changed: " + JoinKeys(changes.live));
+  return true;
+}
+
+bool ExporterApp::RefuseReload(const std::string& why) {
+  self_.ConfigLoaded(false);
+  LogError("configuration reload failed, the running configuration is kept: " + why);
+  return false;
 }
 
 std::string ExporterApp::FillMapsForTesting(const std::vector<VmExitCount>& counts) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include "bpf_exit_source.h"
 #include "config.h"
@@ -34,6 +35,15 @@ class ExporterApp {
   std::string Start();
   void Stop();
 
+  // A configuration reload (SIGHUP) with what LoadConfig returned. Applies
+  // the keys that can change live (vms.*, rates.*) under the mutex, so a
+  // scrape sees the old settings or the new ones, never a mix. Refuses the
+  // whole reload when `loaded` is an error or changes a key the server or the
+  // BPF program was built from; then the running configuration stays.
+  // Logs the outcome and reports it in the config_last_reload_* metrics.
+  // Returns whether the reload was applied.
+  bool Reload(const std::variant<Config, ConfigError>& loaded);
+
   // One scrape's exposition text.
   std::string Scrape();
   int port() const { return http_ ? http_->port() : 0; }
@@ -48,11 +58,14 @@ class ExporterApp {
   // and logged): then a scrape writes no exit figures rather than wrong ones.
   // Empty, not nullopt, while the program is not attached.
   std::optional<ExitSnapshot> ReadSnapshot();
-  void SampleOnce();
+  // Returns the sample interval to wait, read under the mutex: a reload may change it.
+  std::chrono::milliseconds SampleOnce();
+  // Called with mutex_ held: logs why the reload is refused and reports it.
+  bool RefuseReload(const std::string& why);
 
   void SampleLoop();
 
-  Config config_;
+  Config config_;     // web.* is fixed after Start(); the rest is read and reloaded under mutex_
   SelfMetrics self_;  // thread-safe on its own; before the members that report to it
   BpfExitSource source_;
   std::unique_ptr<HttpServer> http_;

@@ -29,14 +29,59 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// Blocks SIGINT/SIGTERM in every thread, so the main thread can sigwait for them.
-sigset_t BlockShutdownSignals() {
+// Blocks every signal the main thread handles, in every thread (the threads
+// ExporterApp starts inherit the mask), so that none of them ends the process
+// without a log line. SIGPIPE is ignored: a client that hangs up is the HTTP
+// server's business, not a reason to stop.
+sigset_t BlockHandledSignals() {
   sigset_t signals;
   sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) {
+    sigaddset(&signals, signal_number);
+  }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
   return signals;
+}
+
+std::string SignalName(int signal_number) {
+  const char* abbreviation = sigabbrev_np(signal_number);
+  return abbreviation != nullptr ? std::string("SIG") + abbreviation
+                                 : "signal " + std::to_string(signal_number);
+}
+
+// SIGHUP: reads --config.file again, with the same flag overrides, as at start.
+void ReloadConfig(const Flags& flags, kvmexit::ExporterApp& app) {
+  if (flags.config_file.empty()) {
+    kvmexit::LogInfo(
+        "received SIGHUP: no --config.file was given, the embedded default configuration "
+        "cannot change; nothing to reload");
+  } else {
+    kvmexit::LogInfo("received SIGHUP, reloading the configuration from " + flags.config_file);
+  }
+  app.Reload(kvmexit::LoadConfig(flags.config_file, flags.overrides));
+}
+
+// Handles signals until SIGINT or SIGTERM asks to stop.
+void HandleSignalsUntilStop(const sigset_t& signals, const Flags& flags,
+                            kvmexit::ExporterApp& app) {
+  while (true) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    switch (signal_number) {
+      case SIGINT:
+      case SIGTERM:
+        kvmexit::LogInfo("received " + SignalName(signal_number) + ", shutting down");
+        return;
+      case SIGHUP:
+        ReloadConfig(flags, app);
+        break;
+      default:
+        kvmexit::LogWarn("received " + SignalName(signal_number) +
+                         ", ignored (SIGTERM or SIGINT stops the exporter, SIGHUP reloads its "
+                         "configuration)");
+    }
+  }
 }
 
 int Run(int argc, char** argv) {
@@ -82,13 +127,11 @@ int Run(int argc, char** argv) {
   // glibc gives each HTTP worker thread its own malloc arena, which roughly
   // doubled resident memory at 1,000 VMs (docs/benchmarks.md); two are enough.
   mallopt(M_ARENA_MAX, 2);
-  const sigset_t shutdown_signals = BlockShutdownSignals();
+  const sigset_t handled_signals = BlockHandledSignals();
   kvmexit::ExporterApp app(std::move(config));
   if (std::string error = app.Start(); !error.empty()) return Fail(error);
 
-  int signal_number = 0;
-  sigwait(&shutdown_signals, &signal_number);
-  kvmexit::LogInfo(std::string("received ") + strsignal(signal_number) + ", shutting down");
+  HandleSignalsUntilStop(handled_signals, flags, app);
   app.Stop();
   return 0;
 }

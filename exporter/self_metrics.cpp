@@ -88,6 +88,14 @@ SelfMetrics::SelfMetrics()
           "kvm_exit events for which the kernel skipped the BPF program; those exits are in no "
           "counter. tracepoint: another BPF program or a BPF map syscall was active on that CPU "
           "(counted by kernels from 6.7 on); tp_btf: only a recursion of the program itself.")),
+      config_reload_successful_(
+          OneGauge(registry_, "kvm_exit_exporter_config_last_reload_successful",
+                   "1 when the last configuration reload (SIGHUP) succeeded or none was tried, "
+                   "0 when it failed and the previous configuration is still in use.")),
+      config_reload_success_time_(OneGauge(
+          registry_, "kvm_exit_exporter_config_last_reload_success_timestamp_seconds",
+          "Unix time the running configuration was loaded: at start, then at each successful "
+          "reload.")),
       tracked_vms_(
           OneGauge(registry_, "kvm_exit_exporter_vms",
                    "VMM processes currently tracked (live, or ended within vms.grace_period).")),
@@ -121,6 +129,11 @@ void SelfMetrics::ReasonNamesFrom(std::string_view origin) {
   if (reason_names_origin_ != nullptr) reason_names_info_.Remove(reason_names_origin_);
   reason_names_origin_ = &reason_names_info_.Add({{"origin", std::string(origin)}});
   reason_names_origin_->Set(1);
+}
+
+void SelfMetrics::ConfigLoaded(bool successful) {
+  config_reload_successful_.Set(successful ? 1 : 0);
+  if (successful) config_reload_success_time_.SetToCurrentTime();
 }
 
 void SelfMetrics::Observe(const ExitSnapshot& snapshot) {

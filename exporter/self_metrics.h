@@ -56,6 +56,10 @@ class SelfMetrics {
     boot_exits_.Observe(static_cast<double>(boot_exits));
   }
   void ScrapeTook(double seconds) { scrape_duration_.Observe(seconds); }
+  // The configuration was loaded now (at start, or by a SIGHUP reload), or a
+  // reload failed: then the exporter keeps its old configuration, and the
+  // timestamp stays that of its last success.
+  void ConfigLoaded(bool successful);
 
   // Figures of the snapshot a scrape is built from.
   void Observe(const ExitSnapshot& snapshot);
@@ -90,6 +94,9 @@ class SelfMetrics {
   prometheus::Counter& prog_run_count_;
   prometheus::Counter& prog_run_time_;
   prometheus::Counter& prog_missed_;
+
+  prometheus::Gauge& config_reload_successful_;
+  prometheus::Gauge& config_reload_success_time_;
 
   prometheus::Gauge& tracked_vms_;
   prometheus::Gauge& folded_vms_;

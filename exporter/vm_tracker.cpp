@@ -114,6 +114,24 @@ VmTracker::VmTracker(VmTrackerOptions options, ProcessResolver resolve,
       resolve_(std::move(resolve)),
       start_ticks_(std::move(start_ticks)) {}
 
+void VmTracker::SetLimits(std::uint32_t max_vms, std::chrono::milliseconds grace_period,
+                          std::chrono::milliseconds boot_window) {
+  options_.max_vms = max_vms;
+  options_.grace_period = grace_period;
+  options_.boot_window = boot_window;
+}
+
+void VmTracker::Reidentify(ProcessResolver resolve) {
+  resolve_ = std::move(resolve);
+  for (auto& [tgid, vm] : vms_) {
+    if (vm.ended_at) continue;
+    std::optional<VmProcess> process = resolve_(tgid);
+    // Another start time: the pid was reused and the next Observe retires this VM.
+    if (!process || process->start_ticks != vm.process.start_ticks) continue;
+    vm.process.identity = std::move(process->identity);
+  }
+}
+
 void VmTracker::MarkEnded(const std::vector<std::uint32_t>& tgids,
                           const std::vector<TrackedVm*>& vms, WallClock::time_point now) const {
   // One poll() over every pidfd instead of one per VM: a thousand syscalls

@@ -182,6 +182,18 @@ class VmTracker {
   // Exact host totals (live entries + overflow + retired VMs) without building series.
   ReasonCounts HostTotals(const SnapshotByVm& snapshot) const;
 
+  // A reloaded configuration's limits, from the next Observe/View on: a boot
+  // window still open closes at the new length, an ended VM is retired at the
+  // new grace period. The boot-window listener of the constructor is kept.
+  void SetLimits(std::uint32_t max_vms, std::chrono::milliseconds grace_period,
+                 std::chrono::milliseconds boot_window);
+
+  // A reloaded configuration's naming: `resolve` names new VMs, and every VM
+  // still running as the process first seen is named again with it, so a
+  // corrected naming rule shows on the VMs it was written for. Ended VMs keep
+  // their name (their process is gone); start times and boot windows are kept.
+  void Reidentify(ProcessResolver resolve);
+
  private:
   struct TrackedVm {
     VmProcess process;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real daemon on loopback: serves exposition that promtool accepts, rejects
-# bad configs with a located message, keeps serving when it cannot attach, and
+# bad configs with a located message, keeps serving when it cannot attach,
+# reloads its config on SIGHUP, logs and ignores SIGQUIT/SIGUSR1/SIGUSR2, and
 # shuts down cleanly on SIGTERM. Prints one line per check and a closing tally.
 set -euo pipefail
 
@@ -39,6 +40,23 @@ start_exporter() {
     sleep 0.1
   done
   return 1
+}
+
+# Waits up to 5 s for `text` (fixed string) in the log file.
+wait_for_log() {
+  local log=$1 text=$2
+  for _ in $(seq 50); do
+    grep -qF -- "$text" "$log" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# The value of an unlabelled series in a scrape of `port`.
+metric() {
+  local port=$1 name=$2
+  # Empty (not a failed script) when the exporter does not answer.
+  curl -sf "http://127.0.0.1:$port/metrics" | sed -n "s/^$name \(.*\)$/\1/p" || true
 }
 
 # --- 1. default config: serves /metrics that promtool accepts ---------------
@@ -80,9 +98,17 @@ if start_exporter "$work/default.log" --web.listen-address=127.0.0.1:"$port"; th
   else
     fail "gzip response decodes" "no build_info in decoded body"
   fi
-  # --- SIGTERM: exits 0 promptly ---
+  # --- SIGHUP without --config.file: nothing to reload, a successful no-op ---
   pid=${pids[-1]}
-  kill -TERM "$pid"
+  kill -HUP "$pid" 2>/dev/null || true
+  if wait_for_log "$work/default.log" "nothing to reload" && kill -0 "$pid" 2>/dev/null &&
+    [ "$(metric "$port" kvm_exit_exporter_config_last_reload_successful)" = 1 ]; then
+    pass "SIGHUP with the embedded default config: logged no-op, reload successful"
+  else
+    fail "SIGHUP with the embedded default config" "$(tail -3 "$work/default.log")"
+  fi
+  # --- SIGTERM: exits 0 promptly ---
+  kill -TERM "$pid" 2>/dev/null || true
   rc=0
   timeout 10 tail --pid="$pid" -f /dev/null || rc=$?
   wait "$pid" && status=0 || status=$?
@@ -116,6 +142,85 @@ if start_exporter "$work/noattach.log" --config.file="$work/noattach.yml" --web.
   if grep -q 'kvm module is not loaded' "$work/noattach.log"; then pass "log says why attaching failed"; else fail "log says why" "$(cat "$work/noattach.log")"; fi
 else
   fail "exporter starts when attaching is impossible" "$(cat "$work/noattach.log")"
+fi
+
+# --- 2b. SIGHUP reloads the config file; other signals are logged and ignored --
+reload_yml="$work/reload.yml"
+write_reload_config() {  # $1: extra YAML appended after the fixed part
+  printf 'kernel:\n  tracefs_path: %s\n  attach_retry_interval: 200ms\n%s' \
+    "$work/empty-tracefs" "$1" >"$reload_yml"
+}
+# Reloads with `yaml`; passes `check` when the log shows `text` and the reload
+# metric is then `successful` (1 or 0).
+reload_and_expect() {
+  local check=$1 yaml=$2 text=$3 successful=$4
+  write_reload_config "$yaml"
+  kill -HUP "$pid" 2>/dev/null || true
+  if wait_for_log "$work/reload.log" "$text" &&
+    [ "$(metric "$port" kvm_exit_exporter_config_last_reload_successful)" = "$successful" ]; then
+    pass "$check"
+  else
+    fail "$check" "$(tail -3 "$work/reload.log")"
+  fi
+}
+write_reload_config $'vms:\n  max_vms: 1000\n'
+port=$(free_port)
+if start_exporter "$work/reload.log" --config.file="$reload_yml" --web.listen-address=127.0.0.1:"$port"; then
+  pid=${pids[-1]}
+  started_at=$(metric "$port" kvm_exit_exporter_config_last_reload_success_timestamp_seconds)
+  if [ "$(metric "$port" kvm_exit_exporter_config_last_reload_successful)" = 1 ] &&
+    awk -v t="${started_at:-0}" -v now="$(date +%s)" 'BEGIN { exit !(t > now - 60 && t <= now + 1) }'; then
+    pass "reload metrics are set at start"
+  else
+    fail "reload metrics are set at start" "timestamp '${started_at}'"
+  fi
+
+  sleep 1.1  # the timestamp must be able to advance
+  rules=$'  naming_rules:\n    - regex: \'-name guest=([a-z]+)\'\n      name: \'$1\'\n'
+  # --web.listen-address is applied again: without it the reload would be refused.
+  reload_and_expect "SIGHUP applies a valid change and names the changed keys" \
+    $'vms:\n  max_vms: 5\n'"$rules" "configuration reloaded; changed: vms.max_vms, vms.naming_rules" 1
+  reloaded_at=$(metric "$port" kvm_exit_exporter_config_last_reload_success_timestamp_seconds)
+  if awk -v a="${started_at:-0}" -v b="${reloaded_at:-0}" 'BEGIN { exit !(b > a) }'; then
+    pass "successful reload: timestamp advanced"
+  else
+    fail "successful reload metrics" "start ${started_at}, reload ${reloaded_at}"
+  fi
+
+  write_reload_config $'vms:\n  max_vms: lots\n'
+  kill -HUP "$pid" 2>/dev/null || true
+  if wait_for_log "$work/reload.log" "reload.yml:5:12" &&
+    grep -F "reload.yml:5:12" "$work/reload.log" | grep -qF "running configuration is kept"; then
+    pass "invalid file: reload refused with a located error"
+  else
+    fail "invalid file: located error" "$(tail -3 "$work/reload.log")"
+  fi
+  if kill -0 "$pid" 2>/dev/null &&
+    [ "$(metric "$port" kvm_exit_exporter_config_last_reload_successful)" = 0 ] &&
+    [ "$(metric "$port" kvm_exit_exporter_config_last_reload_success_timestamp_seconds)" = "$reloaded_at" ]; then
+    pass "invalid file: keeps serving, metric 0, timestamp of the last success kept"
+  else
+    fail "invalid file: keeps serving with metric 0" "$(tail -3 "$work/reload.log")"
+  fi
+
+  reload_and_expect "restart-only key: reload refused, the log names web.telemetry_path" \
+    $'web:\n  telemetry_path: /kvm\nvms:\n  max_vms: 5\n'"$rules" \
+    "changed keys need a restart: web.telemetry_path;" 0
+  # The config of the first reload is still the running one: reloading it changes nothing.
+  reload_and_expect "failed reloads kept the running config (same file again changes nothing)" \
+    $'vms:\n  max_vms: 5\n'"$rules" "configuration reloaded; changed: nothing" 1
+
+  for signal in QUIT USR1 USR2; do
+    kill -"$signal" "$pid" 2>/dev/null || true
+    if wait_for_log "$work/reload.log" "received SIG$signal, ignored" && sleep 0.2 &&
+      kill -0 "$pid" 2>/dev/null && curl -sf "http://127.0.0.1:$port/-/healthy" >/dev/null; then
+      pass "SIG$signal is logged and ignored"
+    else
+      fail "SIG$signal is logged and ignored" "$(tail -3 "$work/reload.log")"
+    fi
+  done
+else
+  fail "exporter starts with a config file" "$(cat "$work/reload.log")"
 fi
 
 # --- 3. bad configs: non-zero exit with a located, actionable message --------
@@ -172,7 +277,10 @@ if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--v
 
 # --- 4. port already in use: says why, exits 1, never touched BPF ----------
 port=$(free_port)
-python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(15)" &
+# SO_REUSEADDR: the port may still be in TIME_WAIT from a curl above (its
+# ephemeral port), which fails a plain bind; a listening socket still keeps
+# the exporter out.
+python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(15)" &
 pids+=($!)
 sleep 0.5
 out=$(timeout 10 "$exporter" --web.listen-address=127.0.0.1:"$port" 2>&1) && rc=0 || rc=$?

@@ -5,6 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+
 namespace kvmexit {
 namespace {
 
@@ -130,6 +134,42 @@ TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
                         "kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.005\"} 1",
                         "kvm_exit_exporter_scrape_duration_seconds_bucket{le=\"0.25\"} 2",
                     });
+}
+
+double Value(const std::string& text, const std::string& name) {
+  const std::string prefix = "\n" + name + " ";
+  const std::size_t at = text.find(prefix);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << name << " missing in:\n" << text;
+    return -1;
+  }
+  return std::stod(text.substr(at + prefix.size()));
+}
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+TEST(SelfMetricsTest, FailedReloadKeepsTheLastSuccessTimestamp) {
+  constexpr const char* kSuccessful = "kvm_exit_exporter_config_last_reload_successful";
+  constexpr const char* kTimestamp =
+      "kvm_exit_exporter_config_last_reload_success_timestamp_seconds";
+  SelfMetrics metrics;
+  const double before = Now();
+  metrics.ConfigLoaded(true);
+  const double loaded_at = Value(Text(metrics), kTimestamp);
+  EXPECT_EQ(Value(Text(metrics), kSuccessful), 1);
+  EXPECT_GE(loaded_at, before - 1);  // the text has whole seconds or less precision
+  EXPECT_LE(loaded_at, Now() + 1);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  metrics.ConfigLoaded(false);
+  EXPECT_EQ(Value(Text(metrics), kSuccessful), 0);
+  EXPECT_EQ(Value(Text(metrics), kTimestamp), loaded_at);
+
+  metrics.ConfigLoaded(true);
+  EXPECT_EQ(Value(Text(metrics), kSuccessful), 1);
+  EXPECT_GT(Value(Text(metrics), kTimestamp), loaded_at);
 }
 
 }  // namespace

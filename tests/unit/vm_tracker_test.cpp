@@ -349,5 +349,67 @@ TEST_F(VmTrackerTest, FoldedVmsAddTheirPerVcpuCountsToOther) {
   EXPECT_EQ(other.per_vcpu.size(), 3u);
 }
 
+TEST_F(VmTrackerTest, ReidentifyRenamesRunningVmsButNotEndedOrReusedOnes) {
+  processes_.Start(kPidA, "alpha", 1, 0);
+  processes_.Start(kPidB, "beta", 2, 0);
+  processes_.Start(kPidC, "gamma", 3, 0);
+  VmTracker tracker = MakeTracker({.grace_period = 3600s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 1), Entry(kPidB, kIo, 2), Entry(kPidC, kIo, 3)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  processes_.End(kPidB);
+  tracker.Observe(snapshot, attach_ + 2s, attach_);  // beta is noticed as ended
+  processes_.End(kPidC);
+  processes_.Start(kPidC, "reused", 99, 0);  // gamma's pid now names another process
+
+  // The new rules name every process differently.
+  FakeProcesses renamed;
+  renamed.Start(kPidA, "alpha-renamed", 1, 0);
+  renamed.Start(kPidB, "beta-renamed", 2, 0);
+  renamed.Start(kPidC, "reused-renamed", 99, 0);
+  tracker.Reidentify(renamed.Resolver());
+
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.vms.size(), 3u);
+  EXPECT_EQ(view.vms[0].vm, "alpha-renamed");
+  EXPECT_EQ(view.vms[1].vm, "beta");   // ended: its process cannot be read again
+  EXPECT_EQ(view.vms[2].vm, "gamma");  // not the process first seen
+  EXPECT_EQ(view.vms[0].counts.at(kIo), 1u);
+}
+
+TEST_F(VmTrackerTest, ReidentifyResolvesNewVmsWithTheNewResolver) {
+  VmTracker tracker = MakeTracker();
+  FakeProcesses renamed;
+  renamed.Start(kPidA, "from-new-rules", 1, 0);
+  processes_.Start(kPidA, "from-old-rules", 1, 0);
+  tracker.Reidentify(renamed.Resolver());
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 1)};
+  tracker.Observe(snapshot, attach_ + 1s, attach_);
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.vms.size(), 1u);
+  EXPECT_EQ(view.vms[0].vm, "from-new-rules");
+}
+
+TEST_F(VmTrackerTest, SetLimitsChangesFoldingGraceAndBootWindow) {
+  processes_.Start(kPidA, "alpha", 1, Seconds(attach_) + 1);
+  processes_.Start(kPidB, "beta", 2, Seconds(attach_) + 1);
+  VmTracker tracker = MakeTracker({.max_vms = 10, .grace_period = 3600s, .boot_window = 3600s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 5), Entry(kPidB, kIo, 7)};
+  tracker.Observe(snapshot, attach_ + 2s, attach_);
+  EXPECT_EQ(tracker.View(snapshot).folded_vms, 0u);
+
+  tracker.SetLimits(1, 10s, 30s);
+  EXPECT_EQ(tracker.View(snapshot).folded_vms, 1u);
+  // Both boot windows (an hour long before) close at 30 s now.
+  tracker.Observe(snapshot, attach_ + 40s, attach_);
+  EXPECT_THAT(closed_boots_, ::testing::UnorderedElementsAre(5u, 7u));
+  // An ended VM is retired after the new 10 s grace period, not the old hour.
+  processes_.End(kPidB);
+  tracker.Observe(snapshot, attach_ + 41s, attach_);
+  EXPECT_EQ(tracker.ExpiredKeys(snapshot, attach_ + 52s).size(), 1u);
+}
+
 }  // namespace
 }  // namespace kvmexit
