@@ -4,6 +4,7 @@
 
 #include "exit_metrics.h"
 #include "log.h"
+#include "privileges.h"
 #include "vm_identity.h"
 
 namespace kvmexit {
@@ -69,6 +70,12 @@ std::string ExporterApp::Start() {
   {
     std::lock_guard lock(mutex_);
     TryAttach();
+  }
+  // Capabilities belong to threads: drop them before the server's and the sampler's start.
+  if (std::string error = DropCapabilities(CapabilitiesToKeep(
+          ProbePrivilegeNeeds(config_.kernel.hook, config_.web.listen_address.port)));
+      !error.empty()) {
+    return error;
   }
   std::string error;
   http_ = HttpServer::Start(
