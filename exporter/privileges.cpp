@@ -1,6 +1,7 @@
 #include "privileges.h"
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,6 +127,13 @@ std::string DropCapabilities(const std::vector<cap_value_t>& keep_unsorted) {
           ShrinkBoundingSet(keep, Has(held, CAP_SETPCAP, CAP_EFFECTIVE), &bounding_unchanged);
       !error.empty()) {
     return "cannot drop capabilities: " + error;
+  }
+  // Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK, and libbpf raises
+  // the limit only when it first loads, which a late attach does after this
+  // drop: raise it now, while CAP_SYS_RESOURCE allows (a pod cannot set it).
+  if (Has(held, CAP_SYS_RESOURCE, CAP_EFFECTIVE)) {
+    const rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+    ::setrlimit(RLIMIT_MEMLOCK, &unlimited);  // best effort: attach says why if it matters
   }
   if (cap_reset_ambient() != 0) return "cannot clear the ambient capabilities: " + ErrnoText();
 

@@ -41,7 +41,10 @@ std::vector<cap_value_t> CapabilitiesToKeep(const PrivilegeNeeds& needs);
 // effective and permitted sets; clears the inheritable and ambient sets;
 // removes every other capability from the bounding set (when it holds
 // CAP_SETPCAP; without it, no_new_privs still stops any exec from gaining
-// one); sets no_new_privs. Logs the kept set once. Returns "" or why not.
+// one); sets no_new_privs. With CAP_SYS_RESOURCE it first lifts
+// RLIMIT_MEMLOCK, which BPF maps need on kernels before 5.11, so that a late
+// attach does not need CAP_SYS_RESOURCE. Logs the kept set once. Returns ""
+// or why not.
 // Capabilities belong to threads: it refuses to run while other threads exist.
 std::string DropCapabilities(const std::vector<cap_value_t>& keep);
 

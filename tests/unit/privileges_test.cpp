@@ -5,11 +5,14 @@
 #include "privileges.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <charconv>
+#include <optional>
 #include <cerrno>
 #include <filesystem>
 #include <functional>
@@ -124,6 +127,13 @@ std::string StatusField(std::string_view field) {
   return "";
 }
 
+std::optional<std::uint64_t> ParseHex(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
 // What a root process should look like after keeping {CAP_BPF, CAP_PERFMON}.
 std::string CheckDroppedToBpfAndPerfmon() {
   std::string wrong;
@@ -187,6 +197,26 @@ TEST_F(DropCapabilitiesTest, RefusesWhileAnotherThreadRuns) {
               // Nothing dropped: the other thread would have kept everything.
               const std::string after = StatusField("CapEff");
               return after == before ? std::string() : "dropped anyway: " + before + " -> " + after;
+            }),
+            "");
+}
+
+TEST_F(DropCapabilitiesTest, LiftsTheMemlockLimitBeforeDroppingSysResource) {
+  const auto effective = ParseHex(StatusField("CapEff"));
+  if (!effective || (*effective & (std::uint64_t{1} << CAP_SYS_RESOURCE)) == 0) {
+    GTEST_SKIP() << "this root lacks CAP_SYS_RESOURCE (CapEff " << StatusField("CapEff") << ")";
+  }
+  EXPECT_EQ(InChild([] {
+              const rlimit small{65536, 65536};
+              if (::setrlimit(RLIMIT_MEMLOCK, &small) != 0) return std::string("setrlimit");
+              if (std::string error = DropCapabilities({CAP_BPF, CAP_PERFMON}); !error.empty()) {
+                return error;
+              }
+              rlimit now{};
+              ::getrlimit(RLIMIT_MEMLOCK, &now);
+              return now.rlim_cur == RLIM_INFINITY && now.rlim_max == RLIM_INFINITY
+                         ? std::string()
+                         : "memlock limit " + std::to_string(now.rlim_cur);
             }),
             "");
 }
