@@ -29,21 +29,8 @@ fi
 
 work=$(mktemp -d /tmp/kvmexit-privilege-test.XXXXXX)
 chmod 755 "$work"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=tests/integration/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 # Capability bit numbers (linux/capability.h).
 readonly CAP_DAC_READ_SEARCH=2 CAP_SYS_PTRACE=19 CAP_SYS_ADMIN=21 CAP_PERFMON=38 CAP_BPF=39
 mask() {
@@ -105,6 +92,7 @@ wait_for() {
 # --- A VMM of another user, with secrets on its command line -----------------
 # Run as nobody, as libvirt runs QEMU as libvirt-qemu.
 secret=hunter2-$$
+# shellcheck disable=SC2016 # expanded by the inner bash
 setpriv --reuid=65534 --regid=65534 --clear-groups -- \
   bash -c 'exec -a qemu-system-x86_64 "$0" "$@"' "$fake_vmm" \
   -name guest=lp-probe,debug-threads=on -uuid 0b7e1c52-6f0e-4c7a-9d51-3a2f8e9b4c10 \
@@ -142,9 +130,11 @@ if grep -q "dropped capabilities; kept" "$work/root.log"; then
 else
   fail "root: the kept set is logged" "$(cat "$work/root.log")"
 fi
-metric "$port" | grep -q '^kvm_exit_exporter_bpf_attached 0$' &&
-  pass "root: not attached while kvm:kvm_exit is absent" ||
+if metric "$port" | grep -q '^kvm_exit_exporter_bpf_attached 0$'; then
+  pass "root: not attached while kvm:kvm_exit is absent"
+else
   fail "root: not attached while kvm:kvm_exit is absent" "$(metric "$port" | grep attached)"
+fi
 
 ln -sfn "$tracefs" "$work/tracefs"  # "kvm is loaded"
 if wait_for "$port" '^kvm_exit_exporter_bpf_attached 1$'; then
@@ -162,8 +152,8 @@ for info in /proc/"$daemon"/fdinfo/*; do
 done
 # key: tgid, vcpu_id, isa (2: SVM), exit_reason (0x7b: io), little-endian u32s.
 le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
-key="$(le32 "$vmm") $(le32 0) $(le32 2) $(le32 123)"
-if [ -n "$map_id" ] && bpftool map update id "$map_id" key hex $key value hex 2a 00 00 00 00 00 00 00; then
+read -r -a key <<<"$(le32 "$vmm") $(le32 0) $(le32 2) $(le32 123)"
+if [ -n "$map_id" ] && bpftool map update id "$map_id" key hex "${key[@]}" value hex 2a 00 00 00 00 00 00 00; then
   if wait_for "$port" '^kvm_vm_info\{.*vm="lp-probe"'; then
     pass "root: names the VMM of uid 65534 from its /proc files (vm=\"lp-probe\")"
   else
@@ -179,7 +169,7 @@ if [ -n "$map_id" ] && bpftool map update id "$map_id" key hex $key value hex 2a
   # Ended (grace_period 0s): the sampler deletes its entries from the map.
   deleted=no
   for _ in $(seq 100); do
-    if ! bpftool map lookup id "$map_id" key hex $key >/dev/null 2>&1; then deleted=yes; break; fi
+    if ! bpftool map lookup id "$map_id" key hex "${key[@]}" >/dev/null 2>&1; then deleted=yes; break; fi
     sleep 0.1
   done
   body=$(metric "$port")
