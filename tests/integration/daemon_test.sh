@@ -20,12 +20,7 @@ start_exporter() {
   pids+=($!)
   local port
   port=$(sed -n 's/.*--web.listen-address=127.0.0.1:\([0-9]*\).*/\1/p' <<<"$*")
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/-/healthy" >/dev/null 2>&1 && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  wait_until_serving "$port"
 }
 
 # --- 1. default config: serves /metrics that promtool accepts ---------------
@@ -134,7 +129,11 @@ if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--v
 port=$(free_port)
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(15)" &
 pids+=($!)
-sleep 0.5
+# Until the holder listens (python can take over 0.5 s to start on a busy machine).
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
 out=$(timeout 10 "$exporter" --web.listen-address=127.0.0.1:"$port" 2>&1) && rc=0 || rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "cannot listen on 127.0.0.1:$port" <<<"$out"; then
   pass "port in use is a clear error"

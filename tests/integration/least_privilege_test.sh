@@ -70,12 +70,7 @@ start_exporter() {
   shift 2
   "$@" >"$log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/-/healthy" >/dev/null 2>&1 && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  wait_until_serving "$port"
 }
 
 metric() { curl -sf "http://127.0.0.1:$1/metrics"; }

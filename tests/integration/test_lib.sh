@@ -17,3 +17,14 @@ fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# wait_until_serving PORT: up to 10 s for /-/healthy to answer; fails at once
+# if the last background process (${pids[-1]}) has exited.
+wait_until_serving() {
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$1/-/healthy" >/dev/null 2>&1 && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
