@@ -91,7 +91,7 @@ Like prometheus-node-exporter, the service is enabled and started on
 installation where systemd runs, and listens on 0.0.0.0:9756 so that a remote
 Prometheus can scrape it: restrict web.listen_address in config.yml or
 firewall the port if the VM names must not be visible on the network. It runs
-as a dynamic non-root user with CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH and
-CAP_SYS_PTRACE only.")
+as a dynamic non-root user with CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH
+only.")
 
 include(CPack)

@@ -5,6 +5,7 @@
 #include "config_reload.h"
 #include "exit_metrics.h"
 #include "log.h"
+#include "privileges.h"
 #include "vm_identity.h"
 
 namespace kvmexit {
@@ -71,18 +72,27 @@ ExporterApp::~ExporterApp() { Stop(); }
 
 std::string ExporterApp::Start() {
   // Bind first: a daemon that cannot serve must exit before it loads a BPF
-  // program into the kernel, not after. Scrapes before the attach below see
-  // attached=0, as they do whenever attaching fails.
+  // program into the kernel, not after. Binding before the drop below also
+  // means a port under 1024 needs no capability for the rest of the run.
   std::string error;
-  http_ = HttpServer::Start(
-      HttpServerOptions{.listen_address = config_.web.listen_address,
-                        .telemetry_path = config_.web.telemetry_path},
-      [this] { return Scrape(); }, &error);
-  if (!http_) return error;
+  UniqueFd listening_socket = Listen(config_.web.listen_address, &error);
+  if (!listening_socket.valid()) return error;
   {
     std::lock_guard lock(mutex_);
     TryAttach();
   }
+  // Capabilities belong to threads: drop them before the server's and the
+  // sampler's threads start, so that none of them ever holds more.
+  if (error = DropCapabilities(CapabilitiesToKeep(ProbePrivilegeNeeds(config_.kernel.hook)));
+      !error.empty()) {
+    return error;
+  }
+  http_ = HttpServer::Start(
+      std::move(listening_socket),
+      HttpServerOptions{.listen_address = config_.web.listen_address,
+                        .telemetry_path = config_.web.telemetry_path},
+      [this] { return Scrape(); }, &error);
+  if (!http_) return error;
   sampler_ = std::thread([this] { SampleLoop(); });
   LogInfo("listening on " + FormatListenAddress(config_.web.listen_address) + ", metrics at " +
           config_.web.telemetry_path);

@@ -79,6 +79,18 @@ std::string LandingPage(const std::string& telemetry_path) {
          HtmlEscape(telemetry_path) + "\">Metrics</a></p>\n</body></html>\n";
 }
 
+int BoundPort(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+}
+
+}  // namespace
+
 // Creates, binds and listens on the socket ourselves rather than letting MHD
 // do it: MHD reports only that it failed, and an operator needs the reason.
 UniqueFd Listen(const ListenAddress& address, std::string* error) {
@@ -111,18 +123,6 @@ UniqueFd Listen(const ListenAddress& address, std::string* error) {
   *error = where + std::strerror(last_errno);
   return {};
 }
-
-int BoundPort(int fd) {
-  sockaddr_storage address{};
-  socklen_t length = sizeof(address);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
-  if (address.ss_family == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
-  }
-  return ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
-}
-
-}  // namespace
 
 // The MHD access handler, a friend of HttpServer. Every request is answered on
 // its first call, when the headers are in and before any body is read: MHD then
@@ -240,6 +240,11 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
                                               std::string* error) {
   UniqueFd listen_fd = Listen(options.listen_address, error);
   if (!listen_fd.valid()) return nullptr;
+  return Start(std::move(listen_fd), options, std::move(scrape), error);
+}
+
+std::unique_ptr<HttpServer> HttpServer::Start(UniqueFd listen_fd, const HttpServerOptions& options,
+                                              ScrapeFn scrape, std::string* error) {
   auto server = std::make_unique<HttpServer>(PrivateTag{}, options, std::move(scrape));
   server->port_ = BoundPort(listen_fd.get());
 

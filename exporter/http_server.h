@@ -11,6 +11,7 @@
 #include <string>
 
 #include "listen_address.h"
+#include "unique_fd.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
@@ -51,9 +52,16 @@ class HttpServer {
 
   HttpServer(PrivateTag, HttpServerOptions options, ScrapeFn scrape);
 
-  // Starts listening. On failure returns nullptr and sets *error to a message
-  // naming the address and the reason (e.g. address already in use).
+  // Binds and listens on options.listen_address, then serves. On failure
+  // returns nullptr and sets *error to a message naming the address and the
+  // reason (e.g. address already in use).
   static std::unique_ptr<HttpServer> Start(const HttpServerOptions& options, ScrapeFn scrape,
+                                           std::string* error);
+  // Serves on a socket Listen() returned earlier: the daemon binds while it
+  // still holds every capability and starts the server's threads only after
+  // it dropped them (capabilities belong to threads).
+  static std::unique_ptr<HttpServer> Start(UniqueFd listening_socket,
+                                           const HttpServerOptions& options, ScrapeFn scrape,
                                            std::string* error);
   // Stops accepting, waits for the server threads and closes every connection.
   ~HttpServer();
@@ -75,6 +83,10 @@ class HttpServer {
 
   friend struct HttpRequestHandler;
 };
+
+// A socket bound to `address` and listening. On failure returns an invalid fd
+// and sets *error to a message naming the address and the reason.
+UniqueFd Listen(const ListenAddress& address, std::string* error);
 
 // gzip-compresses `data` (RFC 1952). Returns "" on failure.
 std::string Gzip(const std::string& data);

@@ -9,6 +9,7 @@ build_packages=(
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
   prometheus-cpp-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev
   libre2-dev # vms.naming_rules regexes
+  libcap-dev # exporter/privileges.cpp: drop capabilities after attaching
   dpkg-dev file # the Debian package: cpack -G DEB computes Depends with dpkg-shlibdeps (and file)
 )
 test_packages=(

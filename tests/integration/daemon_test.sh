@@ -7,24 +7,11 @@ set -euo pipefail
 
 exporter=${1:?usage: daemon_test.sh PATH_TO_kvm_exit_exporter}
 work=$(mktemp -d /tmp/kvmexit-daemon-test.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+# shellcheck source=tests/integration/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 
 command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus"; exit 1; }
 command -v curl >/dev/null || { echo "curl missing: apt-get install curl"; exit 1; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Starts the exporter in the background; waits until it answers or gives up.
 start_exporter() {
@@ -34,12 +21,7 @@ start_exporter() {
   pids+=($!)
   local port
   port=$(sed -n 's/.*--web.listen-address=127.0.0.1:\([0-9]*\).*/\1/p' <<<"$*")
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/-/healthy" >/dev/null 2>&1 && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
+  wait_until_serving "$port"
 }
 
 # Waits up to 5 s for `text` (fixed string) in the log file.
@@ -282,7 +264,11 @@ port=$(free_port)
 # the exporter out.
 python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(15)" &
 pids+=($!)
-sleep 0.5
+# Until the holder listens (python can take over 0.5 s to start on a busy machine).
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
 out=$(timeout 10 "$exporter" --web.listen-address=127.0.0.1:"$port" 2>&1) && rc=0 || rc=$?
 if [ "$rc" -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$port" <<<"$out" &&
   grep -qi "address already in use" <<<"$out"; then

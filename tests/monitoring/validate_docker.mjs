@@ -28,7 +28,7 @@ const root = resolve(here, "../..");
 const dockerDir = resolve(root, "deploy/docker");
 
 const RUNTIME_PACKAGES = ["libbpf1", "libprometheus-cpp-core1.0", "libyaml-cpp0.7", "libmicrohttpd12",
-  "zlib1g"];
+  "zlib1g", "libcap2", "libre2-9"];
 
 const readYaml = (path) => YAML.parse(readFileSync(path, "utf8"));
 

@@ -149,7 +149,7 @@ check(sc.allowPrivilegeEscalation === false, "container: allowPrivilegeEscalatio
 check(sc.readOnlyRootFilesystem === true, "container: read-only root file system");
 check(isDeepStrictEqual(sc.capabilities?.drop, ["ALL"]), "container: drops ALL capabilities");
 check(added.length > 0 && added.every((cap) => ALLOWED_CAPS.has(cap)),
-      "container: adds only BPF/PERFMON/SYS_RESOURCE/DAC_READ_SEARCH/SYS_PTRACE",
+      "container: adds only BPF/PERFMON/SYS_RESOURCE",
       added.filter((cap) => !ALLOWED_CAPS.has(cap)).join(","));
 check(added.includes("BPF") && added.includes("PERFMON"), "container: has BPF and PERFMON");
 check(Boolean(c.resources?.limits?.cpu && c.resources?.limits?.memory &&
