@@ -13,6 +13,10 @@
 #include "kernel_hook.h"
 #include "listen_address.h"
 
+namespace YAML {
+struct Mark;
+}
+
 namespace kvmexit {
 
 // A site's own VM naming rule: the first rule whose regex matches names the VM.
@@ -73,6 +77,10 @@ struct ConfigError {
 // Missing keys keep their defaults; unknown keys, wrong types and out-of-range values are errors.
 std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
                                               std::string_view source_name);
+
+// "<source>:<line>:<column>: <message>" (1-based), or "<source>: <message>"
+// when yaml-cpp has no position: every YAML file the exporter reads says where.
+std::string Located(std::string_view source, const YAML::Mark& mark, std::string_view message);
 
 // Reads and parses a file; an unreadable file is a ConfigError naming the path and errno text.
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);

@@ -65,7 +65,7 @@ ExporterApp::ExporterApp(Config config)
 
 ExporterApp::~ExporterApp() { Stop(); }
 
-std::string ExporterApp::Start() {
+std::string ExporterApp::Start(WebConfig web) {
   {
     std::lock_guard lock(mutex_);
     TryAttach();
@@ -73,7 +73,8 @@ std::string ExporterApp::Start() {
   std::string error;
   http_ = HttpServer::Start(
       HttpServerOptions{.listen_address = config_.web.listen_address,
-                        .telemetry_path = config_.web.telemetry_path},
+                        .telemetry_path = config_.web.telemetry_path,
+                        .web = std::move(web)},
       [this] { return Scrape(); }, &error);
   if (!http_) return error;
   sampler_ = std::thread([this] { SampleLoop(); });

@@ -30,7 +30,8 @@ class ExporterApp {
 
   // Tries to attach, starts the sampler and the HTTP server. Returns "" or why
   // the server could not start. A failed attach is not an error: it is retried.
-  std::string Start();
+  // `web` (--web.config.file) adds TLS, basic authentication and headers.
+  std::string Start(WebConfig web = {});
   void Stop();
 
   // One scrape's exposition text.
