@@ -8,11 +8,13 @@ build_packages=(
   cmake make g++ pkg-config git
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
   prometheus-cpp-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev
+  libgnutls28-dev libcrypt-dev # --web.config.file: client certificates (GnuTLS), bcrypt (libxcrypt)
   dpkg-dev file # the Debian package: cpack -G DEB computes Depends with dpkg-shlibdeps (and file)
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 prometheus
+  openssl apache2-utils # tests/integration/web_tls_test.sh: certificates, htpasswd -B
   qemu-system-x86 busybox-static cpio xz-utils zstd kmod
   lintian systemd # tests/package/check_deb.sh: lintian, systemd-analyze verify
 )
