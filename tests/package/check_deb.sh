@@ -104,8 +104,9 @@ echo "  Depends: $depends"
 dep_names=$(tr ',|' '\n' <<<"$depends" | sed 's/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | sort -u)
 has_dep() { grep -qx "$1" <<<"$dep_names"; }
 # Libraries the binary links directly (prometheus-cpp-core serves the
-# exporter's own metrics).
-for package in libc6 libstdc++6 libbpf1 libyaml-cpp0.7 libmicrohttpd12 libprometheus-cpp-core1.0 zlib1g; do
+# exporter's own metrics; GnuTLS and libcrypt the --web.config.file).
+for package in libc6 libstdc++6 libbpf1 libyaml-cpp0.7 libmicrohttpd12 libprometheus-cpp-core1.0 zlib1g \
+  libgnutls30 libcrypt1; do
   has_dep "$package" && pass "Depends names $package" || fail "Depends lacks $package: $depends"
 done
 # Computed, not listed by hand: every library the binary needs comes from a
