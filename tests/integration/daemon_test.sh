@@ -5,25 +5,11 @@
 set -euo pipefail
 
 exporter=${1:?usage: daemon_test.sh PATH_TO_kvm_exit_exporter}
-work=$(mktemp -d /tmp/kvmexit-daemon-test.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+# shellcheck source-path=SCRIPTDIR source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 
 command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus"; exit 1; }
 command -v curl >/dev/null || { echo "curl missing: apt-get install curl"; exit 1; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Starts the exporter in the background; waits until it answers or gives up.
 start_exporter() {
@@ -155,5 +141,4 @@ else
   fail "port in use is a clear error" "exit $rc: $out"
 fi
 
-echo "daemon: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally daemon

@@ -6,33 +6,19 @@
 set -euo pipefail
 
 exporter=${1:?usage: web_tls_test.sh PATH_TO_kvm_exit_exporter}
-work=$(mktemp -d /tmp/kvmexit-web-tls-test.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+# shellcheck source-path=SCRIPTDIR source=check_lib.sh
+source "$(dirname "$0")/check_lib.sh"
 
 for tool in openssl curl htpasswd prometheus python3; do
   command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/install_deps.sh"; exit 1; }
 done
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # --- certificates -----------------------------------------------------------
 cd "$work"
 quiet() { "$@" >/dev/null 2>&1 || { echo "failed: $*"; exit 1; }; }
 quiet openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=test-ca
-# Signs NAME.csr with the CA for DAYS days (0: expires the second it is made).
+# sign NAME CN DAYS: NAME.key and NAME.crt for CN, signed by the CA, valid DAYS days
+# (0: expires the second it is made).
 sign() {
   quiet openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$2" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
@@ -212,5 +198,4 @@ else
   fail "--config.check accepts a good web config" "exit $code: $output"
 fi
 
-echo "web_tls_test: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally web_tls_test
