@@ -45,6 +45,8 @@ web_config() {
     fi
     echo "basic_auth_users:"
     echo "  prometheus: '$hash'"
+    echo "http_server_config:"
+    echo "  headers: {X-Frame-Options: deny, Strict-Transport-Security: max-age=31536000}"
   } >"$1"
 }
 
@@ -89,6 +91,13 @@ if start_exporter "$port" auth.yml; then
     pass "401 carries WWW-Authenticate: Basic realm"
   else
     fail "401 carries WWW-Authenticate: Basic realm" "header missing"
+  fi
+  headers=$(curl -s -D - -o /dev/null --cacert ca.crt -u prometheus:scrape-secret "$url")
+  if grep -qi '^X-Frame-Options: deny' <<<"$headers" &&
+    grep -qi '^Strict-Transport-Security: max-age=31536000' <<<"$headers"; then
+    pass "http_server_config.headers are sent"
+  else
+    fail "http_server_config.headers are sent" "$headers"
   fi
   if curl -s -o /dev/null "http://127.0.0.1:$port/metrics"; then
     fail "plain HTTP is refused on the TLS port" "curl got an HTTP answer"
