@@ -56,14 +56,6 @@ std::string Describe(const YAML::Node& node) {
   }
 }
 
-std::string Located(std::string_view source, const YAML::Mark& mark, std::string_view message) {
-  std::string located(source);
-  if (!mark.is_null()) {
-    located += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-  }
-  return located + ": " + std::string(message);
-}
-
 // A value found under a key, with the dotted name messages call it by.
 struct Value {
   YAML::Node node;
@@ -416,6 +408,14 @@ Config ParseText(std::string_view yaml_text) {
 }
 
 }  // namespace
+
+std::string Located(std::string_view source, const YAML::Mark& mark, std::string_view message) {
+  std::string located(source);
+  if (!mark.is_null()) {
+    located += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+  return located + ": " + std::string(message);
+}
 
 std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
                                               std::string_view source_name) {

@@ -70,7 +70,7 @@ ExporterApp::ExporterApp(Config config)
 
 ExporterApp::~ExporterApp() { Stop(); }
 
-std::string ExporterApp::Start() {
+std::string ExporterApp::Start(WebConfig web) {
   // Bind first: a daemon that cannot serve must exit before it loads a BPF
   // program into the kernel, not after. Binding before the drop below also
   // means a port under 1024 needs no capability for the rest of the run.
@@ -90,7 +90,8 @@ std::string ExporterApp::Start() {
   http_ = HttpServer::Start(
       std::move(listening_socket),
       HttpServerOptions{.listen_address = config_.web.listen_address,
-                        .telemetry_path = config_.web.telemetry_path},
+                        .telemetry_path = config_.web.telemetry_path,
+                        .web = std::move(web)},
       [this] { return Scrape(); }, &error);
   if (!http_) return error;
   sampler_ = std::thread([this] { SampleLoop(); });

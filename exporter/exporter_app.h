@@ -30,9 +30,11 @@ class ExporterApp {
   ExporterApp& operator=(const ExporterApp&) = delete;
 
   // Binds the HTTP port first (a port in use then stops us before the kernel is
-  // touched), then tries to attach and starts the sampler. Returns "" or why the
-  // server could not start. A failed attach is not an error: it is retried.
-  std::string Start();
+  // touched), then tries to attach, drops capabilities and starts the server
+  // and the sampler. Returns "" or why the server could not start. A failed
+  // attach is not an error: it is retried. `web` (--web.config.file) adds TLS,
+  // basic authentication and headers.
+  std::string Start(WebConfig web = {});
   void Stop();
 
   // A configuration reload (SIGHUP) with what LoadConfig returned. Applies

@@ -1,5 +1,6 @@
 #include "http_server.h"
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -28,6 +29,11 @@ struct ResponseDeleter {
 using ResponsePtr = std::unique_ptr<MHD_Response, ResponseDeleter>;
 
 using Header = std::pair<const char*, const char*>;
+// http_server_config.headers of the web config, sent with every response.
+using SiteHeaders = std::vector<std::pair<std::string, std::string>>;
+
+// Shown by browsers in the login prompt; Prometheus ignores it.
+constexpr const char* kRealm = "kvm_exit_exporter";
 
 // A response whose body MHD reads from `body` until it has sent it; the
 // string is handed to MHD and freed by it, so a large exposition is not copied.
@@ -41,14 +47,24 @@ ResponsePtr MakeResponse(std::string body) {
   return response;
 }
 
-MHD_Result Respond(MHD_Connection* connection, unsigned status, const char* content_type,
-                   std::string body, std::initializer_list<Header> headers = {}) {
+MHD_Result Respond(MHD_Connection* connection, const SiteHeaders& site_headers, unsigned status,
+                   const char* content_type, std::string body,
+                   std::initializer_list<Header> headers = {}) {
   const ResponsePtr response = MakeResponse(std::move(body));
   if (!response) return MHD_NO;  // out of memory: MHD closes the connection
   MHD_add_response_header(response.get(), MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   // Browsers must not guess a script or HTML type into the plain-text answers.
   MHD_add_response_header(response.get(), "X-Content-Type-Options", "nosniff");
   for (const auto& [name, value] : headers) MHD_add_response_header(response.get(), name, value);
+  for (const auto& [name, value] : site_headers) {
+    // Sent above already; the web config can only ask for the same value.
+    if (name == "X-Content-Type-Options") continue;
+    MHD_add_response_header(response.get(), name.c_str(), value.c_str());
+  }
+  if (status == MHD_HTTP_UNAUTHORIZED) {
+    // Adds WWW-Authenticate: Basic realm="..." so that clients know to authenticate.
+    return MHD_queue_basic_auth_fail_response(connection, kRealm, response.get());
+  }
   // MHD sends no body for HEAD by itself, with the Content-Length of the GET.
   return MHD_queue_response(connection, status, response.get());
 }
@@ -77,6 +93,81 @@ std::string LandingPage(const std::string& telemetry_path) {
          "kvm:kvm_exit tracepoint.</p>\n"
          "<p><a href=\"" +
          HtmlEscape(telemetry_path) + "\">Metrics</a></p>\n</body></html>\n";
+}
+
+// The credentials of an Authorization: Basic header, checked against the
+// web config's users; false when the header is absent or malformed.
+bool Authenticated(BasicAuth& auth, MHD_Connection* connection) {
+  char* password = nullptr;
+  char* user = MHD_basic_auth_get_username_password(connection, &password);
+  const std::unique_ptr<char, decltype(&MHD_free)> user_owner(user, &MHD_free);
+  const std::unique_ptr<char, decltype(&MHD_free)> password_owner(password, &MHD_free);
+  return user != nullptr && password != nullptr && auth.Verify(user, password);
+}
+
+gnutls_session_t TlsSession(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  return info != nullptr ? static_cast<gnutls_session_t>(info->tls_session) : nullptr;
+}
+
+bool VerifiesClientCertificate(ClientAuth auth) {
+  return auth == ClientAuth::kVerifyClientCertIfGiven ||
+         auth == ClientAuth::kRequireAndVerifyClientCert;
+}
+
+// MHD_OPTION_NOTIFY_CONNECTION: runs when a connection starts, before its TLS
+// handshake. libmicrohttpd only ever *requests* a client certificate (when it
+// has a trust list); client_auth_type decides whether one is required, and
+// whether GnuTLS verifies it against client_ca_file during the handshake.
+void OnConnectionStarted(void* cls, MHD_Connection* connection, void** /*socket_context*/,
+                         MHD_ConnectionNotificationCode code) noexcept {
+  if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+  const auto& tls = *static_cast<const WebConfig::Tls*>(cls);
+  gnutls_session_t session = TlsSession(connection);
+  if (session == nullptr) return;
+  switch (tls.client_auth) {
+    case ClientAuth::kNoClientCert:
+      gnutls_certificate_server_set_request(session, GNUTLS_CERT_IGNORE);
+      break;
+    case ClientAuth::kRequestClientCert:
+    case ClientAuth::kVerifyClientCertIfGiven:
+      gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
+      break;
+    case ClientAuth::kRequireAnyClientCert:
+    case ClientAuth::kRequireAndVerifyClientCert:
+      gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+      break;
+  }
+  if (VerifiesClientCertificate(tls.client_auth))
+    gnutls_session_set_verify_cert(session, nullptr, 0);
+}
+
+// Checks again, per request, what the handshake should have enforced: with
+// Verify* a certificate the client sent must chain to client_ca_file.
+bool ClientCertificateAccepted(const std::optional<WebConfig::Tls>& tls,
+                               MHD_Connection* connection) {
+  if (!tls || !VerifiesClientCertificate(tls->client_auth)) return true;
+  gnutls_session_t session = TlsSession(connection);
+  if (session == nullptr) return false;
+  unsigned peer_count = 0;
+  if (gnutls_certificate_get_peers(session, &peer_count) == nullptr || peer_count == 0) {
+    return tls->client_auth == ClientAuth::kVerifyClientCertIfGiven;
+  }
+  unsigned status = 0;
+  return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
+// GnuTLS priorities: the system's defaults, without the versions below min_version.
+std::string TlsPriorities(TlsVersion min_version) {
+  std::string priorities = "NORMAL:-VERS-ALL";
+  for (const auto& [version, name] :
+       {std::pair{TlsVersion::kTls13, "TLS1.3"}, std::pair{TlsVersion::kTls12, "TLS1.2"},
+        std::pair{TlsVersion::kTls11, "TLS1.1"}, std::pair{TlsVersion::kTls10, "TLS1.0"}}) {
+    if (version < min_version) break;
+    priorities.append(":+VERS-").append(name);
+  }
+  return priorities;
 }
 
 int BoundPort(int fd) {
@@ -137,7 +228,7 @@ struct HttpRequestHandler {
       return Handle(*static_cast<const HttpServer*>(cls), connection, url, method);
     } catch (...) {
       try {
-        return Respond(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, kTextContentType,
+        return Respond(connection, {}, MHD_HTTP_INTERNAL_SERVER_ERROR, kTextContentType,
                        "internal error\n");
       } catch (...) {
         return MHD_NO;  // closes the connection
@@ -152,34 +243,43 @@ struct HttpRequestHandler {
 MHD_Result HttpRequestHandler::Handle(const HttpServer& server, MHD_Connection* connection,
                                       const char* url, const char* method) {
   const HttpServerOptions& options = server.options_;
+  const SiteHeaders& site = options.web.headers;
+  if (!ClientCertificateAccepted(options.web.tls, connection)) {
+    return Respond(connection, site, MHD_HTTP_FORBIDDEN, kTextContentType,
+                   "403 forbidden: the client certificate is not signed by client_ca_file\n");
+  }
+  if (server.basic_auth_ && !Authenticated(*server.basic_auth_, connection)) {
+    return Respond(connection, site, MHD_HTTP_UNAUTHORIZED, kTextContentType,
+                   "401 unauthorized: give a user and password of basic_auth_users\n");
+  }
   const std::string_view request_method = method != nullptr ? method : "";
   const std::string_view path = url != nullptr ? url : "";
   if (request_method != MHD_HTTP_METHOD_GET && request_method != MHD_HTTP_METHOD_HEAD) {
-    return Respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, kTextContentType,
+    return Respond(connection, site, MHD_HTTP_METHOD_NOT_ALLOWED, kTextContentType,
                    "method not allowed; use GET or HEAD\n", {{MHD_HTTP_HEADER_ALLOW, "GET, HEAD"}});
   }
   if (path == options.telemetry_path) {
     std::string body = server.scrape_();
     if (AcceptsGzip(AcceptEncoding(connection))) {
       if (std::string compressed = Gzip(body); !compressed.empty()) {
-        return Respond(connection, MHD_HTTP_OK, kMetricsContentType, std::move(compressed),
+        return Respond(connection, site, MHD_HTTP_OK, kMetricsContentType, std::move(compressed),
                        {{MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip"},
                         {MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING}});
       }
     }
-    return Respond(connection, MHD_HTTP_OK, kMetricsContentType, std::move(body),
+    return Respond(connection, site, MHD_HTTP_OK, kMetricsContentType, std::move(body),
                    {{MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING}});
   }
   if (path == "/") {
-    return Respond(connection, MHD_HTTP_OK, "text/html; charset=utf-8",
+    return Respond(connection, site, MHD_HTTP_OK, "text/html; charset=utf-8",
                    LandingPage(options.telemetry_path));
   }
   if (path == "/-/healthy" || path == "/-/ready") {
-    return Respond(connection, MHD_HTTP_OK, kTextContentType, "OK\n");
+    return Respond(connection, site, MHD_HTTP_OK, kTextContentType, "OK\n");
   }
   // Nothing from the request goes back: an error page that echoes it is a
   // reflection vector, and the operator wants to know where to look instead.
-  return Respond(connection, MHD_HTTP_NOT_FOUND, kTextContentType,
+  return Respond(connection, site, MHD_HTTP_NOT_FOUND, kTextContentType,
                  "404 not found; metrics are at " + options.telemetry_path + "\n");
 }
 
@@ -256,15 +356,24 @@ std::unique_ptr<HttpServer> HttpServer::Start(UniqueFd listen_fd, const HttpServ
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(options.connection_memory_limit),
        nullptr},
   };
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+  if (std::string tls_error = server->AddTlsOptions(mhd_options, flags); !tls_error.empty()) {
+    *error =
+        "cannot serve HTTPS on " + FormatListenAddress(options.listen_address) + ": " + tls_error;
+    return nullptr;
+  }
+  if (!options.web.basic_auth_users.empty()) {
+    server->basic_auth_ = std::make_unique<BasicAuth>(options.web.basic_auth_users);
+  }
   // A pool of one is no pool: MHD then wants the option absent.
   if (options.threads > 1) {
     mhd_options.push_back({MHD_OPTION_THREAD_POOL_SIZE, options.threads, nullptr});
   }
   mhd_options.push_back({MHD_OPTION_END, 0, nullptr});
   // No MHD_USE_ERROR_LOG: under a flood MHD would log every refused connection.
-  server->daemon_.reset(MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, 0, nullptr,
-                                         nullptr, &HttpRequestHandler::Call, server.get(),
-                                         MHD_OPTION_ARRAY, mhd_options.data(), MHD_OPTION_END));
+  server->daemon_.reset(MHD_start_daemon(flags, 0, nullptr, nullptr, &HttpRequestHandler::Call,
+                                         server.get(), MHD_OPTION_ARRAY, mhd_options.data(),
+                                         MHD_OPTION_END));
   if (!server->daemon_) {
     *error = "cannot serve HTTP on " + FormatListenAddress(options.listen_address) +
              ": libmicrohttpd failed to start";
@@ -275,5 +384,28 @@ std::unique_ptr<HttpServer> HttpServer::Start(UniqueFd listen_fd, const HttpServ
 }
 
 HttpServer::~HttpServer() = default;
+
+std::string HttpServer::AddTlsOptions(std::vector<MHD_OptionItem>& mhd_options, unsigned& flags) {
+  if (!options_.web.tls) return "";
+  if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+    return "this libmicrohttpd was built without TLS support";
+  }
+  // Pointers into options_, which lives as long as the daemon.
+  const WebConfig::Tls& tls = *options_.web.tls;
+  tls_priorities_ = TlsPriorities(tls.min_version);
+  flags |= MHD_USE_TLS;
+  mhd_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls.cert_pem.c_str())});
+  mhd_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(tls.key_pem.c_str())});
+  if (!tls.client_ca_pem.empty()) {
+    mhd_options.push_back(
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(tls.client_ca_pem.c_str())});
+  }
+  mhd_options.push_back(
+      {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls_priorities_.c_str())});
+  mhd_options.push_back({MHD_OPTION_NOTIFY_CONNECTION,
+                         reinterpret_cast<intptr_t>(&OnConnectionStarted),
+                         const_cast<WebConfig::Tls*>(&tls)});
+  return "";
+}
 
 }  // namespace kvmexit

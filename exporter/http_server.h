@@ -9,12 +9,16 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "basic_auth.h"
 #include "listen_address.h"
 #include "unique_fd.h"
+#include "web_config.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
+struct MHD_OptionItem;
 
 namespace kvmexit {
 
@@ -40,6 +44,9 @@ struct HttpServerOptions {
   unsigned connection_timeout_seconds = 5;
   // Request line and headers must fit; larger requests get 431 or 414.
   std::size_t connection_memory_limit = std::size_t{16} * 1024;
+  // --web.config.file: TLS, basic authentication, extra headers. The default
+  // is plain HTTP without authentication.
+  WebConfig web;
 };
 
 class HttpServer {
@@ -72,6 +79,10 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
+  // Adds the TLS options of options_.web to `mhd_options` and `flags`;
+  // returns why TLS cannot be served, or "".
+  std::string AddTlsOptions(std::vector<MHD_OptionItem>& mhd_options, unsigned& flags);
+
   struct DaemonDeleter {
     void operator()(MHD_Daemon* daemon) const;
   };
@@ -80,6 +91,8 @@ class HttpServer {
   ScrapeFn scrape_;
   std::unique_ptr<MHD_Daemon, DaemonDeleter> daemon_;
   int port_ = 0;
+  std::unique_ptr<BasicAuth> basic_auth_;  // null: no authentication
+  std::string tls_priorities_;             // GnuTLS priority string; MHD keeps the pointer
 
   friend struct HttpRequestHandler;
 };

@@ -14,11 +14,13 @@
 #include "config.h"
 #include "exporter_app.h"
 #include "log.h"
+#include "web_config.h"
 
 namespace {
 
 struct Flags {
   std::string config_file;
+  std::string web_config_file;
   kvmexit::ConfigOverrides overrides;
   bool check_config = false;
   bool version = false;
@@ -98,6 +100,9 @@ int Run(int argc, char** argv) {
   cli.add_option("--web.telemetry-path", flags.overrides.telemetry_path,
                  "Path under which to expose metrics (overrides web.telemetry_path; default "
                  "/metrics)");
+  cli.add_option("--web.config.file", flags.web_config_file,
+                 "TLS and basic authentication, in the Prometheus exporter-toolkit format "
+                 "(docs/deploy.md); default: plain HTTP without authentication");
   cli.add_flag("--config.check", flags.check_config,
                "Validate the configuration, print the effective settings and exit");
   cli.add_flag("--version", flags.version, "Print the version and exit");
@@ -117,10 +122,19 @@ int Run(int argc, char** argv) {
   auto loaded = kvmexit::LoadConfig(flags.config_file, flags.overrides);
   if (auto* error = std::get_if<kvmexit::ConfigError>(&loaded)) return Fail(error->message);
   kvmexit::Config config = std::get<kvmexit::Config>(std::move(loaded));
+  kvmexit::WebConfig web;
+  if (!flags.web_config_file.empty()) {
+    auto web_loaded = kvmexit::LoadWebConfigFile(flags.web_config_file);
+    if (auto* error = std::get_if<kvmexit::WebConfigError>(&web_loaded)) {
+      return Fail(error->message);
+    }
+    web = std::get<kvmexit::WebConfig>(std::move(web_loaded));
+  }
   if (flags.check_config) {
     std::cout << "configuration OK: listen "
               << kvmexit::FormatListenAddress(config.web.listen_address) << ", metrics at "
-              << config.web.telemetry_path << "\n";
+              << config.web.telemetry_path << (web.tls ? " over TLS" : "")
+              << (web.basic_auth_users.empty() ? "" : " with basic auth") << "\n";
     return 0;
   }
 
@@ -129,7 +143,7 @@ int Run(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);
   const sigset_t handled_signals = BlockHandledSignals();
   kvmexit::ExporterApp app(std::move(config));
-  if (std::string error = app.Start(); !error.empty()) return Fail(error);
+  if (std::string error = app.Start(std::move(web)); !error.empty()) return Fail(error);
 
   HandleSignalsUntilStop(handled_signals, flags, app);
   app.Stop();

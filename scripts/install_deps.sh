@@ -10,11 +10,13 @@ build_packages=(
   prometheus-cpp-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev
   libre2-dev # vms.naming_rules regexes
   libcap-dev # exporter/privileges.cpp: drop capabilities after attaching
+  libgnutls28-dev libcrypt-dev # --web.config.file: client certificates (GnuTLS), bcrypt (libxcrypt)
   dpkg-dev file # the Debian package: cpack -G DEB computes Depends with dpkg-shlibdeps (and file)
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 prometheus
+  openssl apache2-utils # tests/integration/web_tls_test.sh: certificates, htpasswd -B
   qemu-system-x86 busybox-static cpio xz-utils zstd kmod
   lintian systemd # tests/package/check_deb.sh: lintian, systemd-analyze verify
 )

@@ -6,8 +6,7 @@
 set -euo pipefail
 
 exporter=${1:?usage: daemon_test.sh PATH_TO_kvm_exit_exporter}
-work=$(mktemp -d /tmp/kvmexit-daemon-test.XXXXXX)
-# shellcheck source=tests/integration/test_lib.sh
+# shellcheck source-path=SCRIPTDIR source=test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
 
 command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus"; exit 1; }
@@ -284,5 +283,4 @@ else
   pass "port in use: BPF program never loaded"
 fi
 
-echo "daemon: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally daemon

@@ -29,7 +29,7 @@ fi
 
 work=$(mktemp -d /tmp/kvmexit-privilege-test.XXXXXX)
 chmod 755 "$work"
-# shellcheck source=tests/integration/test_lib.sh
+# shellcheck source-path=SCRIPTDIR source=test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
 # Capability bit numbers (linux/capability.h).
 readonly CAP_DAC_READ_SEARCH=2 CAP_SYS_PTRACE=19 CAP_SYS_ADMIN=21 CAP_PERFMON=38 CAP_BPF=39
@@ -117,7 +117,7 @@ port=$(free_port)
 if ! start_exporter "$work/root.log" "$port" "$exporter" --config.file="$work/config.yml" \
   --web.listen-address=127.0.0.1:"$port"; then
   fail "root: exporter starts" "$(cat "$work/root.log")"
-  echo "privilege: $passed passed, $failed failed"
+  tally privilege
   exit 1
 fi
 daemon=${pids[-1]}
@@ -207,5 +207,4 @@ else
   fail "non-root: exporter starts with ambient capabilities" "$(cat "$work/user.log")"
 fi
 
-echo "privilege: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+tally privilege

@@ -1,11 +1,14 @@
-# Shared by the daemon-level test scripts (source it): a scratch directory
-# $work, background pids to kill on exit ($pids), PASS/FAIL tallies and a
-# free loopback port. The caller sets `work` before sourcing.
 # shellcheck shell=bash
-pids=()
+# Helpers of the integration scripts that start the real daemon (source it):
+# a scratch directory $work, background processes ($pids) killed on exit,
+# PASS/FAIL lines with a closing tally, a free loopback port, and a wait for
+# the daemon to serve. A caller may set `work` before sourcing.
+
+work=${work:-$(mktemp -d /tmp/kvmexit-integration.XXXXXX)}
+pids=() # background processes to kill on exit
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  rm -rf "${work:?set work before sourcing test_lib.sh}"
+  rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -13,6 +16,11 @@ passed=0
 failed=0
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+# Prints "NAME: N passed, M failed"; fails when any check failed.
+tally() {
+  echo "$1: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

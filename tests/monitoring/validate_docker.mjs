@@ -28,7 +28,7 @@ const root = resolve(here, "../..");
 const dockerDir = resolve(root, "deploy/docker");
 
 const RUNTIME_PACKAGES = ["libbpf1", "libprometheus-cpp-core1.0", "libyaml-cpp0.7", "libmicrohttpd12",
-  "zlib1g", "libcap2", "libre2-9"];
+  "zlib1g", "libcap2", "libre2-9", "libgnutls30", "libcrypt1"];
 
 const readYaml = (path) => YAML.parse(readFileSync(path, "utf8"));
 

@@ -105,8 +105,9 @@ dep_names=$(tr ',|' '\n' <<<"$depends" | sed 's/(.*)//; s/[[:space:]]//g' | sed 
 has_dep() { grep -qx "$1" <<<"$dep_names"; }
 # Libraries the binary links directly (prometheus-cpp-core serves the
 # exporter's own metrics, libre2-9 runs vms.naming_rules, libcap2 drops
-# capabilities).
-for package in libc6 libstdc++6 libbpf1 libyaml-cpp0.7 libmicrohttpd12 libprometheus-cpp-core1.0 zlib1g libre2-9 libcap2; do
+# capabilities, GnuTLS and libcrypt serve --web.config.file).
+for package in libc6 libstdc++6 libbpf1 libyaml-cpp0.7 libmicrohttpd12 libprometheus-cpp-core1.0 zlib1g \
+  libre2-9 libcap2 libgnutls30 libcrypt1; do
   has_dep "$package" && pass "Depends names $package" || fail "Depends lacks $package: $depends"
 done
 # Computed, not listed by hand: every library the binary needs comes from a

@@ -1,0 +1,386 @@
+#include "web_config.h"
+
+#include <gnutls/gnutls.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstring>
+#include <memory>
+#include <set>
+#include <stdexcept>
+
+#include "config.h"
+#include "file_text.h"
+#include "text.h"
+
+namespace kvmexit {
+namespace {
+
+// A problem at a place in the file; ParseWebConfig turns it into a message.
+class WebConfigProblem : public std::runtime_error {
+ public:
+  WebConfigProblem(const YAML::Mark& mark, const std::string& message)
+      : std::runtime_error(message), mark_(mark) {}
+  const YAML::Mark& mark() const { return mark_; }
+
+ private:
+  YAML::Mark mark_;
+};
+
+// One entry of a map: yaml-cpp places an empty value (`key:`) at the next
+// token, so problems with an empty value are reported at its key.
+struct Entry {
+  std::string key;
+  YAML::Mark key_mark;
+  YAML::Node value;
+  std::string name;  // dotted, for messages: "tls_server_config.min_version"
+
+  YAML::Mark mark() const { return value.IsNull() ? key_mark : value.Mark(); }
+  [[noreturn]] void Fail(const std::string& message) const {
+    throw WebConfigProblem(mark(), name + ": " + message);
+  }
+};
+
+std::string Joined(std::initializer_list<std::string_view> words) {
+  std::string joined;
+  for (const std::string_view word : words) {
+    if (!joined.empty()) joined += ", ";
+    joined += word;
+  }
+  return joined;
+}
+
+// Calls `visit` with each entry of the map `node` (nothing for an empty value);
+// refuses anything but a map of plain keys, and a key given twice.
+template <typename Visit>
+void ForEachEntry(const YAML::Node& node, const std::string& prefix, Visit visit) {
+  if (node.IsNull()) return;
+  const std::string what = prefix.empty() ? "the web config" : prefix;
+  if (!node.IsMap()) throw WebConfigProblem(node.Mark(), what + " must be a map");
+  std::set<std::string, std::less<>> seen;
+  for (const auto& item : node) {
+    if (!item.first.IsScalar()) {
+      throw WebConfigProblem(item.first.Mark(), what + ": a key must be a plain name");
+    }
+    const std::string& key = item.first.Scalar();
+    if (!seen.insert(key).second) {
+      std::string message = what;
+      message.append(": key \"").append(key).append("\" is given twice");
+      throw WebConfigProblem(item.first.Mark(), message);
+    }
+    std::string name = prefix;
+    if (!name.empty()) name += '.';
+    name += key;
+    visit(Entry{key, item.first.Mark(), item.second, std::move(name)});
+  }
+}
+
+const std::string& Scalar(const Entry& entry) {
+  if (!entry.value.IsScalar()) entry.Fail("must be a string");
+  return entry.value.Scalar();
+}
+
+std::string NonEmptyScalar(const Entry& entry) {
+  if (entry.value.IsNull()) entry.Fail("must not be empty");
+  const std::string& text = Scalar(entry);
+  if (text.empty()) entry.Fail("must not be empty");
+  return text;
+}
+
+[[noreturn]] void Unknown(const Entry& entry, std::string_view allowed) {
+  throw WebConfigProblem(entry.key_mark,
+                         "unknown key \"" + entry.name + "\"; allowed: " + std::string(allowed));
+}
+
+[[noreturn]] void Unsupported(const Entry& entry, std::string_view why) {
+  throw WebConfigProblem(entry.key_mark, entry.name + " is not supported by kvm_exit_exporter (" +
+                                             std::string(why) + "); remove it");
+}
+
+struct ClientAuthName {
+  std::string_view name;
+  ClientAuth value;
+};
+constexpr ClientAuthName kClientAuthNames[] = {
+    {"NoClientCert", ClientAuth::kNoClientCert},
+    {"RequestClientCert", ClientAuth::kRequestClientCert},
+    {"RequireAnyClientCert", ClientAuth::kRequireAnyClientCert},
+    {"VerifyClientCertIfGiven", ClientAuth::kVerifyClientCertIfGiven},
+    {"RequireAndVerifyClientCert", ClientAuth::kRequireAndVerifyClientCert},
+};
+constexpr TlsVersion kTlsVersions[] = {TlsVersion::kTls10, TlsVersion::kTls11, TlsVersion::kTls12,
+                                       TlsVersion::kTls13};
+
+ClientAuth ParseClientAuth(const Entry& entry) {
+  const std::string& text = Scalar(entry);
+  for (const auto& [name, value] : kClientAuthNames) {
+    if (text == name) return value;
+  }
+  entry.Fail("unknown client auth type \"" + text + "\"; use one of " +
+             Joined({"NoClientCert", "RequestClientCert", "RequireAnyClientCert",
+                     "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"}));
+}
+
+TlsVersion ParseTlsVersion(const Entry& entry) {
+  const std::string& text = Scalar(entry);
+  for (const TlsVersion version : kTlsVersions) {
+    if (text == TlsVersionName(version)) return version;
+  }
+  entry.Fail("unknown TLS version \"" + text + "\"; use one of TLS10, TLS11, TLS12, TLS13");
+}
+
+bool NeedsClientCa(ClientAuth auth) {
+  return auth == ClientAuth::kVerifyClientCertIfGiven ||
+         auth == ClientAuth::kRequireAndVerifyClientCert;
+}
+
+std::optional<WebConfig::Tls> ParseTls(const Entry& section) {
+  WebConfig::Tls tls;
+  bool any = false;
+  std::optional<YAML::Mark> client_ca_mark;
+  ForEachEntry(section.value, section.name, [&](const Entry& entry) {
+    any = true;
+    if (entry.key == "cert_file") {
+      tls.cert_file = NonEmptyScalar(entry);
+    } else if (entry.key == "key_file") {
+      tls.key_file = NonEmptyScalar(entry);
+    } else if (entry.key == "client_ca_file") {
+      tls.client_ca_file = NonEmptyScalar(entry);
+      client_ca_mark = entry.key_mark;
+    } else if (entry.key == "client_auth_type") {
+      tls.client_auth = ParseClientAuth(entry);
+    } else if (entry.key == "min_version") {
+      tls.min_version = ParseTlsVersion(entry);
+    } else if (entry.key == "max_version") {
+      // TLS 1.3 is the highest version anyway; a lower cap is not offered.
+      if (ParseTlsVersion(entry) != TlsVersion::kTls13) {
+        Unsupported(entry, "only TLS13, the default, can be given");
+      }
+    } else if (entry.key == "cert" || entry.key == "key" || entry.key == "client_ca") {
+      Unsupported(entry, "inline PEM; put it in a file and use " + entry.key + "_file");
+    } else if (entry.key == "cipher_suites" || entry.key == "curve_preferences" ||
+               entry.key == "prefer_server_cipher_suites") {
+      Unsupported(entry, "GnuTLS chooses ciphers and curves from its system priorities");
+    } else if (entry.key == "client_allowed_sans") {
+      Unsupported(entry, "client certificates are checked against client_ca_file only");
+    } else {
+      Unknown(entry, "cert_file, key_file, client_auth_type, client_ca_file, min_version");
+    }
+  });
+  if (!any) return std::nullopt;  // `tls_server_config:` with nothing below: plain HTTP
+  const auto missing = [&](std::string_view key) {
+    return WebConfigProblem(section.key_mark, section.name + ": " + std::string(key) +
+                                                  " is missing; TLS needs cert_file and key_file");
+  };
+  if (tls.cert_file.empty()) throw missing("cert_file");
+  if (tls.key_file.empty()) throw missing("key_file");
+  if (client_ca_mark && tls.client_auth == ClientAuth::kNoClientCert) {
+    throw WebConfigProblem(*client_ca_mark,
+                           section.name +
+                               ".client_ca_file is set but client_auth_type is NoClientCert; "
+                               "set client_auth_type to RequireAndVerifyClientCert");
+  }
+  if (NeedsClientCa(tls.client_auth) && tls.client_ca_file.empty()) {
+    throw WebConfigProblem(
+        section.key_mark,
+        section.name + ": client_auth_type " +
+            std::string(kClientAuthNames[static_cast<int>(tls.client_auth)].name) +
+            " needs client_ca_file, the CA that signs client certificates");
+  }
+  return tls;
+}
+
+void ParseHeaders(const Entry& section, WebConfig& config) {
+  ForEachEntry(section.value, section.name, [&](const Entry& entry) {
+    const std::string value = entry.value.IsNull() ? "" : Scalar(entry);
+    if (entry.key == "X-Frame-Options") {
+      const std::string lower = ToLower(value);
+      if (!value.empty() && lower != "deny" && lower != "sameorigin") {
+        entry.Fail("must be deny or sameorigin, got \"" + value + "\"");
+      }
+    } else if (entry.key == "X-Content-Type-Options") {
+      if (!value.empty() && ToLower(value) != "nosniff") {
+        entry.Fail("must be nosniff, got \"" + value + "\"");
+      }
+    } else if (entry.key != "Content-Security-Policy" && entry.key != "X-XSS-Protection" &&
+               entry.key != "Strict-Transport-Security") {
+      // As exporter-toolkit: headers such as Content-Type or Authorization
+      // would break the responses or the authentication.
+      Unknown(entry,
+              "Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, "
+              "X-XSS-Protection, Strict-Transport-Security");
+    }
+    if (value.find_first_of("\r\n") != std::string::npos) entry.Fail("must be one line");
+    if (!value.empty()) config.headers.emplace_back(entry.key, value);  // blank: unset
+  });
+}
+
+void ParseHttpServerConfig(const Entry& section, WebConfig& config) {
+  ForEachEntry(section.value, section.name, [&](const Entry& entry) {
+    if (entry.key == "headers") {
+      ParseHeaders(entry, config);
+    } else if (entry.key == "http2") {
+      const std::string& text = Scalar(entry);
+      if (text == "true") Unsupported(entry, "libmicrohttpd serves HTTP/1.1 only; set it to false");
+      if (text != "false") entry.Fail("must be true or false, got \"" + text + "\"");
+    } else {
+      Unknown(entry, "headers, http2");
+    }
+  });
+}
+
+// bcrypt in the modular crypt format: $2a$, $2b$ or $2y$, a two-digit cost
+// from 04 to 31, then 53 characters of salt and hash.
+bool IsBcryptHash(std::string_view hash) {
+  constexpr std::size_t kLength = 60;
+  if (hash.size() != kLength || hash[0] != '$' || hash[1] != '2' || hash[3] != '$' ||
+      hash[6] != '$') {
+    return false;
+  }
+  if (hash[2] != 'a' && hash[2] != 'b' && hash[2] != 'y') return false;
+  const auto cost = ParseDecimal<int>(hash.substr(4, 2));
+  return cost && *cost >= 4 && *cost <= 31;
+}
+
+void ParseBasicAuthUsers(const Entry& section, WebConfig& config) {
+  ForEachEntry(section.value, section.name, [&](const Entry& entry) {
+    if (entry.key.empty() || entry.key.find(':') != std::string::npos) {
+      throw WebConfigProblem(entry.key_mark,
+                             section.name + ": user name \"" + entry.key +
+                                 "\" must be non-empty and without ':' (Basic authentication "
+                                 "separates user and password with it)");
+    }
+    const std::string& hash = Scalar(entry);
+    if (!IsBcryptHash(hash)) {
+      entry.Fail(
+          "must be a bcrypt hash ($2y$10$ and 53 more characters), not a password; make one with "
+          "htpasswd -nbB USER PASSWORD");
+    }
+    config.basic_auth_users.emplace(entry.key, hash);
+  });
+}
+
+WebConfig ParseDocument(const YAML::Node& root) {
+  WebConfig config;
+  ForEachEntry(root, "", [&](const Entry& entry) {
+    if (entry.key == "tls_server_config") {
+      config.tls = ParseTls(entry);
+    } else if (entry.key == "http_server_config") {
+      ParseHttpServerConfig(entry, config);
+    } else if (entry.key == "basic_auth_users") {
+      ParseBasicAuthUsers(entry, config);
+    } else if (entry.key == "rate_limit") {
+      Unsupported(entry, "limit clients with a reverse proxy");
+    } else {
+      Unknown(entry, "tls_server_config, http_server_config, basic_auth_users");
+    }
+  });
+  return config;
+}
+
+// A relative path in the file means relative to the file's directory.
+std::string Resolve(const std::string& config_path, const std::string& path) {
+  if (path.starts_with('/')) return path;
+  const std::size_t slash = config_path.rfind('/');
+  return slash == std::string::npos ? path : config_path.substr(0, slash + 1) + path;
+}
+
+struct CredentialsDeleter {
+  void operator()(gnutls_certificate_credentials_st* credentials) const {
+    gnutls_certificate_free_credentials(credentials);
+  }
+};
+
+// Lets GnuTLS parse the files now, so that --config.check and start-up name a
+// wrong file instead of the server failing on its first connection.
+std::string CheckWithGnuTls(const WebConfig::Tls& tls) {
+  gnutls_certificate_credentials_t raw = nullptr;
+  if (gnutls_certificate_allocate_credentials(&raw) != GNUTLS_E_SUCCESS) {
+    return "GnuTLS cannot allocate credentials";
+  }
+  const std::unique_ptr<gnutls_certificate_credentials_st, CredentialsDeleter> credentials(raw);
+  const auto datum = [](const std::string& text) {
+    return gnutls_datum_t{reinterpret_cast<unsigned char*>(const_cast<char*>(text.data())),
+                          static_cast<unsigned>(text.size())};
+  };
+  const gnutls_datum_t cert = datum(tls.cert_pem);
+  const gnutls_datum_t key = datum(tls.key_pem);
+  if (const int status = gnutls_certificate_set_x509_key_mem(raw, &cert, &key, GNUTLS_X509_FMT_PEM);
+      status < 0) {
+    return "cert_file " + tls.cert_file + " and key_file " + tls.key_file +
+           " are not a matching PEM certificate and key: " + gnutls_strerror(status);
+  }
+  if (!tls.client_ca_pem.empty()) {
+    const gnutls_datum_t ca = datum(tls.client_ca_pem);
+    if (gnutls_certificate_set_x509_trust_mem(raw, &ca, GNUTLS_X509_FMT_PEM) <= 0) {
+      return "client_ca_file " + tls.client_ca_file + " holds no PEM certificate";
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string_view TlsVersionName(TlsVersion version) {
+  switch (version) {
+    case TlsVersion::kTls10:
+      return "TLS10";
+    case TlsVersion::kTls11:
+      return "TLS11";
+    case TlsVersion::kTls12:
+      return "TLS12";
+    case TlsVersion::kTls13:
+      return "TLS13";
+  }
+  return "TLS12";
+}
+
+std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_text,
+                                                       std::string_view source_name) {
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    if (documents.size() > 1) {
+      return WebConfigError{
+          Located(source_name, documents[1].Mark(), "only one YAML document is allowed")};
+    }
+    return documents.empty() ? WebConfig{} : ParseDocument(documents.front());
+  } catch (const WebConfigProblem& problem) {
+    return WebConfigError{Located(source_name, problem.mark(), problem.what())};
+  } catch (const YAML::Exception& e) {
+    return WebConfigError{Located(source_name, e.mark, "invalid YAML: " + e.msg)};
+  } catch (const std::exception& e) {
+    return WebConfigError{Located(source_name, YAML::Mark::null_mark(), e.what())};
+  }
+}
+
+std::variant<WebConfig, WebConfigError> LoadWebConfigFile(const std::string& path) {
+  const FileText file = ReadFileText(path);
+  if (file.error != 0) {
+    return WebConfigError{path + ": cannot read the web config file: " + std::strerror(file.error)};
+  }
+  auto parsed = ParseWebConfig(file.text, path);
+  auto* config = std::get_if<WebConfig>(&parsed);
+  if (config == nullptr || !config->tls) return parsed;
+  WebConfig::Tls& tls = *config->tls;
+  const auto read = [&](std::string_view key, std::string& file_path, std::string& pem) {
+    if (file_path.empty()) return std::string();
+    file_path = Resolve(path, file_path);
+    FileText pem_file = ReadFileText(file_path);
+    if (pem_file.error != 0) {
+      return path + ": tls_server_config." + std::string(key) + ": cannot read " + file_path +
+             ": " + std::strerror(pem_file.error);
+    }
+    pem = std::move(pem_file.text);
+    return std::string();
+  };
+  for (std::string error :
+       {read("cert_file", tls.cert_file, tls.cert_pem), read("key_file", tls.key_file, tls.key_pem),
+        read("client_ca_file", tls.client_ca_file, tls.client_ca_pem)}) {
+    if (!error.empty()) return WebConfigError{std::move(error)};
+  }
+  if (std::string error = CheckWithGnuTls(tls); !error.empty()) {
+    return WebConfigError{path + ": tls_server_config: " + error};
+  }
+  return parsed;
+}
+
+}  // namespace kvmexit

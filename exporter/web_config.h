@@ -1,0 +1,67 @@
+// The --web.config.file: TLS, basic authentication and extra response headers,
+// in the file format of the Prometheus exporter-toolkit, so that a file
+// written for node_exporter works here. Keys this exporter cannot honour
+// (cipher_suites, client_allowed_sans, rate_limit...) are refused by name,
+// never silently ignored: a security setting that is not applied must not
+// look as if it were.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace kvmexit {
+
+// Go's crypto/tls.ClientAuthType, by the names exporter-toolkit files use.
+enum class ClientAuth {
+  kNoClientCert,
+  kRequestClientCert,
+  kRequireAnyClientCert,
+  kVerifyClientCertIfGiven,
+  kRequireAndVerifyClientCert,
+};
+
+enum class TlsVersion { kTls10, kTls11, kTls12, kTls13 };
+
+struct WebConfig {
+  struct Tls {
+    // Paths as written, made absolute against the web config file's directory
+    // by LoadWebConfigFile (exporter-toolkit resolves them the same way).
+    std::string cert_file;
+    std::string key_file;
+    std::string client_ca_file;  // empty: none
+    ClientAuth client_auth = ClientAuth::kNoClientCert;
+    TlsVersion min_version = TlsVersion::kTls12;
+    // PEM contents, read by LoadWebConfigFile; empty after ParseWebConfig.
+    std::string cert_pem;
+    std::string key_pem;
+    std::string client_ca_pem;
+  };
+  std::optional<Tls> tls;  // nullopt: plain HTTP
+  // user -> bcrypt hash ($2a$, $2b$ or $2y$). Empty: no authentication.
+  std::map<std::string, std::string, std::less<>> basic_auth_users;
+  // Extra response headers (name, value), from http_server_config.headers.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct WebConfigError {
+  std::string message;  // "<source>:<line>:<column>: <what is wrong>; <what is allowed>"
+};
+
+// Parses `yaml_text` and checks every key and value; reads no file (a fuzz
+// target can call it). `source_name` prefixes the messages.
+std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_text,
+                                                       std::string_view source_name);
+
+// Reads and parses the file at `path`, resolves the TLS paths against its
+// directory and reads the certificate, key and CA files into the *_pem fields.
+std::variant<WebConfig, WebConfigError> LoadWebConfigFile(const std::string& path);
+
+// "TLS12" for messages and the GnuTLS priority string.
+std::string_view TlsVersionName(TlsVersion version);
+
+}  // namespace kvmexit
