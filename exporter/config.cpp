@@ -6,6 +6,7 @@
 #include "text.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>  // CountDocuments
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -398,13 +400,74 @@ Config ParseDocument(const YAML::Node& root) {
   return config;
 }
 
-Config ParseText(std::string_view yaml_text) {
-  const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-  if (documents.size() > 1) {
-    throw ConfigProblem(documents[1].Mark(), "only one YAML document is allowed, found " +
-                                                 std::to_string(documents.size()));
+// Where each document of a YAML stream starts (its first token) and where its
+// value starts (for messages), from the parser's events.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  struct Document {
+    YAML::Mark start;
+    std::optional<YAML::Mark> value;
+  };
+  std::vector<Document> documents;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    documents.push_back({mark, std::nullopt});
   }
-  return documents.empty() ? Config{} : ParseDocument(documents.front());
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Value(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Value(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Value(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Value(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Value(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Value(const YAML::Mark& mark) {
+    if (!documents.back().value) documents.back().value = mark;
+  }
+};
+
+// Throws unless `text` holds at most one document; returns how many it holds.
+// Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on a token
+// that cannot start a node, such as a top-level "," (jbeder/yaml-cpp#1040,
+// fixed upstream after 0.8): the parser reports an empty document there without
+// consuming the token. Here a document starting where the previous one started
+// is that token, reported as invalid YAML.
+std::size_t CountDocuments(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  const auto& documents = starts.documents;
+  while (parser.HandleNextDocument(starts)) {
+    const std::size_t count = documents.size();
+    if (count >= 2 && documents[count - 1].start.pos == documents[count - 2].start.pos) {
+      const YAML::Mark& at = documents.back().start;
+      throw ConfigProblem(at, "invalid YAML: unexpected " +
+                                  Quoted(text.substr(static_cast<std::size_t>(at.pos), 1)) +
+                                  " (no value can start with it)");
+    }
+  }
+  if (documents.size() > 1) {
+    throw ConfigProblem(
+        documents[1].value.value_or(documents[1].start),
+        "only one YAML document is allowed, found " + std::to_string(documents.size()));
+  }
+  return documents.size();
+}
+
+Config ParseText(std::string_view yaml_text) {
+  const std::string text(yaml_text);
+  return CountDocuments(text) == 0 ? Config{} : ParseDocument(YAML::Load(text));
 }
 
 }  // namespace

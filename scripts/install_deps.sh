@@ -19,6 +19,7 @@ test_packages=(
   openssl apache2-utils # tests/integration/web_tls_test.sh: certificates, htpasswd -B
   qemu-system-x86 busybox-static cpio xz-utils zstd kmod
   lintian systemd # tests/package/check_deb.sh: lintian, systemd-analyze verify
+  clang-14 libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer, ASan and UBSan runtimes
 )
 case "$level" in
   runtime | build) packages=("${build_packages[@]}") ;;

@@ -173,6 +173,9 @@ const BadConfig kBadConfigs[] = {
      "cfg.yml:3:3: duplicate key \"telemetry_path\" in section \"web\" (first at line 2)"},
     {"? [a]\n: 1\n", "cfg.yml:1:3: the configuration: a section must be a plain name, got a list"},
     {"web: {}\n---\nweb: {}\n", "cfg.yml:3:1: only one YAML document is allowed, found 2"},
+    // yaml-cpp 0.7's LoadAll looped forever on these (found by tests/fuzz/fuzz_config).
+    {",", "cfg.yml:1:1: invalid YAML: unexpected \",\" (no value can start with it)"},
+    {"web: {}\n---\n,\n", "cfg.yml:3:1: invalid YAML: unexpected \",\""},
     // YAML syntax.
     {"web: [\n", "cfg.yml:2:1: invalid YAML: end of sequence flow not found"},
     {"web:\n  a: b\n c: d\n", "cfg.yml:3:2: invalid YAML: end of map not found"},

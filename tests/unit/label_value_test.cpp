@@ -33,5 +33,12 @@ TEST(TrimmedLabelValueTest, TrimsThenSanitizes) {
   EXPECT_EQ(TrimmedLabelValue(" \t\n"), "");
 }
 
+// Found by tests/fuzz/fuzz_vm_identity: the cap used to cut "aaa... b" right
+// after the space, and the VM name ended in it.
+TEST(TrimmedLabelValueTest, NoSpaceLeftAtTheCut) {
+  const std::string text = std::string(kMaxVmLabelBytes - 1, 'a') + " b";
+  EXPECT_EQ(TrimmedLabelValue(text), std::string(kMaxVmLabelBytes - 1, 'a'));
+}
+
 }  // namespace
 }  // namespace kvmexit
