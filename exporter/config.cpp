@@ -4,9 +4,8 @@
 #include "listen_address.h"
 #include "naming_rules.h"
 #include "text.h"
+#include "yaml_document.h"
 
-#include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/eventhandler.h>  // CountDocuments
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -18,7 +17,6 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -32,17 +30,6 @@ using namespace std::chrono_literals;
 // A problem at a place in the document. Thrown while walking the document and
 // turned into a ConfigError by ParseConfig, so that every check can stop the
 // walk without threading an error through each call.
-class ConfigProblem : public std::runtime_error {
- public:
-  ConfigProblem(const YAML::Mark& mark, const std::string& message)
-      : std::runtime_error(message), mark_(mark) {}
-  const YAML::Mark& mark() const { return mark_; }
-
- private:
-  YAML::Mark mark_;
-};
-
-std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 // What a node holds, for "got ..." in messages.
 std::string Describe(const YAML::Node& node) {
@@ -68,7 +55,7 @@ struct Value {
   // line, so problems with it are reported at its key.
   YAML::Mark mark() const { return node.IsNull() ? key_mark : node.Mark(); }
 
-  [[noreturn]] void Fail(const std::string& message) const { throw ConfigProblem(mark(), message); }
+  [[noreturn]] void Fail(const std::string& message) const { throw YamlProblem(mark(), message); }
   [[noreturn]] void FailExpected(std::string_view expected) const {
     Fail(name + " must be " + std::string(expected) + ", got " + Describe(node));
   }
@@ -109,15 +96,15 @@ void ParseMap(const YAML::Node& node, const MapContext& context, std::span<const
   const std::string noun(context.noun);
   if (node.IsNull()) return;
   if (!node.IsMap()) {
-    throw ConfigProblem(node.Mark(), context.label + " must be a map of " + noun + "s (" +
-                                         KeyList(fields) + "), got " + Describe(node));
+    throw YamlProblem(node.Mark(), context.label + " must be a map of " + noun + "s (" +
+                                       KeyList(fields) + "), got " + Describe(node));
   }
   std::map<std::string, YAML::Mark, std::less<>> seen;
   for (const auto& entry : node) {
     const YAML::Node& key = entry.first;
     if (!key.IsScalar()) {
-      throw ConfigProblem(key.Mark(), context.label + ": a " + noun +
-                                          " must be a plain name, got " + Describe(key));
+      throw YamlProblem(key.Mark(), context.label + ": a " + noun + " must be a plain name, got " +
+                                        Describe(key));
     }
     const std::string in_label = context.path.empty() ? "" : " in " + context.label;
     const Field* field = FindField(fields, key.Scalar());
@@ -125,13 +112,13 @@ void ParseMap(const YAML::Node& node, const MapContext& context, std::span<const
       std::string message = "unknown ";
       message.append(noun).append(" ").append(Quoted(key.Scalar())).append(in_label);
       message.append("; allowed ").append(noun).append("s: ").append(KeyList(fields));
-      throw ConfigProblem(key.Mark(), message);
+      throw YamlProblem(key.Mark(), message);
     }
     if (const auto [first, inserted] = seen.emplace(key.Scalar(), key.Mark()); !inserted) {
       std::string message = "duplicate ";
       message.append(noun).append(" ").append(Quoted(key.Scalar())).append(in_label);
       message.append(" (first at line ").append(std::to_string(first->second.line + 1)).append(")");
-      throw ConfigProblem(key.Mark(), message);
+      throw YamlProblem(key.Mark(), message);
     }
     const std::string name =
         context.path.empty() ? key.Scalar() : context.path + "." + key.Scalar();
@@ -400,98 +387,19 @@ Config ParseDocument(const YAML::Node& root) {
   return config;
 }
 
-// Where each document of a YAML stream starts (its first token) and where its
-// value starts (for messages), from the parser's events.
-class DocumentStarts : public YAML::EventHandler {
- public:
-  struct Document {
-    YAML::Mark start;
-    std::optional<YAML::Mark> value;
-  };
-  std::vector<Document> documents;
-
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    documents.push_back({mark, std::nullopt});
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Value(mark); }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Value(mark); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    Value(mark);
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    Value(mark);
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    Value(mark);
-  }
-  void OnMapEnd() override {}
-
- private:
-  void Value(const YAML::Mark& mark) {
-    if (!documents.back().value) documents.back().value = mark;
-  }
-};
-
-// Throws unless `text` holds at most one document; returns how many it holds.
-// Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on a token
-// that cannot start a node, such as a top-level "," (jbeder/yaml-cpp#1040,
-// fixed upstream after 0.8): the parser reports an empty document there without
-// consuming the token. Here a document starting where the previous one started
-// is that token, reported as invalid YAML.
-std::size_t CountDocuments(const std::string& text) {
-  std::istringstream stream(text);
-  YAML::Parser parser(stream);
-  DocumentStarts starts;
-  const auto& documents = starts.documents;
-  while (parser.HandleNextDocument(starts)) {
-    const std::size_t count = documents.size();
-    if (count >= 2 && documents[count - 1].start.pos == documents[count - 2].start.pos) {
-      const YAML::Mark& at = documents.back().start;
-      throw ConfigProblem(at, "invalid YAML: unexpected " +
-                                  Quoted(text.substr(static_cast<std::size_t>(at.pos), 1)) +
-                                  " (no value can start with it)");
-    }
-  }
-  if (documents.size() > 1) {
-    throw ConfigProblem(
-        documents[1].value.value_or(documents[1].start),
-        "only one YAML document is allowed, found " + std::to_string(documents.size()));
-  }
-  return documents.size();
-}
-
 Config ParseText(std::string_view yaml_text) {
-  const std::string text(yaml_text);
-  return CountDocuments(text) == 0 ? Config{} : ParseDocument(YAML::Load(text));
+  const std::optional<YAML::Node> root = LoadSingleDocument(std::string(yaml_text));
+  return root ? ParseDocument(*root) : Config{};
 }
 
 }  // namespace
-
-std::string Located(std::string_view source, const YAML::Mark& mark, std::string_view message) {
-  std::string located(source);
-  if (!mark.is_null()) {
-    located += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-  }
-  return located + ": " + std::string(message);
-}
 
 std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
                                               std::string_view source_name) {
   try {
     return ParseText(yaml_text);
-  } catch (const ConfigProblem& problem) {
+  } catch (const YamlProblem& problem) {
     return ConfigError{Located(source_name, problem.mark(), problem.what())};
-  } catch (const YAML::DeepRecursion& e) {
-    // yaml-cpp bounds its recursion but says only "bad file" when it does.
-    return ConfigError{Located(source_name, e.mark,
-                               "invalid YAML: lists and maps nested too deep (more than " +
-                                   std::to_string(e.depth() - 1) +
-                                   " levels); a configuration nests at most 4 levels")};
   } catch (const YAML::Exception& e) {
     return ConfigError{Located(source_name, e.mark, "invalid YAML: " + e.msg)};
   } catch (const std::exception& e) {
@@ -500,21 +408,12 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
 }
 
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
-  const FileText file = ReadFileText(path, kMaxConfigFileBytes, FileKind::kRegular);
-  if (file.not_regular != nullptr) {
-    return ConfigError{path + ": the config file must be a regular file, but this is " +
-                       file.not_regular};
+  std::string text;
+  if (std::string error = ReadUserFile(path, "the config file", kMaxConfigFileBytes, &text);
+      !error.empty()) {
+    return ConfigError{std::move(error)};
   }
-  if (file.error == EFBIG) {
-    return ConfigError{path + ": the config file is larger than the limit of " +
-                       std::to_string(kMaxConfigFileBytes) +
-                       " bytes (1 MiB); a configuration is a few kilobytes: is this the right "
-                       "file?"};
-  }
-  if (file.error != 0) {
-    return ConfigError{path + ": cannot read the config file: " + std::strerror(file.error)};
-  }
-  return ParseConfig(file.text, path);
+  return ParseConfig(text, path);
 }
 
 std::optional<milliseconds> ParseDuration(std::string_view text) {

@@ -19,10 +19,6 @@ namespace re2 {
 class RE2;
 }  // namespace re2
 
-namespace YAML {
-struct Mark;
-}
-
 namespace kvmexit {
 
 // A site's own VM naming rule: the first rule whose regex matches names the VM.
@@ -94,10 +90,6 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
 // Bound of a config file: a real one is a few kilobytes; a wrong path (a disk
 // image, a log) is refused before it is read rather than parsed into memory.
 inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1024} * 1024;
-
-// "<source>:<line>:<column>: <message>" (1-based), or "<source>: <message>"
-// when yaml-cpp has no position: every YAML file the exporter reads says where.
-std::string Located(std::string_view source, const YAML::Mark& mark, std::string_view message);
 
 // Reads and parses a file; an unreadable file is a ConfigError naming the path and errno text.
 // Only a regular file of at most kMaxConfigFileBytes is read: a FIFO, a device

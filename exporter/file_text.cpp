@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <utility>
 
 #include "unique_fd.h"
 
@@ -82,6 +84,24 @@ FileText ReadFileText(const std::string& path, std::size_t max_bytes, FileKind k
   }
   if (file.truncated) return {{}, EFBIG};
   return file;
+}
+
+std::string ReadUserFile(const std::string& path, std::string_view what, std::size_t max_bytes,
+                         std::string* text) {
+  FileText file = ReadFileText(path, max_bytes, FileKind::kRegular);
+  const std::string where = path + ": ";
+  if (file.not_regular != nullptr) {
+    return where + std::string(what) + " must be a regular file, but this is " + file.not_regular;
+  }
+  if (file.error == EFBIG) {
+    return where + std::string(what) + " is larger than the limit of " + std::to_string(max_bytes) +
+           " bytes (" + std::to_string(max_bytes / 1024) + " KiB); is this the right file?";
+  }
+  if (file.error != 0) {
+    return where + "cannot read " + std::string(what) + ": " + std::strerror(file.error);
+  }
+  *text = std::move(file.text);
+  return "";
 }
 
 }  // namespace kvmexit

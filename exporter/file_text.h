@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace kvmexit {
 
@@ -42,5 +43,13 @@ FileText ReadFileAt(int dir_fd, const char* name, std::size_t max_bytes) noexcep
 // max_bytes is refused without reading it.
 FileText ReadFileText(const std::string& path, std::size_t max_bytes = kMaxFileTextBytes,
                       FileKind kind = FileKind::kAny) noexcept;
+
+// Reads a file a user named (the configuration, the web configuration, a
+// certificate): a regular file of at most `max_bytes`. Returns "" with the
+// text in *text, or "<path>: <why>" naming `what` ("the config file"), e.g.
+// "/dev/zero: the config file must be a regular file, but this is a character
+// device".
+std::string ReadUserFile(const std::string& path, std::string_view what, std::size_t max_bytes,
+                         std::string* text);
 
 }  // namespace kvmexit

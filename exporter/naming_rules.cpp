@@ -21,7 +21,7 @@ constexpr std::size_t kMaxRuleTextBytes = std::size_t{16} * 1024;
 // Regexes and names are quoted this far in messages: a pattern can be huge.
 constexpr std::size_t kMaxQuotedBytes = 120;
 
-std::string Quoted(std::string_view text) {
+std::string QuotedExcerpt(std::string_view text) {
   std::string quoted = "\"" + SanitizeLabelValue(text, kMaxQuotedBytes) + "\"";
   if (text.size() > kMaxQuotedBytes) quoted += " (" + std::to_string(text.size()) + " bytes)";
   return quoted;
@@ -105,7 +105,7 @@ Reference ParseReference(std::string_view name, std::size_t at) {
     const std::string_view first = rest.substr(0, 1);
     const std::string_view second = rest.substr(1, 1);
     const std::string_view both = rest.substr(0, 2);
-    std::string problem = Quoted(name.substr(at, 3));
+    std::string problem = QuotedExcerpt(name.substr(at, 3));
     problem.append(" is ambiguous: write ${").append(first).append("}").append(second);
     problem.append(" for group ").append(first).append(" then \"").append(second);
     problem.append("\", or ${").append(both).append("} for group ").append(both);
@@ -119,11 +119,11 @@ Reference ParseReference(std::string_view name, std::size_t at) {
     const auto group = IsDigits(digits) ? ParseDecimal<int>(digits) : std::nullopt;
     const auto written = name.substr(at, closed ? close + 2 : std::string_view::npos);
     if (group) return {.piece = {written, *group}, .length = written.size()};
-    return {.problem = Quoted(written) +
+    return {.problem = QuotedExcerpt(written) +
                        " is not a group reference: write ${N} with N a group number (named "
                        "groups are not supported)"};
   }
-  return {.problem = Quoted(name.substr(at, 2)) + " at byte " + std::to_string(at + 1) +
+  return {.problem = QuotedExcerpt(name.substr(at, 2)) + " at byte " + std::to_string(at + 1) +
                      ": a \"$\" must start $N or ${N} (a group of the match) or $$ (a dollar "
                      "sign)"};
 }
@@ -196,7 +196,7 @@ std::optional<NamingRuleProblem> CompileNamingRule(NamingRule& rule) {
   options.set_log_errors(false);  // the error goes into the configuration error instead
   auto compiled = std::make_shared<const re2::RE2>(rule.regex, options);
   if (!compiled->ok()) {
-    return RegexProblem("invalid regular expression " + Quoted(rule.regex) + ": " +
+    return RegexProblem("invalid regular expression " + QuotedExcerpt(rule.regex) + ": " +
                         SanitizeLabelValue(compiled->error(), kMaxQuotedBytes) +
                         " (RE2 syntax, as in Prometheus relabelling: no backreferences or "
                         "lookaround)");
@@ -207,7 +207,7 @@ std::optional<NamingRuleProblem> CompileNamingRule(NamingRule& rule) {
   for (const NamePiece& piece : name.pieces) {
     if (piece.group > groups) {
       return NamingRuleProblem{NamingRuleProblem::Part::kName,
-                               Quoted(piece.text) + " refers to group " +
+                               QuotedExcerpt(piece.text) + " refers to group " +
                                    std::to_string(piece.group) + ", but the regex has " +
                                    std::to_string(groups) + " capture group(s)"};
     }

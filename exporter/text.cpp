@@ -42,6 +42,8 @@ std::string_view Basename(std::string_view path) noexcept {
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
+std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
 std::string ToLower(std::string_view text) {
   std::string lower(text);
   // Not std::tolower: its result depends on the process locale.

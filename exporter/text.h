@@ -34,6 +34,9 @@ std::vector<std::string_view> SplitNonEmpty(std::string_view text, char separato
 // The last component of a path: "/usr/bin/kvm" -> "kvm", "kvm" -> "kvm".
 std::string_view Basename(std::string_view path) noexcept;
 
+// `text` in double quotes, for messages: Quoted("a") is "\"a\"".
+std::string Quoted(std::string_view text);
+
 // ASCII lowercase copy (bytes >= 0x80 are kept as they are).
 std::string ToLower(std::string_view text);
 

@@ -11,20 +11,12 @@
 #include "config.h"
 #include "file_text.h"
 #include "text.h"
+#include "yaml_document.h"
 
 namespace kvmexit {
 namespace {
 
 // A problem at a place in the file; ParseWebConfig turns it into a message.
-class WebConfigProblem : public std::runtime_error {
- public:
-  WebConfigProblem(const YAML::Mark& mark, const std::string& message)
-      : std::runtime_error(message), mark_(mark) {}
-  const YAML::Mark& mark() const { return mark_; }
-
- private:
-  YAML::Mark mark_;
-};
 
 // One entry of a map: yaml-cpp places an empty value (`key:`) at the next
 // token, so problems with an empty value are reported at its key.
@@ -36,7 +28,7 @@ struct Entry {
 
   YAML::Mark mark() const { return value.IsNull() ? key_mark : value.Mark(); }
   [[noreturn]] void Fail(const std::string& message) const {
-    throw WebConfigProblem(mark(), name + ": " + message);
+    throw YamlProblem(mark(), name + ": " + message);
   }
 };
 
@@ -55,17 +47,17 @@ template <typename Visit>
 void ForEachEntry(const YAML::Node& node, const std::string& prefix, Visit visit) {
   if (node.IsNull()) return;
   const std::string what = prefix.empty() ? "the web config" : prefix;
-  if (!node.IsMap()) throw WebConfigProblem(node.Mark(), what + " must be a map");
+  if (!node.IsMap()) throw YamlProblem(node.Mark(), what + " must be a map");
   std::set<std::string, std::less<>> seen;
   for (const auto& item : node) {
     if (!item.first.IsScalar()) {
-      throw WebConfigProblem(item.first.Mark(), what + ": a key must be a plain name");
+      throw YamlProblem(item.first.Mark(), what + ": a key must be a plain name");
     }
     const std::string& key = item.first.Scalar();
     if (!seen.insert(key).second) {
       std::string message = what;
       message.append(": key \"").append(key).append("\" is given twice");
-      throw WebConfigProblem(item.first.Mark(), message);
+      throw YamlProblem(item.first.Mark(), message);
     }
     std::string name = prefix;
     if (!name.empty()) name += '.';
@@ -87,13 +79,13 @@ std::string NonEmptyScalar(const Entry& entry) {
 }
 
 [[noreturn]] void Unknown(const Entry& entry, std::string_view allowed) {
-  throw WebConfigProblem(entry.key_mark,
-                         "unknown key \"" + entry.name + "\"; allowed: " + std::string(allowed));
+  throw YamlProblem(entry.key_mark,
+                    "unknown key \"" + entry.name + "\"; allowed: " + std::string(allowed));
 }
 
 [[noreturn]] void Unsupported(const Entry& entry, std::string_view why) {
-  throw WebConfigProblem(entry.key_mark, entry.name + " is not supported by kvm_exit_exporter (" +
-                                             std::string(why) + "); remove it");
+  throw YamlProblem(entry.key_mark, entry.name + " is not supported by kvm_exit_exporter (" +
+                                        std::string(why) + "); remove it");
 }
 
 struct ClientAuthName {
@@ -168,23 +160,22 @@ std::optional<WebConfig::Tls> ParseTls(const Entry& section) {
   });
   if (!any) return std::nullopt;  // `tls_server_config:` with nothing below: plain HTTP
   const auto missing = [&](std::string_view key) {
-    return WebConfigProblem(section.key_mark, section.name + ": " + std::string(key) +
-                                                  " is missing; TLS needs cert_file and key_file");
+    return YamlProblem(section.key_mark, section.name + ": " + std::string(key) +
+                                             " is missing; TLS needs cert_file and key_file");
   };
   if (tls.cert_file.empty()) throw missing("cert_file");
   if (tls.key_file.empty()) throw missing("key_file");
   if (client_ca_mark && tls.client_auth == ClientAuth::kNoClientCert) {
-    throw WebConfigProblem(*client_ca_mark,
-                           section.name +
-                               ".client_ca_file is set but client_auth_type is NoClientCert; "
-                               "set client_auth_type to RequireAndVerifyClientCert");
+    throw YamlProblem(*client_ca_mark,
+                      section.name +
+                          ".client_ca_file is set but client_auth_type is NoClientCert; "
+                          "set client_auth_type to RequireAndVerifyClientCert");
   }
   if (NeedsClientCa(tls.client_auth) && tls.client_ca_file.empty()) {
-    throw WebConfigProblem(
-        section.key_mark,
-        section.name + ": client_auth_type " +
-            std::string(kClientAuthNames[static_cast<int>(tls.client_auth)].name) +
-            " needs client_ca_file, the CA that signs client certificates");
+    throw YamlProblem(section.key_mark,
+                      section.name + ": client_auth_type " +
+                          std::string(kClientAuthNames[static_cast<int>(tls.client_auth)].name) +
+                          " needs client_ca_file, the CA that signs client certificates");
   }
   return tls;
 }
@@ -244,10 +235,10 @@ bool IsBcryptHash(std::string_view hash) {
 void ParseBasicAuthUsers(const Entry& section, WebConfig& config) {
   ForEachEntry(section.value, section.name, [&](const Entry& entry) {
     if (entry.key.empty() || entry.key.find(':') != std::string::npos) {
-      throw WebConfigProblem(entry.key_mark,
-                             section.name + ": user name \"" + entry.key +
-                                 "\" must be non-empty and without ':' (Basic authentication "
-                                 "separates user and password with it)");
+      throw YamlProblem(entry.key_mark,
+                        section.name + ": user name \"" + entry.key +
+                            "\" must be non-empty and without ':' (Basic authentication "
+                            "separates user and password with it)");
     }
     const std::string& hash = Scalar(entry);
     if (!IsBcryptHash(hash)) {
@@ -337,13 +328,9 @@ std::string_view TlsVersionName(TlsVersion version) {
 std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_text,
                                                        std::string_view source_name) {
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-    if (documents.size() > 1) {
-      return WebConfigError{
-          Located(source_name, documents[1].Mark(), "only one YAML document is allowed")};
-    }
-    return documents.empty() ? WebConfig{} : ParseDocument(documents.front());
-  } catch (const WebConfigProblem& problem) {
+    const std::optional<YAML::Node> root = LoadSingleDocument(std::string(yaml_text));
+    return root ? ParseDocument(*root) : WebConfig{};
+  } catch (const YamlProblem& problem) {
     return WebConfigError{Located(source_name, problem.mark(), problem.what())};
   } catch (const YAML::Exception& e) {
     return WebConfigError{Located(source_name, e.mark, "invalid YAML: " + e.msg)};
@@ -353,23 +340,23 @@ std::variant<WebConfig, WebConfigError> ParseWebConfig(std::string_view yaml_tex
 }
 
 std::variant<WebConfig, WebConfigError> LoadWebConfigFile(const std::string& path) {
-  const FileText file = ReadFileText(path);
-  if (file.error != 0) {
-    return WebConfigError{path + ": cannot read the web config file: " + std::strerror(file.error)};
+  std::string text;
+  if (std::string error = ReadUserFile(path, "the web config file", kMaxConfigFileBytes, &text);
+      !error.empty()) {
+    return WebConfigError{std::move(error)};
   }
-  auto parsed = ParseWebConfig(file.text, path);
+  auto parsed = ParseWebConfig(text, path);
   auto* config = std::get_if<WebConfig>(&parsed);
   if (config == nullptr || !config->tls) return parsed;
   WebConfig::Tls& tls = *config->tls;
   const auto read = [&](std::string_view key, std::string& file_path, std::string& pem) {
     if (file_path.empty()) return std::string();
     file_path = Resolve(path, file_path);
-    FileText pem_file = ReadFileText(file_path);
-    if (pem_file.error != 0) {
-      return path + ": tls_server_config." + std::string(key) + ": cannot read " + file_path +
-             ": " + std::strerror(pem_file.error);
+    // A PEM file is a few kilobytes: the configuration's bound serves.
+    if (std::string error = ReadUserFile(file_path, "the file", kMaxConfigFileBytes, &pem);
+        !error.empty()) {
+      return path + ": tls_server_config." + std::string(key) + ": " + error;
     }
-    pem = std::move(pem_file.text);
     return std::string();
   };
   for (std::string error :

@@ -481,8 +481,8 @@ TEST_F(ConfigFileTest, RefusesAFileOver1MiBWithoutParsingIt) {
   ASSERT_TRUE(std::holds_alternative<ConfigError>(result));
   EXPECT_EQ(std::get<ConfigError>(result).message,
             path_ +
-                ": the config file is larger than the limit of 1048576 bytes (1 MiB); a "
-                "configuration is a few kilobytes: is this the right file?");
+                ": the config file is larger than the limit of 1048576 bytes (1024 KiB); is "
+                "this the right file?");
 }
 
 TEST(ConfigFileKindTest, RefusesAFifoAtOnce) {
@@ -521,8 +521,7 @@ TEST(ConfigParse, DeepNestingSaysSoInsteadOfBadFile) {
         std::string("web:\n  telemetry_path: ") + std::string(1000, '[')}) {
     const std::string message = ParseFails(deep);
     EXPECT_THAT(message, ::testing::HasSubstr("invalid YAML: lists and maps nested too deep "
-                                              "(more than 499 levels); a configuration nests at "
-                                              "most 4 levels"));
+                                              "(more than 499 levels)"));
     EXPECT_THAT(message, ::testing::StartsWith("cfg.yml:"));
   }
 }

@@ -37,8 +37,7 @@ using ::testing::HasSubstr;
 // --- CapabilitiesToKeep ------------------------------------------------------
 
 TEST(CapabilitiesToKeepTest, RootOnAnUpstreamKernelKeepsOnlyBpfAndPerfmon) {
-  EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{}),
-              ElementsAre(CAP_PERFMON, CAP_BPF));
+  EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{}), ElementsAre(CAP_PERFMON, CAP_BPF));
 }
 
 TEST(CapabilitiesToKeepTest, NonRootAlsoKeepsDacReadSearchForTracefs) {

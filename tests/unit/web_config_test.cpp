@@ -1,5 +1,7 @@
 #include "web_config.h"
 
+#include <sys/stat.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -123,7 +125,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"tls_server_config: [\n",
                  "web.yml:2:1: invalid YAML: end of sequence flow not found"},
         BadInput{"- a\n", "web.yml:1:1: the web config must be a map"},
-        BadInput{"a: 1\n---\nb: 2\n", "web.yml:3:1: only one YAML document is allowed"},
+        BadInput{"a: 1\n---\nb: 2\n", "web.yml:3:1: only one YAML document is allowed, found 2"},
+        // yaml-cpp 0.7's LoadAll loops forever on it (the config's fuzzer found it).
+        BadInput{",\n", "web.yml:1:1: invalid YAML: unexpected \",\" (no value can start with it)"},
         BadInput{"tls_config:\n",
                  "web.yml:1:1: unknown key \"tls_config\"; allowed: tls_server_config, "
                  "http_server_config, basic_auth_users"},
@@ -225,8 +229,35 @@ TEST(WebConfigFile, RelativeCertificatePathsAreResolvedAgainstTheFilesDirectory)
   const auto result = LoadWebConfigFile(path);
   ASSERT_TRUE(std::holds_alternative<WebConfigError>(result));
   EXPECT_EQ(std::get<WebConfigError>(result).message,
-            path + ": tls_server_config.cert_file: cannot read " +
-                (dir.path() / "server.crt").string() + ": No such file or directory");
+            path + ": tls_server_config.cert_file: " + (dir.path() / "server.crt").string() +
+                ": cannot read the file: No such file or directory");
+}
+
+// A wrong path must not hang the start (a FIFO) nor fill memory (a device):
+// the same bounds as the configuration, for the file and its certificates.
+TEST(WebConfigFile, OnlyARegularFileOfAtMost1MiBIsRead) {
+  const test_util::TempDir dir;
+  const std::string fifo = (dir.path() / "web.fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto from_fifo = LoadWebConfigFile(fifo);
+  ASSERT_TRUE(std::holds_alternative<WebConfigError>(from_fifo));
+  EXPECT_EQ(std::get<WebConfigError>(from_fifo).message,
+            fifo + ": the web config file must be a regular file, but this is a FIFO");
+
+  const std::string path = (dir.path() / "web.yml").string();
+  test_util::WriteFile(path, "tls_server_config:\n  cert_file: /dev/zero\n  key_file: k\n");
+  const auto from_device = LoadWebConfigFile(path);
+  ASSERT_TRUE(std::holds_alternative<WebConfigError>(from_device));
+  EXPECT_EQ(std::get<WebConfigError>(from_device).message,
+            path +
+                ": tls_server_config.cert_file: /dev/zero: the file must be a regular file, "
+                "but this is a character device");
+
+  test_util::WriteFile(path, "#" + std::string(std::size_t{1024} * 1024, 'x') + "\n");
+  const auto too_large = LoadWebConfigFile(path);
+  ASSERT_TRUE(std::holds_alternative<WebConfigError>(too_large));
+  EXPECT_THAT(std::get<WebConfigError>(too_large).message,
+              ::testing::HasSubstr("is larger than the limit of 1048576 bytes"));
 }
 
 TEST(WebConfigFile, AFileThatIsNoCertificateIsRefusedAtLoad) {
