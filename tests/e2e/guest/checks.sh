@@ -15,6 +15,9 @@ set -o pipefail
 # Boot windows, VM lifecycle, soak, max_vms (issue 4); the Prometheus check (issue 5).
 # shellcheck source=lifecycle_checks.sh
 . /e2e/lifecycle_checks.sh
+# Unloading and loading kvm around the exporter (issue 11).
+# shellcheck source=kvm_module_checks.sh
+. /e2e/kvm_module_checks.sh
 
 # Every exporter phase uses short rate windows so that check 6 is quick.
 RATES_CONFIG='rates:
@@ -489,8 +492,9 @@ main() {
     phase_per_vcpu
     phase_overflow
     lifecycle_main
+    phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu overflow crosscheck boot_window lifecycle soak max_vms promcheck; do
+    for c in exporter_counts attribution rates per_vcpu overflow crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

@@ -244,10 +244,11 @@ scrape() {
   done
 }
 
-# exporter_start NAME CONFIG_YAML: starts the exporter and waits until it serves
-# with the BPF program attached.
+# exporter_start NAME CONFIG_YAML [ATTACHED]: starts the exporter and waits until
+# it serves with kvm_exit_exporter_bpf_attached ATTACHED (default 1; 0 when
+# kvm is not loaded yet).
 exporter_start() {
-  local name=$1 config="$WORK/exporter-$1.yaml" log="$WORK/exporter-$1.log" i
+  local name=$1 config="$WORK/exporter-$1.yaml" log="$WORK/exporter-$1.log" attached=${3:-1} i
   printf '%s\n' "$2" >"$config"
   info "starting exporter ($name): $(tr '\n' ' ' <"$config")"
   "$EXPORTER" --config.file="$config" --web.listen-address=0.0.0.0:$EXPORTER_PORT >"$log" 2>&1 &
@@ -262,14 +263,14 @@ exporter_start() {
       return 1
     fi
     if timeout 15 wget -q -O "$WORK/start.prom" "$METRICS_URL" 2>/dev/null &&
-      [ "$(metric "$WORK/start.prom" kvm_exit_exporter_bpf_attached)" = 1 ]; then
+      [ "$(metric "$WORK/start.prom" kvm_exit_exporter_bpf_attached)" = "$attached" ]; then
       pass "exporter_start_$name"
       return 0
     fi
     sleep 0.2
     i=$((i + 1))
   done
-  fail "exporter_start_$name" "not serving /metrics with kvm_exit_exporter_bpf_attached 1 after 30 s"
+  fail "exporter_start_$name" "not serving /metrics with kvm_exit_exporter_bpf_attached $attached after 30 s"
   show_file exporter "$log"
   timeout 15 wget -S -O "$WORK/start.prom" "$METRICS_URL" 2>&1 | sed 's/^/wget: /' || true
   show_file "last scrape" "$WORK/start.prom" 20
