@@ -14,6 +14,7 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 prometheus
   qemu-system-x86 busybox-static cpio xz-utils zstd kmod
+  bochs bochsbios vgabios isolinux syslinux-common xorriso # tests/e2e/run_e2e_vmx.sh (Intel VMX suite)
   lintian systemd # tests/package/check_deb.sh: lintian, systemd-analyze verify
 )
 case "$level" in
