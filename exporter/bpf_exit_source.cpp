@@ -192,11 +192,6 @@ std::string BpfExitSource::Attach() {
     why_not_tp_btf = "the kernel has no BTF for " + std::string(vendor->name) +
                      " (/sys/kernel/btf/" + vendor->name +
                      " missing: built without CONFIG_DEBUG_INFO_BTF_MODULES)";
-  } else if (options_.hook == KernelHook::kAuto && vendor->isa == KVM_EXIT_ISA_VMX) {
-    // Nested tests verify the SVM path exit by exit; no test here can run VMX.
-    why_not_tp_btf =
-        "tp_btf's Intel VMX path is not yet verified against real exits; set kernel.hook: "
-        "tp_btf to use it";
   }
   if (options_.hook == KernelHook::kTpBtf && !why_not_tp_btf.empty()) {
     return "kernel.hook is tp_btf, but " + why_not_tp_btf + "; or set kernel.hook: tracepoint";

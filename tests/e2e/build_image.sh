@@ -19,14 +19,19 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
 readonly KERNEL_META_PACKAGE=linux-image-amd64
 # Modules in insmod order (there is no modules.dep in the guest); e1000 is the
-# NIC that QEMU's user networking is given.
-readonly MODULES=(
+# NIC that QEMU's user networking is given. E2E_EXTRA_MODULES (paths like
+# these, space-separated) adds modules after them: the Intel suite's
+# arch/x86/kvm/kvm-intel, loaded in an order of its own.
+MODULES=(
   virt/lib/irqbypass
   drivers/crypto/ccp/ccp
   arch/x86/kvm/kvm
   arch/x86/kvm/kvm-amd
   drivers/net/ethernet/intel/e1000/e1000
 )
+read -r -a EXTRA_MODULES <<<"${E2E_EXTRA_MODULES:-}"
+MODULES+=("${EXTRA_MODULES[@]}")
+readonly MODULES
 
 log() { printf 'build_image: %s\n' "$*" >&2; }
 die() { printf 'build_image: error: %s\n' "$*" >&2; exit 1; }
@@ -105,7 +110,7 @@ fetch_kernel_deb() {
 extract_kernel() {
   local deb=$1 dir=$2 stamp patterns=() m f
   stamp="$dir/.extracted-from"
-  if [[ -s $stamp && $(<"$stamp") == "$(basename "$deb")" ]]; then
+  if [[ -s $stamp && $(<"$stamp") == "$(basename "$deb") ${MODULES[*]}" ]]; then
     return 0
   fi
   log "extracting kernel and modules from $(basename "$deb")"
@@ -134,7 +139,7 @@ extract_kernel() {
     esac
   done
   rm -rf "$dir/tree"
-  basename "$deb" >"$stamp"
+  printf '%s %s\n' "$(basename "$deb")" "${MODULES[*]}" >"$stamp"
 }
 
 # --- Initramfs -----------------------------------------------------------------

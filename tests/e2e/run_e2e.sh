@@ -16,6 +16,8 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
+# shellcheck source-path=SCRIPTDIR source=report.sh
+. "$SCRIPT_DIR/report.sh"
 readonly GUEST_EXPORTER_PORT=9756 GUEST_ACK_PORT=9757
 
 die() { printf 'run_e2e: error: %s\n' "$*" >&2; exit 1; }
@@ -126,35 +128,15 @@ boot_guest() {
 
 # Prints every check, the wall time and the closing line; returns 1 unless all is well.
 report() {
-  local results=$1 start=$2 passed failed skipped ok=1
-  cat "$results"
-  passed=$(grep -c '^E2E PASS ' "$results" || true)
-  failed=$(grep -c '^E2E FAIL ' "$results" || true)
-  skipped=$(grep -c '^E2E SKIP ' "$results" || true)
+  local emulator_failures=0
   if [[ $QEMU_STATUS == 124 || $QEMU_STATUS == 137 ]]; then
     log "QEMU timed out after ${E2E_TIMEOUT:-600} s (serial log: $SERIAL_LOG)"
-    failed=$((failed + 1)) ok=0
+    emulator_failures=1
   elif [[ $QEMU_STATUS != 0 ]]; then
     log "QEMU exited with status $QEMU_STATUS: $(tail -n 5 "$QEMU_LOG" | tr '\n' ' ')"
-    failed=$((failed + 1)) ok=0
+    emulator_failures=1
   fi
-  if ! grep -aq '^E2E DONE' "$SERIAL_LOG.txt"; then
-    log "the guest never printed E2E DONE; last lines of $SERIAL_LOG:"
-    tail -n 30 "$SERIAL_LOG.txt" | sed 's/^/  | /'
-    failed=$((failed + 1)) ok=0
-  fi
-  if ((passed == 0)); then
-    log "no check passed"
-    ok=0
-  fi
-  ((failed == 0)) || ok=0
-  log "wall time $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s (image build, boot and checks)"
-  if ((skipped > 0)); then
-    echo "$passed passed, $failed failed, $skipped skipped"
-  else
-    echo "$passed passed, $failed failed"
-  fi
-  ((ok == 1))
+  e2e_report "$1" "$2" "$SERIAL_LOG.txt" "$emulator_failures"
 }
 
 main() {

@@ -114,8 +114,11 @@ metric_awk() {
 
 # svm_reason_name CODE -> the name the running kernel's kvm_exit format gives
 # SVM exit code CODE (entries look like `{ 0x07b, "io" }` or `{ 0x040 + 14, "PF excp" }`)
-svm_reason_name() {
-  awk -v code="$1" '
+svm_reason_name() { kernel_reason_name svm "$1"; }
+
+# kernel_reason_name svm|vmx CODE -> the same for either vendor's table
+kernel_reason_name() {
+  awk -v isa="$1" -v code="$2" '
     function hex(s,   v, i) {
       v = 0; s = tolower(s)
       for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
@@ -130,9 +133,9 @@ svm_reason_name() {
       return v
     }
     /^print fmt:/ {
-      # The SVM table is the last __print_symbolic (the first one is VMX).
+      # The VMX table is the first __print_symbolic, the SVM table the last.
       n = split($0, parts, "__print_symbolic")
-      text = parts[n]
+      text = (isa == "vmx") ? parts[2] : parts[n]
       while (match(text, /\{ *[0-9a-fA-Fx +]+, *"[^"]*" *\}/)) {
         entry = substr(text, RSTART + 1, RLENGTH - 2)
         text = substr(text, RSTART + RLENGTH)
@@ -294,10 +297,11 @@ exporter_stop() {
   EXPORTER_PID=
 }
 
-# exporter_snapshot PROMFILE OUT: "2 code count" lines of kvm_exits_total{isa="svm"}
-# in the same form as hist_snapshot, for the cross-check.
+# exporter_snapshot PROMFILE OUT [ISA_LABEL ISA_VALUE]: "2 code count" lines of
+# kvm_exits_total{isa="svm"} (or ISA_LABEL, with the tracepoint's ISA_VALUE) in
+# the same form as hist_snapshot, for the cross-check.
 exporter_snapshot() {
-  metric_values "$1" kvm_exits_total code "isa=svm" |
-    awk -v isa=$SVM '{ c[$1] += $2 } END { for (k in c) printf "%s %s %.0f\n", isa, k, c[k] }' |
+  metric_values "$1" kvm_exits_total code "isa=${3:-svm}" |
+    awk -v isa="${4:-$SVM}" '{ c[$1] += $2 } END { for (k in c) printf "%s %s %.0f\n", isa, k, c[k] }' |
     sort -n >"$2"
 }
