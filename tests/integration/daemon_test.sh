@@ -252,6 +252,11 @@ check_refused "listen host 1.2.3.4.5" 'bad-ip.yml:2:19: web.listen_address must 
 check_refused "a listen host that does not resolve" 'cannot resolve listen host "nohost.invalid"' --web.listen-address=nohost.invalid:80
 python3 -c "print('[' * 100000)" >"$work/deep.yml"
 check_refused "deeply nested YAML" "nested too deep (more than 499 levels)" --config.file="$work/deep.yml"
+# yaml-cpp 0.7's LoadAll loops forever on a top-level ","; neither file may hang the check.
+printf ',\n' >"$work/comma.yml"
+check_refused "a config that is just ','" 'comma.yml:1:1: invalid YAML: unexpected ","' --config.file="$work/comma.yml"
+check_refused "a web config that is just ','" 'comma.yml:1:1: invalid YAML: unexpected ","' --web.config.file="$work/comma.yml"
+check_refused "a FIFO as web config file" "must be a regular file, but this is a FIFO" --web.config.file="$work/config.fifo"
 
 out=$("$exporter" --version 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q "^kvm_exit_exporter [0-9]" <<<"$out"; then pass "--version"; else fail "--version" "$out"; fi
