@@ -91,8 +91,12 @@ std::optional<CgroupVm> ProxmoxScope(const std::vector<std::string_view>& compon
 
 // A pod UID as the kubelet writes it into cgroup names: a UUID, or 32 hex
 // digits for static pods; the systemd driver turns its dashes into '_'.
+// Longer is not a pod: "pod-<uid>" must fit a label without a cut.
 std::string NormalizePodUid(std::string_view uid) {
-  const bool valid = uid.size() >= 8 && std::all_of(uid.begin(), uid.end(), [](char c) {
+  constexpr std::size_t kMinUidBytes = 8;
+  constexpr std::size_t kMaxUidBytes = 36;  // a UUID with its dashes
+  const bool valid = uid.size() >= kMinUidBytes && uid.size() <= kMaxUidBytes &&
+                     std::all_of(uid.begin(), uid.end(), [](char c) {
                        return std::isxdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_';
                      });
   if (!valid) return {};

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "temp_dir.h"
 
 namespace kvmexit {
@@ -35,6 +37,10 @@ TEST(ParseCgroupLayoutTest, KubernetesPodUnderEitherDriver) {
   EXPECT_EQ(systemd.id, "0b7e5a3c-96f1");
   EXPECT_EQ(ParseCgroupLayout("/kubepods/besteffort/pod0b7e5a3c-96f1/c").id, "0b7e5a3c-96f1");
   EXPECT_EQ(ParseCgroupLayout("/user.slice/pod0b7e5a3c.slice").kind, Kind::kNone);
+  // Found by fuzz_vm_identity: a "UID" of 130 hex digits made a 136-byte VM name.
+  EXPECT_EQ(ParseCgroupLayout("/kubepods/pod" + std::string(37, 'a') + "/c").kind, Kind::kNone);
+  EXPECT_EQ(ParseCgroupLayout("/kubepods/pod" + std::string(36, 'a') + "/c").id,
+            std::string(36, 'a'));
 }
 
 TEST(ParseCgroupLayoutTest, NothingRecognised) {
