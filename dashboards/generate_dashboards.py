@@ -371,9 +371,10 @@ def handling_heatmap(title: str, desc: str, sel: str, w: int, h: int) -> dict:
 
 def slowest_reasons(title: str, desc: str, sel: str, w: int, h: int) -> dict:
     return bargauge(title, desc,
+                    # ">= 0" drops the NaN of reasons without exits in the range
                     [Target("sort_desc(topk(15, histogram_quantile(0.99, sum by (le, reason) "
-                            f"(rate(@handling@_bucket{{@SR@, idle=\"false\"}}[$__range]){sel}))))",
-                            "{{reason}}")],
+                            f"(rate(@handling@_bucket{{@SR@, idle=\"false\"}}[$__range]){sel}))"
+                            " >= 0))", "{{reason}}")],
                     unit="s", w=w, h=h)
 
 
@@ -472,8 +473,8 @@ def overview() -> dict:
         slowest_reasons("Slowest exit reasons (p99 handling time, non-idle)",
                         "Which exit reasons take longest to handle? 99th percentile of handling "
                         "time per reason over the selected range, from the host histogram; "
-                        "idle reasons (HLT) left out. A slow IO or MMIO reason points at the "
-                        "VMM's device model.", "", 12, 9),
+                        "idle reasons (HLT) left out, and reasons without exits in the range. "
+                        "A slow IO or MMIO reason points at the VMM's device model.", "", 12, 9),
         timeseries("Guest sleep in idle exits per VM (HLT, vCPU-s/s, top 20)",
                    "How long do the VMs' vCPUs sleep in idle exits? " + SLEEP_NOTE + " In "
                    + UNIT_NOTE,
