@@ -48,12 +48,18 @@ METRICS = {
     "vms_folded": "kvm_exit_exporter_vms_folded",
     "prog_runs": "kvm_exit_exporter_bpf_prog_run_count_total",
     "prog_time": "kvm_exit_exporter_bpf_prog_run_time_seconds_total",
+    # exit handling time (issue 13); idle="true" marks HLT-type reasons (guest sleep)
+    "handling": "kvm_exit_handling_seconds",  # histogram per isa/reason/code/idle, host level
+    "vm_handling": "kvm_vm_exit_handling_seconds_total",  # counter per VM and reason
+    "timing_lost": "kvm_exit_timing_lost_total",
     # recording rules (deploy/prometheus/kvm_exit_exporter.rules.yml)
     "r_host": "instance:kvm_exits:rate1m",
     "r_reason": "instance_reason:kvm_exits:rate1m",
     "r_vm": "instance_vm:kvm_vm_exits:rate1m",
     "r_vm_reason": "instance_vm_reason:kvm_vm_exits:rate1m",
     "storm": "kvm_exit:storm_threshold:exits_per_second",
+    "r_vm_overhead": "instance_vm:kvm_vm_exit_handling_seconds_nonidle:rate1m",
+    "overhead": "kvm_exit:overhead_threshold:vcpu_seconds_per_second",
 }
 
 # Label filters shared by all queries; Grafana replaces the $variables.
@@ -67,6 +73,10 @@ SELECTORS = {
 DS = {"type": "prometheus", "uid": "${datasource}"}
 TAGS = ["kvm", "kvm_exit_exporter"]
 STORM_LEGEND = "storm threshold (per VM)"
+OVERHEAD_LEGEND = "overhead threshold (per VM)"
+# Exit handling time per VM is summed over its vCPUs and the exporter has no
+# vCPU count to divide by: say so in the unit instead of calling it a share.
+VCPU_S = "suffix: vCPU-s/s"
 
 
 def q(text: str) -> str:
@@ -121,7 +131,8 @@ def _base(kind: str, title: str, desc: str, targets: list[Target], unit: str,
 
 
 def timeseries(title, desc, targets, unit="short", stack=False, w=12, h=9,
-               legend_calcs=("mean", "max", "lastNotNull"), storm_line=False):
+               legend_calcs=("mean", "max", "lastNotNull"), storm_line=False,
+               overhead_line=False):
     p = _base("timeseries", title, desc, targets, unit, w, h)
     p["fieldConfig"]["defaults"].update({
         "min": 0,
@@ -140,11 +151,13 @@ def timeseries(title, desc, targets, unit="short", stack=False, w=12, h=9,
                    "calcs": list(legend_calcs), "sortBy": "Mean", "sortDesc": True},
         "tooltip": {"mode": "multi", "sort": "desc"},
     }
-    if storm_line:
+    lines = ([("@storm@", STORM_LEGEND)] if storm_line else []) + \
+        ([("@overhead@", OVERHEAD_LEGEND)] if overhead_line else [])
+    for series, legend in lines:  # a dashed red threshold line, never stacked
         p["targets"].append(
-            Target("@storm@", STORM_LEGEND).to_json(chr(ord("A") + len(p["targets"]))))
+            Target(series, legend).to_json(chr(ord("A") + len(p["targets"]))))
         p["fieldConfig"]["overrides"].append({
-            "matcher": {"id": "byName", "options": STORM_LEGEND},
+            "matcher": {"id": "byName", "options": legend},
             "properties": [
                 {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
                 {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
@@ -219,7 +232,7 @@ def bargauge(title, desc, targets, unit="short", w=12, h=9, instant=True, fmt="t
     return p
 
 
-def heatmap(title, desc, targets, w=12, h=9):
+def heatmap(title, desc, targets, w=12, h=9, y_unit="short", cells="VMs"):
     for t in targets:
         t.fmt = "heatmap"
     p = _base("heatmap", title, desc, targets, "short", w, h)
@@ -228,8 +241,8 @@ def heatmap(title, desc, targets, w=12, h=9):
         "cellGap": 1,
         "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
                   "exponent": 0.5, "fill": "dark-orange", "reverse": False, "steps": 64},
-        "yAxis": {"axisPlacement": "left", "unit": "short", "reverse": False},
-        "rowsFrame": {"layout": "auto", "value": "VMs"},
+        "yAxis": {"axisPlacement": "left", "unit": y_unit, "reverse": False},
+        "rowsFrame": {"layout": "auto", "value": cells},
         "cellValues": {"unit": "short"},
         "tooltip": {"mode": "single", "yHistogram": True, "showColorScale": False},
         "legend": {"show": True},
@@ -337,6 +350,35 @@ ATTACHED_MAPPINGS = [{"type": "value", "options": {
     "1": {"text": "attached", "color": "green", "index": 1}}}]
 
 # ---------------------------------------------------------------------------
+# "Where the time goes": exit handling time (kvm_exit_handling_seconds,
+# kvm_vm_exit_handling_seconds_total). Idle reasons (idle="true": HLT and the
+# other wait reasons) are time the guest chose to sleep: they are kept out of
+# every overhead figure and shown only in panels labelled as guest sleep.
+# ---------------------------------------------------------------------------
+UNIT_NOTE = ("vCPU-seconds per second, summed over the VM's vCPUs: 1 is one whole vCPU's time "
+             "(the exporter has no vCPU count to turn it into a share).")
+SLEEP_NOTE = ("Time the guest chose to sleep in idle exits (HLT and the other wait reasons): "
+              "an idle guest shows up here, and it is not overhead, so it is in no overhead "
+              "panel or alert.")
+
+
+def handling_heatmap(title: str, desc: str, sel: str, w: int, h: int) -> dict:
+    return heatmap(title, desc,
+                   [Target(f"sum by (le) (increase(@handling@_bucket{{@SR@, idle=\"false\"}}"
+                           f"[$__rate_interval]){sel})", "{{le}}")],
+                   w=w, h=h, y_unit="s", cells="exits")
+
+
+def slowest_reasons(title: str, desc: str, sel: str, w: int, h: int) -> dict:
+    return bargauge(title, desc,
+                    # ">= 0" drops the NaN of reasons without exits in the range
+                    [Target("sort_desc(topk(15, histogram_quantile(0.99, sum by (le, reason) "
+                            f"(rate(@handling@_bucket{{@SR@, idle=\"false\"}}[$__range]){sel}))"
+                            " >= 0))", "{{reason}}")],
+                    unit="s", w=w, h=h)
+
+
+# ---------------------------------------------------------------------------
 # The three dashboards
 # ---------------------------------------------------------------------------
 
@@ -406,6 +448,45 @@ def overview() -> dict:
                    "track the Prometheus rate above; a gap points at lost scrapes.",
                    [Target("sum by (instance) (@exp_rate_all@{@S@})", "{{instance}}")], w=24,
                    h=7),
+        row("Where the time goes (exit handling time)"),
+        timeseries("Time lost to non-idle exits per VM (vCPU-s/s, top 20)",
+                   "Which VMs lose the most vCPU time to exit handling, idle reasons (HLT) left "
+                   "out? Time their vCPUs spent out of guest mode handling exits, in "
+                   + UNIT_NOTE + " The dashed red line is the KvmVmExitOverheadHigh threshold.",
+                   [Target("topk(20, sum by (vm) (@r_vm_overhead@{@SV@}))", "{{vm}}")],
+                   unit=VCPU_S, overhead_line=True),
+        timeseries("Time lost to non-idle exits by reason (host, vCPU-s/s, stacked)",
+                   "Which exit reasons cost the host's VMs the most time, idle reasons (HLT) "
+                   "left out? Handling time per second from the host histogram (all VMs, also "
+                   "those beyond the per-VM map); stacked, so the top edge is the total in "
+                   "vCPU-seconds per second.",
+                   [Target("sum by (reason) (rate(@handling@_sum{@SR@, idle=\"false\"}"
+                           "[$__rate_interval]))", "{{reason}}")],
+                   unit=VCPU_S, stack=True),
+        handling_heatmap("Exit handling time, non-idle reasons (host heatmap)",
+                         "How long do exits keep vCPUs out of their guests, and is the "
+                         "distribution shifting? Each column counts the exits of the selected "
+                         "reasons ($reason) that ended in that interval, by bucket of handling "
+                         "time (exit to next entry). Idle reasons (HLT) are left out: their "
+                         "time is guest sleep. IO and MMIO exits that go out to the VMM include "
+                         "the VMM's own handling time.", "", 12, 9),
+        slowest_reasons("Slowest exit reasons (p99 handling time, non-idle)",
+                        "Which exit reasons take longest to handle? 99th percentile of handling "
+                        "time per reason over the selected range, from the host histogram; "
+                        "idle reasons (HLT) left out, and reasons without exits in the range. "
+                        "A slow IO or MMIO reason points at the VMM's device model.", "", 12, 9),
+        timeseries("Guest sleep in idle exits per VM (HLT, vCPU-s/s, top 20)",
+                   "How long do the VMs' vCPUs sleep in idle exits? " + SLEEP_NOTE + " In "
+                   + UNIT_NOTE,
+                   [Target("topk(20, sum by (vm) (rate(@vm_handling@{@SV@, idle=\"true\"}"
+                           "[$__rate_interval])))", "{{vm}}")],
+                   unit=VCPU_S, w=16, h=8),
+        stat("Untimed exit intervals in range",
+             "How many exit intervals could not be timed in the selected range "
+             "(kvm_exit_timing_lost_total)? They are counted as exits but missing from the "
+             "handling-time figures, so a growing number makes those figures too low.",
+             [Target("sum(increase(@timing_lost@{@S@}[$__range]))")], w=8, h=8, decimals=0,
+             thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}]),
         row("Exporter health"),
         timeseries("BPF map fill",
                    "How full are the BPF maps? vm_exits near 100 % means new VMs' exits go to "
@@ -543,6 +624,44 @@ def vm_drilldown() -> dict:
               rename={"Value": "Exits in range", "isa": "ISA", "reason": "Reason",
                       "code": "Code"},
               sort_by="Exits in range", w=10, h=10),
+        row("Where the time goes (exit handling time)"),
+        timeseries("Time lost to non-idle exits by reason (vCPU-s/s, stacked)",
+                   "Which exit reasons cost this VM its vCPU time, idle reasons (HLT) left out? "
+                   "Stacked, so the top edge is the VM's overhead, in " + UNIT_NOTE +
+                   " The dashed red line is the KvmVmExitOverheadHigh threshold.",
+                   [Target("sum by (reason) (rate(@vm_handling@{@SVR@, idle=\"false\"}"
+                           "[$__rate_interval]))", "{{reason}}")],
+                   unit=VCPU_S, stack=True, overhead_line=True, w=14, h=10),
+        table("Handling time by reason over the time range",
+              "How much time did each reason cost this VM in the selected range, and how long "
+              "did one exit take on average (handling time / exits counted)? Rows with idle = "
+              "true are guest sleep (HLT), not overhead.",
+              [Target("sum by (reason, idle) (increase(@vm_handling@{@SVR@}[$__range]))"),
+               Target("sum by (reason, idle) (increase(@vm_handling@{@SVR@}[$__range])) "
+                      "/ on (reason) group_left "
+                      "sum by (reason) (increase(@vm_exits@{@SVR@}[$__range]))")],
+              rename={"Value #A": "Handling time in range", "Value #B": "Mean per exit",
+                      "reason": "Reason", "idle": "Idle (guest sleep)"},
+              units={"Handling time in range": "s", "Mean per exit": "s"},
+              sort_by="Handling time in range", w=10, h=10),
+        stat("Time lost to non-idle exits (vCPU-s/s)",
+             "How much vCPU time does this VM lose to exit handling now, idle reasons (HLT) "
+             "left out? In " + UNIT_NOTE,
+             [Target("sum(@r_vm_overhead@{@SV@})")], unit=VCPU_S, w=6, h=8, decimals=3),
+        stat("Guest sleep in idle exits (HLT, vCPU-s/s)",
+             "How long do this VM's vCPUs sleep in idle exits now? " + SLEEP_NOTE,
+             [Target("sum(rate(@vm_handling@{@SV@, idle=\"true\"}[$__rate_interval]))")],
+             unit=VCPU_S, w=6, h=8, decimals=3),
+        handling_heatmap("Exit handling time on this VM's host, non-idle (all VMs)",
+                         "How long do exits take on the host this VM runs on? Host histogram "
+                         "(all VMs on it; there is no per-VM histogram), by bucket of handling "
+                         "time, idle reasons (HLT) left out.",
+                         " and on (job, instance) @vm_info@{@SV@}", 6, 8),
+        slowest_reasons("Slowest reasons on this VM's host (p99, non-idle)",
+                        "Which exit reasons take longest on this VM's host? 99th percentile of "
+                        "handling time per reason over the selected range, host histogram (all "
+                        "VMs), idle reasons (HLT) left out.",
+                        " and on (job, instance) @vm_info@{@SV@}", 6, 8),
         row("vCPUs (needs collector.per_vcpu: true)"),
         timeseries("Exit rate per vCPU (exits/s)",
                    "Is one vCPU exiting far more than the others (a spinning or interrupt-bound "

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs prom_live_check.sh against a fake exporter: python3's http.server on
-# 127.0.0.1 serving testdata/sample_metrics.txt. Checks the queries and rules
-# without a KVM host or the real exporter.
+# Runs prom_live_check.sh against a fake exporter: fake_exporter.py on
+# 127.0.0.1 serving testdata/sample_metrics.txt with its counters and
+# histograms growing at a constant rate (so rate() and histogram_quantile()
+# see real numbers). Checks the queries and rules without a KVM host or the
+# real exporter.
 #
 #   tests/monitoring/prom_live_check_fake.sh [SECONDS]
 set -euo pipefail
@@ -10,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 duration=${1:-8}
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$here/testdata" >/dev/null 2>&1 &
+python3 "$here/fake_exporter.py" "$port" "$here/testdata/sample_metrics.txt" >/dev/null 2>&1 &
 server_pid=$!
 cleanup() {
   local rc=$?
