@@ -169,6 +169,8 @@ collect_files() {
   if [[ -n $exporter ]]; then
     add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
   fi
+  # perf kvm stat, the independent tool the handling-time checks compare with.
+  add_dynamic_binary "$(command -v perf)" /bin/perf
   add_file "$SCRIPT_DIR/guest/init.sh" /init
   for f in "$SCRIPT_DIR"/guest/*.sh; do
     add_file "$f" "/e2e/$(basename "$f")"
@@ -225,7 +227,7 @@ main() {
   [[ -z $exporter || -x $exporter ]] || die "exporter binary '$exporter' is not an executable file"
   [[ -z $vmm || -x $vmm ]] || die "VMM binary '$vmm' is not an executable file"
 
-  ensure_packages qemu-system-x86 busybox-static cpio gzip xz-utils
+  ensure_packages qemu-system-x86 busybox-static cpio gzip xz-utils linux-perf
   mkdir -p "$out"
   out=$(cd "$out" && pwd)
   cache="$out/cache" image="$out/image"

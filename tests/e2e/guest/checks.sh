@@ -18,6 +18,9 @@ set -o pipefail
 # Unloading and loading kvm around the exporter (issue 11).
 # shellcheck source=kvm_module_checks.sh
 . /e2e/kvm_module_checks.sh
+# perf kvm stat on the same workload (issue 13).
+# shellcheck source=perf_kvm_checks.sh
+. /e2e/perf_kvm_checks.sh
 
 # Every exporter phase uses short rate windows so that check 6 is quick.
 RATES_CONFIG='rates:
@@ -418,14 +421,6 @@ check_hook() {
 
 # ---- Phases -------------------------------------------------------------------------------------
 
-# Ends a phase: stops the exporter, shows its log when a check of the phase failed.
-end_phase() {
-  if [ "$FAILED" -gt "$1" ] && [ -n "${EXPORTER_LOG:-}" ]; then
-    show_file exporter "$EXPORTER_LOG" 30
-  fi
-  exporter_stop
-}
-
 phase_default() {
   local failed_before=$FAILED
   exporter_start default "$RATES_CONFIG" || return 0
@@ -491,10 +486,11 @@ main() {
     phase_default
     phase_per_vcpu
     phase_overflow
+    phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu overflow crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts attribution rates per_vcpu overflow perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

@@ -281,6 +281,15 @@ exporter_start() {
   return 1
 }
 
+# end_phase FAILED_BEFORE: stops the exporter, and shows its log when a check
+# of the phase failed (FAILED rose above FAILED_BEFORE).
+end_phase() {
+  if [ "$FAILED" -gt "$1" ] && [ -n "${EXPORTER_LOG:-}" ]; then
+    show_file exporter "$EXPORTER_LOG" 30
+  fi
+  exporter_stop
+}
+
 exporter_stop() {
   [ -n "$EXPORTER_PID" ] || return 0
   kill -TERM "$EXPORTER_PID" 2>/dev/null || true

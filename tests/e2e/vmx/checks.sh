@@ -13,6 +13,8 @@ set -eu
 set -o pipefail
 # shellcheck source-path=SCRIPTDIR source=../guest/lib.sh
 . /e2e/lib.sh
+# shellcheck source=../guest/perf_kvm_checks.sh
+. /e2e/perf_kvm_checks.sh
 
 VMX=1 # the tracepoint's isa value for Intel VMX
 VMX_CPUID=10 # VMX basic exit reasons (arch/x86/include/uapi/asm/vmx.h)
@@ -231,6 +233,8 @@ main() {
     # vcpu_vmx.exit_reason through CO-RE against kvm_intel's BTF.
     phase_per_vcpu btf tp_btf "collector:
   per_vcpu: true"
+    # perf kvm stat on the same workload (issue 13); Bochs is slow, so fewer exits.
+    phase_perf_kvm_stat vmx "$IO_NAME" $VMX_IO "$CPUID_NAME" $VMX_CPUID 500 500 ""
   else
     skip exporter "no exporter binary in the image"
   fi

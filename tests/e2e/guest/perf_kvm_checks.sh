@@ -1,0 +1,127 @@
+#!/bin/sh
+# shellcheck shell=dash
+# Side by side with an independent tool (issue 13): `perf kvm stat record`
+# (Debian's linux-perf, copied into the image with its libraries by
+# build_image.sh) records the same test VMM workload the exporter counts.
+# perf pairs each kvm_exit with the next kvm_entry of the same vCPU and
+# reports, per reason, the exits it paired and their average time. Its counts
+# must equal the workload and the exporter's kvm_vm_exits_total exactly; the
+# averages are printed next to the exporter's (kvm_vm_exit_handling_seconds_total
+# over the exits counted) for docs/benchmarks.md and must agree within
+# PERF_AVG_TOLERANCE. HLT is not compared: the test VMM's last HLT exits to
+# user space and never re-enters, so perf pairs none (and the exporter cannot
+# time it either). Sourced by guest/checks.sh (SVM) and vmx/checks.sh (VMX)
+# after lib.sh.
+
+# Both tools time the same intervals; they differ by where each takes its
+# clock reading among the tracepoint's handlers (perf's and the BPF program's
+# own run time), which is a few microseconds of an emulated CPU.
+PERF_AVG_TOLERANCE=${PERF_AVG_TOLERANCE:-0.5}
+
+# perf_wait_armed PID: returns once perf has its events open (at most 30 s).
+# `perf kvm stat record -a` prints nothing until it stops, so look at its fds.
+perf_wait_armed() {
+  local i=0 n last=-1 fd
+  while [ $i -lt 150 ]; do
+    kill -0 "$1" 2>/dev/null || return 1
+    n=0
+    for fd in "/proc/$1/fd"/*; do
+      case $(readlink "$fd" 2>/dev/null) in *perf_event*) n=$((n + 1)) ;; esac
+    done
+    # Opened and no longer growing: every event on every CPU.
+    if [ "$n" -gt 0 ] && [ "$n" = "$last" ]; then return 0; fi
+    last=$n
+    sleep 0.2
+    i=$((i + 1))
+  done
+  return 1
+}
+
+# perf_report_field REPORT REASON -> "SAMPLES AVG_US" of REASON's row, or nothing.
+# Rows look like `  io   2000   49.78%   60.91%   0.00us   4473.72us   62.43us ( +-   6.88% )`.
+perf_report_field() {
+  awk -v r="$2" '$1 == r && $2 ~ /^[0-9]+$/ {
+      for (i = NF; i > 2; i--) if ($i ~ /us$/) { sub(/us$/, "", $i); print $2, $i; exit }
+    }' "$1"
+}
+
+# phase_perf_kvm_stat ISA IO_NAME IO_CODE CPUID_NAME CPUID_CODE N_IO N_CPUID CONFIG
+phase_perf_kvm_stat() {
+  local isa=$1 io_name=$2 io_code=$3 cpuid_name=$4 cpuid_code=$5 n_io=$6 n_cpuid=$7 config=$8
+  local failed_before=$FAILED data="$WORK/perf.data" report="$WORK/perf-report.txt"
+  local out="$WORK/vmm-perfkvm.out" prom="$WORK/perfkvm.prom" perf_pid pid
+  local reason code expected row perf_n perf_avg ours_n ours_s ours_avg timing=1
+  if ! command -v perf >/dev/null 2>&1; then
+    skip perf_kvm_stat "perf is not in the image (build_image.sh adds linux-perf's /usr/bin/perf)"
+    return 0
+  fi
+  exporter_start perf_kvm_stat "$config" || return 0
+  perf kvm stat record -a -o "$data" >"$WORK/perf-record.log" 2>&1 &
+  perf_pid=$!
+  if ! perf_wait_armed "$perf_pid"; then
+    fail perf_kvm_stat_record "perf kvm stat record did not open its events"
+    show_file "perf record" "$WORK/perf-record.log"
+    kill -KILL "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    end_phase "$failed_before"
+    return 0
+  fi
+  vmm_start "$out" -name guest=perfkvm,debug-threads=on --io "$n_io" --cpuid "$n_cpuid"
+  pid=$VMM_PID
+  if ! vmm_wait_done "$pid" "$out" "$VMM_TIMEOUT_S"; then
+    fail perf_kvm_stat_vmm "test_vmm did not finish its scenario under perf"
+    show_file test_vmm "$out"
+    kill -KILL "$pid" "$perf_pid" 2>/dev/null || true
+    wait "$pid" "$perf_pid" 2>/dev/null || true
+    end_phase "$failed_before"
+    return 0
+  fi
+  sleep "$SETTLE_S"
+  scrape "$prom" || { fail perf_kvm_stat "wget $METRICS_URL failed"; }
+  vmm_stop "$pid" "$out" || fail perf_kvm_stat_vmm "test_vmm pid $pid exited non-zero"
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  end_phase "$failed_before"
+  # perf kvm stat prints its table with pr_info, to stderr.
+  if ! perf kvm -i "$data" stat report --event=vmexit --pid="$pid" >"$report" 2>&1; then
+    fail perf_kvm_stat_report "perf kvm stat report failed: $(tail -n 3 "$report" | tr '\n' ' ')"
+    return 0
+  fi
+  [ -s "$prom" ] || return 0
+  [ "$(metric_count "$prom" kvm_vm_exit_handling_seconds_total)" -gt 0 ] || timing=0
+  for reason in "$io_name:$io_code:$n_io" "$cpuid_name:$cpuid_code:$n_cpuid"; do
+    code=${reason#*:}
+    expected=${code#*:}
+    code=${code%%:*}
+    reason=${reason%%:*}
+    row=$(perf_report_field "$report" "$reason")
+    perf_n=${row%% *}
+    perf_avg=${row#* }
+    ours_n=$(metric "$prom" kvm_vm_exits_total "pid=$pid;isa=$isa;code=$code")
+    if [ -z "$row" ]; then
+      fail "perf_kvm_stat_count_$reason" "perf kvm stat report has no '$reason' row"
+      show_file "perf kvm stat report" "$report" 30
+      continue
+    fi
+    if [ "$perf_n" = "$expected" ] && [ "$ours_n" = "$expected" ]; then
+      pass "perf_kvm_stat_count_$reason"
+    else
+      fail "perf_kvm_stat_count_$reason" "workload $expected, perf kvm stat $perf_n, exporter kvm_vm_exits_total $ours_n"
+      show_file "perf kvm stat report" "$report" 30
+    fi
+    if [ $timing = 0 ]; then
+      info "perf_kvm_stat $isa $reason: perf $perf_n exits, avg $perf_avg us; exporter $ours_n exits (no handling time exported)"
+      continue
+    fi
+    ours_s=$(metric "$prom" kvm_vm_exit_handling_seconds_total "pid=$pid;isa=$isa;code=$code")
+    ours_avg=$(awk -v s="$ours_s" -v n="$ours_n" 'BEGIN { if (n > 0) printf "%.2f\n", s * 1e6 / n }')
+    info "perf_kvm_stat $isa $reason: perf $perf_n exits, avg $perf_avg us; exporter $ours_n exits, avg $ours_avg us"
+    if awk -v a="$ours_avg" -v b="$perf_avg" -v t="$PERF_AVG_TOLERANCE" \
+      'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && b > 0 && d <= t * b) }'; then
+      pass "perf_kvm_stat_avg_$reason"
+    else
+      fail "perf_kvm_stat_avg_$reason" "exporter average $ours_avg us is not within $PERF_AVG_TOLERANCE of perf kvm stat's $perf_avg us"
+      show_file "perf kvm stat report" "$report" 30
+    fi
+  done
+}
