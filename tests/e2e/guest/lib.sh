@@ -342,7 +342,7 @@ check_exit_time() {
     counted=$(delta_int "$p0" "$p1" kvm_exits_total "isa=$isa;code=${r#*:}")
     timed=$(delta_int "$p0" "$p1" ${h}_count "isa=$isa;code=${r#*:}")
     sum=$(fdelta "$p0" "$p1" ${h}_sum "isa=$isa;code=${r#*:}")
-    avg=$(awk -v s="$sum" -v c="$timed" 'BEGIN { printf "%.9f\n", c > 0 ? s / c : 0 }')
+    avg=$(awk -v s="$sum" -v c="$timed" 'BEGIN { printf "%.9f\n", (c > 0 ? s / c : 0) }')
     info "exit time ${r%%:*}: counted $counted, timed $timed, sum ${sum}s, average ${avg}s"
     expect_eq "${name}_${r%%:*}_timed_equals_counted" "${r%%:*} exits timed vs counted" "$timed" "$counted"
     if [ "${r%%:*}" = cpuid ]; then
