@@ -17,6 +17,13 @@
  *                       (exit_reason, isa, vcpu_id) is a stable format. The
  *                       fallback where kvm module BTF or the vendor structs
  *                       are missing.
+ *
+ * Exit handling time (config collector.exit_handling_time): the exit program
+ * also stamps the exit into a per-thread slot (task local storage: a vCPU
+ * thread can leave its CPU between exit and entry, e.g. to handle an IO exit
+ * in the VMM), and the matching kvm_entry program (time_kvm_entry_btf or
+ * time_kvm_entry, loaded with the exit program of the same hook) adds the
+ * interval to a histogram per (isa, reason) and to a per-VM sum.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -74,6 +81,43 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
+/* Set by the exporter before load (config: collector.exit_handling_time). */
+const volatile __u8 time_exits = 0;
+
+/* The pending exit of a vCPU thread; start_ns == 0: none. BPF side only. */
+struct exit_slot {
+	__u64 start_ns;
+	struct vm_exit_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct exit_slot);
+} exit_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, KVM_EXIT_TIME_HIST_CAPACITY);
+	__type(key, struct host_exit_key);
+	__type(value, struct exit_time_hist);
+} exit_time_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
+	__type(key, struct vm_exit_key);
+	__type(value, __u64);
+} vm_exit_time SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KVM_EXIT_TIMING_LOST_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} timing_lost SEC(".maps");
+
 /*
  * Adds one to the per-CPU counter at `key`, creating it if needed.
  * Returns 0, or -E2BIG when the map is full and the key is not in it.
@@ -108,6 +152,138 @@ static __always_inline void count_lost(__u32 index)
 		*lost_count += 1;
 }
 
+static __always_inline void count_timing_lost(__u32 index)
+{
+	__u64 *lost_count = bpf_map_lookup_elem(&timing_lost, &index);
+
+	if (lost_count)
+		*lost_count += 1;
+}
+
+/* Stamps the exit `key` into the current thread's slot; its kvm_entry completes it. */
+static __always_inline void start_exit_timing(const struct vm_exit_key *key)
+{
+	struct exit_slot *slot = bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (!slot) {
+		count_timing_lost(KVM_EXIT_TIMING_NO_STORAGE);
+		return;
+	}
+	if (slot->start_ns != 0)
+		count_timing_lost(KVM_EXIT_TIMING_OVERWRITTEN);
+	slot->key = *key;
+	slot->start_ns = bpf_ktime_get_ns();
+}
+
+/* Bit length of v: 0 for 0, else 1 + the index of the highest set bit. */
+static __always_inline __u32 bit_length(__u64 v)
+{
+	__u32 n = 0;
+
+	if (v >= 1ULL << 32) {
+		v >>= 32;
+		n += 32;
+	}
+	if (v >= 1ULL << 16) {
+		v >>= 16;
+		n += 16;
+	}
+	if (v >= 1ULL << 8) {
+		v >>= 8;
+		n += 8;
+	}
+	if (v >= 1ULL << 4) {
+		v >>= 4;
+		n += 4;
+	}
+	if (v >= 1ULL << 2) {
+		v >>= 2;
+		n += 2;
+	}
+	if (v >= 1ULL << 1) {
+		v >>= 1;
+		n += 1;
+	}
+	return n + (__u32)v;
+}
+
+/*
+ * The smallest i with ns <= 2^i us, or KVM_EXIT_TIME_BUCKETS (+Inf) past
+ * 2^(KVM_EXIT_TIME_BUCKETS-1) us. With us = ns rounded up to whole
+ * microseconds, ns <= 1000 * 2^i <=> us <= 2^i <=> bit_length(us - 1) <= i.
+ */
+static __always_inline __u32 exit_time_bucket(__u64 ns)
+{
+	__u64 us = (ns + 999) / 1000;
+
+	return us <= 1 ? 0 : bit_length(us - 1);
+}
+
+/* Adds ns to the per-CPU u64 at `key`. Returns 0, or -E2BIG when the map is full. */
+static __always_inline int add_ns(void *map, const void *key, __u64 ns)
+{
+	__u64 *sum = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (sum) {
+		*sum += ns;
+		return 0;
+	}
+	err = bpf_map_update_elem(map, key, &ns, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		sum = bpf_map_lookup_elem(map, key);
+		if (sum) {
+			*sum += ns;
+			return 0;
+		}
+	}
+	return err == -EEXIST ? 0 : (int)err;
+}
+
+static const struct exit_time_hist empty_hist;
+
+/* Completes the current thread's pending exit, if any: its interval goes into the maps. */
+static __always_inline void end_exit_timing(void)
+{
+	struct exit_slot *slot = bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0, 0);
+	struct host_exit_key host_key;
+	struct exit_time_hist *hist;
+	struct vm_exit_key key;
+	__u32 bucket;
+	__u64 ns;
+
+	if (!slot || slot->start_ns == 0)
+		return; /* no exit pending: the first entry of a thread, or one seen before attach */
+	ns = bpf_ktime_get_ns() - slot->start_ns;
+	key = slot->key;
+	slot->start_ns = 0;
+
+	host_key.isa = key.isa;
+	host_key.exit_reason = key.exit_reason;
+	hist = bpf_map_lookup_elem(&exit_time_hist, &host_key);
+	if (!hist) {
+		/* Created empty (EEXIST: another CPU was first), then looked up again. */
+		bpf_map_update_elem(&exit_time_hist, &host_key, &empty_hist, BPF_NOEXIST);
+		hist = bpf_map_lookup_elem(&exit_time_hist, &host_key);
+		if (!hist) {
+			count_timing_lost(KVM_EXIT_TIMING_HIST_FULL);
+			return;
+		}
+	}
+	bucket = exit_time_bucket(ns);
+	/* Keep the bounded index in one register: the 6.1 verifier loses the bound otherwise. */
+	barrier_var(bucket);
+	if (bucket > KVM_EXIT_TIME_BUCKETS)
+		bucket = KVM_EXIT_TIME_BUCKETS;
+	barrier_var(bucket);
+	hist->buckets[bucket] += 1;
+	hist->sum_ns += ns;
+	hist->count += 1;
+	/* Full like vm_exits: the VM's exits are in the overflow table, its time in the histogram. */
+	add_ns(&vm_exit_time, &key, ns);
+}
+
 /* Counts one exit of the current VMM process. */
 static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
 {
@@ -121,6 +297,8 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
 	key.vcpu_id = count_per_vcpu ? vcpu_id : KVM_EXIT_ALL_VCPUS;
 	key.isa = isa;
 	key.exit_reason = reason;
+	if (time_exits)
+		start_exit_timing(&key);
 	if (count_one(&vm_exits, &key) == 0)
 		return;
 
@@ -174,5 +352,20 @@ int BPF_PROG(count_kvm_exit_btf, struct kvm_vcpu *vcpu, __u32 isa)
 		return 0;
 	}
 	count_exit(isa, reason, count_per_vcpu ? (__u32)vcpu->vcpu_id : KVM_EXIT_ALL_VCPUS);
+	return 0;
+}
+
+/* The kvm_entry that ends each exit, one program per hook, loaded with its exit program. */
+SEC("tp/kvm/kvm_entry")
+int time_kvm_entry(void *ctx)
+{
+	end_exit_timing();
+	return 0;
+}
+
+SEC("tp_btf/kvm_entry")
+int time_kvm_entry_btf(__u64 *ctx)
+{
+	end_exit_timing();
 	return 0;
 }

@@ -41,6 +41,32 @@ enum kvm_exit_lost_index {
 	KVM_EXIT_LOST_NR,
 };
 
-/* Every map value is a per-CPU __u64 exit count. */
+/* Every map value above is a per-CPU __u64 exit count. */
+
+/*
+ * Exit handling time: each kvm_exit -> next kvm_entry interval of a vCPU
+ * thread. Buckets of `exit_time_hist`: bucket i < KVM_EXIT_TIME_BUCKETS counts
+ * intervals <= 2^i us (1 us .. 1.048576 s), the last one the rest (+Inf).
+ * Per bucket, not cumulative; user space accumulates them.
+ */
+#define KVM_EXIT_TIME_BUCKETS 21
+#define KVM_EXIT_TIME_HIST_CAPACITY 256
+
+/* Value of the `exit_time_hist` per-CPU hash, keyed by host_exit_key. */
+struct exit_time_hist {
+	__u64 buckets[KVM_EXIT_TIME_BUCKETS + 1];
+	__u64 sum_ns;
+	__u64 count;
+};
+
+/* `vm_exit_time`: per-CPU hash, vm_exit_key -> __u64 ns spent handling those exits. */
+
+/* Indices of the `timing_lost` per-CPU array: exits whose interval was not recorded. */
+enum kvm_exit_timing_lost_index {
+	KVM_EXIT_TIMING_NO_STORAGE = 0, /* no task storage slot for the vCPU thread */
+	KVM_EXIT_TIMING_OVERWRITTEN,    /* an exit found the previous one still pending */
+	KVM_EXIT_TIMING_HIST_FULL,      /* exit_time_hist was full */
+	KVM_EXIT_TIMING_LOST_NR,
+};
 
 #endif /* KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H */

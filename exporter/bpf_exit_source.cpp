@@ -112,13 +112,16 @@ std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
   return total;
 }
 
-// Reads a per-CPU hash map whose values are u64, in batches when the kernel has
-// BPF_MAP_LOOKUP_BATCH (5.6+), else key by key.
-template <typename Key, typename Fn>
-std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
+// Reads a per-CPU hash map, in batches when the kernel has
+// BPF_MAP_LOOKUP_BATCH (5.6+), else key by key. `visit(key, per_cpu)` gets the
+// value of each CPU in per_cpu[0..cpus). Value's size must be a multiple of 8,
+// the kernel's per-CPU slot size.
+template <typename Key, typename Value, typename Fn>
+std::string ReadPerCpuHashValues(int map_fd, int cpus, Fn&& visit) {
+  static_assert(sizeof(Value) % 8 == 0, "per-CPU values are padded to 8 bytes");
   std::size_t chunk = 1024;
   std::vector<Key> keys(chunk);
-  std::vector<std::uint64_t> values(chunk * static_cast<std::size_t>(cpus));
+  std::vector<Value> values(chunk * static_cast<std::size_t>(cpus));
   std::uint64_t batch_in = 0;
   std::uint64_t batch_out = 0;
   bool first = true;
@@ -140,7 +143,7 @@ std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
       return "batch lookup failed: " + ErrnoText(err);
     }
     for (std::uint32_t i = 0; i < count; ++i) {
-      visit(keys[i], SumCpus(&values[static_cast<std::size_t>(i) * cpus], cpus));
+      visit(keys[i], &values[static_cast<std::size_t>(i) * cpus]);
     }
     if (err == -ENOENT) return "";
     batch_in = batch_out;
@@ -150,15 +153,43 @@ std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
   Key key{};
   Key next{};
   const Key* previous = nullptr;
-  std::vector<std::uint64_t> value(static_cast<std::size_t>(cpus));
+  std::vector<Value> value(static_cast<std::size_t>(cpus));
   while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
-    if (bpf_map_lookup_elem(map_fd, &next, value.data()) == 0) {
-      visit(next, SumCpus(value.data(), cpus));
-    }
+    if (bpf_map_lookup_elem(map_fd, &next, value.data()) == 0) visit(next, value.data());
     key = next;
     previous = &key;
   }
   return "";
+}
+
+// Reads a per-CPU hash map whose values are u64, summing the CPUs.
+template <typename Key, typename Fn>
+std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
+  return ReadPerCpuHashValues<Key, std::uint64_t>(
+      map_fd, cpus,
+      [&](const Key& key, const std::uint64_t* per_cpu) { visit(key, SumCpus(per_cpu, cpus)); });
+}
+
+// Sums a per-CPU array of u64 counters, all `entries` indices.
+std::string SumPerCpuArray(int map_fd, std::uint32_t entries, int cpus, std::uint64_t* total) {
+  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(cpus));
+  for (std::uint32_t index = 0; index < entries; ++index) {
+    if (bpf_map_lookup_elem(map_fd, &index, per_cpu.data()) != 0) return ErrnoText(errno);
+    *total += SumCpus(per_cpu.data(), cpus);
+  }
+  return "";
+}
+
+// Sums the histogram of each CPU into one.
+ExitTimeHistogram SumHistograms(const exit_time_hist* per_cpu, int cpus) {
+  ExitTimeHistogram total;
+  for (int cpu = 0; cpu < cpus; ++cpu) {
+    const exit_time_hist& hist = per_cpu[cpu];
+    for (std::size_t i = 0; i < total.buckets.size(); ++i) total.buckets[i] += hist.buckets[i];
+    total.sum_ns += hist.sum_ns;
+    total.count += hist.count;
+  }
+  return total;
 }
 
 }  // namespace
@@ -214,13 +245,29 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
       use_tp_btf ? skeleton->progs.count_kvm_exit_btf : skeleton->progs.count_kvm_exit;
   bpf_link** link =
       use_tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
+  const bool timing = options_.exit_handling_time;
+  // The kvm_entry program of the same hook completes each exit's interval;
+  // without timing it is not even loaded.
+  bpf_program* entry_program =
+      use_tp_btf ? skeleton->progs.time_kvm_entry_btf : skeleton->progs.time_kvm_entry;
+  bpf_link** entry_link =
+      use_tp_btf ? &skeleton->links.time_kvm_entry_btf : &skeleton->links.time_kvm_entry;
   bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !use_tp_btf);
+  bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timing && use_tp_btf);
+  bpf_program__set_autoload(skeleton->progs.time_kvm_entry, timing && !use_tp_btf);
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
   skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
+  skeleton->rodata->time_exits = timing ? 1 : 0;
   if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exits, options_.vm_map_capacity);
       err != 0) {
     return "setting vm_exits capacity failed: " + ErrnoText(err);
+  }
+  // One per-VM time entry per vm_exits entry; a token map when timing is off.
+  if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exit_time,
+                                         timing ? options_.vm_map_capacity : 1);
+      err != 0) {
+    return "setting vm_exit_time capacity failed: " + ErrnoText(err);
   }
   const char* what = use_tp_btf ? "tp_btf/kvm_exit" : "tracepoint kvm:kvm_exit";
   if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) {
@@ -229,7 +276,19 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
            (detail.empty() ? "" : " (libbpf: " + detail + ")") +
            (err == -EPERM ? "; run as root or grant CAP_BPF and CAP_PERFMON" : "");
   }
-  // The skeleton owns the link: destroying it detaches.
+  // The skeleton owns the links: destroying it detaches. The entry program
+  // first, so that no exit is stamped before its entry can complete it.
+  if (timing) {
+    *entry_link = bpf_program__attach(entry_program);
+    if (*entry_link == nullptr) {
+      const int err = -errno;
+      std::string detail = TakeLibbpfWarning();
+      return "attaching to " +
+             std::string(use_tp_btf ? "tp_btf/kvm_entry" : "tracepoint kvm:kvm_entry") +
+             " failed: " + ErrnoText(err) + (detail.empty() ? "" : " (libbpf: " + detail + ")") +
+             "; or set collector.exit_handling_time: false";
+    }
+  }
   *link = bpf_program__attach(program);
   if (*link == nullptr) {
     const int err = -errno;
@@ -271,13 +330,27 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
                                         });
   }
   if (err.empty()) {
-    std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
-    for (std::uint32_t index = 0; index < KVM_EXIT_LOST_NR && err.empty(); ++index) {
-      if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.lost), &index, per_cpu.data()) == 0) {
-        snapshot->lost += SumCpus(per_cpu.data(), possible_cpus_);
-      } else {
-        err = "reading the lost counter failed: " + ErrnoText(errno);
-      }
+    err = SumPerCpuArray(bpf_map__fd(skeleton_->maps.lost), KVM_EXIT_LOST_NR, possible_cpus_,
+                         &snapshot->lost);
+    if (!err.empty()) err = "reading the lost counter failed: " + err;
+  }
+  if (err.empty() && options_.exit_handling_time) {
+    snapshot->timing = true;
+    err = ReadPerCpuHashValues<host_exit_key, exit_time_hist>(
+        bpf_map__fd(skeleton_->maps.exit_time_hist), possible_cpus_,
+        [&](const host_exit_key& key, const exit_time_hist* per_cpu) {
+          snapshot->exit_time[{key.isa, key.exit_reason}] = SumHistograms(per_cpu, possible_cpus_);
+        });
+    if (err.empty()) {
+      err = ReadPerCpuHash<vm_exit_key>(bpf_map__fd(skeleton_->maps.vm_exit_time), possible_cpus_,
+                                        [&](const vm_exit_key& key, std::uint64_t ns) {
+                                          snapshot->vm_time_ns.push_back({key, ns});
+                                        });
+    }
+    if (err.empty()) {
+      err = SumPerCpuArray(bpf_map__fd(skeleton_->maps.timing_lost), KVM_EXIT_TIMING_LOST_NR,
+                           possible_cpus_, &snapshot->timing_lost);
+      if (!err.empty()) err = "reading the timing_lost counter failed: " + err;
     }
   }
   if (!err.empty()) *snapshot = ExitSnapshot{};
@@ -288,6 +361,7 @@ std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& k
   std::vector<VmExitCount> removed;
   if (!skeleton_) return removed;
   const int fd = bpf_map__fd(skeleton_->maps.vm_exits);
+  const int time_fd = bpf_map__fd(skeleton_->maps.vm_exit_time);
   std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
   for (const vm_exit_key& key : keys) {
     // lookup_and_delete is atomic (5.14+): no exit can slip between read and delete.
@@ -297,6 +371,8 @@ std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& k
       if (err == 0) err = bpf_map_delete_elem(fd, &key);
     }
     if (err == 0) removed.push_back({key, SumCpus(per_cpu.data(), possible_cpus_)});
+    // The VM's handling time goes with it: the host histogram keeps it in the totals.
+    if (options_.exit_handling_time) bpf_map_delete_elem(time_fd, &key);
   }
   return removed;
 }

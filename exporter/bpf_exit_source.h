@@ -18,6 +18,7 @@ struct BpfSourceOptions {
   std::string tracefs_root = "/sys/kernel/tracing";
   std::uint32_t vm_map_capacity = 16384;
   bool per_vcpu = false;
+  bool exit_handling_time = true;  // load and attach the kvm_entry program that times exits
   KernelHook hook = KernelHook::kAuto;
   std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
 };

@@ -275,6 +275,8 @@ void ParseCollector(const Value& section, Config::Collector& collector) {
   const Field fields[] = {
       {"per_vm", [&](const Value& value) { collector.per_vm = ParseBool(value); }},
       {"per_vcpu", [&](const Value& value) { collector.per_vcpu = ParseBool(value); }},
+      {"exit_handling_time",
+       [&](const Value& value) { collector.exit_handling_time = ParseBool(value); }},
       {"vm_map_capacity",
        [&](const Value& value) { collector.vm_map_capacity = ParseUint32(value, 16, 4'194'304); }},
   };

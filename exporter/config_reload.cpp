@@ -27,6 +27,9 @@ ConfigChanges DiffConfig(const Config& running, const Config& reloaded) {
   Compare(running.kernel.hook, reloaded.kernel.hook, "kernel.hook", restart);
   Compare(running.collector.per_vm, reloaded.collector.per_vm, "collector.per_vm", restart);
   Compare(running.collector.per_vcpu, reloaded.collector.per_vcpu, "collector.per_vcpu", restart);
+  // Loads or leaves out the kvm_entry program: the BPF object is built from it.
+  Compare(running.collector.exit_handling_time, reloaded.collector.exit_handling_time,
+          "collector.exit_handling_time", restart);
   Compare(running.collector.vm_map_capacity, reloaded.collector.vm_map_capacity,
           "collector.vm_map_capacity", restart);
 

@@ -1,6 +1,8 @@
 #include "exit_metrics.h"
 
+#include <array>
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <optional>
 #include <string>
@@ -52,6 +54,74 @@ void WriteHostExits(const VmView& view, ReasonLabels& reasons, ExpositionWriter&
              MetricType::kCounter);
   for (const auto& [reason, count] : view.host_totals) {
     out.Sample(kName, {reasons.For(reason)}, count);
+  }
+}
+
+constexpr std::uint32_t kSvmExitHlt = 0x078;  // SVM_EXIT_HLT (asm/svm.h)
+constexpr std::uint32_t kVmxExitHlt = 12;     // EXIT_REASON_HLT (asm/vmx.h)
+constexpr double kNanosecondsPerSecond = 1e9;
+
+// `idle="true"` / `idle="false"`, rendered once.
+std::string_view IdleLabel(const ReasonKey& reason) {
+  static const std::string kIdle = RenderLabels({{"idle", "true"}});
+  static const std::string kBusy = RenderLabels({{"idle", "false"}});
+  return IsIdleReason(reason) ? kIdle : kBusy;
+}
+
+void WriteExitTime(const VmView& view, ReasonLabels& reasons, ExpositionWriter& out) {
+  constexpr std::string_view kName = "kvm_exit_handling_seconds";
+  constexpr std::string_view kBucket = "kvm_exit_handling_seconds_bucket";
+  out.Family(kName,
+             "Time from each VM exit to the vCPU thread's next VM entry, by exit reason, all VMs. "
+             "idle=\"true\" reasons (HLT) include the time the guest chose to wait.",
+             MetricType::kHistogram);
+  // The `le` label of each bucket, rendered once per scrape.
+  std::array<std::string, KVM_EXIT_TIME_BUCKETS + 1> le_labels;
+  std::string bound;
+  for (std::size_t i = 0; i < le_labels.size(); ++i) {
+    bound.clear();
+    if (i < KVM_EXIT_TIME_BUCKETS) {
+      AppendDouble(bound, ExitTimeBucketBound(i));
+    } else {
+      bound = "+Inf";
+    }
+    le_labels[i] = RenderLabels({{"le", bound}});
+  }
+  for (const auto& [reason, hist] : view.exit_time) {
+    const std::string_view reason_labels = reasons.For(reason);
+    const std::string_view idle = IdleLabel(reason);
+    // Cumulative; _count is the +Inf bucket, so the two always agree even when a
+    // CPU was between its bucket and count increments as the map was read.
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < hist.buckets.size(); ++i) {
+      cumulative += hist.buckets[i];
+      out.Sample(kBucket, {reason_labels, idle, le_labels[i]}, cumulative);
+    }
+    out.Sample("kvm_exit_handling_seconds_sum", {reason_labels, idle},
+               static_cast<double>(hist.sum_ns) / kNanosecondsPerSecond);
+    out.Sample("kvm_exit_handling_seconds_count", {reason_labels, idle}, cumulative);
+  }
+  constexpr std::string_view kLost = "kvm_exit_timing_lost_total";
+  out.Family(kLost,
+             "VM exits whose handling time was not recorded (no per-thread slot, histogram map "
+             "full, or an exit with no entry before the next exit); should stay 0.",
+             MetricType::kCounter);
+  out.Sample(kLost, {}, view.timing_lost);
+}
+
+void WriteVmExitTime(const VmView& view, const std::vector<std::string>& vm_labels,
+                     ReasonLabels& reasons, ExpositionWriter& out) {
+  constexpr std::string_view kName = "kvm_vm_exit_handling_seconds_total";
+  out.Family(kName,
+             "Seconds from VM exits to the next VM entry per VM by exit reason; rate() is the "
+             "share of a vCPU's time spent out of the guest. idle=\"true\" (HLT) includes the "
+             "time the guest chose to wait.",
+             MetricType::kCounter);
+  for (std::size_t i = 0; i < view.vms.size(); ++i) {
+    for (const auto& [reason, ns] : view.vms[i].time_ns) {
+      out.Sample(kName, {vm_labels[i], reasons.For(reason), IdleLabel(reason)},
+                 static_cast<double>(ns) / kNanosecondsPerSecond);
+    }
   }
 }
 
@@ -155,13 +225,26 @@ void WriteRates(const VmView& view, const RateView& rates, ReasonLabels& reasons
 
 }  // namespace
 
+bool IsIdleReason(const ReasonKey& reason) {
+  return (reason.isa == KVM_EXIT_ISA_SVM && reason.code == kSvmExitHlt) ||
+         (reason.isa == KVM_EXIT_ISA_VMX && reason.code == kVmxExitHlt);
+}
+
+double ExitTimeBucketBound(std::size_t index) {
+  // 2^index us: exact powers of two divided once, so each bound is the double
+  // nearest its decimal value and prints as such (1.6e-05, not 1.6000000000000001e-05).
+  return std::ldexp(1.0, static_cast<int>(index)) / 1e6;
+}
+
 void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNames& names,
                        const FamilyOptions& options, ExpositionWriter& out) {
   ReasonLabels reasons(names);
   WriteHostExits(view, reasons, out);
+  if (options.exit_handling_time) WriteExitTime(view, reasons, out);
   if (options.per_vm) {
     const std::vector<std::string> vm_labels = VmLabels(view);
     WriteVmExits(view, vm_labels, reasons, out);
+    if (options.exit_handling_time) WriteVmExitTime(view, vm_labels, reasons, out);
     if (options.per_vcpu) WriteVcpuExits(view, vm_labels, reasons, out);
     WriteVmIdentity(view, vm_labels, out);
     WriteBootFamilies(view, reasons, out);

@@ -20,11 +20,21 @@ struct RateView {
 struct FamilyOptions {
   bool per_vm = true;
   bool per_vcpu = false;
+  bool exit_handling_time = false;  // the handling-time families (collector.exit_handling_time)
 };
 
-// The exit families, in this order: kvm_exits_total; with per_vm the per-VM,
-// per-vCPU (with per_vcpu), identity, start time and boot-window families; the
-// rates. (The boot-exits histogram is one of the self metrics: self_metrics.h.)
+// True for the reasons whose handling time includes the time the guest chose
+// to wait (SVM `hlt`, VMX `HLT`): label idle="true", never mixed into overhead.
+bool IsIdleReason(const ReasonKey& reason);
+
+// The upper bound of handling-time bucket `index` in seconds: 2^index us.
+double ExitTimeBucketBound(std::size_t index);
+
+// The exit families, in this order: kvm_exits_total; with exit_handling_time
+// the handling-time histogram and kvm_exit_timing_lost_total; with per_vm the
+// per-VM (and its handling time), per-vCPU (with per_vcpu), identity, start
+// time and boot-window families; the rates. (The boot-exits histogram is one of the self metrics:
+// self_metrics.h.)
 void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNames& names,
                        const FamilyOptions& options, ExpositionWriter& out);
 

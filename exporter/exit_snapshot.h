@@ -1,6 +1,7 @@
 // One consistent read of the BPF maps: the raw material every scrape starts from.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <linux/types.h>
 #include <map>
@@ -26,10 +27,25 @@ struct VmExitCount {
 
 using ReasonCounts = std::map<ReasonKey, std::uint64_t>;
 
+// Exit handling time of one (isa, reason), summed over CPUs: bucket i counts
+// intervals <= 2^i us, the last one the rest (+Inf). Per bucket, not cumulative.
+struct ExitTimeHistogram {
+  std::array<std::uint64_t, KVM_EXIT_TIME_BUCKETS + 1> buckets{};
+  std::uint64_t sum_ns = 0;
+  std::uint64_t count = 0;
+};
+
+using ReasonHistograms = std::map<ReasonKey, ExitTimeHistogram>;
+
 struct ExitSnapshot {
   std::vector<VmExitCount> vm_counts;  // one per live `vm_exits` entry
   ReasonCounts overflow;               // `host_overflow`: exits of VMs that found vm_exits full
   std::uint64_t lost = 0;              // exits stored nowhere (overflow table full too)
+  // Exit handling time (collector.exit_handling_time); empty and 0 when it is off.
+  bool timing = false;                  // the kvm_entry program is attached
+  ReasonHistograms exit_time;           // `exit_time_hist`: every timed exit on the host
+  std::vector<VmExitCount> vm_time_ns;  // `vm_exit_time`: ns per vm_exits key (count = ns)
+  std::uint64_t timing_lost = 0;        // exits whose interval was not recorded
   std::uint32_t vm_map_capacity = 0;
   std::uint32_t overflow_capacity = 0;
 };

@@ -52,6 +52,7 @@ ExporterApp::ExporterApp(Config config)
       source_(BpfSourceOptions{.tracefs_root = config_.kernel.tracefs_path,
                                .vm_map_capacity = config_.collector.vm_map_capacity,
                                .per_vcpu = config_.collector.per_vcpu,
+                               .exit_handling_time = config_.collector.exit_handling_time,
                                .hook = config_.kernel.hook}),
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
@@ -224,10 +225,11 @@ std::string ExporterApp::Scrape() {
     self_.ObserveVms(view.tracked_vms, view.folded_vms);
     const RateView rate_view{
         .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
-    WriteExitFamilies(
-        view, rate_view, names_,
-        FamilyOptions{.per_vm = config_.collector.per_vm, .per_vcpu = config_.collector.per_vcpu},
-        out);
+    WriteExitFamilies(view, rate_view, names_,
+                      FamilyOptions{.per_vm = config_.collector.per_vm,
+                                    .per_vcpu = config_.collector.per_vcpu,
+                                    .exit_handling_time = config_.collector.exit_handling_time},
+                      out);
   }
   self_.Observe(source_.ProgramStats());
   self_.ScrapeTook(

@@ -13,6 +13,8 @@ std::string_view TypeName(MetricType type) {
       return "counter";
     case MetricType::kGauge:
       return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
   }
   return "untyped";
 }

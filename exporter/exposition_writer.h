@@ -16,7 +16,9 @@
 
 namespace kvmexit {
 
-enum class MetricType { kCounter, kGauge };
+// A histogram's samples are written by the caller as <name>_bucket (with `le`),
+// <name>_sum and <name>_count.
+enum class MetricType { kCounter, kGauge, kHistogram };
 
 // A label with its raw (unescaped) value.
 struct Label {

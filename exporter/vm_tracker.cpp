@@ -72,6 +72,15 @@ SnapshotByVm::Vm SumVm(std::uint32_t tgid, std::span<VmExitCount> entries) {
   return vm;
 }
 
+// Sums one VM's handling time per reason (over vCPUs), sorting its entries first.
+SortedReasonCounts SumTimeByReason(std::span<VmExitCount> entries) {
+  std::sort(entries.begin(), entries.end(), ByReasonVcpu{});
+  SortedReasonCounts sums;
+  sums.reserve(entries.size());
+  for (const VmExitCount& entry : entries) sums.Append(ReasonOf(entry.key), entry.count);
+  return sums;
+}
+
 // Adds sorted counts to a map in one merge walk: each key is found from the
 // previous one instead of searched from the root.
 void AddSorted(ReasonCounts& into, const SortedReasonCounts& from) {
@@ -94,7 +103,8 @@ double SecondsSinceEpoch(VmTracker::WallClock::time_point t) {
 
 }  // namespace
 
-SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot) : totals(snapshot.overflow) {
+SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot)
+    : totals(snapshot.overflow), exit_time(snapshot.exit_time), timing_lost(snapshot.timing_lost) {
   // The BPF hash hands entries over in bucket order: bring each VM's together.
   std::vector<VmExitCount> entries = snapshot.vm_counts;
   GroupByTgid(entries);
@@ -104,6 +114,20 @@ SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot) : totals(snapshot.overf
         first, entries.end(), [tgid](const VmExitCount& entry) { return entry.key.tgid != tgid; });
     vms.push_back(SumVm(tgid, {first, last}));
     AddSorted(totals, vms.back().counts);
+    first = last;
+  }
+  if (snapshot.vm_time_ns.empty()) return;
+  // Handling time goes to the VMs of the counts: both lists ascend by tgid. A
+  // VM with time but no count entry (its counts went to the overflow table) has no series.
+  std::vector<VmExitCount> times = snapshot.vm_time_ns;
+  GroupByTgid(times);
+  auto vm = vms.begin();
+  for (auto first = times.begin(); first != times.end();) {
+    const std::uint32_t tgid = first->key.tgid;
+    const auto last = std::find_if(
+        first, times.end(), [tgid](const VmExitCount& entry) { return entry.key.tgid != tgid; });
+    while (vm != vms.end() && vm->tgid < tgid) ++vm;
+    if (vm != vms.end() && vm->tgid == tgid) vm->time_ns = SumTimeByReason({first, last});
     first = last;
   }
 }
@@ -261,6 +285,7 @@ VmSeries VmTracker::OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) con
   series.pid = std::to_string(tgid);
   series.counts = std::move(counts.counts);
   series.per_vcpu = std::move(counts.per_vcpu);
+  series.time_ns = std::move(counts.time_ns);
   const auto known = vms_.find(tgid);
   if (known != vms_.end()) {
     series.process = &known->second.process;
@@ -289,6 +314,8 @@ std::vector<BootWindowFigures> VmTracker::Boots(
 VmView VmTracker::View(SnapshotByVm snapshot) const {
   VmView view;
   view.host_totals = HostTotals(snapshot);
+  view.exit_time = std::move(snapshot.exit_time);
+  view.timing_lost = snapshot.timing_lost;
 
   // Oldest VMs first, so which VMs get their own series does not flap between
   // scrapes. Unknown VMs go last, in tgid order (snapshot.vms is by tgid).
@@ -309,6 +336,7 @@ VmView VmTracker::View(SnapshotByVm snapshot) const {
     if (view.vms.size() >= options_.max_vms) {
       other.counts.Add(counts.counts);
       other.per_vcpu.Add(counts.per_vcpu);
+      other.time_ns.Add(counts.time_ns);
       ++view.folded_vms;
       continue;
     }

@@ -119,14 +119,17 @@ using SortedVcpuCounts = SortedCounts<VcpuReason>;
 struct SnapshotByVm {
   struct Vm {
     std::uint32_t tgid = 0;
-    SortedReasonCounts counts;  // summed over vCPUs
-    SortedVcpuCounts per_vcpu;  // entries counted per vCPU; empty when per-vCPU counting is off
+    SortedReasonCounts counts;   // summed over vCPUs
+    SortedVcpuCounts per_vcpu;   // entries counted per vCPU; empty when per-vCPU counting is off
+    SortedReasonCounts time_ns;  // exit handling time per reason, summed over vCPUs
   };
 
   explicit SnapshotByVm(const ExitSnapshot& snapshot);
 
-  std::vector<Vm> vms;  // ascending tgid
-  ReasonCounts totals;  // every live entry plus the overflow table
+  std::vector<Vm> vms;            // ascending tgid
+  ReasonCounts totals;            // every live entry plus the overflow table
+  ReasonHistograms exit_time;     // host-level handling time (never deleted: already exact)
+  std::uint64_t timing_lost = 0;  // exits whose handling time was not recorded
 };
 
 // Exit counts of one VM (or of the "other" bucket), ready for labelling.
@@ -135,7 +138,8 @@ struct VmSeries {
   std::string pid;                     // "" for the folded bucket
   const VmProcess* process = nullptr;  // null for the folded bucket
   SortedReasonCounts counts;
-  SortedVcpuCounts per_vcpu;  // empty when per-vCPU counting is off
+  SortedVcpuCounts per_vcpu;   // empty when per-vCPU counting is off
+  SortedReasonCounts time_ns;  // ns handling exits per reason; empty when timing is off
 };
 
 struct BootWindowFigures {
@@ -147,7 +151,9 @@ struct BootWindowFigures {
 
 // Everything per-VM a scrape needs, plus the exact host totals.
 struct VmView {
-  ReasonCounts host_totals;  // live entries + overflow + retired VMs: exact and monotonic
+  ReasonCounts host_totals;       // live entries + overflow + retired VMs: exact and monotonic
+  ReasonHistograms exit_time;     // handling time by reason, all VMs (timing on)
+  std::uint64_t timing_lost = 0;  // exits whose handling time was not recorded
   std::vector<VmSeries> vms;
   std::vector<BootWindowFigures> boots;
   std::size_t tracked_vms = 0;

@@ -6,7 +6,8 @@
  * The guest is a few real-mode instructions (assembled below by gas):
  *   - `cpuid` N times: CPUID exits, handled inside KVM, never seen here;
  *   - `out` N times:   IO exits, each handed to this process (KVM_EXIT_IO);
- *   - `hlt`:           one HLT exit, seen here as KVM_EXIT_HLT because no
+ *   - `hlt`:           one HLT exit (N with --hlt N, re-entered after all but
+ *                      the last), seen here as KVM_EXIT_HLT because no
  *                      in-kernel irqchip is created.
  * Counters are 32-bit registers (operand-size prefix), so N goes to 2^32-1.
  * With --io-seconds the guest loops on `out` and this process stops
@@ -90,6 +91,8 @@ struct options {
 	double io_seconds;         /* > 0: loop on OUT for this long instead */
 	long hold_ms;
 	long start_delay_ms;
+	long io_delay_us;          /* sleep this long in each IO exit before re-entering */
+	uint32_t hlt;              /* HLT exits per vCPU: re-enter after all but the last */
 };
 
 static void usage(FILE *out)
@@ -105,7 +108,11 @@ static void usage(FILE *out)
 		"  --vcpus K      K vCPUs (ids 0..K-1), one thread each, default 1\n"
 		"  --hold-ms M    stay alive M ms after the scenario (VM still open, idle);\n"
 		"                 SIGTERM/SIGINT end the hold early, exit status unchanged\n"
-		"  --start-delay-ms M  wait M ms after creating the VM before running it\n");
+		"  --start-delay-ms M  wait M ms after creating the VM before running it\n"
+		"  --io-delay-us D     sleep D us handling each IO exit (a slow device model:\n"
+		"                 each io exit lasts at least D us from exit to entry)\n"
+		"  --hlt N        N HLT exits per vCPU, default 1: the guest halts again\n"
+		"                 after each; the VM ends at the last one, never re-entered\n");
 }
 
 static _Noreturn void usage_error(const char *fmt, ...)
@@ -221,6 +228,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->vcpus = 1;
+	o->hlt = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *opt = argv[i];
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -248,11 +256,17 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->hold_ms = (long)parse_number(opt, val, 3600000);
 		else if (strcmp(opt, "--start-delay-ms") == 0)
 			o->start_delay_ms = (long)parse_number(opt, val, 3600000);
+		else if (strcmp(opt, "--io-delay-us") == 0)
+			o->io_delay_us = (long)parse_number(opt, val, 10000000);
+		else if (strcmp(opt, "--hlt") == 0)
+			o->hlt = (uint32_t)parse_number(opt, val, 1000000);
 		else
 			usage_error("unknown option '%s'", opt);
 	}
 	if (o->vcpus == 0)
 		usage_error("--vcpus: must be at least 1");
+	if (o->hlt == 0)
+		usage_error("--hlt: must be at least 1");
 	fill_per_vcpu("--io", o->io, io_given, o->vcpus);
 	fill_per_vcpu("--cpuid", o->cpuid, cpuid_given, o->vcpus);
 }
@@ -444,6 +458,15 @@ static bool check_guest_finished(struct vcpu *v)
 	return true;
 }
 
+/* Sleeps at least `us` microseconds (nanosleep resumes after a signal). */
+static void sleep_us(long us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 /* Runs the vCPU until HLT (counted scenario) or the deadline (--io-seconds). */
 static bool run_vcpu(struct vcpu *v, double deadline)
 {
@@ -460,6 +483,8 @@ static bool run_vcpu(struct vcpu *v, double deadline)
 			if (!check_io_exit(v))
 				return false;
 			v->io_exits++;
+			if (v->opts->io_delay_us > 0)
+				sleep_us(v->opts->io_delay_us);
 			if (timed && v->io_exits % CLOCK_CHECK_EVERY == 0 &&
 			    now_seconds() >= deadline)
 				return true;
@@ -468,6 +493,8 @@ static bool run_vcpu(struct vcpu *v, double deadline)
 			v->hlt_exits++;
 			if (timed)
 				return vcpu_fail(v, "HLT in the --io-seconds loop");
+			if (v->hlt_exits < v->opts->hlt)
+				break; /* re-enter: the guest's next instruction jumps back to hlt */
 			return check_guest_finished(v);
 		case KVM_EXIT_FAIL_ENTRY:
 			return vcpu_fail(v, "KVM_EXIT_FAIL_ENTRY, hardware reason 0x%llx",

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace kvmexit {
 namespace {
@@ -49,6 +50,36 @@ TEST(BpfSourceTest, LoadsAndAttachesToKvmExit) {
   EXPECT_EQ(snapshot.vm_map_capacity, 1024u);
   EXPECT_EQ(snapshot.overflow_capacity, static_cast<std::uint32_t>(KVM_EXIT_OVERFLOW_CAPACITY));
   EXPECT_EQ(snapshot.lost, 0u);
+}
+
+// BPF programs this process holds: distinct prog_id of its program and link fds.
+int OpenBpfPrograms() {
+  std::set<std::string> ids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fdinfo")) {
+    std::ifstream info(entry.path());
+    std::string line;
+    while (std::getline(info, line)) {
+      if (line.rfind("prog_id:", 0) == 0) ids.insert(line);
+    }
+  }
+  return static_cast<int>(ids.size());
+}
+
+TEST(BpfSourceTest, LoadsTheKvmEntryProgramOnlyWithExitHandlingTime) {
+  RequireKernelSupport();
+  const int before = OpenBpfPrograms();
+  for (const bool timing : {true, false}) {
+    SCOPED_TRACE(timing ? "exit_handling_time: true" : "exit_handling_time: false");
+    BpfExitSource source(
+        {.tracefs_root = kTracefs, .vm_map_capacity = 1024, .exit_handling_time = timing});
+    if (std::string error = source.Attach(); !error.empty()) GTEST_SKIP() << error;
+    // The kvm_exit program, plus the kvm_entry program of the same hook when timing.
+    EXPECT_EQ(OpenBpfPrograms() - before, timing ? 2 : 1);
+    ExitSnapshot snapshot;
+    ASSERT_EQ(source.Read(&snapshot), "");
+    EXPECT_EQ(snapshot.timing, timing);
+    EXPECT_EQ(snapshot.timing_lost, 0u);
+  }
 }
 
 TEST(BpfSourceTest, BatchReadReturnsEveryEntryExactly) {

@@ -140,11 +140,13 @@ else
   fail "root: attaches after kvm:kvm_exit appears" "$(tail -3 "$work/root.log")"
 fi
 
-# The daemon's vm_exits map: the per-CPU hash (type 5) with 16-byte keys.
+# The daemon's vm_exits map: the per-CPU hash (type 5) with 16-byte keys
+# named vm_exits (vm_exit_time, the per-VM handling time, has the same shape).
 map_id=""
 for info in /proc/"$daemon"/fdinfo/*; do
   if grep -q '^map_type:[[:space:]]*5$' "$info" && grep -q '^key_size:[[:space:]]*16$' "$info"; then
-    map_id=$(sed -n 's/^map_id:[[:space:]]*//p' "$info")
+    id=$(sed -n 's/^map_id:[[:space:]]*//p' "$info")
+    if bpftool map show id "$id" | grep -q ' name vm_exits '; then map_id=$id; fi
   fi
 done
 # key: tgid, vcpu_id, isa (2: SVM), exit_reason (0x7b: io), little-endian u32s.

@@ -87,6 +87,7 @@ kernel:
 collector:
   per_vm: false
   per_vcpu: True
+  exit_handling_time: false
   vm_map_capacity: 65536
 rates:
   window: 1m
@@ -109,6 +110,7 @@ vms:
   EXPECT_EQ(config.kernel.hook, KernelHook::kTracepoint);
   EXPECT_FALSE(config.collector.per_vm);
   EXPECT_TRUE(config.collector.per_vcpu);
+  EXPECT_FALSE(config.collector.exit_handling_time);
   EXPECT_EQ(config.collector.vm_map_capacity, 65536U);
   EXPECT_EQ(config.rates.window, 60s);
   EXPECT_EQ(config.rates.sample_interval, 2s);
@@ -238,6 +240,8 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  per_vcpu: \"true\"\n",
      "cfg.yml:2:13: collector.per_vcpu must be true or false"},
     {"collector:\n  per_vcpu: 1\n", "collector.per_vcpu must be true or false"},
+    {"collector:\n  exit_handling_time: on\n",
+     "cfg.yml:2:23: collector.exit_handling_time must be true or false"},
     {"collector:\n  per_vcpu: [true]\n",
      "must be true or false (a YAML boolean, unquoted), got a "
      "list"},

@@ -236,5 +236,148 @@ TEST_F(ExitMetricsTest, FoldedVmsShareOnePerVcpuOtherSeries) {
   EXPECT_THAT(text, Not(HasSubstr("kvm_vm_info{vm=\"other\"")));
 }
 
+// ---- Exit handling time ----------------------------------------------------
+
+ExitTimeHistogram Histogram(std::initializer_list<std::pair<std::size_t, std::uint64_t>> buckets,
+                            std::uint64_t sum_ns) {
+  ExitTimeHistogram hist;
+  for (const auto& [index, count] : buckets) {
+    hist.buckets.at(index) = count;
+    hist.count += count;
+  }
+  hist.sum_ns = sum_ns;
+  return hist;
+}
+
+// The lines of `text` that start with `prefix`.
+std::vector<std::string> LinesStartingWith(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) lines.push_back(line);
+  }
+  return lines;
+}
+
+TEST(ExitTimeBucketBoundTest, PowersOfTwoMicrosecondsUpToAboutOneSecond) {
+  EXPECT_DOUBLE_EQ(ExitTimeBucketBound(0), 1e-6);
+  EXPECT_DOUBLE_EQ(ExitTimeBucketBound(12), 0.004096);
+  EXPECT_DOUBLE_EQ(ExitTimeBucketBound(KVM_EXIT_TIME_BUCKETS - 1), 1.048576);
+}
+
+TEST(IsIdleReasonTest, OnlyTheHaltOfEachIsaIsIdle) {
+  EXPECT_TRUE(IsIdleReason({KVM_EXIT_ISA_SVM, 0x78}));   // hlt
+  EXPECT_TRUE(IsIdleReason({KVM_EXIT_ISA_VMX, 12}));     // HLT
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_SVM, 12}));    // SVM code 12 is a CR write, not HLT
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_VMX, 0x78}));  // nor is VMX 120 the SVM hlt
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_SVM, 0x7b}));  // io
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_VMX, 30}));    // IO_INSTRUCTION
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_VMX, 12 | KVM_EXIT_VMX_FAILED_VMENTRY}));
+}
+
+TEST_F(ExitMetricsTest, HandlingTimeHistogramIsCumulativeWithInfEqualToCountAndSumInSeconds) {
+  ExitSnapshot snapshot;
+  // 1 exit <= 1 us, 3 in (2.048, 4.096] ms, 2 beyond 1.048576 s; 5.5 s in all.
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x7b}] =
+      Histogram({{0, 1}, {12, 3}, {KVM_EXIT_TIME_BUCKETS, 2}}, 5'500'000'000);
+  const std::string text = Render(snapshot, {.exit_handling_time = true});
+  const std::string labels = R"(isa="svm",reason="io",code="123",idle="false")";
+  const std::string bucket = "kvm_exit_handling_seconds_bucket{" + labels;
+  EXPECT_THAT(text, HasSubstr("# TYPE kvm_exit_handling_seconds histogram\n"));
+  EXPECT_THAT(text, HasSubstr(bucket + ",le=\"1e-06\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr(bucket + ",le=\"2e-06\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr(bucket + ",le=\"0.002048\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr(bucket + ",le=\"0.004096\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr(bucket + ",le=\"1.048576\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr(bucket + ",le=\"+Inf\"} 6\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_handling_seconds_sum{" + labels + "} 5.5\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_exit_handling_seconds_count{" + labels + "} 6\n"));
+  // 21 finite buckets and +Inf, each rising or level.
+  const std::vector<std::string> lines = LinesStartingWith(text, bucket);
+  ASSERT_EQ(lines.size(), KVM_EXIT_TIME_BUCKETS + 1U);
+  std::uint64_t previous = 0;
+  for (const std::string& line : lines) {
+    const std::uint64_t value = std::stoull(line.substr(line.rfind(' ') + 1));
+    EXPECT_GE(value, previous) << line;
+    previous = value;
+  }
+}
+
+TEST_F(ExitMetricsTest, HandlingTimeOfHaltIsLabelledIdle) {
+  ExitSnapshot snapshot;
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x78}] = Histogram({{20, 1}}, 1'000'000'000);
+  snapshot.exit_time[{KVM_EXIT_ISA_VMX, 12}] = Histogram({{20, 1}}, 1'000'000'000);
+  snapshot.exit_time[{KVM_EXIT_ISA_VMX, 10}] = Histogram({{3, 1}}, 5'000);
+  const std::string text = Render(snapshot, {.exit_handling_time = true});
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(kvm_exit_handling_seconds_count{isa="svm",reason="hlt",code="120",idle="true"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(kvm_exit_handling_seconds_count{isa="vmx",reason="HLT",code="12",idle="true"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(kvm_exit_handling_seconds_count{isa="vmx",reason="CPUID",code="10",idle="false"} 1)"));
+}
+
+TEST_F(ExitMetricsTest, PerVmHandlingSecondsSumVcpusAndFoldIntoOther) {
+  max_vms_ = 1;
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {
+      Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 10, 0), Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 20, 1),
+      Entry(kPidA, KVM_EXIT_ISA_SVM, 0x78, 1, 0), Entry(kPidB, KVM_EXIT_ISA_SVM, 0x7b, 5, 0)};
+  snapshot.vm_time_ns = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 1'000'000'000, 0),
+                         Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 500'000'000, 1),
+                         Entry(kPidA, KVM_EXIT_ISA_SVM, 0x78, 2'000'000'000, 0),
+                         Entry(kPidB, KVM_EXIT_ISA_SVM, 0x7b, 250'000'000, 0)};
+  const std::string text = Render(snapshot, {.per_vcpu = true, .exit_handling_time = true});
+  EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_exit_handling_seconds_total counter\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(kvm_vm_exit_handling_seconds_total{vm="web01",pid="5000101",isa="svm",reason="io",code="123",idle="false"} 1.5)"
+          "\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(kvm_vm_exit_handling_seconds_total{vm="web01",pid="5000101",isa="svm",reason="hlt",code="120",idle="true"} 2)"
+          "\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(kvm_vm_exit_handling_seconds_total{vm="other",pid="",isa="svm",reason="io",code="123",idle="false"} 0.25)"
+          "\n"));
+}
+
+TEST_F(ExitMetricsTest, TimingLostIsAlwaysServedWhenTimingIsOn) {
+  ExitSnapshot snapshot;
+  EXPECT_THAT(
+      Render(snapshot, {.exit_handling_time = true}),
+      HasSubstr("# TYPE kvm_exit_timing_lost_total counter\nkvm_exit_timing_lost_total 0\n"));
+  snapshot.timing_lost = 3;
+  EXPECT_THAT(Render(snapshot, {.exit_handling_time = true}),
+              HasSubstr("\nkvm_exit_timing_lost_total 3\n"));
+}
+
+TEST_F(ExitMetricsTest, HandlingTimeFamiliesInTheirDocumentedOrderOrAbsentWhenOff) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 4)};
+  snapshot.vm_time_ns = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 4000)};
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x7b}] = Histogram({{2, 4}}, 4000);
+  EXPECT_THAT(FamiliesInOrder(Render(snapshot, {.exit_handling_time = true})),
+              ::testing::ElementsAre(
+                  "kvm_exits_total", "kvm_exit_handling_seconds", "kvm_exit_timing_lost_total",
+                  "kvm_vm_exits_total", "kvm_vm_exit_handling_seconds_total", "kvm_vm_info",
+                  "kvm_vm_start_time_seconds", "kvm_vm_boot_exits", "kvm_vm_boot_window_closed",
+                  "kvm_exit_rate_per_second", "kvm_exit_rate_all_per_second"));
+  const std::string off = Render(snapshot, {});
+  EXPECT_THAT(off, Not(HasSubstr("handling_seconds")));
+  EXPECT_THAT(off, Not(HasSubstr("timing_lost")));
+}
+
 }  // namespace
 }  // namespace kvmexit

@@ -419,6 +419,25 @@ check_hook() {
   fi
 }
 
+# ---- Check 7: exit handling time (issue 13) ------------------------------------------------------
+
+EXIT_TIME_IO=500       # io exits of the timed VMM
+EXIT_TIME_DELAY_US=4000 # its IO handler sleeps this long per exit
+EXIT_TIME_HLT=3        # HLT exits: the first two are re-entered (timed), the last is not
+
+# check_exit_time_svm NAME: one VMM with a slow IO handler, timed exactly (lib.sh check_exit_time)
+check_exit_time_svm() {
+  local name=$1 out="$WORK/vmm-$1.out" p0="$WORK/$1-0.prom" p1="$WORK/$1-1.prom"
+  scrape "$p0" || { fail "$name" "wget $METRICS_URL failed"; return 0; }
+  run_vmm "${name}_vmm" "$out" -name "guest=$name,debug-threads=on" --io "$EXIT_TIME_IO" \
+    --io-delay-us "$EXIT_TIME_DELAY_US" --cpuid 2000 --hlt "$EXIT_TIME_HLT" || return 0
+  settle
+  scrape "$p1" || { fail "$name" "wget $METRICS_URL failed"; return 0; }
+  finish_vmm "${name}_vmm" "$VMM_PID" "$out"
+  check_exit_time "$name" "$p0" "$p1" svm "$CODE_IO" "$CODE_CPUID" "$CODE_HLT" "$name" \
+    "$EXIT_TIME_IO" "$EXIT_TIME_DELAY_US" "$EXIT_TIME_HLT"
+}
+
 # ---- Phases -------------------------------------------------------------------------------------
 
 phase_default() {
@@ -430,6 +449,7 @@ phase_default() {
   check_exporter_counts
   check_attribution
   check_rates
+  check_exit_time_svm exit_time_tp_btf
   cross_snapshot a1 || { end_phase "$failed_before"; return 0; }
   check_crosscheck crosscheck_default a0 a1
   check_reason_names "$WORK/prom-a1"
@@ -448,6 +468,28 @@ $RATES_CONFIG" || return 0
   check_per_vcpu
   cross_snapshot b1 || { end_phase "$failed_before"; return 0; }
   check_crosscheck crosscheck_per_vcpu b0 b1
+  end_phase "$failed_before"
+}
+
+# The classic tracepoint times exits too; with collector.exit_handling_time
+# false the kvm_entry program is not loaded and no timing family is served.
+phase_exit_time() {
+  local failed_before=$FAILED prom="$WORK/exit-time-off.prom"
+  exporter_start exit_time_tracepoint "kernel:
+  hook: tracepoint
+$RATES_CONFIG" || return 0
+  check_exit_time_svm exit_time_tracepoint
+  end_phase "$failed_before"
+  failed_before=$FAILED
+  exporter_start exit_time_off "collector:
+  exit_handling_time: false
+$RATES_CONFIG" || return 0
+  if scrape "$prom"; then
+    expect_eq exit_time_off_no_families "timing families with exit_handling_time: false" \
+      "$(grep -c -E '^(# TYPE )?kvm_(vm_)?exit_(handling_seconds|timing_lost)' "$prom" || true)" 0
+  else
+    fail exit_time_off_no_families "wget $METRICS_URL failed"
+  fi
   end_phase "$failed_before"
 }
 
@@ -485,12 +527,13 @@ main() {
   if have_exporter; then
     phase_default
     phase_per_vcpu
+    phase_exit_time
     phase_overflow
     phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu overflow perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts attribution rates per_vcpu exit_time overflow perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

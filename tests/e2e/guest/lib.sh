@@ -314,3 +314,84 @@ exporter_snapshot() {
     awk -v isa="${4:-$SVM}" '{ c[$1] += $2 } END { for (k in c) printf "%s %s %.0f\n", isa, k, c[k] }' |
     sort -n >"$2"
 }
+
+# ---- Exit handling time (issue 13), shared by both suites ---------------------------
+
+# fdelta PROM0 PROM1 METRIC FILTER -> how much the matching samples rose (floats)
+fdelta() {
+  awk -v a="$(metric "$1" "$3" "$4")" -v b="$(metric "$2" "$3" "$4")" 'BEGIN { printf "%.9g\n", b - a }'
+}
+
+# bucket_below PROM FILTER BOUND -> cumulative count of the largest
+# kvm_exit_handling_seconds bucket whose le is below BOUND (0 when none)
+bucket_below() {
+  metric_values "$1" kvm_exit_handling_seconds_bucket le "$2" | awk -v bound="$3" '
+    $1 != "+Inf" && $1 + 0 < bound + 0 && (!seen || $1 + 0 > best) { best = $1 + 0; value = $2; seen = 1 }
+    END { print seen ? value : 0 }'
+}
+
+# check_exit_time NAME PROM0 PROM1 ISA IO_CODE CPUID_CODE HLT_CODE VM N_IO D_US N_HLT
+# Between two scrapes one test VMM (vm=VM) ran --io N_IO --io-delay-us D_US
+# --hlt N_HLT with some cpuid exits, and nothing else made io, cpuid or hlt
+# exits. Checks:
+#  - timed exits (_count) equal counted exits (kvm_exits_total) for io and cpuid;
+#  - hlt: all but the last HLT are timed (the VM ends there, never re-entered);
+#  - every io exit is in a bucket with le >= D (none at or below the bucket
+#    under D) and their _sum >= N_IO * D;
+#  - cpuid exits (handled inside KVM) average below D/10;
+#  - the VM's kvm_vm_exit_handling_seconds_total for io is >= N_IO * D;
+#  - the idle label: true for hlt, false for io and cpuid;
+#  - kvm_exit_timing_lost_total is 0.
+# Prints the measured counts, sums and averages (docs and reports quote them).
+check_exit_time() {
+  local name=$1 p0=$2 p1=$3 isa=$4 io=$5 cpuid=$6 hlt=$7 vm=$8 n=$9 d_us=${10} n_hlt=${11}
+  local h=kvm_exit_handling_seconds d_s r counted timed sum avg below vm_io
+  d_s=$(awk -v d="$d_us" 'BEGIN { printf "%.6f\n", d / 1e6 }')
+  for r in "io:$io" "cpuid:$cpuid"; do
+    counted=$(delta_int "$p0" "$p1" kvm_exits_total "isa=$isa;code=${r#*:}")
+    timed=$(delta_int "$p0" "$p1" ${h}_count "isa=$isa;code=${r#*:}")
+    sum=$(fdelta "$p0" "$p1" ${h}_sum "isa=$isa;code=${r#*:}")
+    avg=$(awk -v s="$sum" -v c="$timed" 'BEGIN { printf "%.9f\n", (c > 0 ? s / c : 0) }')
+    info "exit time ${r%%:*}: counted $counted, timed $timed, sum ${sum}s, average ${avg}s"
+    expect_eq "${name}_${r%%:*}_timed_equals_counted" "${r%%:*} exits timed vs counted" "$timed" "$counted"
+    if [ "${r%%:*}" = cpuid ]; then
+      if awk -v a="$avg" -v d="$d_s" 'BEGIN { exit !(a > 0 && a < d / 10) }'; then
+        pass "${name}_cpuid_far_below_delay"
+      else
+        fail "${name}_cpuid_far_below_delay" "cpuid average ${avg}s, expected > 0 and < $d_s/10"
+      fi
+    fi
+  done
+  expect_eq "${name}_io_counted" "io exits counted" \
+    "$(delta_int "$p0" "$p1" kvm_exits_total "isa=$isa;code=$io")" "$n"
+  below=$(($(bucket_below "$p1" "isa=$isa;code=$io" "$d_s") - $(bucket_below "$p0" "isa=$isa;code=$io" "$d_s")))
+  expect_eq "${name}_io_all_above_delay" "io exits in buckets with le < $d_s" "$below" 0
+  sum=$(fdelta "$p0" "$p1" ${h}_sum "isa=$isa;code=$io")
+  if awk -v s="$sum" -v n="$n" -v d="$d_s" 'BEGIN { exit !(s >= n * d) }'; then
+    pass "${name}_io_sum_at_least_n_delays"
+  else
+    fail "${name}_io_sum_at_least_n_delays" "io _sum rose by ${sum}s, expected >= $n * $d_s"
+    show_series "$p1" "^${h}_(bucket|sum|count)\{isa=\"$isa\""
+  fi
+  vm_io=$(metric "$p1" kvm_vm_exit_handling_seconds_total "vm=$vm;isa=$isa;code=$io;idle=false")
+  if awk -v s="$vm_io" -v n="$n" -v d="$d_s" 'BEGIN { exit !(s >= n * d) }'; then
+    pass "${name}_vm_io_seconds"
+  else
+    fail "${name}_vm_io_seconds" "kvm_vm_exit_handling_seconds_total{vm=$vm,io,idle=false} is ${vm_io}, expected >= $n * $d_s"
+    show_series "$p1" '^kvm_vm_exit_handling_seconds_total\{'
+  fi
+  counted=$(delta_int "$p0" "$p1" kvm_exits_total "isa=$isa;code=$hlt")
+  timed=$(delta_int "$p0" "$p1" ${h}_count "isa=$isa;code=$hlt;idle=true")
+  info "exit time hlt: counted $counted, timed $timed (the last HLT of the VM is never re-entered)"
+  expect_eq "${name}_hlt_counted" "hlt exits counted" "$counted" "$n_hlt"
+  expect_eq "${name}_hlt_timed_all_but_last" "hlt exits timed (idle=true)" "$timed" "$((n_hlt - 1))"
+  expect_eq "${name}_idle_false_for_io_cpuid" "io/cpuid series with idle=true" \
+    "$(($(metric_count "$p1" ${h}_count "isa=$isa;code=$io;idle=true") + $(metric_count "$p1" ${h}_count "isa=$isa;code=$cpuid;idle=true")))" 0
+  expect_eq "${name}_timing_lost_zero" "kvm_exit_timing_lost_total" \
+    "$(metric "$p1" kvm_exit_timing_lost_total)" 0
+}
+
+# delta_int PROM0 PROM1 METRIC FILTER -> how much the matching samples rose (integers)
+delta_int() {
+  echo $(($(metric "$2" "$3" "$4") - $(metric "$1" "$3" "$4")))
+}

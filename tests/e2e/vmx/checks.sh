@@ -136,6 +136,30 @@ check_kernel_hist() {
   info "kernel hist delta (isa reason count): $(snapshot_delta "$WORK/hist-k0" "$WORK/hist-k1" | tr '\n' ';')"
 }
 
+# ---- Exit handling time (issue 13) ----------------------------------------------------
+
+EXIT_TIME_IO=200        # io exits of the timed VMM (Bochs is slow: fewer than the QEMU suite's)
+EXIT_TIME_DELAY_US=4000 # its IO handler sleeps this long per exit
+EXIT_TIME_HLT=3         # HLT exits: the first two are re-entered (timed), the last is not
+
+# check_exit_time_vmx NAME: one VMM with a slow IO handler, timed exactly (lib.sh check_exit_time)
+check_exit_time_vmx() {
+  local name=$1 p0="$WORK/$1-0.prom" p1="$WORK/$1-1.prom"
+  scrape "$p0" || { fail "$name" "wget $METRICS_URL failed"; return 0; }
+  start_vmm "$name" --io "$EXIT_TIME_IO" --io-delay-us "$EXIT_TIME_DELAY_US" --cpuid 200 \
+    --hlt "$EXIT_TIME_HLT"
+  if wait_vmms "${name}_vmm"; then
+    sleep "$SETTLE_S"
+    if scrape "$p1"; then
+      check_exit_time "$name" "$p0" "$p1" vmx "$VMX_IO" "$VMX_CPUID" "$VMX_HLT" "$name" \
+        "$EXIT_TIME_IO" "$EXIT_TIME_DELAY_US" "$EXIT_TIME_HLT"
+    else
+      fail "$name" "wget $METRICS_URL failed"
+    fi
+  fi
+  stop_vmms "${name}_vmm"
+}
+
 # ---- Phases: one exporter configuration each ------------------------------------------
 
 # Host totals and per-VM counts of two VMMs at once, then the cross-check.
@@ -171,6 +195,7 @@ phase_host_and_vms() {
     fi
   fi
   stop_vmms "${p}_vmm"
+  check_exit_time_vmx "exit_time_$p"
   exporter_stop
 }
 
@@ -210,6 +235,7 @@ phase_per_vcpu() {
     fi
   fi
   stop_vmms "${p}_vmm"
+  check_exit_time_vmx "exit_time_$p"
   exporter_stop
 }
 
