@@ -179,16 +179,29 @@ int RunVariant(const std::string& name) {
 
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
-  if (program == "ours" || program == "ours_tp") {
+  if (program == "ours" || program == "ours_tp" || program == "ours_timed") {
     // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
     // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
-    const bool tp_btf = program == "ours";
+    // "ours" and "ours_tp" count only (collector.exit_handling_time: false);
+    // "ours_timed" is the default: tp_btf counting plus the kvm_entry program
+    // that times each exit.
+    const bool tp_btf = program != "ours_tp";
+    const bool timed = program == "ours_timed";
     OursPtr skeleton(kvm_exit_bpf__open());
     if (!skeleton) return Fail("opening ours", -errno);
     bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, tp_btf);
     bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !tp_btf);
+    bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timed);
+    bpf_program__set_autoload(skeleton->progs.time_kvm_entry, false);
     skeleton->rodata->btf_vendor_isa = tp_btf ? KVM_EXIT_ISA_SVM : 0;
+    skeleton->rodata->time_exits = timed ? 1 : 0;
     if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) return Fail("loading ours", err);
+    // As the exporter does: the entry program first, so no exit is stamped
+    // without a program to close its interval.
+    if (timed) {
+      skeleton->links.time_kvm_entry_btf = bpf_program__attach(skeleton->progs.time_kvm_entry_btf);
+      if (skeleton->links.time_kvm_entry_btf == nullptr) return Fail("attaching kvm_entry", -errno);
+    }
     bpf_program* chosen =
         tp_btf ? skeleton->progs.count_kvm_exit_btf : skeleton->progs.count_kvm_exit;
     bpf_link** link =
@@ -216,7 +229,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!program.empty()) return RunVariant(program);
-  std::fprintf(stderr,
-               "usage: exit_cost_loader ours|ours_tp|reference|<program of variants.bpf.c>\n");
+  std::fprintf(
+      stderr,
+      "usage: exit_cost_loader ours|ours_tp|ours_timed|reference|<program of variants.bpf.c>\n");
   return 2;
 }
