@@ -18,23 +18,25 @@
 # own run time), which is a few microseconds of an emulated CPU.
 PERF_AVG_TOLERANCE=${PERF_AVG_TOLERANCE:-0.5}
 
-# perf_wait_armed PID: returns once perf has its events open (at most 30 s).
-# `perf kvm stat record -a` prints nothing until it stops, so look at its fds.
-perf_wait_armed() {
-  local i=0 n last=-1 fd
-  while [ $i -lt 150 ]; do
-    kill -0 "$1" 2>/dev/null || return 1
-    n=0
-    for fd in "/proc/$1/fd"/*; do
-      case $(readlink "$fd" 2>/dev/null) in *perf_event*) n=$((n + 1)) ;; esac
-    done
-    # Opened and no longer growing: every event on every CPU.
-    if [ "$n" -gt 0 ] && [ "$n" = "$last" ]; then return 0; fi
-    last=$n
-    sleep 0.2
-    i=$((i + 1))
-  done
-  return 1
+# perf_record_start DATA: starts `perf kvm stat record -a` with its events
+# disabled and enables them through its control FIFO; returns once perf has
+# acknowledged, so every later exit is recorded (perf synthesizes the running
+# threads before it enables anything, which takes seconds under Bochs, and
+# prints nothing until it stops). Sets PERF_PID.
+perf_record_start() {
+  local ctl="$WORK/perf-ctl" ack="$WORK/perf-ack" reply=
+  rm -f "$ctl" "$ack"
+  mkfifo "$ctl" "$ack"
+  perf kvm stat record -a -D -1 --control "fifo:$ctl,$ack" -o "$1" >"$WORK/perf-record.log" 2>&1 &
+  PERF_PID=$!
+  exec 8<>"$ack"
+  # Opening the control FIFO blocks until perf opens it: bounded.
+  # shellcheck disable=SC2016 # $1 is the inner shell's argument
+  timeout 120 sh -c 'echo enable >"$1"' enable "$ctl" || true
+  # shellcheck disable=SC3045 # busybox ash has read -t
+  read -r -t 120 reply <&8 || true
+  exec 8<&-
+  [ "$reply" = ack ]
 }
 
 # perf_report_field REPORT REASON -> "SAMPLES AVG_US" of REASON's row, or nothing.
@@ -49,20 +51,18 @@ perf_report_field() {
 phase_perf_kvm_stat() {
   local isa=$1 io_name=$2 io_code=$3 cpuid_name=$4 cpuid_code=$5 n_io=$6 n_cpuid=$7 config=$8
   local failed_before=$FAILED data="$WORK/perf.data" report="$WORK/perf-report.txt"
-  local out="$WORK/vmm-perfkvm.out" prom="$WORK/perfkvm.prom" perf_pid pid
+  local out="$WORK/vmm-perfkvm.out" prom="$WORK/perfkvm.prom" pid
   local reason code expected row perf_n perf_avg ours_n ours_s ours_avg timing=1
   if ! command -v perf >/dev/null 2>&1; then
     skip perf_kvm_stat "perf is not in the image (build_image.sh adds linux-perf's /usr/bin/perf)"
     return 0
   fi
   exporter_start perf_kvm_stat "$config" || return 0
-  perf kvm stat record -a -o "$data" >"$WORK/perf-record.log" 2>&1 &
-  perf_pid=$!
-  if ! perf_wait_armed "$perf_pid"; then
-    fail perf_kvm_stat_record "perf kvm stat record did not open its events"
+  if ! perf_record_start "$data"; then
+    fail perf_kvm_stat_record "perf kvm stat record did not acknowledge 'enable' within 120 s"
     show_file "perf record" "$WORK/perf-record.log"
-    kill -KILL "$perf_pid" 2>/dev/null || true
-    wait "$perf_pid" 2>/dev/null || true
+    kill -KILL "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
     end_phase "$failed_before"
     return 0
   fi
@@ -71,16 +71,16 @@ phase_perf_kvm_stat() {
   if ! vmm_wait_done "$pid" "$out" "$VMM_TIMEOUT_S"; then
     fail perf_kvm_stat_vmm "test_vmm did not finish its scenario under perf"
     show_file test_vmm "$out"
-    kill -KILL "$pid" "$perf_pid" 2>/dev/null || true
-    wait "$pid" "$perf_pid" 2>/dev/null || true
+    kill -KILL "$pid" "$PERF_PID" 2>/dev/null || true
+    wait "$pid" "$PERF_PID" 2>/dev/null || true
     end_phase "$failed_before"
     return 0
   fi
   sleep "$SETTLE_S"
   scrape "$prom" || { fail perf_kvm_stat "wget $METRICS_URL failed"; }
   vmm_stop "$pid" "$out" || fail perf_kvm_stat_vmm "test_vmm pid $pid exited non-zero"
-  kill -INT "$perf_pid" 2>/dev/null || true
-  wait "$perf_pid" 2>/dev/null || true
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || true
   end_phase "$failed_before"
   # perf kvm stat prints its table with pr_info, to stderr.
   if ! perf kvm -i "$data" stat report --event=vmexit --pid="$pid" >"$report" 2>&1; then
