@@ -56,7 +56,7 @@ struct Config {
   struct Collector {
     bool per_vm = true;
     bool per_vcpu = false;
-    bool exit_handling_time = true;  // time each exit until the vCPU's next entry
+    bool exit_handling_time = false;  // time each exit until the vCPU's next entry
     std::uint32_t vm_map_capacity = 16384;
     friend bool operator==(const Collector&, const Collector&) = default;
   } collector;

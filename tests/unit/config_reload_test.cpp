@@ -42,7 +42,7 @@ INSTANTIATE_TEST_SUITE_P(
         KeyCase{"kernel:\n  hook: tracepoint\n", "kernel.hook", false},
         KeyCase{"collector:\n  per_vm: false\n", "collector.per_vm", false},
         KeyCase{"collector:\n  per_vcpu: true\n", "collector.per_vcpu", false},
-        KeyCase{"collector:\n  exit_handling_time: false\n", "collector.exit_handling_time", false},
+        KeyCase{"collector:\n  exit_handling_time: true\n", "collector.exit_handling_time", false},
         KeyCase{"collector:\n  vm_map_capacity: 2048\n", "collector.vm_map_capacity", false},
         KeyCase{"rates:\n  window: 1m\n", "rates.window", true},
         KeyCase{"rates:\n  sample_interval: 5s\n", "rates.sample_interval", true},

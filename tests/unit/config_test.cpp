@@ -87,7 +87,7 @@ kernel:
 collector:
   per_vm: false
   per_vcpu: True
-  exit_handling_time: false
+  exit_handling_time: true
   vm_map_capacity: 65536
 rates:
   window: 1m
@@ -110,7 +110,7 @@ vms:
   EXPECT_EQ(config.kernel.hook, KernelHook::kTracepoint);
   EXPECT_FALSE(config.collector.per_vm);
   EXPECT_TRUE(config.collector.per_vcpu);
-  EXPECT_FALSE(config.collector.exit_handling_time);
+  EXPECT_TRUE(config.collector.exit_handling_time);  // off by default: its cost (README)
   EXPECT_EQ(config.collector.vm_map_capacity, 65536U);
   EXPECT_EQ(config.rates.window, 60s);
   EXPECT_EQ(config.rates.sample_interval, 2s);

@@ -442,7 +442,8 @@ check_exit_time_svm() {
 
 phase_default() {
   local failed_before=$FAILED
-  exporter_start default "$RATES_CONFIG" || return 0
+  exporter_start default "$TIMING_CONFIG
+$RATES_CONFIG" || return 0
   cross_snapshot a0 || { end_phase "$failed_before"; return 0; }
   # kernel.hook auto: tp_btf on kvm_amd, so checks 2, 3, 6 and 4 count through it.
   check_hook hook_auto_is_tp_btf "$WORK/prom-a0" tp_btf
@@ -472,11 +473,13 @@ $RATES_CONFIG" || return 0
 }
 
 # The classic tracepoint times exits too; with collector.exit_handling_time
-# false the kvm_entry program is not loaded and no timing family is served.
+# false (the default, said explicitly here) the kvm_entry program is not
+# loaded and no timing family is served.
 phase_exit_time() {
   local failed_before=$FAILED prom="$WORK/exit-time-off.prom"
   exporter_start exit_time_tracepoint "kernel:
   hook: tracepoint
+$TIMING_CONFIG
 $RATES_CONFIG" || return 0
   check_exit_time_svm exit_time_tracepoint
   end_phase "$failed_before"
@@ -529,7 +532,8 @@ main() {
     phase_per_vcpu
     phase_exit_time
     phase_overflow
-    phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$RATES_CONFIG"
+    phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$TIMING_CONFIG
+$RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else

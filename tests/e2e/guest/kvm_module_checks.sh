@@ -82,6 +82,7 @@ check_exporter_before_kvm() {
   local prom="$WORK/kvm-absent.prom" start took
   exporter_start kvm_absent "kernel:
   attach_retry_interval: ${KVM_ATTACH_RETRY_MS}ms
+$TIMING_CONFIG
 $RATES_CONFIG" 0 || return 1
   scrape "$prom" || { fail kvm_module_absent_unattached "wget $METRICS_URL failed"; return 1; }
   if [ "$(metric "$prom" kvm_exit_exporter_bpf_attached)" = 0 ] &&
@@ -137,8 +138,8 @@ check_unload_while_attached() {
 
 # check_stop_releases_kvm NAME: stops the exporter; kvm's refcount falls by
 # exactly the references its attached BPF programs held: two with
-# collector.exit_handling_time on (the default), one link on kvm:kvm_exit and
-# one on kvm:kvm_entry, both defined in kvm.
+# collector.exit_handling_time on (as the kvm_absent exporter has it), one
+# link on kvm:kvm_exit and one on kvm:kvm_entry, both defined in kvm.
 check_stop_releases_kvm() {
   local attached stopped
   attached=$(module_refcnt kvm)

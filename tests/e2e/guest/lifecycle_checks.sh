@@ -340,6 +340,7 @@ phase_soak() {
   local failed_before=$FAILED
   exporter_start soak "vms:
   grace_period: 1s
+$TIMING_CONFIG
 $LC_RATES" || return 0
   check_soak
   end_phase "$failed_before"
@@ -515,6 +516,7 @@ phase_promcheck() {
   esac
   exporter_start promcheck "vms:
   boot_window: ${PROMCHECK_BOOT_WINDOW_S}s
+$TIMING_CONFIG
 $RATES_CONFIG" || return 0
   past_attach_rounding
   vmm_start "$out" -name guest=promload,debug-threads=on -uuid 66666666-7777-8888-9999-000000000000 --io-seconds 600

@@ -254,13 +254,15 @@ main() {
   check_kernel_hist
   if have_exporter; then
     phase_host_and_vms tracepoint tracepoint "kernel:
-  hook: tracepoint"
+  hook: tracepoint
+$TIMING_CONFIG"
     # kernel.hook auto must choose tp_btf on kvm_intel, which reads
     # vcpu_vmx.exit_reason through CO-RE against kvm_intel's BTF.
     phase_per_vcpu btf tp_btf "collector:
-  per_vcpu: true"
+  per_vcpu: true
+  exit_handling_time: true"
     # perf kvm stat on the same workload (issue 13); Bochs is slow, so fewer exits.
-    phase_perf_kvm_stat vmx "$IO_NAME" $VMX_IO "$CPUID_NAME" $VMX_CPUID 500 500 ""
+    phase_perf_kvm_stat vmx "$IO_NAME" $VMX_IO "$CPUID_NAME" $VMX_CPUID 500 500 "$TIMING_CONFIG"
   else
     skip exporter "no exporter binary in the image"
   fi
