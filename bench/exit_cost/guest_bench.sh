@@ -10,7 +10,9 @@
 # modes interleaved (and rotated run to run) so that drift hits all alike:
 #   none       no program on kvm:kvm_exit (the tracepoint stays disabled)
 #   <program>  exit_cost_loader <program> attached during the run (ours,
-#              reference, or a variant the loader knows)
+#              ours_timed, reference, or a variant the loader knows)
+#   perf_kvm_stat  `perf kvm stat record -a` recording during the run (the
+#              tool a user would otherwise run), no BPF program
 # Prints one line per run:
 #   BENCH scenario=S mode=M run=R exits=N seconds=T [run_cnt=C run_time_ns=NS
 #         [counted=K top=REASON:K]]
@@ -45,6 +47,11 @@ STATS=$(setting stats 1)
 SETTLE_S=1
 
 fail() { echo "BENCH FAIL $*" >&2; }
+
+# perf_record_start (started with its events enabled through its control FIFO):
+# the e2e suites' helper, one copy.
+# shellcheck source-path=SCRIPTDIR source=../../tests/e2e/guest/perf_kvm_checks.sh
+. /e2e/perf_kvm_checks.sh
 
 # vmm_field OUTFILE KEY -> value of KEY= on test_vmm's DONE line
 vmm_field() {
@@ -93,15 +100,31 @@ loader_stop() {
 run_one() {
   local scenario=$1 mode=$2 run=$3 stats="" exits seconds
   shift 3
-  if [ "$mode" != none ]; then
-    loader_start "$mode" || return 1
-  fi
+  case $mode in
+    none) ;;
+    perf_kvm_stat)
+      perf_record_start "$WORK/perf.data" || {
+        fail "perf kvm stat record did not start: $(tr '\n' ' ' <"$WORK/perf-record.log")"
+        return 1
+      }
+      ;;
+    *) loader_start "$mode" || return 1 ;;
+  esac
   if ! "$VMM" "$@" >"$WORK/vmm.out" 2>&1; then
     fail "test_vmm $* failed: $(tail -n 3 "$WORK/vmm.out" | tr '\n' ' ')"
-    [ "$mode" = none ] || loader_stop || true
+    case $mode in
+      none) ;;
+      perf_kvm_stat) kill -INT "$PERF_PID" 2>/dev/null || true ;;
+      *) loader_stop || true ;;
+    esac
     return 1
   fi
-  if [ "$mode" != none ]; then
+  if [ "$mode" = perf_kvm_stat ]; then
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" || true
+    rm -f "$WORK/perf.data"
+    sleep "$SETTLE_S"
+  elif [ "$mode" != none ]; then
     loader_stop || return 1
     stats=" $LOADER_STATS"
     # The map freed behind the loader (the reference's is 16 MB, preallocated)
