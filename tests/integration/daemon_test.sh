@@ -225,7 +225,7 @@ check_bad_config "wrong type" $'collector:\n  per_vcpu: maybe' "bad.yml:2:13"
 check_bad_config "out of range" $'collector:\n  vm_map_capacity: 3' "vm_map_capacity"
 check_bad_config "bad duration" $'rates:\n  window: 10x' "invalid duration"
 check_bad_config "bucket range inverted" $'collector:\n  exit_handling_buckets: {min: 2ms, max: 1ms}' \
-  "bad.yml:2:31: collector.exit_handling_buckets.min (2ms) must not exceed"
+  "bad.yml:2:32: collector.exit_handling_buckets.min (2ms) must not exceed"
 out=$("$exporter" --config.file="$work/does-not-exist.yml" 2>&1) && rc=0 || rc=$?
 if [ "$rc" -ne 0 ] && grep -q "does-not-exist.yml" <<<"$out"; then pass "missing config file is a clear error"; else fail "missing config file" "exit $rc: $out"; fi
 out=$("$exporter" --web.listen-address=nonsense 2>&1) && rc=0 || rc=$?
