@@ -24,6 +24,7 @@
 namespace kvmexit {
 namespace {
 
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
@@ -159,18 +160,42 @@ std::uint32_t ParseUint32(const Value& value, std::uint32_t min, std::uint32_t m
   return static_cast<std::uint32_t>(number);
 }
 
-milliseconds ParseDurationValue(const Value& value, milliseconds min, milliseconds max) {
+// The two duration grains of the configuration: milliseconds everywhere, and
+// microseconds where a key needs them (collector.exit_handling_buckets).
+std::optional<milliseconds> ParseIn(std::string_view text, milliseconds /*grain*/) {
+  return ParseDuration(text);
+}
+std::optional<microseconds> ParseIn(std::string_view text, microseconds /*grain*/) {
+  return ParseFineDuration(text);
+}
+std::string Format(milliseconds duration) { return FormatDuration(duration); }
+std::string Format(microseconds duration) { return FormatFineDuration(duration); }
+constexpr std::string_view UnitsOf(milliseconds /*grain*/) { return "ms, s, m or h, e.g. \"30s\""; }
+constexpr std::string_view UnitsOf(microseconds /*grain*/) {
+  return "us, ms, s, m or h, e.g. \"100us\"";
+}
+
+template <typename Duration>
+Duration ParseDurationIn(const Value& value, Duration min, Duration max) {
   const std::string& text = ScalarText(value, "a duration such as \"30s\"");
-  const std::optional<milliseconds> duration = ParseDuration(text);
+  const std::optional<Duration> duration = ParseIn(text, Duration{});
   if (!duration) {
-    value.Fail(value.name + ": invalid duration " + Quoted(text) +
-               "; use a number with ms, s, m or h, e.g. \"30s\"");
+    value.Fail(value.name + ": invalid duration " + Quoted(text) + "; use a number with " +
+               std::string(UnitsOf(Duration{})));
   }
   if (*duration < min || *duration > max) {
-    value.Fail(value.name + " must be from " + FormatDuration(min) + " to " + FormatDuration(max) +
-               ", got " + Quoted(text));
+    value.Fail(value.name + " must be from " + Format(min) + " to " + Format(max) + ", got " +
+               Quoted(text));
   }
   return *duration;
+}
+
+milliseconds ParseDurationValue(const Value& value, milliseconds min, milliseconds max) {
+  return ParseDurationIn(value, min, max);
+}
+
+microseconds ParseFineDurationValue(const Value& value, microseconds min, microseconds max) {
+  return ParseDurationIn(value, min, max);
 }
 
 // A string that `is_valid` accepts; `expected` says what that is.
@@ -271,6 +296,32 @@ void ParseKernel(const Value& section, Config::Kernel& kernel) {
   ParseSection(section, fields);
 }
 
+// collector.exit_handling_buckets: {min, max}, each from 1us to the largest
+// BPF bound, min <= max. Rounding to the BPF bounds is SelectExitBuckets'.
+void ParseExitHandlingBuckets(const Value& map, Config::Collector::ExitHandlingBuckets& buckets) {
+  constexpr microseconds kMinBucket{1};
+  std::optional<Value> min;
+  std::optional<Value> max;
+  const Field fields[] = {
+      {"min",
+       [&](const Value& value) {
+         buckets.min = ParseFineDurationValue(value, kMinBucket, kMaxExitHandlingBucket);
+         min = value;
+       }},
+      {"max",
+       [&](const Value& value) {
+         buckets.max = ParseFineDurationValue(value, kMinBucket, kMaxExitHandlingBucket);
+         max = value;
+       }},
+  };
+  ParseMap(map.node, {map.name, map.name, "key"}, fields);
+  if (buckets.min > buckets.max) {
+    const Value& culprit = min ? *min : max ? *max : map;
+    culprit.Fail(map.name + ".min (" + FormatFineDuration(buckets.min) + ") must not exceed " +
+                 map.name + ".max (" + FormatFineDuration(buckets.max) + ")");
+  }
+}
+
 void ParseCollector(const Value& section, Config::Collector& collector) {
   const Field fields[] = {
       {"per_vm", [&](const Value& value) { collector.per_vm = ParseBool(value); }},
@@ -279,6 +330,10 @@ void ParseCollector(const Value& section, Config::Collector& collector) {
        [&](const Value& value) { collector.exit_handling_time = ParseBool(value); }},
       {"vm_map_capacity",
        [&](const Value& value) { collector.vm_map_capacity = ParseUint32(value, 16, 4'194'304); }},
+      {"exit_handling_buckets",
+       [&](const Value& value) {
+         ParseExitHandlingBuckets(value, collector.exit_handling_buckets);
+       }},
   };
   ParseSection(section, fields);
 }
@@ -418,28 +473,61 @@ std::variant<Config, ConfigError> LoadConfigFile(const std::string& path) {
   return ParseConfig(text, path);
 }
 
-std::optional<milliseconds> ParseDuration(std::string_view text) {
+namespace {
+
+using UnitTable = std::map<std::string_view, std::int64_t>;
+
+// A decimal count followed by one of `units`, in the table's grain.
+std::optional<std::int64_t> ParseCount(std::string_view text, const UnitTable& units) {
   std::int64_t count = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
   const auto digits = static_cast<std::size_t>(end - text.data());
   if (ec != std::errc() || !IsDigits(text.substr(0, digits))) return std::nullopt;
-  static const std::map<std::string_view, std::int64_t> kUnitMilliseconds = {
+  const auto unit = units.find(text.substr(digits));
+  if (unit == units.end()) return std::nullopt;
+  if (count > std::numeric_limits<std::int64_t>::max() / unit->second) return std::nullopt;
+  return count * unit->second;
+}
+
+// `count` in the largest of `units` (largest first) that is exact, else in `grain_unit`.
+std::string FormatCount(std::int64_t count,
+                        std::span<const std::pair<std::int64_t, std::string_view>> units,
+                        std::string_view grain_unit) {
+  if (count == 0) return "0s";
+  for (const auto& [size, unit] : units) {
+    if (count % size == 0) return std::to_string(count / size) + std::string(unit);
+  }
+  return std::to_string(count) + std::string(grain_unit);
+}
+
+}  // namespace
+
+std::optional<milliseconds> ParseDuration(std::string_view text) {
+  static const UnitTable kUnitMilliseconds = {
       {"ms", 1}, {"s", 1'000}, {"m", 60'000}, {"h", 3'600'000}};
-  const auto unit = kUnitMilliseconds.find(text.substr(digits));
-  if (unit == kUnitMilliseconds.end()) return std::nullopt;
-  if (count > std::numeric_limits<milliseconds::rep>::max() / unit->second) return std::nullopt;
-  return milliseconds(count * unit->second);
+  const std::optional<std::int64_t> count = ParseCount(text, kUnitMilliseconds);
+  if (!count) return std::nullopt;
+  return milliseconds(*count);
+}
+
+std::optional<microseconds> ParseFineDuration(std::string_view text) {
+  static const UnitTable kUnitMicroseconds = {
+      {"us", 1}, {"ms", 1'000}, {"s", 1'000'000}, {"m", 60'000'000}, {"h", 3'600'000'000}};
+  const std::optional<std::int64_t> count = ParseCount(text, kUnitMicroseconds);
+  if (!count) return std::nullopt;
+  return microseconds(*count);
 }
 
 std::string FormatDuration(milliseconds duration) {
   static constexpr std::pair<std::int64_t, std::string_view> kUnits[] = {
       {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}};
-  const std::int64_t ms = duration.count();
-  if (ms == 0) return "0s";
-  for (const auto& [size, unit] : kUnits) {
-    if (ms % size == 0) return std::to_string(ms / size) + std::string(unit);
-  }
-  return std::to_string(ms) + "ms";
+  return FormatCount(duration.count(), kUnits, "ms");
+}
+
+std::string FormatFineDuration(microseconds duration) {
+  static constexpr std::pair<std::int64_t, std::string_view> kUnits[] = {
+      {3'600'000'000, "h"}, {60'000'000, "m"}, {1'000'000, "s"}, {1'000, "ms"}};
+  return FormatCount(duration.count(), kUnits, "us");
 }
 
 std::variant<Config, ConfigError> LoadConfig(const std::string& path,

@@ -58,6 +58,13 @@ struct Config {
     bool per_vcpu = false;
     bool exit_handling_time = false;  // time each exit until the vCPU's next entry
     std::uint32_t vm_map_capacity = 16384;
+    // The `le` range of kvm_exit_handling_seconds (exit_metrics.h,
+    // SelectExitBuckets): rendering only, so a reload applies it live.
+    struct ExitHandlingBuckets {
+      std::chrono::microseconds min{1};
+      std::chrono::microseconds max{1'000'000};
+      friend bool operator==(const ExitHandlingBuckets&, const ExitHandlingBuckets&) = default;
+    } exit_handling_buckets;
     friend bool operator==(const Collector&, const Collector&) = default;
   } collector;
 
@@ -100,9 +107,20 @@ std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);
 // Parses a duration such as "500ms", "10s", "5m", "1h". Returns nullopt when malformed.
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
+// ParseDuration with microseconds too: "1us", "250us", "10ms", "1s". For the
+// keys finer than a millisecond (collector.exit_handling_buckets).
+std::optional<std::chrono::microseconds> ParseFineDuration(std::string_view text);
+
+// The largest bound the BPF program buckets exit handling time by, 2^20 us
+// (KVM_EXIT_TIME_BUCKETS in bpf/kvm_exit.h; exit_metrics.cpp checks they agree).
+inline constexpr std::chrono::microseconds kMaxExitHandlingBucket{1 << 20};
+
 // The inverse of ParseDuration, in the largest unit that is exact: 90000ms -> "90s",
 // 300000ms -> "5m", 0 -> "0s". For messages and logs.
 std::string FormatDuration(std::chrono::milliseconds duration);
+
+// The inverse of ParseFineDuration, likewise: 1000us -> "1ms", 1048576us -> "1048576us".
+std::string FormatFineDuration(std::chrono::microseconds duration);
 
 // Settings given as command-line flags. Each replaces its YAML key and is
 // checked by that key's rule, with the flag's name in the message.

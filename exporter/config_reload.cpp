@@ -34,6 +34,9 @@ ConfigChanges DiffConfig(const Config& running, const Config& reloaded) {
           "collector.vm_map_capacity", restart);
 
   std::vector<std::string>& live = changes.live;
+  // Only which bounds a scrape writes: the BPF buckets stay as they are.
+  Compare(running.collector.exit_handling_buckets, reloaded.collector.exit_handling_buckets,
+          "collector.exit_handling_buckets", live);
   Compare(running.rates.window, reloaded.rates.window, "rates.window", live);
   Compare(running.rates.sample_interval, reloaded.rates.sample_interval, "rates.sample_interval",
           live);

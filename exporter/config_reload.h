@@ -1,8 +1,9 @@
 // What a configuration reload (SIGHUP) may change while the exporter runs.
 // The HTTP server, the BPF program and its maps are built once from web.*,
 // kernel.* and collector.*; changing those needs a restart. The VM tracker's
-// limits, its naming rules and the rate window are only read, so a reload can
-// swap them.
+// limits, its naming rules, the rate window and the exposed handling-time
+// buckets (collector.exit_handling_buckets, which only shapes the text) are
+// only read, so a reload can swap them.
 #pragma once
 
 #include <string>

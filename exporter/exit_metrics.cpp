@@ -1,7 +1,8 @@
 #include "exit_metrics.h"
 
-#include <array>
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <optional>
@@ -10,8 +11,13 @@
 #include <utility>
 #include <vector>
 
+#include "config.h"
+
 namespace kvmexit {
 namespace {
+
+static_assert(kMaxExitHandlingBucket.count() == std::int64_t{1} << (KVM_EXIT_TIME_BUCKETS - 1),
+              "the config's largest exit bucket must be the BPF program's");
 
 // The `isa`, `reason` and `code` labels of each reason, rendered once per
 // scrape: at 1,000 VMs some 20,000 series share a few dozen reasons.
@@ -68,34 +74,42 @@ std::string_view IdleLabel(const ReasonKey& reason) {
   return IsIdleReason(reason) ? kIdle : kBusy;
 }
 
-void WriteExitTime(const VmView& view, ReasonLabels& reasons, ExpositionWriter& out) {
+void WriteExitTime(const VmView& view, const FamilyOptions& options, ReasonLabels& reasons,
+                   ExpositionWriter& out) {
   constexpr std::string_view kName = "kvm_exit_handling_seconds";
   constexpr std::string_view kBucket = "kvm_exit_handling_seconds_bucket";
   out.Family(kName,
              "Time from each VM exit to the vCPU thread's next VM entry, by exit reason, all VMs. "
              "idle=\"true\" reasons (HLT) include the time the guest chose to wait.",
              MetricType::kHistogram);
-  // The `le` label of each bucket, rendered once per scrape.
+  // The `le` label of each exposed bucket (indexed by BPF bucket), rendered
+  // once per scrape from this scrape's range, so a reload that changes the
+  // range takes effect at the next scrape.
+  // (Clamped: a range from SelectExitBuckets is within the BPF buckets already.)
+  const ExitBucketRange range{
+      .first = options.exit_buckets.first,
+      .last = std::min<std::size_t>(options.exit_buckets.last, KVM_EXIT_TIME_BUCKETS - 1)};
   std::array<std::string, KVM_EXIT_TIME_BUCKETS + 1> le_labels;
   std::string bound;
-  for (std::size_t i = 0; i < le_labels.size(); ++i) {
+  for (std::size_t i = range.first; i <= range.last; ++i) {
     bound.clear();
-    if (i < KVM_EXIT_TIME_BUCKETS) {
-      AppendDouble(bound, ExitTimeBucketBound(i));
-    } else {
-      bound = "+Inf";
-    }
+    AppendDouble(bound, ExitTimeBucketBound(i));
     le_labels[i] = RenderLabels({{"le", bound}});
   }
+  le_labels[KVM_EXIT_TIME_BUCKETS] = RenderLabels({{"le", "+Inf"}});
   for (const auto& [reason, hist] : view.exit_time) {
     const std::string_view reason_labels = reasons.For(reason);
     const std::string_view idle = IdleLabel(reason);
-    // Cumulative; _count is the +Inf bucket, so the two always agree even when a
-    // CPU was between its bucket and count increments as the map was read.
+    // Cumulative over every BPF bucket, written at the exposed bounds only: the
+    // count at a bound is exact whichever finer buckets lie below it. _count is
+    // the +Inf bucket, so the two always agree even when a CPU was between its
+    // bucket and count increments as the map was read.
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < hist.buckets.size(); ++i) {
       cumulative += hist.buckets[i];
-      out.Sample(kBucket, {reason_labels, idle, le_labels[i]}, cumulative);
+      if ((i >= range.first && i <= range.last) || i == KVM_EXIT_TIME_BUCKETS) {
+        out.Sample(kBucket, {reason_labels, idle, le_labels[i]}, cumulative);
+      }
     }
     out.Sample("kvm_exit_handling_seconds_sum", {reason_labels, idle},
                static_cast<double>(hist.sum_ns) / kNanosecondsPerSecond);
@@ -236,11 +250,23 @@ double ExitTimeBucketBound(std::size_t index) {
   return std::ldexp(1.0, static_cast<int>(index)) / 1e6;
 }
 
+ExitBucketRange SelectExitBuckets(std::chrono::microseconds min, std::chrono::microseconds max) {
+  constexpr std::size_t kLast = KVM_EXIT_TIME_BUCKETS - 1;
+  const auto floor_log2 = [](std::chrono::microseconds us) -> std::size_t {
+    return us.count() <= 1 ? 0 : std::bit_width(static_cast<std::uint64_t>(us.count())) - 1;
+  };
+  const auto ceil_log2 = [](std::chrono::microseconds us) -> std::size_t {
+    return us.count() <= 1 ? 0 : std::bit_width(static_cast<std::uint64_t>(us.count()) - 1);
+  };
+  const std::size_t last = std::min(ceil_log2(max), kLast);
+  return {.first = std::min(floor_log2(min), last), .last = last};
+}
+
 void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNames& names,
                        const FamilyOptions& options, ExpositionWriter& out) {
   ReasonLabels reasons(names);
   WriteHostExits(view, reasons, out);
-  if (options.exit_handling_time) WriteExitTime(view, reasons, out);
+  if (options.exit_handling_time) WriteExitTime(view, options, reasons, out);
   if (options.per_vm) {
     const std::vector<std::string> vm_labels = VmLabels(view);
     WriteVmExits(view, vm_labels, reasons, out);

@@ -2,6 +2,8 @@
 // no registry, no per-series objects, nothing kept between scrapes.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <map>
 #include <string>
 
@@ -17,10 +19,27 @@ struct RateView {
   double total = 0.0;
 };
 
+// The finite `le` bounds kvm_exit_handling_seconds exposes: BPF buckets
+// first..last (bound 2^i us each), then +Inf. The BPF buckets below `first`
+// are in the first exposed one and those above `last` in +Inf only: a
+// cumulative bucket is the count of exits <= its bound, whatever lies below it.
+struct ExitBucketRange {
+  std::size_t first = 0;
+  std::size_t last = KVM_EXIT_TIME_BUCKETS - 1;
+  friend bool operator==(const ExitBucketRange&, const ExitBucketRange&) = default;
+};
+
+// collector.exit_handling_buckets as BPF bucket indices: `min` rounds down to
+// a 2^k us bound, `max` rounds up to one, so the exposed bounds cover
+// [min, max] with the BPF program's factor-2 resolution. Both are clamped to
+// the BPF bounds (1 us .. 2^20 us); the config refuses anything outside them.
+ExitBucketRange SelectExitBuckets(std::chrono::microseconds min, std::chrono::microseconds max);
+
 struct FamilyOptions {
   bool per_vm = true;
   bool per_vcpu = false;
   bool exit_handling_time = false;  // the handling-time families (collector.exit_handling_time)
+  ExitBucketRange exit_buckets;     // collector.exit_handling_buckets
 };
 
 // True for the reasons whose handling time includes the time the guest chose

@@ -228,7 +228,10 @@ std::string ExporterApp::Scrape() {
     WriteExitFamilies(view, rate_view, names_,
                       FamilyOptions{.per_vm = config_.collector.per_vm,
                                     .per_vcpu = config_.collector.per_vcpu,
-                                    .exit_handling_time = config_.collector.exit_handling_time},
+                                    .exit_handling_time = config_.collector.exit_handling_time,
+                                    .exit_buckets = SelectExitBuckets(
+                                        config_.collector.exit_handling_buckets.min,
+                                        config_.collector.exit_handling_buckets.max)},
                       out);
   }
   self_.Observe(source_.ProgramStats());

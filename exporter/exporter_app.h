@@ -38,8 +38,9 @@ class ExporterApp {
   void Stop();
 
   // A configuration reload (SIGHUP) with what LoadConfig returned. Applies
-  // the keys that can change live (vms.*, rates.*) under the mutex, so a
-  // scrape sees the old settings or the new ones, never a mix. Refuses the
+  // the keys that can change live (vms.*, rates.*, collector.exit_handling_buckets)
+  // under the mutex, so a scrape sees the old settings or the new ones, never
+  // a mix. Refuses the
   // whole reload when `loaded` is an error or changes a key the server or the
   // BPF program was built from; then the running configuration stays.
   // Logs the outcome and reports it in the config_last_reload_* metrics.

@@ -190,6 +190,10 @@ if start_exporter "$work/reload.log" --config.file="$reload_yml" --web.listen-ad
   # The config of the first reload is still the running one: reloading it changes nothing.
   reload_and_expect "failed reloads kept the running config (same file again changes nothing)" \
     $'vms:\n  max_vms: 5\n'"$rules" "configuration reloaded; changed: nothing" 1
+  # Exposed histogram buckets only shape the text: applied live.
+  reload_and_expect "collector.exit_handling_buckets is applied live" \
+    $'collector:\n  exit_handling_buckets: {min: 100us, max: 100ms}\nvms:\n  max_vms: 5\n'"$rules" \
+    "configuration reloaded; changed: collector.exit_handling_buckets" 1
 
   for signal in QUIT USR1 USR2; do
     kill -"$signal" "$pid" 2>/dev/null || true
@@ -220,6 +224,8 @@ check_bad_config "unknown key" $'web:\n  listen_adress: ":1"' "bad.yml:2:3"
 check_bad_config "wrong type" $'collector:\n  per_vcpu: maybe' "bad.yml:2:13"
 check_bad_config "out of range" $'collector:\n  vm_map_capacity: 3' "vm_map_capacity"
 check_bad_config "bad duration" $'rates:\n  window: 10x' "invalid duration"
+check_bad_config "bucket range inverted" $'collector:\n  exit_handling_buckets: {min: 2ms, max: 1ms}' \
+  "bad.yml:2:32: collector.exit_handling_buckets.min (2ms) must not exceed"
 out=$("$exporter" --config.file="$work/does-not-exist.yml" 2>&1) && rc=0 || rc=$?
 if [ "$rc" -ne 0 ] && grep -q "does-not-exist.yml" <<<"$out"; then pass "missing config file is a clear error"; else fail "missing config file" "exit $rc: $out"; fi
 out=$("$exporter" --web.listen-address=nonsense 2>&1) && rc=0 || rc=$?

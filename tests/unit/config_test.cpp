@@ -89,6 +89,9 @@ collector:
   per_vcpu: True
   exit_handling_time: true
   vm_map_capacity: 65536
+  exit_handling_buckets:
+    min: 100us
+    max: 100ms
 rates:
   window: 1m
   sample_interval: 2s
@@ -112,6 +115,8 @@ vms:
   EXPECT_TRUE(config.collector.per_vcpu);
   EXPECT_TRUE(config.collector.exit_handling_time);  // off by default: its cost (README)
   EXPECT_EQ(config.collector.vm_map_capacity, 65536U);
+  EXPECT_EQ(config.collector.exit_handling_buckets.min, 100us);
+  EXPECT_EQ(config.collector.exit_handling_buckets.max, 100ms);
   EXPECT_EQ(config.rates.window, 60s);
   EXPECT_EQ(config.rates.sample_interval, 2s);
   EXPECT_EQ(config.vms.max_vms, 50U);
@@ -148,6 +153,24 @@ TEST(ConfigParse, AcceptsRangeLimits) {
   EXPECT_EQ(high.collector.vm_map_capacity, 4194304U);
   EXPECT_EQ(high.rates.window, 1h);
   EXPECT_EQ(high.vms.boot_window, 24h);
+}
+
+TEST(ConfigParse, ExitHandlingBucketsDefaultToTheFullRangeAndTakeTheirLimits) {
+  EXPECT_EQ(Config{}.collector.exit_handling_buckets.min, 1us);
+  EXPECT_EQ(Config{}.collector.exit_handling_buckets.max, 1s);
+  const Config limits =
+      ParseOk("collector:\n  exit_handling_buckets: {min: 1us, max: 1048576us}\n");
+  EXPECT_EQ(limits.collector.exit_handling_buckets.min, 1us);
+  EXPECT_EQ(limits.collector.exit_handling_buckets.max, 1'048'576us);
+  const Config one = ParseOk("collector:\n  exit_handling_buckets: {min: 4ms, max: 4ms}\n");
+  EXPECT_EQ(one.collector.exit_handling_buckets.min, 4ms);
+  EXPECT_EQ(one.collector.exit_handling_buckets.max, 4ms);
+  // Either key alone keeps the other's default; an empty map keeps both.
+  const Config only_min = ParseOk("collector:\n  exit_handling_buckets:\n    min: 10us\n");
+  EXPECT_EQ(only_min.collector.exit_handling_buckets.min, 10us);
+  EXPECT_EQ(only_min.collector.exit_handling_buckets.max, 1s);
+  EXPECT_TRUE(ParseOk("collector:\n  exit_handling_buckets:\n") == Config{});
+  EXPECT_TRUE(ParseOk("collector:\n  exit_handling_buckets: {}\n") == Config{});
 }
 
 struct BadConfig {
@@ -245,6 +268,30 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  per_vcpu: [true]\n",
      "must be true or false (a YAML boolean, unquoted), got a "
      "list"},
+    // collector.exit_handling_buckets.
+    {"collector:\n  exit_handling_buckets: {min: 0us}\n",
+     "cfg.yml:2:32: collector.exit_handling_buckets.min must be from 1us to 1048576us, got "
+     "\"0us\""},
+    {"collector:\n  exit_handling_buckets:\n    max: 2s\n",
+     "cfg.yml:3:10: collector.exit_handling_buckets.max must be from 1us to 1048576us, got "
+     "\"2s\""},
+    {"collector:\n  exit_handling_buckets: {min: 2ms, max: 1ms}\n",
+     "cfg.yml:2:32: collector.exit_handling_buckets.min (2ms) must not exceed "
+     "collector.exit_handling_buckets.max (1ms)"},
+    {"collector:\n  exit_handling_buckets: {min: 1048576us}\n",
+     "cfg.yml:2:32: collector.exit_handling_buckets.min (1048576us) must not exceed "
+     "collector.exit_handling_buckets.max (1s)"},
+    {"collector:\n  exit_handling_buckets: {min: 1.5us}\n",
+     "cfg.yml:2:32: collector.exit_handling_buckets.min: invalid duration \"1.5us\"; use a number "
+     "with us, ms, s, m or h, e.g. \"100us\""},
+    {"collector:\n  exit_handling_buckets: {min: 1}\n", "invalid duration \"1\""},
+    {"collector:\n  exit_handling_buckets: {max: 1 s}\n", "invalid duration \"1 s\""},
+    {"collector:\n  exit_handling_buckets: {le: 1ms}\n",
+     "cfg.yml:2:27: unknown key \"le\" in collector.exit_handling_buckets; allowed keys: min, max"},
+    {"collector:\n  exit_handling_buckets: 1ms\n",
+     "cfg.yml:2:26: collector.exit_handling_buckets must be a map of keys (min, max), got \"1ms\""},
+    {"collector:\n  exit_handling_buckets: {min: [1us]}\n",
+     "collector.exit_handling_buckets.min must be a duration such as \"30s\", got a list"},
     // rates.
     {"rates:\n  window: 10x\n",
      "cfg.yml:2:11: rates.window: invalid duration \"10x\"; use a number with ms, s, m or h, e.g. "
@@ -400,6 +447,31 @@ TEST(ConfigDuration, RejectsMalformed) {
        {"", "s", "10", "10 s", " 10s", "10s ", "-1s", "+1s", "1.5s", "10sec", "10S", "1d", "0x10s",
         "99999999999999999999h", "9223372036854775807h"}) {
     EXPECT_FALSE(ParseDuration(text).has_value()) << text;
+  }
+}
+
+TEST(ConfigDuration, FineDurationsAddMicroseconds) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(ParseFineDuration("1us"), 1us);
+  EXPECT_EQ(ParseFineDuration("250us"), 250us);
+  EXPECT_EQ(ParseFineDuration("10ms"), 10ms);
+  EXPECT_EQ(ParseFineDuration("1s"), 1s);
+  EXPECT_EQ(ParseFineDuration("2m"), 2min);
+  EXPECT_EQ(ParseFineDuration("1h"), 1h);
+  for (const std::string_view text :
+       {"", "us", "1", "1 us", "1.5us", "-1us", "1µs", "1US", "9223372036854775807s"}) {
+    EXPECT_FALSE(ParseFineDuration(text).has_value()) << text;
+  }
+  EXPECT_FALSE(ParseDuration("1us").has_value()) << "millisecond keys stay in milliseconds";
+  EXPECT_EQ(FormatFineDuration(microseconds(0)), "0s");
+  EXPECT_EQ(FormatFineDuration(1us), "1us");
+  EXPECT_EQ(FormatFineDuration(1'048'576us), "1048576us");
+  EXPECT_EQ(FormatFineDuration(2ms), "2ms");
+  EXPECT_EQ(FormatFineDuration(1s), "1s");
+  EXPECT_EQ(FormatFineDuration(90s), "90s");
+  for (const microseconds duration : {microseconds(1), microseconds(1500), microseconds(1s),
+                                      microseconds(1'048'576), microseconds(1h)}) {
+    EXPECT_EQ(ParseFineDuration(FormatFineDuration(duration)), duration);
   }
 }
 

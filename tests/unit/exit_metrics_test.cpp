@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace kvmexit {
@@ -377,6 +379,150 @@ TEST_F(ExitMetricsTest, HandlingTimeFamiliesInTheirDocumentedOrderOrAbsentWhenOf
   const std::string off = Render(snapshot, {});
   EXPECT_THAT(off, Not(HasSubstr("handling_seconds")));
   EXPECT_THAT(off, Not(HasSubstr("timing_lost")));
+}
+
+// ---- Exposed bucket range (collector.exit_handling_buckets) ---------------
+
+std::pair<std::size_t, std::size_t> Bounds(std::size_t first, std::size_t last) {
+  return {first, last};
+}
+
+TEST(SelectExitBucketsTest, MinRoundsDownAndMaxRoundsUpToPowersOfTwoMicroseconds) {
+  const auto range = [](std::chrono::microseconds min, std::chrono::microseconds max) {
+    const ExitBucketRange selected = SelectExitBuckets(min, max);
+    return std::pair{selected.first, selected.last};
+  };
+  // The default, 1us..1s, is every BPF bucket: 1s rounds up to 2^20 us.
+  EXPECT_EQ(range(1us, 1s), Bounds(0, KVM_EXIT_TIME_BUCKETS - 1));
+  EXPECT_TRUE(SelectExitBuckets(1us, 1s) == ExitBucketRange{});
+  EXPECT_EQ(range(1us, 1'048'576us), Bounds(0, 20));
+  EXPECT_EQ(range(100us, 100ms), Bounds(6, 17));  // 64us..131.072ms
+  EXPECT_EQ(range(64us, 64us), Bounds(6, 6));
+  EXPECT_EQ(range(65us, 127us), Bounds(6, 7));
+  EXPECT_EQ(range(63us, 65us), Bounds(5, 7));
+  EXPECT_EQ(range(1ms, 1ms), Bounds(9, 10));  // 512us, 1024us
+  EXPECT_EQ(range(2us, 3us), Bounds(1, 2));
+  EXPECT_EQ(range(1'048'576us, 1'048'576us), Bounds(20, 20));
+  // Outside the BPF bounds (the config refuses these): clamped, never past them.
+  EXPECT_EQ(range(0us, 0us), Bounds(0, 0));
+  EXPECT_EQ(range(2s, 10s), Bounds(20, 20));
+}
+
+// Bucket lines of one series as (le, cumulative count), in order.
+std::vector<std::pair<std::string, std::uint64_t>> BucketLines(const std::string& text,
+                                                               const std::string& prefix) {
+  std::vector<std::pair<std::string, std::uint64_t>> buckets;
+  for (const std::string& line : LinesStartingWith(text, prefix)) {
+    const std::size_t le = line.find(",le=\"") + 5;  // not idle="
+    buckets.emplace_back(line.substr(le, line.find('"', le) - le),
+                         std::stoull(line.substr(line.rfind(' ') + 1)));
+  }
+  return buckets;
+}
+
+std::string LeText(std::size_t index) {
+  std::string text;
+  AppendDouble(text, ExitTimeBucketBound(index));
+  return text;
+}
+
+TEST_F(ExitMetricsTest, EveryBucketRangeFoldsExactly) {
+  // A different count in every fine bucket, +Inf included, so that any wrong
+  // fold shows: bucket i holds 3^i mod 1000 + i + 1 exits.
+  ExitTimeHistogram fine;
+  std::uint64_t power = 1;
+  for (std::size_t i = 0; i < fine.buckets.size(); ++i) {
+    fine.buckets[i] = power % 1000 + i + 1;
+    fine.count += fine.buckets[i];
+    power *= 3;
+  }
+  fine.sum_ns = 123'456'789'000;
+  std::array<std::uint64_t, KVM_EXIT_TIME_BUCKETS + 1> cumulative{};
+  std::uint64_t running = 0;
+  for (std::size_t i = 0; i < fine.buckets.size(); ++i) cumulative[i] = running += fine.buckets[i];
+
+  ExitSnapshot snapshot;
+  snapshot.exit_time[{KVM_EXIT_ISA_VMX, 30}] = fine;
+  const std::string labels = R"(isa="vmx",reason="IO_INSTRUCTION",code="30",idle="false")";
+  const std::string prefix = "kvm_exit_handling_seconds_bucket{" + labels;
+  for (std::size_t first = 0; first < KVM_EXIT_TIME_BUCKETS; ++first) {
+    for (std::size_t last = first; last < KVM_EXIT_TIME_BUCKETS; ++last) {
+      SCOPED_TRACE("buckets " + std::to_string(first) + ".." + std::to_string(last));
+      const std::string text = Render(
+          snapshot, {.exit_handling_time = true, .exit_buckets = {.first = first, .last = last}});
+      const auto buckets = BucketLines(text, prefix);
+      ASSERT_EQ(buckets.size(), last - first + 2);
+      for (std::size_t i = first; i <= last; ++i) {
+        // The cumulative count at each exposed bound is the fine histogram's.
+        EXPECT_EQ(buckets[i - first].first, LeText(i));
+        EXPECT_EQ(buckets[i - first].second, cumulative[i]);
+      }
+      EXPECT_EQ(buckets.back().first, "+Inf");
+      EXPECT_EQ(buckets.back().second, fine.count);
+      EXPECT_THAT(text, HasSubstr("kvm_exit_handling_seconds_count{" + labels + "} " +
+                                  std::to_string(fine.count) + "\n"));
+      EXPECT_THAT(text, HasSubstr("kvm_exit_handling_seconds_sum{" + labels + "} 123.456789\n"));
+    }
+  }
+}
+
+TEST_F(ExitMetricsTest, DefaultRangeWritesEveryBpfBucket) {
+  ExitSnapshot snapshot;
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x7b}] = Histogram({{3, 2}}, 16'000);
+  const std::string full = Render(snapshot, {.exit_handling_time = true});
+  EXPECT_EQ(full, Render(snapshot,
+                         {.exit_handling_time = true, .exit_buckets = SelectExitBuckets(1us, 1s)}));
+  EXPECT_EQ(LinesStartingWith(full, "kvm_exit_handling_seconds_bucket{").size(),
+            KVM_EXIT_TIME_BUCKETS + 1U);
+}
+
+TEST_F(ExitMetricsTest, AChangedRangeTakesEffectAtTheNextScrapeForEveryReason) {
+  // As after a reload: one process renders one range, then another, then the
+  // first again; each scrape shows its own range only, for every reason.
+  ExitSnapshot snapshot;
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x7b}] = Histogram({{0, 1}, {10, 2}, {21, 3}}, 1);
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x72}] = Histogram({{5, 4}}, 1);
+  const FamilyOptions wide{.exit_handling_time = true};
+  const FamilyOptions narrow{.exit_handling_time = true,
+                             .exit_buckets = SelectExitBuckets(100us, 10ms)};  // 64us..16.384ms
+  const std::string before = Render(snapshot, wide);
+  const std::string after = Render(snapshot, narrow);
+  EXPECT_EQ(Render(snapshot, wide), before);
+  for (const std::string_view reason : {R"(reason="io")", R"(reason="cpuid")"}) {
+    const std::string prefix =
+        "kvm_exit_handling_seconds_bucket{isa=\"svm\"," + std::string(reason);
+    const auto buckets = BucketLines(after, prefix);
+    ASSERT_EQ(buckets.size(), 10U) << reason;  // 2^6 .. 2^14 us and +Inf
+    EXPECT_EQ(buckets.front().first, "6.4e-05");
+    EXPECT_EQ(buckets[buckets.size() - 2].first, "0.016384");
+    EXPECT_EQ(BucketLines(before, prefix).size(), KVM_EXIT_TIME_BUCKETS + 1U) << reason;
+  }
+  // io: 1 exit <= 1us folds into le=64us; 2 at 1024us; 3 beyond 1s are +Inf only.
+  const auto io = BucketLines(after, R"(kvm_exit_handling_seconds_bucket{isa="svm",reason="io")");
+  EXPECT_EQ(io.front().second, 1U);
+  EXPECT_EQ(io[4].first, "0.001024");
+  EXPECT_EQ(io[4].second, 3U);
+  EXPECT_EQ(io[io.size() - 2].second, 3U);
+  EXPECT_EQ(io.back().second, 6U);
+}
+
+TEST_F(ExitMetricsTest, NarrowedHistogramPassesPromtool) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "no promtool";
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 6)};
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x7b}] = Histogram({{0, 1}, {10, 2}, {21, 3}}, 5'000'000);
+  snapshot.exit_time[{KVM_EXIT_ISA_SVM, 0x78}] = Histogram({{20, 1}}, 1'000'000'000);
+  const std::string text =
+      Render(snapshot, {.exit_handling_time = true, .exit_buckets = SelectExitBuckets(1ms, 1ms)});
+  const std::string path = ::testing::TempDir() + "/exit_buckets_metrics.txt";
+  std::ofstream(path) << text;
+  const std::string command = "promtool check metrics <" + path + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 512> chunk{};
+  while (std::fgets(chunk.data(), chunk.size(), pipe) != nullptr) output += chunk.data();
+  EXPECT_EQ(pclose(pipe), 0) << output << "\n" << text;
 }
 
 }  // namespace
