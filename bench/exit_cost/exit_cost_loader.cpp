@@ -140,10 +140,16 @@ int RunVariant(const std::string& name) {
   if (!skeleton) return Fail("opening the variants", -errno);
   bpf_program* chosen = nullptr;
   bpf_program* program = nullptr;
+  // floor_timed comes with its kvm_entry half, attached first (as the
+  // exporter attaches its entry program before the exit program).
+  const std::string entry_half = name + "_entry";
+  bpf_program* entry = nullptr;
   bpf_object__for_each_program(program, skeleton->obj) {
     const bool is_it = name == bpf_program__name(program);
-    bpf_program__set_autoload(program, is_it);
+    const bool is_entry = name == "floor_timed" && entry_half == bpf_program__name(program);
+    bpf_program__set_autoload(program, is_it || is_entry);
     if (is_it) chosen = program;
+    if (is_entry) entry = program;
   }
   if (chosen == nullptr) {
     std::fprintf(stderr, "exit_cost_loader: no program '%s' in variants.bpf.c\n", name.c_str());
@@ -151,10 +157,19 @@ int RunVariant(const std::string& name) {
   }
   if (int err = variants_bpf__load(skeleton.get()); err != 0)
     return Fail("loading the variant", err);
+  bpf_link* entry_link = nullptr;
+  if (entry != nullptr) {
+    entry_link = bpf_program__attach(entry);
+    if (entry_link == nullptr) return Fail("attaching the variant's kvm_entry half", -errno);
+  }
   bpf_link* link = bpf_program__attach(chosen);
-  if (link == nullptr) return Fail("attaching the variant", -errno);
+  if (link == nullptr) {
+    bpf_link__destroy(entry_link);
+    return Fail("attaching the variant", -errno);
+  }
   WaitForSignal();
-  const bool counts_exits = name.rfind("ours", 0) == 0 || name == "floor_btf";
+  const bool floor = name == "floor_btf" || name == "floor_timed";
+  const bool counts_exits = name.rfind("ours", 0) == 0 || floor;
   const bool key8 = name.size() > 5 && name.compare(name.size() - 5, 5, "_key8") == 0;
   ReasonCounts counts;
   if (key8) {
@@ -166,12 +181,13 @@ int RunVariant(const std::string& name) {
   } else if (counts_exits) {
     counts = SumVmExits(skeleton->maps.variant_vm_exits);
   }
-  if (name == "floor_btf") AddCacheCounts(skeleton->maps.variant_reason_counts, counts);
+  if (floor) AddCacheCounts(skeleton->maps.variant_reason_counts, counts);
   if (name.size() > 6 && name.compare(name.size() - 6, 6, "_cache") == 0) {
     AddCacheCounts(skeleton->maps.variant_exit_cache, counts);
   }
   PrintStats(name.c_str(), bpf_program__fd(chosen), counts_exits ? &counts : nullptr);
   bpf_link__destroy(link);
+  bpf_link__destroy(entry_link);
   return 0;
 }
 
