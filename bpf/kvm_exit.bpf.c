@@ -119,29 +119,34 @@ struct {
 } timing_lost SEC(".maps");
 
 /*
- * Adds one to the per-CPU counter at `key`, creating it if needed.
+ * Adds `n` to the per-CPU __u64 at `key`, creating it if needed.
  * Returns 0, or -E2BIG when the map is full and the key is not in it.
  */
-static __always_inline int count_one(void *map, const void *key)
+static __always_inline int add_u64(void *map, const void *key, __u64 n)
 {
-	static const __u64 one = 1;
-	__u64 *count = bpf_map_lookup_elem(map, key);
+	__u64 *value = bpf_map_lookup_elem(map, key);
 	long err;
 
-	if (count) {
-		*count += 1;
+	if (value) {
+		*value += n;
 		return 0;
 	}
-	err = bpf_map_update_elem(map, key, &one, BPF_NOEXIST);
+	err = bpf_map_update_elem(map, key, &n, BPF_NOEXIST);
 	if (err == -EEXIST) {
 		/* Another CPU created the entry first; our CPU's slot starts at zero. */
-		count = bpf_map_lookup_elem(map, key);
-		if (count) {
-			*count += 1;
+		value = bpf_map_lookup_elem(map, key);
+		if (value) {
+			*value += n;
 			return 0;
 		}
 	}
 	return err == -EEXIST ? 0 : (int)err;
+}
+
+/* Adds one to the per-CPU counter at `key` (add_u64's return values). */
+static __always_inline int count_one(void *map, const void *key)
+{
+	return add_u64(map, key, 1);
 }
 
 static __always_inline void count_lost(__u32 index)
@@ -220,27 +225,6 @@ static __always_inline __u32 exit_time_bucket(__u64 ns)
 	return us <= 1 ? 0 : bit_length(us - 1);
 }
 
-/* Adds ns to the per-CPU u64 at `key`. Returns 0, or -E2BIG when the map is full. */
-static __always_inline int add_ns(void *map, const void *key, __u64 ns)
-{
-	__u64 *sum = bpf_map_lookup_elem(map, key);
-	long err;
-
-	if (sum) {
-		*sum += ns;
-		return 0;
-	}
-	err = bpf_map_update_elem(map, key, &ns, BPF_NOEXIST);
-	if (err == -EEXIST) {
-		sum = bpf_map_lookup_elem(map, key);
-		if (sum) {
-			*sum += ns;
-			return 0;
-		}
-	}
-	return err == -EEXIST ? 0 : (int)err;
-}
-
 static const struct exit_time_hist empty_hist;
 
 /* Completes the current thread's pending exit, if any: its interval goes into the maps. */
@@ -281,7 +265,7 @@ static __always_inline void end_exit_timing(void)
 	hist->sum_ns += ns;
 	hist->count += 1;
 	/* Full like vm_exits: the VM's exits are in the overflow table, its time in the histogram. */
-	add_ns(&vm_exit_time, &key, ns);
+	add_u64(&vm_exit_time, &key, ns);
 }
 
 /* Counts one exit of the current VMM process. */

@@ -179,21 +179,33 @@ static __always_inline __u32 exit_reason_of(struct kvm_vcpu *vcpu, __u32 isa)
 	return 0xffffffffU;
 }
 
-SEC("tp_btf/kvm_exit")
-int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
+/*
+ * floor_btf's work: the SVM exit reason read as bpf/kvm_exit.bpf.c does (two
+ * checked probe reads), counted in this CPU's per-reason array. Returns -1
+ * when the reason cannot be read.
+ */
+static __always_inline int floor_count(struct kvm_vcpu *vcpu, __u32 *reason)
 {
 	struct vcpu_svm *svm = (void *)vcpu - bpf_core_field_offset(struct vcpu_svm, vcpu);
 	struct vmcb *vmcb;
-	__u32 reason;
 	__u32 zero = 0;
 	struct reason_counts *counts;
 
 	if (bpf_core_read(&vmcb, sizeof(vmcb), &svm->vmcb) != 0 ||
-	    bpf_core_read(&reason, sizeof(reason), &vmcb->control.exit_code) != 0)
-		return 0;
+	    bpf_core_read(reason, sizeof(*reason), &vmcb->control.exit_code) != 0)
+		return -1;
 	counts = bpf_map_lookup_elem(&variant_reason_counts, &zero);
 	if (counts)
-		counts->count[reason & (EXIT_CACHE_REASONS - 1)] += 1;
+		counts->count[*reason & (EXIT_CACHE_REASONS - 1)] += 1;
+	return 0;
+}
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason;
+
+	floor_count(vcpu, &reason);
 	return 0;
 }
 
@@ -292,19 +304,11 @@ struct {
 SEC("tp_btf/kvm_exit")
 int BPF_PROG(floor_timed, struct kvm_vcpu *vcpu, __u32 isa)
 {
-	struct vcpu_svm *svm = (void *)vcpu - bpf_core_field_offset(struct vcpu_svm, vcpu);
 	struct floor_slot *slot;
-	struct vmcb *vmcb;
 	__u32 reason;
-	__u32 zero = 0;
-	struct reason_counts *counts;
 
-	if (bpf_core_read(&vmcb, sizeof(vmcb), &svm->vmcb) != 0 ||
-	    bpf_core_read(&reason, sizeof(reason), &vmcb->control.exit_code) != 0)
+	if (floor_count(vcpu, &reason) != 0)
 		return 0;
-	counts = bpf_map_lookup_elem(&variant_reason_counts, &zero);
-	if (counts)
-		counts->count[reason & (EXIT_CACHE_REASONS - 1)] += 1;
 	slot = bpf_task_storage_get(&variant_floor_slots, bpf_get_current_task_btf(), 0,
 				    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (slot) {
