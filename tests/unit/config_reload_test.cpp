@@ -44,6 +44,8 @@ INSTANTIATE_TEST_SUITE_P(
         KeyCase{"collector:\n  per_vcpu: true\n", "collector.per_vcpu", false},
         KeyCase{"collector:\n  exit_handling_time: true\n", "collector.exit_handling_time", false},
         KeyCase{"collector:\n  vm_map_capacity: 2048\n", "collector.vm_map_capacity", false},
+        KeyCase{"collector:\n  drilldown: [io]\n", "collector.drilldown", false},
+        KeyCase{"collector:\n  drilldown_max_keys: 8\n", "collector.drilldown_max_keys", false},
         KeyCase{"rates:\n  window: 1m\n", "rates.window", true},
         KeyCase{"rates:\n  sample_interval: 5s\n", "rates.sample_interval", true},
         KeyCase{"vms:\n  max_vms: 7\n", "vms.max_vms", true},

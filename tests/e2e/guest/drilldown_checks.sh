@@ -48,8 +48,8 @@ drill_check_vm() {
   expect_eq "${tag}_own_series" "$vm: port series of its own" "$own_n" \
     "$((keys < DRILL_MAX_KEYS ? keys : DRILL_MAX_KEYS))"
   # Each own series equals what the guest did on that port and direction.
-  bad=$(echo "$series" | awk -v exp="$expected" '
-    BEGIN { n = split(exp, lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); want[f[1] " " f[2]] = f[3] } }
+  bad=$(echo "$series" | DRILL_EXPECTED="$expected" awk '
+    BEGIN { n = split(ENVIRON["DRILL_EXPECTED"], lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); want[f[1] " " f[2]] = f[3] } }
     $1 != "other" && NF == 3 { k = $1 " " $2; if (!(k in want) || want[k] != $3) printf "%s=%s (want %s) ", k, $3, want[k] }')
   if [ -z "$bad" ]; then pass "${tag}_each_port_exact"; else fail "${tag}_each_port_exact" "$vm: $bad"; fi
   own_sum=$(echo "$series" | awk '$1 != "other" && NF == 3 { s += $3 } END { printf "%d", s }')
