@@ -163,7 +163,8 @@ phase_kvm_modules() {
   check_unload_exporter_stopped kvm_module_unload_after_stop || return 0
   kvm_modules_load || { fail kvm_module_reload "insmod kvm, kvm-amd failed"; return 0; }
   failed_before=$FAILED
-  exporter_start kvm_reloaded "$RATES_CONFIG" || return 0
+  exporter_start kvm_reloaded "$TIMING_CONFIG
+$RATES_CONFIG" || return 0
   scrape "$WORK/kvm-reloaded.prom" || { fail kvm_module_reload "wget $METRICS_URL failed"; end_phase "$failed_before"; return 0; }
   check_hook kvm_module_reload_hook_tp_btf "$WORK/kvm-reloaded.prom" tp_btf
   check_counts_exact kvm_module_reload reload
