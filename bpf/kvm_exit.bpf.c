@@ -24,6 +24,10 @@
  * in the VMM), and the matching kvm_entry program (time_kvm_entry_btf or
  * time_kvm_entry, loaded with the exit program of the same hook) adds the
  * interval to a histogram per (isa, reason) and to a per-VM sum.
+ *
+ * Drill-down (config collector.drilldown): one program per kind on KVM's own
+ * tracepoint of that kind (count_kvm_pio on kvm:kvm_pio), loaded only when the
+ * kind is on. Exits that hit none of these tracepoints run nothing more.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -117,6 +121,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } timing_lost SEC(".maps");
+
+/* Per (VM, kind, item) drill-down counts; sized at load (1 when no kind is on). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
+	__type(key, struct drilldown_key);
+	__type(value, __u64);
+} drilldown SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KVM_DRILLDOWN_KIND_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} drilldown_lost SEC(".maps");
 
 /*
  * Adds `n` to the per-CPU __u64 at `key`, creating it if needed.
@@ -351,5 +370,39 @@ SEC("tp_btf/kvm_entry")
 int time_kvm_entry_btf(__u64 *ctx)
 {
 	end_exit_timing();
+	return 0;
+}
+
+/* The kvm_pio tracepoint record: one per port IO operation KVM handles. */
+struct trace_event_raw_kvm_pio {
+	unsigned int rw; /* 1: out (write), 0: in (read) */
+	unsigned int port;
+} __attribute__((preserve_access_index));
+
+/* Counts one drill-down event of the current VMM process. */
+static __always_inline void count_drilldown(__u32 kind, __u64 item)
+{
+	struct drilldown_key key;
+	__u64 *lost_count;
+
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.kind = kind;
+	key.item = item;
+	if (count_one(&drilldown, &key) == 0)
+		return;
+	lost_count = bpf_map_lookup_elem(&drilldown_lost, &kind);
+	if (lost_count)
+		*lost_count += 1;
+}
+
+/*
+ * Port IO (drill-down kind io). One event per IN/OUT KVM handles: per exit for
+ * IN/OUT, per batch of a string IO (INS/OUTS, `rep`) the emulator hands over.
+ */
+SEC("tp/kvm/kvm_pio")
+int count_kvm_pio(struct trace_event_raw_kvm_pio *ctx)
+{
+	count_drilldown(KVM_DRILLDOWN_IO,
+			(ctx->port & 0xffffULL) | (ctx->rw ? KVM_DRILLDOWN_IO_WRITE : 0));
 	return 0;
 }

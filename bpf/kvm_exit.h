@@ -69,4 +69,24 @@ enum kvm_exit_timing_lost_index {
 	KVM_EXIT_TIMING_LOST_NR,
 };
 
+/*
+ * Drill-down (config collector.drilldown): which port, MSR, ... each VM's
+ * exits were about, from KVM's own tracepoints. One map for every kind:
+ * `drilldown`, a per-CPU hash drilldown_key -> __u64 events, sized at load.
+ */
+enum kvm_drilldown_kind {
+	KVM_DRILLDOWN_IO = 0, /* kvm:kvm_pio: item = port | KVM_DRILLDOWN_IO_WRITE if out */
+	KVM_DRILLDOWN_KIND_NR,
+};
+
+#define KVM_DRILLDOWN_IO_WRITE (1ULL << 16)
+
+struct drilldown_key {
+	__u32 tgid; /* VMM process id, as in vm_exit_key */
+	__u32 kind; /* enum kvm_drilldown_kind */
+	__u64 item; /* what was accessed, encoded per kind (above) */
+};
+
+/* `drilldown_lost`: per-CPU array indexed by kind, events that found `drilldown` full. */
+
 #endif /* KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H */

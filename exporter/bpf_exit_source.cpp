@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdarg>
@@ -256,6 +257,9 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timing && use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.time_kvm_entry, timing && !use_tp_btf);
+  const bool drill_io = std::find(options_.drilldown.begin(), options_.drilldown.end(),
+                                  DrilldownKind::kIo) != options_.drilldown.end();
+  bpf_program__set_autoload(skeleton->progs.count_kvm_pio, drill_io);
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
   skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
   skeleton->rodata->time_exits = timing ? 1 : 0;
@@ -268,6 +272,13 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
                                          timing ? options_.vm_map_capacity : 1);
       err != 0) {
     return "setting vm_exit_time capacity failed: " + ErrnoText(err);
+  }
+  // Sized like vm_exits (a VM uses a few dozen ports as it uses a few dozen
+  // reasons); a token map when no drill-down kind is on.
+  if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown,
+                                         options_.drilldown.empty() ? 1 : options_.vm_map_capacity);
+      err != 0) {
+    return "setting drilldown capacity failed: " + ErrnoText(err);
   }
   const char* what = use_tp_btf ? "tp_btf/kvm_exit" : "tracepoint kvm:kvm_exit";
   if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) {
@@ -287,6 +298,16 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
              std::string(use_tp_btf ? "tp_btf/kvm_entry" : "tracepoint kvm:kvm_entry") +
              " failed: " + ErrnoText(err) + (detail.empty() ? "" : " (libbpf: " + detail + ")") +
              "; or set collector.exit_handling_time: false";
+    }
+  }
+  if (drill_io) {
+    skeleton->links.count_kvm_pio = bpf_program__attach(skeleton->progs.count_kvm_pio);
+    if (skeleton->links.count_kvm_pio == nullptr) {
+      const int err = -errno;
+      std::string detail = TakeLibbpfWarning();
+      return "attaching to tracepoint kvm:kvm_pio failed: " + ErrnoText(err) +
+             (detail.empty() ? "" : " (libbpf: " + detail + ")") +
+             "; or remove io from collector.drilldown";
     }
   }
   *link = bpf_program__attach(program);
@@ -353,6 +374,22 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
       if (!err.empty()) err = "reading the timing_lost counter failed: " + err;
     }
   }
+  if (err.empty() && !options_.drilldown.empty()) {
+    snapshot->drilldown_on = true;
+    err = ReadPerCpuHash<drilldown_key>(bpf_map__fd(skeleton_->maps.drilldown), possible_cpus_,
+                                        [&](const drilldown_key& key, std::uint64_t count) {
+                                          snapshot->drilldown.push_back({key, count});
+                                        });
+    std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
+    for (std::uint32_t kind = 0; err.empty() && kind < KVM_DRILLDOWN_KIND_NR; ++kind) {
+      if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.drilldown_lost), &kind, per_cpu.data()) !=
+          0) {
+        err = "reading the drilldown_lost counter failed: " + ErrnoText(errno);
+      } else {
+        snapshot->drilldown_lost[kind] = SumCpus(per_cpu.data(), possible_cpus_);
+      }
+    }
+  }
   if (!err.empty()) *snapshot = ExitSnapshot{};
   return err;
 }
@@ -375,6 +412,13 @@ std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& k
     if (options_.exit_handling_time) bpf_map_delete_elem(time_fd, &key);
   }
   return removed;
+}
+
+void BpfExitSource::RemoveDrilldown(const std::vector<drilldown_key>& keys) {
+  if (!skeleton_) return;
+  const int fd = bpf_map__fd(skeleton_->maps.drilldown);
+  // The VM has ended: no event can come in between, so a plain delete is exact.
+  for (const drilldown_key& key : keys) bpf_map_delete_elem(fd, &key);
 }
 
 std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts) {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "drilldown_kind.h"
 #include "exit_snapshot.h"
 #include "kernel_hook.h"
 
@@ -20,6 +21,8 @@ struct BpfSourceOptions {
   bool per_vcpu = false;
   bool exit_handling_time = true;  // load and attach the kvm_entry program that times exits
   KernelHook hook = KernelHook::kAuto;
+  // Drill-down kinds whose programs are loaded and attached (none: none is).
+  std::vector<DrilldownKind> drilldown{};
   std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
 };
 
@@ -56,6 +59,9 @@ class BpfExitSource {
   // Removes every vm_exits entry of `keys`, returning the counts they held at the
   // moment of deletion (so the caller can keep host totals monotonic).
   std::vector<VmExitCount> Remove(const std::vector<vm_exit_key>& keys);
+
+  // Removes the drill-down entries `keys` (of ended VMs); their counts go with them.
+  void RemoveDrilldown(const std::vector<drilldown_key>& keys);
 
   // Fills a map with given counts (all on CPU 0). For benchmarks and tests that
   // need realistic map shapes without running VMs.

@@ -322,6 +322,34 @@ void ParseExitHandlingBuckets(const Value& map, Config::Collector::ExitHandlingB
   }
 }
 
+// Bound of collector.drilldown_max_keys: per VM and kind, series beyond it are "other".
+constexpr std::uint32_t kMaxDrilldownKeys = 1024;
+
+std::vector<DrilldownKind> ParseDrilldownKinds(const Value& list) {
+  const std::string expected =
+      "a list of drill-down kinds, e.g. [io] (supported: " + std::string(kDrilldownKindNames) +
+      "), or [] for none";
+  if (list.node.IsNull()) return {};
+  if (!list.node.IsSequence()) list.FailExpected(expected);
+  std::vector<DrilldownKind> kinds;
+  for (std::size_t i = 0; i < list.node.size(); ++i) {
+    const YAML::Node item = list.node[i];
+    const Value value{item, item.Mark(), list.name + "[" + std::to_string(i) + "]"};
+    const std::string& name = ScalarText(value, "a drill-down kind name");
+    const std::optional<DrilldownKind> kind = ParseDrilldownKind(name);
+    if (!kind) {
+      value.Fail(value.name + ": unknown or not yet supported drill-down kind " + Quoted(name) +
+                 "; supported: " + std::string(kDrilldownKindNames));
+    }
+    if (std::find(kinds.begin(), kinds.end(), *kind) != kinds.end()) {
+      value.Fail(value.name + ": " + Quoted(name) + " is listed twice");
+    }
+    kinds.push_back(*kind);
+  }
+  std::sort(kinds.begin(), kinds.end());
+  return kinds;
+}
+
 void ParseCollector(const Value& section, Config::Collector& collector) {
   const Field fields[] = {
       {"per_vm", [&](const Value& value) { collector.per_vm = ParseBool(value); }},
@@ -333,6 +361,11 @@ void ParseCollector(const Value& section, Config::Collector& collector) {
       {"exit_handling_buckets",
        [&](const Value& value) {
          ParseExitHandlingBuckets(value, collector.exit_handling_buckets);
+       }},
+      {"drilldown", [&](const Value& value) { collector.drilldown = ParseDrilldownKinds(value); }},
+      {"drilldown_max_keys",
+       [&](const Value& value) {
+         collector.drilldown_max_keys = ParseUint32(value, 1, kMaxDrilldownKeys);
        }},
   };
   ParseSection(section, fields);

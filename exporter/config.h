@@ -2,6 +2,7 @@
 // Parsed from YAML (yaml-cpp); every problem is reported with file:line:column.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "drilldown_kind.h"
 #include "kernel_hook.h"
 #include "listen_address.h"
 
@@ -65,6 +67,14 @@ struct Config {
       std::chrono::microseconds max{1'000'000};
       friend bool operator==(const ExitHandlingBuckets&, const ExitHandlingBuckets&) = default;
     } exit_handling_buckets;
+    // Drill-down kinds counted per VM and item (port, ...), ascending, each
+    // once. Empty (the default): no drill-down program is loaded.
+    std::vector<DrilldownKind> drilldown{};
+    // Per VM and kind, the items with their own series; the rest sum into "other".
+    std::uint32_t drilldown_max_keys = 32;
+    bool DrilldownOn(DrilldownKind kind) const {
+      return std::find(drilldown.begin(), drilldown.end(), kind) != drilldown.end();
+    }
     friend bool operator==(const Collector&, const Collector&) = default;
   } collector;
 

@@ -32,6 +32,11 @@ ConfigChanges DiffConfig(const Config& running, const Config& reloaded) {
           "collector.exit_handling_time", restart);
   Compare(running.collector.vm_map_capacity, reloaded.collector.vm_map_capacity,
           "collector.vm_map_capacity", restart);
+  // Loads or leaves out the drill-down programs, like exit_handling_time.
+  Compare(running.collector.drilldown, reloaded.collector.drilldown, "collector.drilldown",
+          restart);
+  Compare(running.collector.drilldown_max_keys, reloaded.collector.drilldown_max_keys,
+          "collector.drilldown_max_keys", restart);
 
   std::vector<std::string>& live = changes.live;
   // Only which bounds a scrape writes: the BPF buckets stay as they are.

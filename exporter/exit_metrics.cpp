@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config.h"
+#include "drilldown.h"
 
 namespace kvmexit {
 namespace {
@@ -170,6 +171,46 @@ void WriteVcpuExits(const VmView& view, const std::vector<std::string>& vm_label
   }
 }
 
+void WriteVmIoPorts(const VmView& view, const std::vector<std::string>& vm_labels,
+                    std::uint32_t max_keys, ExpositionWriter& out) {
+  constexpr std::string_view kName = "kvm_vm_io_port_exits_total";
+  out.Family(kName,
+             "Port IO operations (kvm:kvm_pio) per VM by port and direction. Per VM at most " +
+                 std::to_string(max_keys) +
+                 " (collector.drilldown_max_keys) (port, direction) pairs have their own "
+                 "series, kept while the VM lives; the rest are summed into port=\"other\".",
+             MetricType::kCounter);
+  static const std::string kOther = RenderLabels({{"port", "other"}});
+  static const std::string kRead = RenderLabels({{"direction", "read"}});
+  static const std::string kWrite = RenderLabels({{"direction", "write"}});
+  constexpr auto kIo = static_cast<std::uint32_t>(KVM_DRILLDOWN_IO);
+  for (std::size_t i = 0; i < view.vms.size(); ++i) {
+    const FoldedDrilldown& drill = view.vms[i].drilldown;
+    for (const auto& [key, count] : drill.own) {
+      if (key.kind != kIo) continue;
+      const std::string port = RenderLabels({{"port", IoPortLabel(key.item)}});
+      out.Sample(kName,
+                 {vm_labels[i], port, (key.item & KVM_DRILLDOWN_IO_WRITE) != 0 ? kWrite : kRead},
+                 count);
+    }
+    for (const auto& [key, count] : drill.other) {
+      if (key.kind != kIo) continue;
+      out.Sample(kName,
+                 {vm_labels[i], kOther, (key.item & KVM_DRILLDOWN_IO_WRITE) != 0 ? kWrite : kRead},
+                 count);
+    }
+  }
+}
+
+void WriteDrilldownLost(const VmView& view, ExpositionWriter& out) {
+  constexpr std::string_view kName = "kvm_drilldown_overflow_events_total";
+  out.Family(kName,
+             "Drill-down events (e.g. kind=\"io\": kvm:kvm_pio) not counted because the "
+             "drill-down map was full (collector.vm_map_capacity entries); should stay 0.",
+             MetricType::kCounter);
+  out.Sample(kName, {RenderLabels({{"kind", "io"}})}, view.drilldown_lost[KVM_DRILLDOWN_IO]);
+}
+
 void WriteVmIdentity(const VmView& view, const std::vector<std::string>& vm_labels,
                      ExpositionWriter& out) {
   constexpr std::string_view kInfo = "kvm_vm_info";
@@ -272,9 +313,11 @@ void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNa
     WriteVmExits(view, vm_labels, reasons, out);
     if (options.exit_handling_time) WriteVmExitTime(view, vm_labels, reasons, out);
     if (options.per_vcpu) WriteVcpuExits(view, vm_labels, reasons, out);
+    if (options.drilldown_io) WriteVmIoPorts(view, vm_labels, options.drilldown_max_keys, out);
     WriteVmIdentity(view, vm_labels, out);
     WriteBootFamilies(view, reasons, out);
   }
+  if (options.drilldown_io) WriteDrilldownLost(view, out);
   WriteRates(view, rates, reasons, out);
 }
 

@@ -40,6 +40,8 @@ struct FamilyOptions {
   bool per_vcpu = false;
   bool exit_handling_time = false;  // the handling-time families (collector.exit_handling_time)
   ExitBucketRange exit_buckets;     // collector.exit_handling_buckets
+  bool drilldown_io = false;        // the io port drill-down families (collector.drilldown: [io])
+  std::uint32_t drilldown_max_keys = 32;  // for the help text
 };
 
 // True for the reasons whose handling time includes the time the guest chose
@@ -51,9 +53,10 @@ double ExitTimeBucketBound(std::size_t index);
 
 // The exit families, in this order: kvm_exits_total; with exit_handling_time
 // the handling-time histogram and kvm_exit_timing_lost_total; with per_vm the
-// per-VM (and its handling time), per-vCPU (with per_vcpu), identity, start
-// time and boot-window families; the rates. (The boot-exits histogram is one of the self metrics:
-// self_metrics.h.)
+// per-VM (and its handling time), per-vCPU (with per_vcpu), io port
+// drill-down (with drilldown_io), identity, start time and boot-window
+// families; with drilldown_io the drill-down overflow; the rates. (The boot-exits histogram is one
+// of the self metrics: self_metrics.h.)
 void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNames& names,
                        const FamilyOptions& options, ExpositionWriter& out);
 

@@ -25,6 +25,20 @@ struct VmExitCount {
   std::uint64_t count = 0;  // summed over CPUs
 };
 
+// A drill-down item of one kind: (kind, item) of drilldown_key without the VM.
+struct DrilldownItem {
+  std::uint32_t kind = 0;  // kvm_drilldown_kind
+  std::uint64_t item = 0;
+  friend auto operator<=>(const DrilldownItem&, const DrilldownItem&) =
+      default;  // NOLINT(modernize-use-nullptr): clang-tidy 14 false positive
+};
+
+// One `drilldown` entry: a VM's events of one kind and item.
+struct DrilldownCount {
+  drilldown_key key{};
+  std::uint64_t count = 0;  // summed over CPUs
+};
+
 using ReasonCounts = std::map<ReasonKey, std::uint64_t>;
 
 // Exit handling time of one (isa, reason), summed over CPUs: bucket i counts
@@ -48,6 +62,10 @@ struct ExitSnapshot {
   std::uint64_t timing_lost = 0;        // exits whose interval was not recorded
   std::uint32_t vm_map_capacity = 0;
   std::uint32_t overflow_capacity = 0;
+  // Drill-down (collector.drilldown); empty and 0 when no kind is on.
+  bool drilldown_on = false;
+  std::vector<DrilldownCount> drilldown;  // one per live `drilldown` entry
+  std::array<std::uint64_t, KVM_DRILLDOWN_KIND_NR> drilldown_lost{};  // map full, per kind
 };
 
 inline ReasonKey ReasonOf(const vm_exit_key& key) { return {key.isa, key.exit_reason}; }

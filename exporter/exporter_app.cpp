@@ -53,11 +53,13 @@ ExporterApp::ExporterApp(Config config)
                                .vm_map_capacity = config_.collector.vm_map_capacity,
                                .per_vcpu = config_.collector.per_vcpu,
                                .exit_handling_time = config_.collector.exit_handling_time,
-                               .hook = config_.kernel.hook}),
+                               .hook = config_.kernel.hook,
+                               .drilldown = config_.collector.drilldown}),
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
                                 .grace_period = config_.vms.grace_period,
                                 .boot_window = config_.vms.boot_window,
+                                .drilldown_max_keys = config_.collector.drilldown_max_keys,
                                 .on_boot_window_closed =
                                     [this](std::uint64_t exits) { self_.BootWindowClosed(exits); }},
                MakeResolver(config_.vms.naming_rules),
@@ -171,7 +173,10 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
   tracker_.Observe(by_vm, wall_now, attach_time_);
   // Totals before retiring: the removed counts move from the map into the tracker.
   rates_.AddSample(std::chrono::steady_clock::now(), tracker_.HostTotals(by_vm));
-  const std::vector<vm_exit_key> expired = tracker_.ExpiredKeys(*snapshot, wall_now);
+  std::vector<drilldown_key> expired_drilldown;
+  const std::vector<vm_exit_key> expired =
+      tracker_.ExpiredKeys(*snapshot, wall_now, &expired_drilldown);
+  if (!expired_drilldown.empty()) source_.RemoveDrilldown(expired_drilldown);
   if (!expired.empty()) {
     const std::vector<VmExitCount> removed = source_.Remove(expired);
     if (removed.size() != expired.size()) self_.MapDeleteFailed();
@@ -225,14 +230,17 @@ std::string ExporterApp::Scrape() {
     self_.ObserveVms(view.tracked_vms, view.folded_vms);
     const RateView rate_view{
         .ready = rates_.Ready(), .per_reason = rates_.Rates(), .total = rates_.TotalRate()};
-    WriteExitFamilies(view, rate_view, names_,
-                      FamilyOptions{.per_vm = config_.collector.per_vm,
-                                    .per_vcpu = config_.collector.per_vcpu,
-                                    .exit_handling_time = config_.collector.exit_handling_time,
-                                    .exit_buckets = SelectExitBuckets(
-                                        config_.collector.exit_handling_buckets.min,
-                                        config_.collector.exit_handling_buckets.max)},
-                      out);
+    WriteExitFamilies(
+        view, rate_view, names_,
+        FamilyOptions{
+            .per_vm = config_.collector.per_vm,
+            .per_vcpu = config_.collector.per_vcpu,
+            .exit_handling_time = config_.collector.exit_handling_time,
+            .exit_buckets = SelectExitBuckets(config_.collector.exit_handling_buckets.min,
+                                              config_.collector.exit_handling_buckets.max),
+            .drilldown_io = config_.collector.DrilldownOn(DrilldownKind::kIo),
+            .drilldown_max_keys = config_.collector.drilldown_max_keys},
+        out);
   }
   self_.Observe(source_.ProgramStats());
   self_.ScrapeTook(

@@ -1,5 +1,7 @@
 #include "vm_tracker.h"
 
+#include "drilldown.h"
+
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -101,10 +103,32 @@ double SecondsSinceEpoch(VmTracker::WallClock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
+// Attaches the drill-down entries to the VMs of the counts (both by tgid). A VM
+// with drill-down entries but no count entry (its exits went to the overflow
+// table) has no series.
+void AttachDrilldown(const std::vector<DrilldownCount>& entries,
+                     std::vector<SnapshotByVm::Vm>& vms) {
+  std::vector<DrilldownCount> sorted = entries;
+  std::sort(sorted.begin(), sorted.end(), [](const DrilldownCount& a, const DrilldownCount& b) {
+    return std::tuple(a.key.tgid, a.key.kind, a.key.item) <
+           std::tuple(b.key.tgid, b.key.kind, b.key.item);
+  });
+  auto vm = vms.begin();
+  for (const DrilldownCount& entry : sorted) {
+    while (vm != vms.end() && vm->tgid < entry.key.tgid) ++vm;
+    if (vm == vms.end()) break;
+    if (vm->tgid == entry.key.tgid)
+      vm->drilldown.Append({entry.key.kind, entry.key.item}, entry.count);
+  }
+}
+
 }  // namespace
 
 SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot)
-    : totals(snapshot.overflow), exit_time(snapshot.exit_time), timing_lost(snapshot.timing_lost) {
+    : totals(snapshot.overflow),
+      exit_time(snapshot.exit_time),
+      timing_lost(snapshot.timing_lost),
+      drilldown_lost(snapshot.drilldown_lost) {
   // The BPF hash hands entries over in bucket order: bring each VM's together.
   std::vector<VmExitCount> entries = snapshot.vm_counts;
   GroupByTgid(entries);
@@ -116,6 +140,7 @@ SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot)
     AddSorted(totals, vms.back().counts);
     first = last;
   }
+  if (!snapshot.drilldown.empty()) AttachDrilldown(snapshot.drilldown, vms);
   if (snapshot.vm_time_ns.empty()) return;
   // Handling time goes to the VMs of the counts: both lists ascend by tgid. A
   // VM with time but no count entry (its counts went to the overflow table) has no series.
@@ -245,11 +270,15 @@ void VmTracker::Observe(const SnapshotByVm& snapshot, WallClock::time_point now,
       vm.replaced = ticks && *ticks != vm.process.start_ticks;
     }
     UpdateBootWindow(vm, snapshot.vms[i].counts, now);
+    if (!snapshot.vms[i].drilldown.empty()) {
+      AdmitDrilldownItems(snapshot.vms[i].drilldown, options_.drilldown_max_keys, vm.drilldown_own);
+    }
   }
 }
 
 std::vector<vm_exit_key> VmTracker::ExpiredKeys(const ExitSnapshot& snapshot,
-                                                WallClock::time_point now) {
+                                                WallClock::time_point now,
+                                                std::vector<drilldown_key>* drilldown_keys) {
   std::vector<std::uint32_t> expired_tgids;  // ascending: vms_ is ordered by tgid
   for (auto it = vms_.begin(); it != vms_.end();) {
     TrackedVm& vm = it->second;
@@ -273,6 +302,12 @@ std::vector<vm_exit_key> VmTracker::ExpiredKeys(const ExitSnapshot& snapshot,
       keys.push_back(entry.key);
     }
   }
+  if (drilldown_keys == nullptr) return keys;
+  for (const DrilldownCount& entry : snapshot.drilldown) {
+    if (std::binary_search(expired_tgids.begin(), expired_tgids.end(), entry.key.tgid)) {
+      drilldown_keys->push_back(entry.key);
+    }
+  }
   return keys;
 }
 
@@ -287,6 +322,9 @@ VmSeries VmTracker::OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) con
   series.per_vcpu = std::move(counts.per_vcpu);
   series.time_ns = std::move(counts.time_ns);
   const auto known = vms_.find(tgid);
+  series.drilldown =
+      FoldDrilldown(counts.drilldown, known != vms_.end() ? known->second.drilldown_own
+                                                          : std::vector<DrilldownItem>{});
   if (known != vms_.end()) {
     series.process = &known->second.process;
     series.vm = known->second.process.identity.name;
@@ -316,6 +354,7 @@ VmView VmTracker::View(SnapshotByVm snapshot) const {
   view.host_totals = HostTotals(snapshot);
   view.exit_time = std::move(snapshot.exit_time);
   view.timing_lost = snapshot.timing_lost;
+  view.drilldown_lost = snapshot.drilldown_lost;
 
   // Oldest VMs first, so which VMs get their own series does not flap between
   // scrapes. Unknown VMs go last, in tgid order (snapshot.vms is by tgid).
@@ -337,6 +376,7 @@ VmView VmTracker::View(SnapshotByVm snapshot) const {
       other.counts.Add(counts.counts);
       other.per_vcpu.Add(counts.per_vcpu);
       other.time_ns.Add(counts.time_ns);
+      FoldAllDrilldown(counts.drilldown, other.drilldown);
       ++view.folded_vms;
       continue;
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,8 @@ struct VmTrackerOptions {
   std::uint32_t max_vms = 1000;
   std::chrono::milliseconds grace_period{300'000};
   std::chrono::milliseconds boot_window{120'000};
+  // Per VM and drill-down kind, the items with their own series (collector.drilldown_max_keys).
+  std::uint32_t drilldown_max_keys = 32;
   // Called once per VM when its boot window closes, with the window's total
   // exits: the boot-exits histogram is kept by whoever listens.
   std::function<void(std::uint64_t boot_exits)> on_boot_window_closed;
@@ -113,6 +116,15 @@ class SortedCounts {
 
 using SortedReasonCounts = SortedCounts<ReasonKey>;
 using SortedVcpuCounts = SortedCounts<VcpuReason>;
+using SortedDrilldownCounts = SortedCounts<DrilldownItem>;
+
+// A VM's drill-down counts (drilldown.h): the items with a series of their
+// own, and the exact sum of every other item's ("other"), keyed by the item
+// reduced to the labels "other" keeps (io: the direction bit).
+struct FoldedDrilldown {
+  SortedDrilldownCounts own;
+  SortedDrilldownCounts other;
+};
 
 // One snapshot's counts summed per VM, computed once per scrape: Observe needs
 // them for boot windows and View turns them into series.
@@ -122,6 +134,7 @@ struct SnapshotByVm {
     SortedReasonCounts counts;   // summed over vCPUs
     SortedVcpuCounts per_vcpu;   // entries counted per vCPU; empty when per-vCPU counting is off
     SortedReasonCounts time_ns;  // exit handling time per reason, summed over vCPUs
+    SortedDrilldownCounts drilldown;  // collector.drilldown events by (kind, item)
   };
 
   explicit SnapshotByVm(const ExitSnapshot& snapshot);
@@ -130,6 +143,7 @@ struct SnapshotByVm {
   ReasonCounts totals;            // every live entry plus the overflow table
   ReasonHistograms exit_time;     // host-level handling time (never deleted: already exact)
   std::uint64_t timing_lost = 0;  // exits whose handling time was not recorded
+  std::array<std::uint64_t, KVM_DRILLDOWN_KIND_NR> drilldown_lost{};
 };
 
 // Exit counts of one VM (or of the "other" bucket), ready for labelling.
@@ -140,6 +154,7 @@ struct VmSeries {
   SortedReasonCounts counts;
   SortedVcpuCounts per_vcpu;   // empty when per-vCPU counting is off
   SortedReasonCounts time_ns;  // ns handling exits per reason; empty when timing is off
+  FoldedDrilldown drilldown;   // empty when no drill-down kind is on
 };
 
 struct BootWindowFigures {
@@ -154,6 +169,7 @@ struct VmView {
   ReasonCounts host_totals;       // live entries + overflow + retired VMs: exact and monotonic
   ReasonHistograms exit_time;     // handling time by reason, all VMs (timing on)
   std::uint64_t timing_lost = 0;  // exits whose handling time was not recorded
+  std::array<std::uint64_t, KVM_DRILLDOWN_KIND_NR> drilldown_lost{};  // drilldown map full
   std::vector<VmSeries> vms;
   std::vector<BootWindowFigures> boots;
   std::size_t tracked_vms = 0;
@@ -177,7 +193,9 @@ class VmTracker {
 
   // The map keys of VMs that ended more than grace_period ago (and of VMs whose
   // pid was reused); the caller deletes them and hands back what they held.
-  std::vector<vm_exit_key> ExpiredKeys(const ExitSnapshot& snapshot, WallClock::time_point now);
+  // Their drill-down entries go to `drilldown_keys` when it is given.
+  std::vector<vm_exit_key> ExpiredKeys(const ExitSnapshot& snapshot, WallClock::time_point now,
+                                       std::vector<drilldown_key>* drilldown_keys = nullptr);
   void Retire(const std::vector<VmExitCount>& removed);
 
   // The series of this scrape. Takes the grouped snapshot by value: its
@@ -210,6 +228,7 @@ class VmTracker {
     bool boot_tracked = false;
     bool boot_closed = false;
     SortedReasonCounts boot_counts;
+    std::vector<DrilldownItem> drilldown_own;  // sorted: items with their own series
   };
 
   TrackedVm& Track(std::uint32_t tgid, WallClock::time_point now,

@@ -6,6 +6,9 @@
  * The guest is a few real-mode instructions (assembled below by gas):
  *   - `cpuid` N times: CPUID exits, handled inside KVM, never seen here;
  *   - `out` N times:   IO exits, each handed to this process (KVM_EXIT_IO);
+ *   - with --io-ports, per listed port: `out` N times, then `in` M times
+ *                      (IO exits, each handed to this process), the ports
+ *                      taken from a table at GUEST_PORT_TABLE_ADDR;
  *   - `hlt`:           one HLT exit (N with --hlt N, re-entered after all but
  *                      the last), seen here as KVM_EXIT_HLT because no
  *                      in-kernel irqchip is created.
@@ -46,12 +49,17 @@ enum {
 	GUEST_MEM_SIZE = 0x10000, /* 64 KiB at guest physical 0 */
 	GUEST_CODE_ADDR = 0x1000,
 	GUEST_IO_PORT = 0x10,
+	GUEST_PORT_TABLE_ADDR = 0x2000, /* --io-ports: struct guest_port entries */
+	MAX_IO_PORTS = 128,
 	CLOCK_CHECK_EVERY = 64, /* io exits between two deadline checks */
 };
 
 /* ---- Guest code ---------------------------------------------------------- */
 
-/* Entry registers: %esi = CPUID count, %edi = OUT count. */
+/*
+ * Entry registers: %esi = CPUID count, %edi = OUT count, %bx = the port
+ * table's address, %bp = its entries (struct guest_port).
+ */
 extern const unsigned char guest_code_start[], guest_counted_entry[],
 	guest_io_forever_entry[], guest_code_end[];
 __asm__(".pushsection .rodata\n"
@@ -65,10 +73,28 @@ __asm__(".pushsection .rodata\n"
 	"	decl %esi\n"
 	"	jmp 1b\n"
 	"2:	testl %edi, %edi\n" /* OUT phase: exits handled here */
-	"	jz 3f\n"
+	"	jz 9f\n"
 	"	outb %al, $0x10\n"
 	"	decl %edi\n"
 	"	jmp 2b\n"
+	"9:	testw %bp, %bp\n" /* port table phase: exits handled here */
+	"	jz 3f\n"
+	"	movw (%bx), %dx\n"
+	"	movl 4(%bx), %ecx\n"
+	"5:	testl %ecx, %ecx\n" /* OUT to the entry's port */
+	"	jz 6f\n"
+	"	outb %al, %dx\n"
+	"	decl %ecx\n"
+	"	jmp 5b\n"
+	"6:	movl 8(%bx), %ecx\n"
+	"7:	testl %ecx, %ecx\n" /* IN from it */
+	"	jz 8f\n"
+	"	inb %dx, %al\n"
+	"	decl %ecx\n"
+	"	jmp 7b\n"
+	"8:	addw $12, %bx\n"
+	"	decw %bp\n"
+	"	jmp 9b\n"
 	"3:	hlt\n"
 	"	jmp 3b\n"
 	"guest_io_forever_entry:\n"
@@ -77,6 +103,14 @@ __asm__(".pushsection .rodata\n"
 	"guest_code_end:\n"
 	".code64\n"
 	".popsection\n");
+
+/* One --io-ports entry as the guest reads it (GUEST_PORT_TABLE_ADDR). */
+struct guest_port {
+	uint16_t port;
+	uint16_t pad;
+	uint32_t outs; /* OUT instructions */
+	uint32_t ins;  /* IN instructions, after the OUTs */
+};
 
 /* ---- Options ------------------------------------------------------------- */
 
@@ -93,6 +127,8 @@ struct options {
 	long start_delay_ms;
 	long io_delay_us;          /* sleep this long in each IO exit before re-entering */
 	uint32_t hlt;              /* HLT exits per vCPU: re-enter after all but the last */
+	struct guest_port ports[MAX_IO_PORTS]; /* --io-ports, done by every vCPU */
+	unsigned nports;
 };
 
 static void usage(FILE *out)
@@ -112,7 +148,11 @@ static void usage(FILE *out)
 		"  --io-delay-us D     sleep D us handling each IO exit (a slow device model:\n"
 		"                 each io exit lasts at least D us from exit to entry)\n"
 		"  --hlt N        N HLT exits per vCPU, default 1: the guest halts again\n"
-		"                 after each; the VM ends at the last one, never re-entered\n");
+		"                 after each; the VM ends at the last one, never re-entered\n"
+		"  --io-ports PORT:N[:M][,PORT:N[:M]...]\n"
+		"                 after --io, each vCPU does N `out` to PORT then M `in`\n"
+		"                 from it, port by port (PORT decimal or 0x hex, < 65536;\n"
+		"                 at most 128 entries; a port may be listed more than once)\n");
 }
 
 static _Noreturn void usage_error(const char *fmt, ...)
@@ -158,6 +198,44 @@ static unsigned parse_count_list(const char *opt, const char *text, uint32_t *va
 	if (n == 0)
 		usage_error("%s: no value", opt);
 	return n;
+}
+
+/* "PORT:N[:M],...": fills o->ports. */
+static void parse_io_ports(const char *opt, const char *text, struct options *o)
+{
+	char buf[4096];
+	char *saveptr = NULL;
+
+	if (strlen(text) >= sizeof(buf))
+		usage_error("%s: list too long", opt);
+	strcpy(buf, text);
+	o->nports = 0;
+	for (char *tok = strtok_r(buf, ",", &saveptr); tok; tok = strtok_r(NULL, ",", &saveptr)) {
+		char *first = strchr(tok, ':');
+		char *second;
+		char *end;
+		unsigned long port;
+		struct guest_port *p;
+
+		if (o->nports == MAX_IO_PORTS)
+			usage_error("%s: more than %d entries", opt, MAX_IO_PORTS);
+		if (!first)
+			usage_error("%s: '%s' is not PORT:N[:M]", opt, tok);
+		*first++ = '\0';
+		second = strchr(first, ':');
+		if (second)
+			*second++ = '\0';
+		errno = 0;
+		port = strtoul(tok, &end, 0);
+		if (errno || end == tok || *end != '\0' || port > 0xffff)
+			usage_error("%s: invalid port '%s'", opt, tok);
+		p = &o->ports[o->nports++];
+		p->port = (uint16_t)port;
+		p->outs = (uint32_t)parse_number(opt, first, UINT32_MAX);
+		p->ins = second ? (uint32_t)parse_number(opt, second, UINT32_MAX) : 0;
+	}
+	if (o->nports == 0)
+		usage_error("%s: no entry", opt);
 }
 
 static void set_process_name(const char *name, struct options *o)
@@ -258,6 +336,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->start_delay_ms = (long)parse_number(opt, val, 3600000);
 		else if (strcmp(opt, "--io-delay-us") == 0)
 			o->io_delay_us = (long)parse_number(opt, val, 10000000);
+		else if (strcmp(opt, "--io-ports") == 0)
+			parse_io_ports(opt, val, o);
 		else if (strcmp(opt, "--hlt") == 0)
 			o->hlt = (uint32_t)parse_number(opt, val, 1000000);
 		else
@@ -303,6 +383,8 @@ struct vcpu {
 	/* results */
 	uint64_t io_exits;
 	uint64_t hlt_exits;
+	unsigned port_index; /* --io-ports entry being done, and its OUTs and INs so far */
+	uint32_t port_outs, port_ins;
 	bool ok;
 	char error[256];
 };
@@ -335,7 +417,7 @@ static void create_vm(struct vm *vm)
 }
 
 /* Guest memory: 64 KiB at physical 0 with the guest code at GUEST_CODE_ADDR. */
-static void setup_guest_memory(struct vm *vm)
+static void setup_guest_memory(struct vm *vm, const struct options *o)
 {
 	size_t code_size = (size_t)(guest_code_end - guest_code_start);
 	struct kvm_userspace_memory_region region;
@@ -344,7 +426,13 @@ static void setup_guest_memory(struct vm *vm)
 		       -1, 0);
 	if (vm->mem == MAP_FAILED)
 		die_errno("mmap(guest memory)");
+	if (GUEST_CODE_ADDR + code_size > GUEST_PORT_TABLE_ADDR) {
+		fprintf(stderr, "test_vmm: guest code overlaps the port table\n");
+		exit(1);
+	}
 	memcpy(vm->mem + GUEST_CODE_ADDR, guest_code_start, code_size);
+
+	memcpy(vm->mem + GUEST_PORT_TABLE_ADDR, o->ports, sizeof(o->ports[0]) * o->nports);
 
 	memset(&region, 0, sizeof(region));
 	region.slot = 0;
@@ -376,6 +464,8 @@ static void setup_vcpu_registers(struct vcpu *v)
 	regs.rip = GUEST_CODE_ADDR + (uint64_t)(entry - guest_code_start);
 	regs.rsi = o->cpuid[v->id];
 	regs.rdi = o->io[v->id];
+	regs.rbx = GUEST_PORT_TABLE_ADDR;
+	regs.rbp = o->nports;
 	regs.rax = v->id;
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
 		die_errno("ioctl(KVM_SET_REGS) vcpu %u", v->id);
@@ -429,17 +519,54 @@ static bool vcpu_fail(struct vcpu *v, const char *fmt, ...)
 	return false;
 }
 
-/* An IO exit must be our guest's `out %al, $0x10`. */
+/*
+ * An IO exit must be our guest's `out %al, $0x10`, or the next `out`/`in` of
+ * the --io-ports table (which this counts off as it goes).
+ */
 static bool check_io_exit(struct vcpu *v)
 {
 	const struct kvm_run *r = v->run;
+	bool out = r->io.direction == KVM_EXIT_IO_OUT;
 
-	if (r->io.direction != KVM_EXIT_IO_OUT || r->io.port != GUEST_IO_PORT ||
+	if (v->io_exits >= v->opts->io[v->id] && r->io.size == 1 && r->io.count == 1) {
+		/* Past the --io phase: the next table entry with work left. */
+		while (v->port_index < v->opts->nports) {
+			const struct guest_port *p = &v->opts->ports[v->port_index];
+
+			if (v->port_outs < p->outs || v->port_ins < p->ins)
+				break;
+			v->port_index++;
+			v->port_outs = v->port_ins = 0;
+		}
+		if (v->port_index < v->opts->nports) {
+			const struct guest_port *p = &v->opts->ports[v->port_index];
+			bool expect_out = v->port_outs < p->outs;
+
+			if (r->io.port == p->port && out == expect_out) {
+				if (out)
+					v->port_outs++;
+				else
+					v->port_ins++; /* the guest reads what kvm_run holds: zeros */
+				return true;
+			}
+		}
+	}
+	if (!out || r->io.port != GUEST_IO_PORT ||
 	    r->io.size != 1 || r->io.count != 1)
 		return vcpu_fail(v, "unexpected IO exit: %s port 0x%x size %u count %u",
 				 r->io.direction == KVM_EXIT_IO_OUT ? "out" : "in", r->io.port,
 				 r->io.size, r->io.count);
 	return true;
+}
+
+/* IO exits of the --io-ports table, per vCPU. */
+static uint64_t port_io_per_vcpu(const struct options *o)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < o->nports; i++)
+		n += (uint64_t)o->ports[i].outs + o->ports[i].ins;
+	return n;
 }
 
 /* At HLT the guest must have used up both of its counters. */
@@ -452,9 +579,9 @@ static bool check_guest_finished(struct vcpu *v)
 	if ((uint32_t)regs.rsi != 0 || (uint32_t)regs.rdi != 0)
 		return vcpu_fail(v, "HLT with counters left: cpuid %" PRIu32 ", io %" PRIu32,
 				 (uint32_t)regs.rsi, (uint32_t)regs.rdi);
-	if (v->io_exits != v->opts->io[v->id])
-		return vcpu_fail(v, "handled %" PRIu64 " IO exits, expected %" PRIu32, v->io_exits,
-				 v->opts->io[v->id]);
+	if (v->io_exits != v->opts->io[v->id] + port_io_per_vcpu(v->opts))
+		return vcpu_fail(v, "handled %" PRIu64 " IO exits, expected %" PRIu64, v->io_exits,
+				 v->opts->io[v->id] + port_io_per_vcpu(v->opts));
 	return true;
 }
 
@@ -624,7 +751,7 @@ int main(int argc, char **argv)
 
 	open_kvm(&vm);
 	create_vm(&vm);
-	setup_guest_memory(&vm);
+	setup_guest_memory(&vm, &opts);
 	for (unsigned i = 0; i < opts.vcpus; i++) {
 		vcpus[i].opts = &opts;
 		vcpus[i].vm = &vm;

@@ -48,6 +48,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "collector.exit_handling_buckets", true},
         KeyCase{"collector:\n  exit_handling_buckets: {max: 100ms}\n",
                 "collector.exit_handling_buckets", true},
+        KeyCase{"collector:\n  drilldown: [io]\n", "collector.drilldown", false},
+        KeyCase{"collector:\n  drilldown_max_keys: 8\n", "collector.drilldown_max_keys", false},
         KeyCase{"rates:\n  window: 1m\n", "rates.window", true},
         KeyCase{"rates:\n  sample_interval: 5s\n", "rates.sample_interval", true},
         KeyCase{"vms:\n  max_vms: 7\n", "vms.max_vms", true},

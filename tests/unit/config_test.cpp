@@ -130,6 +130,17 @@ vms:
   EXPECT_EQ(config.vms.naming_rules[1].name, "vm-$1");
 }
 
+TEST(ConfigParse, DrilldownIsOffByDefaultAndTakesAListOfKinds) {
+  const Config defaults = ParseOk("");
+  EXPECT_TRUE(defaults.collector.drilldown.empty());  // off: its cost is not measured yet
+  EXPECT_EQ(defaults.collector.drilldown_max_keys, 32U);
+  EXPECT_FALSE(defaults.collector.DrilldownOn(DrilldownKind::kIo));
+  const Config io = ParseOk("collector:\n  drilldown: [io]\n  drilldown_max_keys: 1024\n");
+  EXPECT_TRUE(io.collector.DrilldownOn(DrilldownKind::kIo));
+  EXPECT_EQ(io.collector.drilldown_max_keys, 1024U);
+  EXPECT_TRUE(ParseOk("collector:\n  drilldown: []\n").collector.drilldown.empty());
+}
+
 TEST(ConfigParse, AcceptsListenAddressForms) {
   for (const std::string_view address : {":9756", "0.0.0.0:1", "localhost:65535", "[::]:9756",
                                          "[::1]:80", "[fe80::1%eth0]:9756", "my-host.lan:8080"}) {
@@ -253,6 +264,13 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  vm_map_capacity: abc\n",
      "cfg.yml:2:20: collector.vm_map_capacity must be an integer from 16 to 4194304, got \"abc\""},
     {"collector:\n  vm_map_capacity: 15\n", "from 16 to 4194304, got \"15\""},
+    {"collector:\n  drilldown: [msr]\n",
+     "cfg.yml:2:15: collector.drilldown[0]: unknown or not yet supported drill-down kind \"msr\"; "
+     "supported: io"},
+    {"collector:\n  drilldown: [io, io]\n", "collector.drilldown[1]: \"io\" is listed twice"},
+    {"collector:\n  drilldown: io\n", "collector.drilldown must be a list of drill-down kinds"},
+    {"collector:\n  drilldown_max_keys: 0\n", "from 1 to 1024, got \"0\""},
+    {"collector:\n  drilldown_max_keys: 1025\n", "from 1 to 1024, got \"1025\""},
     {"collector:\n  vm_map_capacity: 4194305\n", "from 16 to 4194304, got \"4194305\""},
     {"collector:\n  vm_map_capacity: -16\n", "from 16 to 4194304, got \"-16\""},
     {"collector:\n  vm_map_capacity: 99999999999999999999\n", "got \"99999999999999999999\""},

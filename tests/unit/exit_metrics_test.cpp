@@ -39,7 +39,7 @@ class ExitMetricsTest : public ::testing::Test {
   std::string Render(const ExitSnapshot& snapshot, const FamilyOptions& options,
                      const RateView& rates = {}) {
     VmTracker tracker(
-        VmTrackerOptions{.max_vms = max_vms_},
+        VmTrackerOptions{.max_vms = max_vms_, .drilldown_max_keys = options.drilldown_max_keys},
         [name_a = name_a_](std::uint32_t pid) -> std::optional<VmProcess> {
           return VmProcess{
               .identity = {.name = pid == kPidA ? name_a : "db01",
@@ -105,6 +105,38 @@ TEST_F(ExitMetricsTest, PerVmSeriesNameTheVmAndItsPid) {
                               "4000-8000-000000000001\",platform=\"libvirt\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("kvm_vm_start_time_seconds{vm=\"web01\",pid=\"5000101\"} "));
   EXPECT_THAT(text, Not(HasSubstr("kvm_vcpu_exits_total{")));
+}
+
+TEST_F(ExitMetricsTest, IoPortSeriesPerVmFoldBeyondMaxKeysIntoOther) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7b, 36),
+                        Entry(kPidB, KVM_EXIT_ISA_SVM, 0x7b, 4)};
+  snapshot.drilldown_on = true;
+  const auto io = [](std::uint32_t tgid, std::uint64_t item, std::uint64_t count) {
+    return DrilldownCount{drilldown_key{tgid, KVM_DRILLDOWN_IO, item}, count};
+  };
+  snapshot.drilldown = {io(kPidA, 0x3f8 | KVM_DRILLDOWN_IO_WRITE, 20), io(kPidA, 0x60, 10),
+                        io(kPidA, 0x61, 4), io(kPidA, 0x80 | KVM_DRILLDOWN_IO_WRITE, 2),
+                        io(kPidB, 0x70, 4)};
+  snapshot.drilldown_lost[KVM_DRILLDOWN_IO] = 3;
+  const std::string text = Render(snapshot, {.drilldown_io = true, .drilldown_max_keys = 2});
+  EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_io_port_exits_total counter"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
+                              "port=\"0x0060\",direction=\"read\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
+                              "port=\"0x03f8\",direction=\"write\"} 20\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
+                              "port=\"other\",direction=\"read\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
+                              "port=\"other\",direction=\"write\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"db01\",pid=\"5000102\","
+                              "port=\"0x0070\",direction=\"read\"} 4\n"));
+  EXPECT_THAT(text, Not(HasSubstr("pid=\"5000102\",port=\"other\"")));
+  EXPECT_THAT(text, HasSubstr("kvm_drilldown_overflow_events_total{kind=\"io\"} 3\n"));
+  FamiliesInOrder(text);
+  // Off: neither family.
+  EXPECT_THAT(Render(snapshot, {}), Not(HasSubstr("io_port")));
+  EXPECT_THAT(Render(snapshot, {}), Not(HasSubstr("kvm_drilldown_overflow")));
 }
 
 TEST_F(ExitMetricsTest, PerVmFamiliesCanBeSwitchedOff) {

@@ -18,6 +18,9 @@ set -o pipefail
 # Unloading and loading kvm around the exporter (issue 11).
 # shellcheck source=kvm_module_checks.sh
 . /e2e/kvm_module_checks.sh
+# Port IO drill-down (issue 14).
+# shellcheck source=drilldown_checks.sh
+. /e2e/drilldown_checks.sh
 # perf kvm stat on the same workload (issue 13).
 # shellcheck source=perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
@@ -532,12 +535,13 @@ main() {
     phase_per_vcpu
     phase_exit_time
     phase_overflow
+    phase_drilldown_io svm "$IO_NAME" $CODE_IO "$RATES_CONFIG"
     phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$TIMING_CONFIG
 $RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu exit_time overflow perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts attribution rates per_vcpu exit_time overflow drilldown_io perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

@@ -15,6 +15,8 @@ set -o pipefail
 . /e2e/lib.sh
 # shellcheck source=../guest/perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
+# shellcheck source=../guest/drilldown_checks.sh
+. /e2e/drilldown_checks.sh
 
 VMX=1 # the tracepoint's isa value for Intel VMX
 VMX_CPUID=10 # VMX basic exit reasons (arch/x86/include/uapi/asm/vmx.h)
@@ -261,6 +263,8 @@ $TIMING_CONFIG"
     phase_per_vcpu btf tp_btf "collector:
   per_vcpu: true
   exit_handling_time: true"
+    # Port IO drill-down (issue 14).
+    phase_drilldown_io vmx "$IO_NAME" $VMX_IO ""
     # perf kvm stat on the same workload (issue 13); Bochs is slow, so fewer exits.
     phase_perf_kvm_stat vmx "$IO_NAME" $VMX_IO "$CPUID_NAME" $VMX_CPUID 500 500 "$TIMING_CONFIG"
   else

@@ -1,0 +1,37 @@
+// Drill-down series (collector.drilldown): which items of a VM's exits (ports,
+// ...) get a series of their own, and how the rest fold into "other", exactly.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "exit_snapshot.h"
+#include "vm_tracker.h"
+
+namespace kvmexit {
+
+// The rule that keeps series from flapping: an item keeps its series once it
+// has one, for as long as the VM lives. Items without one are admitted while
+// the VM has fewer than `max_keys` of their kind, largest count first (ties:
+// lowest item). `own` is sorted and stays sorted.
+void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_keys,
+                         std::vector<DrilldownItem>& own);
+
+// A VM's drill-down counts split by `own` (sorted): see FoldedDrilldown.
+FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
+                              const std::vector<DrilldownItem>& own);
+
+// The part of an item that port="other" keeps as labels: io the direction.
+DrilldownItem OtherItem(const DrilldownItem& item);
+
+// Everything into "other": the VMs beyond vms.max_vms.
+void FoldAllDrilldown(const SortedDrilldownCounts& counts, FoldedDrilldown& into);
+
+// The `port` label of an io item: 4 lowercase hex digits, "0x03f8".
+std::string IoPortLabel(std::uint64_t item);
+// The `direction` label of an io item: "write" (OUT) or "read" (IN).
+const char* IoDirectionLabel(std::uint64_t item);
+
+}  // namespace kvmexit
