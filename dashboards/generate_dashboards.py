@@ -520,7 +520,7 @@ def overview() -> dict:
         timeseries("Top ports, all selected VMs (port IO/s, top 10)",
                    "Which IO ports take the most port IO exits across the selected VMs and "
                    "hosts, and since when? Sum by port and direction over VMs, top 10 at each "
-                   "step. port=\"other\" is left out: " + OTHER_NOTE + " A port folded into "
+                   "step. port=\"other\" is left out, because " + OTHER_NOTE + " A port folded into "
                    "\"other\" in some VM is missing from its line here, so a line is a lower "
                    "bound; the share panel beside shows how much is folded. " + DRILL_NOTE,
                    [Target("topk(10, sum by (port, direction) (rate(@io_ports@{@SV@, "
@@ -771,7 +771,7 @@ def vm_drilldown() -> dict:
               sort_by="Exits in range", w=10, h=10),
     ]
     return dashboard("kvm-exits-vm", "KVM exits / VM drill-down",
-                     "One VM's exits: by reason, by vCPU, and its identity.",
+                     "One VM's exits: by reason, by IO port, by vCPU, and its identity.",
                      p, "now-1h", vm_multi=False, annotations=[vm_start_annotation()])
 
 
