@@ -52,6 +52,9 @@ METRICS = {
     "handling": "kvm_exit_handling_seconds",  # histogram per isa/reason/code/idle, host level
     "vm_handling": "kvm_vm_exit_handling_seconds_total",  # counter per VM and reason
     "timing_lost": "kvm_exit_timing_lost_total",
+    # port IO drill-down (issue 14; collector.drilldown: [io], off by default)
+    "io_ports": "kvm_vm_io_port_exits_total",  # counter per VM, port, direction
+    "drill_lost": "kvm_drilldown_overflow_events_total",  # counter per kind
     # recording rules (deploy/prometheus/kvm_exit_exporter.rules.yml)
     "r_host": "instance:kvm_exits:rate1m",
     "r_reason": "instance_reason:kvm_exits:rate1m",
@@ -379,6 +382,32 @@ def slowest_reasons(title: str, desc: str, sel: str, w: int, h: int) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# "Which port": the port IO drill-down (kvm_vm_io_port_exits_total). Served
+# only with collector.drilldown: [io]; per VM at most drilldown_max_keys
+# (port, direction) pairs have their own series, the rest are summed into
+# port="other" per direction. "other" is a different set of ports in every
+# VM, so it is never summed with real ports across VMs: the host-wide panels
+# leave it out and show its share on its own.
+# ---------------------------------------------------------------------------
+DRILL_NOTE = ("Needs collector.drilldown: [io] (off by default); empty without it.")
+OTHER_NOTE = ("port=\"other\" sums, exactly, the port IO of (port, direction) pairs beyond "
+              "collector.drilldown_max_keys per VM: a different set of ports in each VM.")
+
+
+def other_share(title: str, desc: str, sel: str, w: int, h: int) -> dict:
+    """Share of port IO in port="other": now and over the range. 0 when no VM
+    folded any port; empty when there was no port IO at all."""
+    def share(window: str) -> str:
+        return (f"(sum(rate(@io_ports@{{{sel}, port=\"other\"}}[{window}])) or vector(0)) / "
+                f"(sum(rate(@io_ports@{{{sel}}}[{window}])) > 0)")
+    return stat(title, desc, [Target(share("$__rate_interval"), "now"),
+                              Target(share("$__range"), "over the range")],
+                unit="percentunit", w=w, h=h, decimals=1,
+                thresholds=[{"color": "green", "value": None},
+                            {"color": "orange", "value": 0.1}])
+
+
+# ---------------------------------------------------------------------------
 # The three dashboards
 # ---------------------------------------------------------------------------
 
@@ -487,6 +516,43 @@ def overview() -> dict:
              "handling-time figures, so a growing number makes those figures too low.",
              [Target("sum(increase(@timing_lost@{@S@}[$__range]))")], w=8, h=8, decimals=0,
              thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}]),
+        row("Port IO: which port (needs collector.drilldown: [io])"),
+        timeseries("Top ports, all selected VMs (port IO/s, top 10)",
+                   "Which IO ports take the most port IO exits across the selected VMs and "
+                   "hosts, and since when? Sum by port and direction over VMs, top 10 at each "
+                   "step. port=\"other\" is left out, because " + OTHER_NOTE + " A port folded into "
+                   "\"other\" in some VM is missing from its line here, so a line is a lower "
+                   "bound; the share panel beside shows how much is folded. " + DRILL_NOTE,
+                   [Target("topk(10, sum by (port, direction) (rate(@io_ports@{@SV@, "
+                           "port!=\"other\"}[$__rate_interval])))", "{{port}} {{direction}}")],
+                   w=12, h=9),
+        table("Top ports over the time range, all selected VMs",
+              "Which IO ports took the most port IO in the selected range, and in how many "
+              "VMs? Top 20 (port, direction) by port IO in range, summed over the selected VMs; "
+              "port=\"other\" left out (see the share panel). " + DRILL_NOTE,
+              [Target("topk(20, sum by (port, direction) (increase(@io_ports@{@SV@, "
+                      "port!=\"other\"}[$__range])))"),
+               Target("count by (port, direction) (increase(@io_ports@{@SV@, "
+                      "port!=\"other\"}[$__range]) > 0) and on (port, direction) "
+                      "topk(20, sum by (port, direction) (increase(@io_ports@{@SV@, "
+                      "port!=\"other\"}[$__range])))")],
+              rename={"Value #A": "Port IO in range", "Value #B": "VMs",
+                      "port": "Port", "direction": "Direction"},
+              sort_by="Port IO in range", w=6, h=9),
+        other_share("Port IO in port=\"other\" (share)",
+                    "How much of the selected VMs' port IO is folded into port=\"other\", "
+                    "now and over the range? " + OTHER_NOTE + " A high share means the top "
+                    "ports miss much of the port IO: raise collector.drilldown_max_keys or "
+                    "open the VM drill-down. 0 when no VM folded a port. " + DRILL_NOTE,
+                    "@SV@", 3, 9),
+        stat("Drill-down events lost in range",
+             "Were any drill-down events (kind=\"io\": port IO) not counted because the "
+             "drill-down map (collector.vm_map_capacity entries) was full, in the selected "
+             "range? Should be 0; if not, the port figures are low: raise "
+             "collector.vm_map_capacity. " + DRILL_NOTE,
+             [Target("sum by (kind) (increase(@drill_lost@{@S@}[$__range]))", "{{kind}}")],
+             w=3, h=9, decimals=0,
+             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]),
         row("Exporter health"),
         timeseries("BPF map fill",
                    "How full are the BPF maps? vm_exits near 100 % means new VMs' exits go to "
@@ -624,6 +690,34 @@ def vm_drilldown() -> dict:
               rename={"Value": "Exits in range", "isa": "ISA", "reason": "Reason",
                       "code": "Code"},
               sort_by="Exits in range", w=10, h=10),
+        row("Which port (needs collector.drilldown: [io])"),
+        timeseries("Port IO by port (port IO/s, top 10)",
+                   "Which IO ports is this VM's port IO going to (a serial console polled in a "
+                   "loop, a PIT, a legacy virtio notify), and since when? Top 10 (port, "
+                   "direction) at each step; direction read is IN, write is OUT. " + OTHER_NOTE
+                   + " " + DRILL_NOTE,
+                   [Target("topk(10, sum by (port, direction) "
+                           "(rate(@io_ports@{@SV@}[$__rate_interval])))", "{{port}} {{direction}}")],
+                   w=10, h=10),
+        table("Ports over the time range",
+              "How much port IO did each port take in the selected range, what share of this "
+              "VM's port IO is that, and how much since the exporter started tracking the VM? "
+              "At most collector.drilldown_max_keys ports plus port=\"other\" per direction. "
+              + OTHER_NOTE + " " + DRILL_NOTE,
+              [Target("sum by (port, direction) (increase(@io_ports@{@SV@}[$__range]))"),
+               Target("sum by (port, direction) (increase(@io_ports@{@SV@}[$__range])) "
+                      "/ on () group_left () sum(increase(@io_ports@{@SV@}[$__range]))"),
+               Target("sum by (port, direction) (@io_ports@{@SV@})")],
+              rename={"Value #A": "Port IO in range", "Value #B": "Share in range",
+                      "Value #C": "Since tracked", "port": "Port", "direction": "Direction"},
+              units={"Share in range": "percentunit"},
+              sort_by="Port IO in range", w=8, h=10),
+        other_share("Port IO in port=\"other\" (share)",
+                    "How much of this VM's port IO went to ports without their own series, now "
+                    "and over the range? " + OTHER_NOTE + " 0 while the VM uses at most that "
+                    "many pairs; a high share means the per-port figures miss much of its port "
+                    "IO (raise collector.drilldown_max_keys). " + DRILL_NOTE,
+                    "@SV@", 6, 10),
         row("Where the time goes (exit handling time)"),
         timeseries("Time lost to non-idle exits by reason (vCPU-s/s, stacked)",
                    "Which exit reasons cost this VM its vCPU time, idle reasons (HLT) left out? "
@@ -677,7 +771,7 @@ def vm_drilldown() -> dict:
               sort_by="Exits in range", w=10, h=10),
     ]
     return dashboard("kvm-exits-vm", "KVM exits / VM drill-down",
-                     "One VM's exits: by reason, by vCPU, and its identity.",
+                     "One VM's exits: by reason, by IO port, by vCPU, and its identity.",
                      p, "now-1h", vm_multi=False, annotations=[vm_start_annotation()])
 
 

@@ -514,9 +514,13 @@ phase_promcheck() {
     *" e2e.hostscrape=1 "*) ;;
     *) info "no Prometheus check requested (e2e.hostscrape=1 not on the kernel command line)"; return 0 ;;
   esac
+  # The port IO drill-down is on so that the dashboards' "Which port" panels
+  # are proven on real port series; one collector mapping with both keys.
   exporter_start promcheck "vms:
   boot_window: ${PROMCHECK_BOOT_WINDOW_S}s
-$TIMING_CONFIG
+collector:
+$TIMING_COLLECTOR_KEYS
+  drilldown: [io]
 $RATES_CONFIG" || return 0
   past_attach_rounding
   vmm_start "$out" -name guest=promload,debug-threads=on -uuid 66666666-7777-8888-9999-000000000000 --io-seconds 600
@@ -524,6 +528,14 @@ $RATES_CONFIG" || return 0
   if ! poll_scrape $((PROMCHECK_BOOT_WINDOW_S + 10)) "$WORK/promcheck.prom" metric_is kvm_vm_boot_window_closed "vm=promload;pid=$pid" 1; then
     fail promcheck_boot_window "promload's boot window did not close within $((PROMCHECK_BOOT_WINDOW_S + 10)) s"
     show_series "$WORK/promcheck.prom" '^kvm_vm_'
+  fi
+  # The guest loops on `outb $0x10`: the drill-down must have that series
+  # before the host's Prometheus is asked to find it.
+  if [ "$(metric_count "$WORK/promcheck.prom" kvm_vm_io_port_exits_total "vm=promload;pid=$pid;port=0x0010;direction=write")" -ge 1 ]; then
+    pass promcheck_port_series
+  else
+    fail promcheck_port_series "no kvm_vm_io_port_exits_total{vm=promload,port=0x0010,direction=write} (is collector.drilldown: [io] in the config?)"
+    show_series "$WORK/promcheck.prom" '^kvm_(vm_io_port|drilldown)'
   fi
   echo "E2E PROMCHECK vm=promload pid=$pid"
   if ! timeout "$PROMCHECK_ACK_TIMEOUT_S" nc -l -p 9757 >"$WORK/promcheck-ack" 2>&1; then
