@@ -49,7 +49,7 @@ using kvmexit::VmExitCount;
 
 constexpr int kVcpusPerVm = 4;
 constexpr int kReasonsPerVm = 20;
-constexpr std::uint32_t kMapCapacity = 131072;  // room for the largest shape's 80,000 entries
+constexpr std::uint32_t kMapCapacity = 131072;   // room for the largest shape's 80,000 entries
 constexpr std::uint32_t kDrilldownMaxKeys = 32;  // collector.drilldown_max_keys default
 
 // Child processes stand in for VMMs, so VM naming and liveness run for real.
@@ -102,9 +102,9 @@ std::vector<kvmexit::DrilldownCount> DrilldownContents(const std::vector<pid_t>&
     for (int k = 0; k < keys; ++k) {
       const std::uint64_t item = (0x100ULL + static_cast<std::uint64_t>(k / 2)) |
                                  ((k % 2) != 0 ? KVM_DRILLDOWN_IO_WRITE : 0);
-      counts.push_back({drilldown_key{static_cast<std::uint32_t>(pid), KVM_DRILLDOWN_IO, item},
-                        10'007ULL * static_cast<std::uint64_t>(keys - k) +
-                            static_cast<std::uint64_t>(pid)});
+      counts.push_back(
+          {drilldown_key{static_cast<std::uint32_t>(pid), KVM_DRILLDOWN_IO, item},
+           10'007ULL * static_cast<std::uint64_t>(keys - k) + static_cast<std::uint64_t>(pid)});
     }
   }
   return counts;
@@ -341,11 +341,12 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_
   }
   const double read_median = RawReadMillis(contents, drilldown, per_vcpu, scrapes);
   std::printf(
-      "| %5d | %-3s | %2d | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | %7.1f | "
+      "| %5d | %-3s | %2d | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | "
+      "%7.1f | "
       "%8.3f | %6.1f |\n",
-      vms, per_vcpu ? "on" : "off", io_keys, contents.size() + drilldown.size(), result->series, result->median_ms, p99,
-      gzip_median, plain_bytes, gzip_bytes, result->cpu_ms, memory_mib, peak_memory_mib,
-      read_median, result->median_ms / read_median);
+      vms, per_vcpu ? "on" : "off", io_keys, contents.size() + drilldown.size(), result->series,
+      result->median_ms, p99, gzip_median, plain_bytes, gzip_bytes, result->cpu_ms, memory_mib,
+      peak_memory_mib, read_median, result->median_ms / read_median);
   std::fflush(stdout);
   return result;
 }
@@ -398,7 +399,8 @@ int main(int argc, char** argv) {
   std::printf("scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs\n\n",
               scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
-      "|   VMs | per-vCPU | io keys/VM | map entries | series | median ms | p99 ms | gzip median ms | bytes | "
+      "|   VMs | per-vCPU | io keys/VM | map entries | series | median ms | p99 ms | gzip median "
+      "ms | bytes | "
       "gzip bytes | CPU ms/scrape | RSS MiB | peak RSS MiB | raw read ms | scrape / raw |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<ShapeResult> results;
@@ -408,7 +410,8 @@ int main(int argc, char** argv) {
     }
   };
   if (only_vms > 0) {
-    if (std::optional<ShapeResult> result = RunShape(only_vms, only_per_vcpu, scrapes, only_io_keys))
+    if (std::optional<ShapeResult> result =
+            RunShape(only_vms, only_per_vcpu, scrapes, only_io_keys))
       results.push_back(*result);
     return results.empty() ? 1 : 0;
   }
@@ -419,7 +422,8 @@ int main(int argc, char** argv) {
   // The io drill-down at 1,000 VMs (per-vCPU off): max_keys keys each, then
   // half as many again (the excess folds into port="other").
   std::vector<ShapeResult> drilled;
-  for (int io_keys : {static_cast<int>(kDrilldownMaxKeys), static_cast<int>(kDrilldownMaxKeys * 3 / 2)}) {
+  for (int io_keys :
+       {static_cast<int>(kDrilldownMaxKeys), static_cast<int>(kDrilldownMaxKeys * 3 / 2)}) {
     if (std::optional<ShapeResult> result = RunShape(1000, false, scrapes, io_keys)) {
       drilled.push_back(*result);
     }
@@ -429,15 +433,15 @@ int main(int argc, char** argv) {
     if (result.vms == 1000 && !result.per_vcpu) base = &result;
   }
   if (base != nullptr) {
-    std::printf("\n| io keys/VM | series | added series | median ms | added median ms | CPU ms | "
-                "added CPU ms | added CPU us/added series |\n|---|---|---|---|---|---|---|---|\n");
+    std::printf(
+        "\n| io keys/VM | series | added series | median ms | added median ms | CPU ms | "
+        "added CPU ms | added CPU us/added series |\n|---|---|---|---|---|---|---|---|\n");
     for (const ShapeResult& result : drilled) {
       const double added_series =
           static_cast<double>(result.series) - static_cast<double>(base->series);
       std::printf("| %d | %zu | %.0f | %.2f | %+.2f | %.2f | %+.2f | %.2f |\n", result.io_keys,
-                  result.series, added_series, result.median_ms,
-                  result.median_ms - base->median_ms, result.cpu_ms,
-                  result.cpu_ms - base->cpu_ms,
+                  result.series, added_series, result.median_ms, result.median_ms - base->median_ms,
+                  result.cpu_ms, result.cpu_ms - base->cpu_ms,
                   (result.cpu_ms - base->cpu_ms) * 1000.0 / added_series);
     }
   }

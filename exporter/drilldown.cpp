@@ -86,8 +86,12 @@ std::string IoPortLabel(std::uint64_t item) {
   // ports (callgrind, docs/benchmarks.md "Port IO drill-down cost").
   static constexpr char kHex[] = "0123456789abcdef";
   const auto port = static_cast<unsigned>(item & 0xffffU);
-  return std::string{'0', 'x', kHex[(port >> 12) & 0xfU], kHex[(port >> 8) & 0xfU],
-                     kHex[(port >> 4) & 0xfU], kHex[port & 0xfU]};
+  return std::string{'0',
+                     'x',
+                     kHex[(port >> 12) & 0xfU],
+                     kHex[(port >> 8) & 0xfU],
+                     kHex[(port >> 4) & 0xfU],
+                     kHex[port & 0xfU]};
 }
 
 const char* IoDirectionLabel(std::uint64_t item) {

@@ -249,8 +249,9 @@ int main(int argc, char** argv) {
       // The kvm_pio program's own statistics and what its map counted (one
       // "reason" per port and direction: item = port | KVM_DRILLDOWN_IO_WRITE).
       const ReasonCounts ports = SumPercpuHash<drilldown_key>(
-          skeleton->maps.drilldown, 1,
-          [](const drilldown_key& key, std::size_t) { return static_cast<std::uint32_t>(key.item); });
+          skeleton->maps.drilldown, 1, [](const drilldown_key& key, std::size_t) {
+            return static_cast<std::uint32_t>(key.item);
+          });
       std::uint64_t counted = 0;
       for (const auto& [item, count] : ports) counted += count;
       bpf_prog_info info{};
@@ -258,10 +259,11 @@ int main(int argc, char** argv) {
       if (bpf_obj_get_info_by_fd(bpf_program__fd(skeleton->progs.count_kvm_pio), &info, &length) ==
           0) {
         // Its own line (guest_bench.sh appends it to the run's BENCH line).
-        std::printf("LOADER extra pio_run_cnt=%llu pio_run_time_ns=%llu pio_counted=%llu pio_items=%zu\n",
-                    static_cast<unsigned long long>(info.run_cnt),
-                    static_cast<unsigned long long>(info.run_time_ns),
-                    static_cast<unsigned long long>(counted), ports.size());
+        std::printf(
+            "LOADER extra pio_run_cnt=%llu pio_run_time_ns=%llu pio_counted=%llu pio_items=%zu\n",
+            static_cast<unsigned long long>(info.run_cnt),
+            static_cast<unsigned long long>(info.run_time_ns),
+            static_cast<unsigned long long>(counted), ports.size());
       }
     }
     return 0;
@@ -282,8 +284,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!program.empty()) return RunVariant(program);
-  std::fprintf(
-      stderr,
-      "usage: exit_cost_loader ours|ours_tp|ours_timed|ours_drilldown|reference|<program of variants.bpf.c>\n");
+  std::fprintf(stderr,
+               "usage: exit_cost_loader ours|ours_tp|ours_timed|ours_drilldown|reference|<program "
+               "of variants.bpf.c>\n");
   return 2;
 }
