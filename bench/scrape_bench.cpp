@@ -10,9 +10,14 @@
 // The exporter runs in a child process of its own, so its memory and CPU
 // figures leave out this client's buffers and the floor measurement.
 //
-//   scrape_bench [SCRAPES [VMS [off|on]]]
+// Then the port IO drill-down (collector.drilldown: [io], issue 14): 1,000 VMs
+// with 32 io keys each (collector.drilldown_max_keys, all get a series) and
+// with 48 (16 fold into port="other"), against the same 1,000 VMs without it.
 //
-// With VMS only that one shape runs (per-vCPU off unless "on"), e.g. under
+//   scrape_bench [SCRAPES [VMS [off|on [IO_KEYS]]]]
+//
+// With VMS only that one shape runs (per-vCPU off unless "on"; IO_KEYS > 0
+// turns the io drill-down on with that many keys per VM), e.g. under
 // `perf record -g` or valgrind.
 #include <arpa/inet.h>
 #include <malloc.h>
@@ -44,7 +49,8 @@ using kvmexit::VmExitCount;
 
 constexpr int kVcpusPerVm = 4;
 constexpr int kReasonsPerVm = 20;
-constexpr std::uint32_t kMapCapacity = 131072;  // room for the largest shape's 80,000 entries
+constexpr std::uint32_t kMapCapacity = 131072;   // room for the largest shape's 80,000 entries
+constexpr std::uint32_t kDrilldownMaxKeys = 32;  // collector.drilldown_max_keys default
 
 // Child processes stand in for VMMs, so VM naming and liveness run for real.
 class FakeVmms {
@@ -82,6 +88,23 @@ std::vector<VmExitCount> MapContents(const std::vector<pid_t>& pids, bool per_vc
         counts.push_back({key, 1'000'003ULL * static_cast<std::uint64_t>(reason + 1) +
                                    static_cast<std::uint64_t>(pid)});
       }
+    }
+  }
+  return counts;
+}
+
+// `keys` io drill-down entries per VM: ports 0x100 upwards, both directions
+// (key k: port 0x100 + k / 2, OUT if k is odd), counts distinct so that
+// admission order is decided by count.
+std::vector<kvmexit::DrilldownCount> DrilldownContents(const std::vector<pid_t>& pids, int keys) {
+  std::vector<kvmexit::DrilldownCount> counts;
+  for (pid_t pid : pids) {
+    for (int k = 0; k < keys; ++k) {
+      const std::uint64_t item = (0x100ULL + static_cast<std::uint64_t>(k / 2)) |
+                                 ((k % 2) != 0 ? KVM_DRILLDOWN_IO_WRITE : 0);
+      counts.push_back(
+          {drilldown_key{static_cast<std::uint32_t>(pid), KVM_DRILLDOWN_IO, item},
+           10'007ULL * static_cast<std::uint64_t>(keys - k) + static_cast<std::uint64_t>(pid)});
     }
   }
   return counts;
@@ -149,7 +172,8 @@ double StatusMib(pid_t pid, const std::string& field) {
 // serving until the destructor stops it.
 class ExporterProcess {
  public:
-  ExporterProcess(const kvmexit::Config& config, const std::vector<VmExitCount>& contents) {
+  ExporterProcess(const kvmexit::Config& config, const std::vector<VmExitCount>& contents,
+                  const std::vector<kvmexit::DrilldownCount>& drilldown) {
     int fds[2];
     if (::pipe(fds) != 0) return;
     kvmexit::UniqueFd read_end(fds[0]);
@@ -157,7 +181,7 @@ class ExporterProcess {
     pid_ = ::fork();
     if (pid_ == 0) {
       read_end.reset();
-      ::_exit(Serve(config, contents, write_end.get()));
+      ::_exit(Serve(config, contents, drilldown, write_end.get()));
     }
     write_end.reset();
     if (pid_ < 0) return;
@@ -181,7 +205,7 @@ class ExporterProcess {
 
  private:
   static int Serve(const kvmexit::Config& config, const std::vector<VmExitCount>& contents,
-                   int report_fd) {
+                   const std::vector<kvmexit::DrilldownCount>& drilldown, int report_fd) {
     mallopt(M_ARENA_MAX, 2);  // as kvm_exit_exporter's main() does
     // Blocked before the exporter starts its threads, so they inherit the mask
     // and SIGTERM is taken only by sigwait below.
@@ -191,7 +215,7 @@ class ExporterProcess {
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     kvmexit::ExporterApp app(config);
     std::string error = app.Start();
-    if (error.empty()) error = app.FillMapsForTesting(contents);
+    if (error.empty()) error = app.FillMapsForTesting(contents, drilldown);
     const int port = error.empty() ? app.port() : -1;
     if (::write(report_fd, &port, sizeof(port)) != sizeof(port)) return 1;
     if (!error.empty()) {
@@ -233,6 +257,7 @@ std::size_t CountSeries(const std::string& exposition) {
 struct ShapeResult {
   int vms = 0;
   bool per_vcpu = false;
+  int io_keys = 0;  // io drill-down entries per VM; 0: drill-down off
   std::size_t series = 0;
   double median_ms = 0.0;
   double cpu_ms = 0.0;
@@ -250,10 +275,14 @@ std::pair<double, double> TimeScrapes(int port, bool gzip, int scrapes, std::str
 }
 
 // The floor: median time to read the same maps with batch lookups alone.
-double RawReadMillis(const std::vector<VmExitCount>& contents, bool per_vcpu, int reads) {
-  kvmexit::BpfExitSource source({.vm_map_capacity = kMapCapacity, .per_vcpu = per_vcpu});
+double RawReadMillis(const std::vector<VmExitCount>& contents,
+                     const std::vector<kvmexit::DrilldownCount>& drilldown, bool per_vcpu,
+                     int reads) {
+  kvmexit::BpfSourceOptions options{.vm_map_capacity = kMapCapacity, .per_vcpu = per_vcpu};
+  if (!drilldown.empty()) options.drilldown = {kvmexit::DrilldownKind::kIo};
+  kvmexit::BpfExitSource source(options);
   source.Attach();
-  source.FillForTesting(contents);
+  source.FillForTesting(contents, drilldown);
   std::vector<double> latencies;
   for (int i = 0; i < reads; ++i) {
     kvmexit::ExitSnapshot snapshot;
@@ -264,14 +293,17 @@ double RawReadMillis(const std::vector<VmExitCount>& contents, bool per_vcpu, in
   return Percentile(latencies, 0.5);
 }
 
-std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
+std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_keys = 0) {
   FakeVmms vmms(vms);
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
+  const std::vector<kvmexit::DrilldownCount> drilldown = DrilldownContents(vmms.pids(), io_keys);
 
   kvmexit::Config config;
   config.web.listen_address = {.host = "127.0.0.1", .port = 0};  // a free port
   config.collector.per_vcpu = per_vcpu;
   config.collector.vm_map_capacity = kMapCapacity;
+  if (io_keys > 0) config.collector.drilldown = {kvmexit::DrilldownKind::kIo};
+  config.collector.drilldown_max_keys = kDrilldownMaxKeys;
   config.rates.sample_interval = std::chrono::milliseconds(60'000);  // keep the sampler quiet
   config.rates.window = std::chrono::milliseconds(120'000);
   std::optional<ShapeResult> result;
@@ -282,7 +314,7 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
   std::size_t gzip_bytes = 0;
   double p99 = 0.0;
   {
-    const ExporterProcess exporter(config, contents);
+    const ExporterProcess exporter(config, contents, drilldown);
     if (exporter.port() < 0) {
       std::fprintf(stderr, "exporter failed (is the BPF program attached?): %s\n",
                    exporter.error().c_str());
@@ -296,6 +328,7 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
     plain_bytes = body.size();
     result = ShapeResult{.vms = vms,
                          .per_vcpu = per_vcpu,
+                         .io_keys = io_keys,
                          .series = CountSeries(body),
                          .median_ms = median,
                          .cpu_ms = cpu_ms};
@@ -306,13 +339,14 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes) {
     memory_mib = StatusMib(exporter.pid(), "VmRSS:");
     peak_memory_mib = StatusMib(exporter.pid(), "VmHWM:");
   }
-  const double read_median = RawReadMillis(contents, per_vcpu, scrapes);
+  const double read_median = RawReadMillis(contents, drilldown, per_vcpu, scrapes);
   std::printf(
-      "| %5d | %-3s | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | %7.1f | "
+      "| %5d | %-3s | %2d | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | "
+      "%7.1f | "
       "%8.3f | %6.1f |\n",
-      vms, per_vcpu ? "on" : "off", contents.size(), result->series, result->median_ms, p99,
-      gzip_median, plain_bytes, gzip_bytes, result->cpu_ms, memory_mib, peak_memory_mib,
-      read_median, result->median_ms / read_median);
+      vms, per_vcpu ? "on" : "off", io_keys, contents.size() + drilldown.size(), result->series,
+      result->median_ms, p99, gzip_median, plain_bytes, gzip_bytes, result->cpu_ms, memory_mib,
+      peak_memory_mib, read_median, result->median_ms / read_median);
   std::fflush(stdout);
   return result;
 }
@@ -357,6 +391,7 @@ int main(int argc, char** argv) {
   const int scrapes = argc > 1 ? std::max(5, std::atoi(argv[1])) : 50;
   const int only_vms = argc > 2 ? std::atoi(argv[2]) : 0;
   const bool only_per_vcpu = argc > 3 && std::string(argv[3]) == "on";
+  const int only_io_keys = argc > 4 ? std::max(0, std::atoi(argv[4])) : 0;
   if (::geteuid() != 0) {
     std::fprintf(stderr, "scrape_bench: needs root to load the BPF program\n");
     return 1;
@@ -364,9 +399,10 @@ int main(int argc, char** argv) {
   std::printf("scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs\n\n",
               scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
-      "|   VMs | per-vCPU | map entries | series | median ms | p99 ms | gzip median ms | bytes | "
+      "|   VMs | per-vCPU | io keys/VM | map entries | series | median ms | p99 ms | gzip median "
+      "ms | bytes | "
       "gzip bytes | CPU ms/scrape | RSS MiB | peak RSS MiB | raw read ms | scrape / raw |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<ShapeResult> results;
   const auto run = [&](int vms, bool per_vcpu) {
     if (std::optional<ShapeResult> result = RunShape(vms, per_vcpu, scrapes)) {
@@ -374,12 +410,40 @@ int main(int argc, char** argv) {
     }
   };
   if (only_vms > 0) {
-    run(only_vms, only_per_vcpu);
+    if (std::optional<ShapeResult> result =
+            RunShape(only_vms, only_per_vcpu, scrapes, only_io_keys))
+      results.push_back(*result);
     return results.empty() ? 1 : 0;
   }
   for (bool per_vcpu : {false, true}) {
     for (int vms : {10, 100, 1000}) run(vms, per_vcpu);
   }
   PrintGrowth(results);
-  return results.size() == 6 ? 0 : 1;
+  // The io drill-down at 1,000 VMs (per-vCPU off): max_keys keys each, then
+  // half as many again (the excess folds into port="other").
+  std::vector<ShapeResult> drilled;
+  for (int io_keys :
+       {static_cast<int>(kDrilldownMaxKeys), static_cast<int>(kDrilldownMaxKeys * 3 / 2)}) {
+    if (std::optional<ShapeResult> result = RunShape(1000, false, scrapes, io_keys)) {
+      drilled.push_back(*result);
+    }
+  }
+  const ShapeResult* base = nullptr;
+  for (const ShapeResult& result : results) {
+    if (result.vms == 1000 && !result.per_vcpu) base = &result;
+  }
+  if (base != nullptr) {
+    std::printf(
+        "\n| io keys/VM | series | added series | median ms | added median ms | CPU ms | "
+        "added CPU ms | added CPU us/added series |\n|---|---|---|---|---|---|---|---|\n");
+    for (const ShapeResult& result : drilled) {
+      const double added_series =
+          static_cast<double>(result.series) - static_cast<double>(base->series);
+      std::printf("| %d | %zu | %.0f | %.2f | %+.2f | %.2f | %+.2f | %.2f |\n", result.io_keys,
+                  result.series, added_series, result.median_ms, result.median_ms - base->median_ms,
+                  result.cpu_ms, result.cpu_ms - base->cpu_ms,
+                  (result.cpu_ms - base->cpu_ms) * 1000.0 / added_series);
+    }
+  }
+  return results.size() == 6 && drilled.size() == 2 ? 0 : 1;
 }

@@ -421,7 +421,8 @@ void BpfExitSource::RemoveDrilldown(const std::vector<drilldown_key>& keys) {
   for (const drilldown_key& key : keys) bpf_map_delete_elem(fd, &key);
 }
 
-std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts) {
+std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts,
+                                          const std::vector<DrilldownCount>& drilldown) {
   if (!skeleton_) return "BPF program not attached";
   const int fd = bpf_map__fd(skeleton_->maps.vm_exits);
   std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_), 0);
@@ -429,6 +430,14 @@ std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts
     per_cpu[0] = entry.count;
     if (int err = bpf_map_update_elem(fd, &entry.key, per_cpu.data(), BPF_ANY); err != 0) {
       return "filling vm_exits failed: " + ErrnoText(err);
+    }
+  }
+  const int drilldown_fd = bpf_map__fd(skeleton_->maps.drilldown);
+  for (const DrilldownCount& entry : drilldown) {
+    per_cpu[0] = entry.count;
+    if (int err = bpf_map_update_elem(drilldown_fd, &entry.key, per_cpu.data(), BPF_ANY);
+        err != 0) {
+      return "filling drilldown failed: " + ErrnoText(err);
     }
   }
   return "";

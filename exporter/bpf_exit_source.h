@@ -63,9 +63,11 @@ class BpfExitSource {
   // Removes the drill-down entries `keys` (of ended VMs); their counts go with them.
   void RemoveDrilldown(const std::vector<drilldown_key>& keys);
 
-  // Fills a map with given counts (all on CPU 0). For benchmarks and tests that
-  // need realistic map shapes without running VMs.
-  std::string FillForTesting(const std::vector<VmExitCount>& counts);
+  // Fills the maps with given counts (all on CPU 0): vm_exits, and drilldown
+  // with `drilldown` (needs a drill-down kind on). For benchmarks and tests
+  // that need realistic map shapes without running VMs.
+  std::string FillForTesting(const std::vector<VmExitCount>& counts,
+                             const std::vector<DrilldownCount>& drilldown = {});
 
   BpfProgramStats ProgramStats() const;
 

@@ -210,9 +210,10 @@ bool ExporterApp::RefuseReload(const std::string& why) {
   return false;
 }
 
-std::string ExporterApp::FillMapsForTesting(const std::vector<VmExitCount>& counts) {
+std::string ExporterApp::FillMapsForTesting(const std::vector<VmExitCount>& counts,
+                                            const std::vector<DrilldownCount>& drilldown) {
   std::lock_guard lock(mutex_);
-  return source_.FillForTesting(counts);
+  return source_.FillForTesting(counts, drilldown);
 }
 
 std::string ExporterApp::Scrape() {

@@ -52,7 +52,8 @@ class ExporterApp {
   int port() const { return http_ ? http_->port() : 0; }
 
   // Puts counts straight into the BPF map, for benchmarks of realistic map shapes.
-  std::string FillMapsForTesting(const std::vector<VmExitCount>& counts);
+  std::string FillMapsForTesting(const std::vector<VmExitCount>& counts,
+                                 const std::vector<DrilldownCount>& drilldown = {});
 
  private:
   // TryAttach and ReadSnapshot run with mutex_ held.

@@ -3,6 +3,8 @@
 // it attached until SIGTERM/SIGINT, then prints the kernel's BPF statistics
 // for it and what its map counted:
 //   LOADER program=<name> run_cnt=<n> run_time_ns=<n> misses=<n> counted=<n> top=<reason>:<n>
+// and, for ours_drilldown, the kvm_pio program's:
+//   LOADER extra pio_run_cnt=<n> pio_run_time_ns=<n> pio_counted=<n> pio_items=<n>
 // (misses: runs the kernel skipped to avoid recursion; counted: the sum of all counts in the
 // program's map; top: the exit reason counted most. Absent for the variants that count nothing.)
 // Used by the nested per-exit cost benchmark (bench/exit_cost/README.md).
@@ -195,20 +197,32 @@ int RunVariant(const std::string& name) {
 
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
-  if (program == "ours" || program == "ours_tp" || program == "ours_timed") {
+  if (program == "ours" || program == "ours_tp" || program == "ours_timed" ||
+      program == "ours_drilldown") {
     // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
     // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
     // "ours" and "ours_tp" count only (collector.exit_handling_time: false);
     // "ours_timed" is the default: tp_btf counting plus the kvm_entry program
-    // that times each exit.
+    // that times each exit. "ours_drilldown" is "ours" plus the port IO
+    // drill-down (collector.drilldown: [io]): count_kvm_pio on kvm:kvm_pio and
+    // its drilldown map at the exporter's capacity (collector.vm_map_capacity,
+    // default 16384).
     const bool tp_btf = program != "ours_tp";
     const bool timed = program == "ours_timed";
+    const bool drill_io = program == "ours_drilldown";
     OursPtr skeleton(kvm_exit_bpf__open());
     if (!skeleton) return Fail("opening ours", -errno);
     bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, tp_btf);
     bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !tp_btf);
     bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timed);
     bpf_program__set_autoload(skeleton->progs.time_kvm_entry, false);
+    bpf_program__set_autoload(skeleton->progs.count_kvm_pio, drill_io);
+    // As BpfExitSource sizes it: a token map when no drill-down kind is on.
+    constexpr std::uint32_t kVmMapCapacity = 16384;  // collector.vm_map_capacity default
+    if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drill_io ? kVmMapCapacity : 1);
+        err != 0) {
+      return Fail("sizing drilldown", err);
+    }
     skeleton->rodata->btf_vendor_isa = tp_btf ? KVM_EXIT_ISA_SVM : 0;
     skeleton->rodata->time_exits = timed ? 1 : 0;
     if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) return Fail("loading ours", err);
@@ -224,9 +238,34 @@ int main(int argc, char** argv) {
         tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
     *link = bpf_program__attach(chosen);
     if (*link == nullptr) return Fail("attaching", -errno);
+    if (drill_io) {
+      skeleton->links.count_kvm_pio = bpf_program__attach(skeleton->progs.count_kvm_pio);
+      if (skeleton->links.count_kvm_pio == nullptr) return Fail("attaching kvm_pio", -errno);
+    }
     WaitForSignal();
     const ReasonCounts counts = SumVmExits(skeleton->maps.vm_exits);
     PrintStats(program.c_str(), bpf_program__fd(chosen), &counts);
+    if (drill_io) {
+      // The kvm_pio program's own statistics and what its map counted (one
+      // "reason" per port and direction: item = port | KVM_DRILLDOWN_IO_WRITE).
+      const ReasonCounts ports = SumPercpuHash<drilldown_key>(
+          skeleton->maps.drilldown, 1, [](const drilldown_key& key, std::size_t) {
+            return static_cast<std::uint32_t>(key.item);
+          });
+      std::uint64_t counted = 0;
+      for (const auto& [item, count] : ports) counted += count;
+      bpf_prog_info info{};
+      std::uint32_t length = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(skeleton->progs.count_kvm_pio), &info, &length) ==
+          0) {
+        // Its own line (guest_bench.sh appends it to the run's BENCH line).
+        std::printf(
+            "LOADER extra pio_run_cnt=%llu pio_run_time_ns=%llu pio_counted=%llu pio_items=%zu\n",
+            static_cast<unsigned long long>(info.run_cnt),
+            static_cast<unsigned long long>(info.run_time_ns),
+            static_cast<unsigned long long>(counted), ports.size());
+      }
+    }
     return 0;
   }
   if (program == "reference") {
@@ -245,8 +284,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!program.empty()) return RunVariant(program);
-  std::fprintf(
-      stderr,
-      "usage: exit_cost_loader ours|ours_tp|ours_timed|reference|<program of variants.bpf.c>\n");
+  std::fprintf(stderr,
+               "usage: exit_cost_loader ours|ours_tp|ours_timed|ours_drilldown|reference|<program "
+               "of variants.bpf.c>\n");
   return 2;
 }

@@ -86,10 +86,13 @@ loader_start() {
 # loader_stop: SIGTERM, wait, then sets LOADER_STATS to "run_cnt=C run_time_ns=NS"
 # from its LOADER line. (Not in a subshell: only this shell can wait for it.)
 loader_stop() {
-  local status=0
+  local status=0 extra
   kill -TERM "$LOADER_PID" 2>/dev/null || true
   wait "$LOADER_PID" || status=$?
   LOADER_STATS=$(awk '/^LOADER program=[^ ]* run_cnt=/ { $1 = $2 = ""; sub(/^ +/, ""); print }' "$WORK/loader.out")
+  # ours_drilldown: the kvm_pio program's statistics, on the same BENCH line.
+  extra=$(awk '/^LOADER extra / { $1 = $2 = ""; sub(/^ +/, ""); print }' "$WORK/loader.out")
+  [ -z "$extra" ] || LOADER_STATS="$LOADER_STATS $extra"
   if [ -z "$LOADER_STATS" ]; then
     fail "loader exit status $status, no statistics: $(tr '\n' ' ' <"$WORK/loader.out")"
     return 1

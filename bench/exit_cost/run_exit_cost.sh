@@ -141,6 +141,8 @@ report() {
       ex[s, r, m] = field("exits"); t[s, r, m] = field("seconds")
       rc[s, r, m] = field("run_cnt"); rt[s, r, m] = field("run_time_ns")
       top[s, r, m] = field("top"); counted[s, r, m] = field("counted")
+      prc[s, r, m] = field("pio_run_cnt"); prt[s, r, m] = field("pio_run_time_ns")
+      pcounted[s, r, m] = field("pio_counted"); pitems[s, r, m] = field("pio_items")
     }
     END {
       if (ns == 0) { print "no BENCH lines"; exit 1 }
@@ -172,6 +174,14 @@ report() {
           m = mode[j]; line = ""
           for (r = 1; r <= nr; r++) if (top[s, r, m] != "") line = line " " top[s, r, m] "/" counted[s, r, m]
           if (line != "") printf "  %s counted (top reason:count/all counts, per run):%s\n", m, line
+        }
+        # ours_drilldown: its kvm_pio program (the drill-down alone), per run.
+        for (j = 1; j <= nm; j++) {
+          m = mode[j]; line = ""
+          for (r = 1; r <= nr; r++) if (prc[s, r, m] != "")
+            line = line sprintf(" %d runs, %.0f %s/run, %d counted in %d items;", prc[s, r, m],
+              (prc[s, r, m] > 0) ? prt[s, r, m] / prc[s, r, m] : 0, unit, pcounted[s, r, m], pitems[s, r, m])
+          if (line != "") printf "  %s kvm_pio program (BPF, kernel), per run:%s\n", m, line
         }
         printf "%s", warn; warn = ""
         for (r = 1; r <= nr; r++) if ((s, r, "ours") in t && (s, r, "none") in t)
