@@ -17,10 +17,15 @@
 #                             programs exit_cost_loader knows (`ours_tp`: ours
 #                             on the classic tracepoint, variants.bpf.c's)
 #   EXIT_COST_STATS [1]       kernel.bpf_stats_enabled in the guest
-#   EXIT_COST_TIMEOUT [900]   seconds before QEMU is killed
-# Writes BUILD_DIR/exit_cost/: image/ (base e2e image), bench.cpio.gz,
-# serial.log (raw guest console), results.txt (BENCH lines), report.txt (the
-# table printed at the end).
+#   EXIT_COST_TIMEOUT [900]   seconds before QEMU (or Bochs) is killed
+#   EXIT_COST_VMX [empty]     1: Intel VMX instead, under Bochs (kvm_intel):
+#                             tests/e2e/run_e2e_vmx.sh boots it with the
+#                             benchmark in place of its checks; Bochs's guest
+#                             clock counts instructions (clock: sync=none,
+#                             ips=50000000: 1 ms = 50,000 instructions)
+# Writes BUILD_DIR/exit_cost/ (exit_cost_vmx/ with EXIT_COST_VMX=1): image/
+# (base e2e image), bench.cpio.gz, serial.log (raw guest console), results.txt
+# (BENCH lines), report.txt (the table printed at the end).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -205,6 +210,49 @@ report() {
     }' "$1"
 }
 
+# The VMX variant: run_e2e_vmx.sh builds the image (with kvm-intel) and the
+# ISO and boots Bochs; guest_bench.sh replaces its checks, the loader comes
+# in an extra archive and the settings on the ISO's kernel command line.
+# Leaves the console in $1/serial.txt.
+boot_guest_vmx() {
+  local out=$1 vmm=$2 append
+  append="bench.runs=${EXIT_COST_RUNS:-5} bench.cpuid=${EXIT_COST_CPUID:-200000}"
+  append+=" bench.io=${EXIT_COST_IO:-100000} bench.modes=${EXIT_COST_MODES:-none,ours,reference}"
+  append+=" bench.stats=${EXIT_COST_STATS:-1}"
+  # Its status says whether E2E checks passed: there are none here.
+  E2E_VMX_CHECKS="$SCRIPT_DIR/guest_bench.sh" E2E_VMX_EXTRA_INITRD="$out/extra.cpio.gz" \
+    E2E_VMX_APPEND="$append" E2E_VMX_TIMEOUT="${EXIT_COST_TIMEOUT:-900}" \
+    "$REPO_DIR/tests/e2e/run_e2e_vmx.sh" '' "$vmm" "$out" >"$out/run_e2e_vmx.log" 2>&1 || true
+  grep -E '^run_e2e_vmx: ' "$out/run_e2e_vmx.log" >&2 || true
+  cp "$out/serial.log.txt" "$out/serial.txt" || die "no serial log from run_e2e_vmx.sh (see $out/run_e2e_vmx.log)"
+}
+
+main_vmx() {
+  local build=$1 loader=$2 vmm=$3 out start
+  start=$(date +%s.%N)
+  ensure_packages busybox-static cpio gzip libc-bin
+  out="$build/exit_cost_vmx"
+  mkdir -p "$out"
+  log "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  build_extra_cpio "$loader" "$out"
+  log "booting Bochs through tests/e2e/run_e2e_vmx.sh (timeout ${EXIT_COST_TIMEOUT:-900} s, log $out/run_e2e_vmx.log)"
+  boot_guest_vmx "$out" "$vmm"
+  grep -a '^BENCH ' "$out/serial.txt" >"$out/results.txt" || true
+  grep -a -v -E '^BENCH scenario=|^$' "$out/serial.txt" | sed 's/^/  | /' >&2 || true
+  {
+    echo "exit_cost (VMX): $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(dpkg-query -W -f='bochs ${Version}' bochs 2>/dev/null)"
+    grep -a '^BENCH begin' "$out/results.txt" || true
+    echo "clock: Bochs sync=none, ips=50000000: guest ns are 0.05 guest instructions (L1 + L2); ns/exit x 0.05 = instructions/exit"
+    report "$out/results.txt" "ns" || true
+  } >"$out/report.txt"
+  cat "$out/report.txt"
+  log "wall time $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }') s; raw log $out/serial.txt, BENCH lines $out/results.txt"
+  if ! grep -q '^BENCH end status=0' "$out/results.txt" || ! grep -aq '^E2E DONE' "$out/serial.txt"; then
+    die "the guest did not finish the benchmark (see $out/serial.txt)"
+  fi
+}
+
 main() {
   [[ $# == 1 ]] || usage
   local build=$1 out loader vmm image start
@@ -214,6 +262,10 @@ main() {
   vmm="$build/tests/e2e/kvmexit_test_vmm"
   [[ -x $loader ]] || die "$loader missing: cmake --build $build --target exit_cost_loader kvmexit_test_vmm"
   [[ -x $vmm ]] || die "$vmm missing: cmake --build $build --target exit_cost_loader kvmexit_test_vmm"
+  if [[ ${EXIT_COST_VMX:-} == 1 ]]; then
+    main_vmx "$build" "$loader" "$vmm"
+    return
+  fi
   start=$(date +%s.%N)
   ensure_packages qemu-system-x86 busybox-static cpio gzip libc-bin
   out="$build/exit_cost"

@@ -28,6 +28,8 @@
  *              must do: read the exit reason as bpf/kvm_exit.bpf.c does
  *              (two checked probe reads on SVM) and add one to this CPU's
  *              count for it in a per-CPU array; no VM attribution at all
+ *   floor_btf_vmx  floor_btf on VMX (kvm_intel): one checked probe read
+ *              of vcpu_vmx.exit_reason.full, then the same per-CPU add
  *   floor_timed    floor_btf plus the least a design that times each exit
  *              must add (issue 13): the interval spans a vCPU thread's exit
  *              and its next kvm_entry, possibly on another CPU, so per-thread
@@ -206,6 +208,27 @@ int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
 	__u32 reason;
 
 	floor_count(vcpu, &reason);
+	return 0;
+}
+
+/*
+ * floor_btf on VMX (kvm_intel): the exit reason read as bpf/kvm_exit.bpf.c
+ * does there (one checked probe read of vcpu_vmx.exit_reason.full), counted
+ * alike. A program of its own so that floor_btf's SVM path stays as measured.
+ */
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(floor_btf_vmx, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	struct vcpu_vmx *vmx = (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
+	__u32 zero = 0;
+	__u32 reason;
+	struct reason_counts *counts;
+
+	if (bpf_core_read(&reason, sizeof(reason), &vmx->exit_reason.full) != 0)
+		return 0;
+	counts = bpf_map_lookup_elem(&variant_reason_counts, &zero);
+	if (counts)
+		counts->count[reason & (EXIT_CACHE_REASONS - 1)] += 1;
 	return 0;
 }
 

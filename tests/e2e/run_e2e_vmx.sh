@@ -8,7 +8,11 @@
 #   An empty VMM_BINARY builds tests/e2e/test_vmm.c with cc; an empty or
 #   missing EXPORTER_BINARY runs only the kernel checks (exporter checks SKIP).
 # Environment: E2E_VMX_TIMEOUT (seconds, default 900), E2E_VMX_CPU (Bochs CPU
-# model, default corei7_haswell_4770).
+# model, default corei7_haswell_4770). For bench/exit_cost's VMX runner (all
+# empty by default, and then unused): E2E_VMX_CHECKS (a script installed as
+# /e2e/vmx/checks.sh instead of vmx/checks.sh), E2E_VMX_EXTRA_INITRD (an
+# archive appended to the initramfs after the overlay), E2E_VMX_APPEND (words
+# added to the kernel command line).
 # Output: every check, then `N passed, N failed[, N skipped]` alone on a line.
 # Exit status: 0 only when every check passed and the guest printed E2E DONE.
 set -euo pipefail
@@ -52,7 +56,7 @@ build_overlay() {
   local image=$1 root=$2
   rm -rf "$root" && mkdir -p "$root/e2e/vmx" "$root/lib/modules/e2e"
   cp "$SCRIPT_DIR/vmx/init.sh" "$root/init"
-  cp "$SCRIPT_DIR/vmx/checks.sh" "$root/e2e/vmx/checks.sh"
+  cp "${E2E_VMX_CHECKS:-$SCRIPT_DIR/vmx/checks.sh}" "$root/e2e/vmx/checks.sh"
   chmod 0755 "$root/init" "$root/e2e/vmx/checks.sh"
   printf '%s\n' "${VMX_MODULE_ORDER[@]}" >"$root/lib/modules/e2e/order"
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --reproducible -R 0:0 --quiet) \
@@ -66,15 +70,16 @@ build_iso() {
   rm -rf "$iso_root" && mkdir -p "$iso_root/isolinux" "$iso_root/boot"
   cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso_root/isolinux/"
   cp "$image/vmlinuz" "$iso_root/boot/vmlinuz"
-  cat "$image/initramfs.cpio.gz" "$image/overlay.cpio.gz" >"$iso_root/boot/initrd.gz"
+  cat "$image/initramfs.cpio.gz" "$image/overlay.cpio.gz" ${E2E_VMX_EXTRA_INITRD:+"$E2E_VMX_EXTRA_INITRD"} \
+    >"$iso_root/boot/initrd.gz"
   # nokaslr, mitigations=off: less work at about 75 emulated MIPS.
-  cat >"$iso_root/isolinux/isolinux.cfg" <<'EOF'
+  cat >"$iso_root/isolinux/isolinux.cfg" <<EOF
 default e2e
 prompt 0
 timeout 0
 label e2e
   kernel /boot/vmlinuz
-  append initrd=/boot/initrd.gz console=ttyS0,115200 nokaslr mitigations=off panic=-1 quiet loglevel=3
+  append initrd=/boot/initrd.gz console=ttyS0,115200 nokaslr mitigations=off panic=-1 quiet loglevel=3${E2E_VMX_APPEND:+ $E2E_VMX_APPEND}
 EOF
   xorriso -as mkisofs -quiet -o "$iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
     -no-emul-boot -boot-load-size 4 -boot-info-table "$iso_root" >/dev/null 2>&1 \
