@@ -26,8 +26,9 @@
  * interval to a histogram per (isa, reason) and to a per-VM sum.
  *
  * Drill-down (config collector.drilldown): one program per kind on KVM's own
- * tracepoint of that kind (count_kvm_pio on kvm:kvm_pio), loaded only when the
- * kind is on. Exits that hit none of these tracepoints run nothing more.
+ * tracepoint of that kind (count_kvm_pio on kvm:kvm_pio, count_kvm_msr on
+ * kvm:kvm_msr, ...), loaded only when the kind is on. Exits that hit none of
+ * these tracepoints run nothing more.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -404,5 +405,93 @@ int count_kvm_pio(struct trace_event_raw_kvm_pio *ctx)
 {
 	count_drilldown(KVM_DRILLDOWN_IO,
 			(ctx->port & 0xffffULL) | (ctx->rw ? KVM_DRILLDOWN_IO_WRITE : 0));
+	return 0;
+}
+
+/* The kvm_msr tracepoint record: one per RDMSR/WRMSR KVM completes or faults. */
+struct trace_event_raw_kvm_msr {
+	unsigned int write;
+	__u32 ecx;
+	__u8 exception; /* KVM injected #GP instead of completing the access */
+} __attribute__((preserve_access_index));
+
+/* MSR accesses that exit (drill-down kind msr): index, direction, fault. */
+SEC("tp/kvm/kvm_msr")
+int count_kvm_msr(struct trace_event_raw_kvm_msr *ctx)
+{
+	__u64 item = ctx->ecx;
+
+	if (ctx->write)
+		item |= KVM_DRILLDOWN_MSR_WRITE;
+	if (ctx->exception)
+		item |= KVM_DRILLDOWN_MSR_FAULT;
+	count_drilldown(KVM_DRILLDOWN_MSR, item);
+	return 0;
+}
+
+/* kvm_mmio's `type`: KVM_TRACE_MMIO_* of include/trace/events/kvm.h. */
+#define KVM_TRACE_MMIO_READ_UNSATISFIED 0
+#define KVM_TRACE_MMIO_READ 1
+#define KVM_TRACE_MMIO_WRITE 2
+
+/* The kvm_mmio tracepoint record. */
+struct trace_event_raw_kvm_mmio {
+	__u32 type;
+	__u64 gpa;
+} __attribute__((preserve_access_index));
+
+/*
+ * MMIO accesses KVM emulates (drill-down kind mmio), per 4 KiB guest-physical
+ * page. A read that goes out to the VMM fires READ_UNSATISFIED on the way out
+ * and READ when KVM completes it; a read an in-kernel device serves fires READ
+ * only. Counting READ and WRITE counts every access exactly once.
+ */
+SEC("tp/kvm/kvm_mmio")
+int count_kvm_mmio(struct trace_event_raw_kvm_mmio *ctx)
+{
+	__u32 type = ctx->type;
+	__u64 item = ctx->gpa >> 12;
+
+	if (type == KVM_TRACE_MMIO_WRITE)
+		item |= KVM_DRILLDOWN_MMIO_WRITE;
+	else if (type != KVM_TRACE_MMIO_READ)
+		return 0;
+	count_drilldown(KVM_DRILLDOWN_MMIO, item);
+	return 0;
+}
+
+/* The kvm_hypercall tracepoint record: one per KVM hypercall (VMCALL/VMMCALL). */
+struct trace_event_raw_kvm_hypercall {
+	unsigned long nr;
+} __attribute__((preserve_access_index));
+
+/* Hypercalls KVM handles (drill-down kind hypercall), by number. */
+SEC("tp/kvm/kvm_hypercall")
+int count_kvm_hypercall(struct trace_event_raw_kvm_hypercall *ctx)
+{
+	count_drilldown(KVM_DRILLDOWN_HYPERCALL, ctx->nr);
+	return 0;
+}
+
+/* The kvm_userspace_exit tracepoint record: one per return of KVM_RUN. */
+struct trace_event_raw_kvm_userspace_exit {
+	__u32 reason; /* KVM_EXIT_* */
+	int errno;    /* KVM_RUN's return value: 0 or -errno */
+} __attribute__((preserve_access_index));
+
+/*
+ * Exits to the VMM (drill-down kind userspace): every return of KVM_RUN to
+ * user space, by KVM_EXIT_* reason, and the errno when KVM_RUN failed (EINTR:
+ * a signal; the reason is then KVM_EXIT_INTR or stale).
+ */
+SEC("tp/kvm/kvm_userspace_exit")
+int count_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
+{
+	int ret = ctx->errno;
+	__u64 item = ctx->reason;
+
+	if (ret < 0)
+		item |= (__u64)(__u32)-ret << KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT;
+	count_drilldown(KVM_DRILLDOWN_USERSPACE, item);
 	return 0;
 }

@@ -75,11 +75,19 @@ enum kvm_exit_timing_lost_index {
  * `drilldown`, a per-CPU hash drilldown_key -> __u64 events, sized at load.
  */
 enum kvm_drilldown_kind {
-	KVM_DRILLDOWN_IO = 0, /* kvm:kvm_pio: item = port | KVM_DRILLDOWN_IO_WRITE if out */
+	KVM_DRILLDOWN_IO = 0,     /* kvm:kvm_pio: item = port | KVM_DRILLDOWN_IO_WRITE if out */
+	KVM_DRILLDOWN_MSR,        /* kvm:kvm_msr: item = index | KVM_DRILLDOWN_MSR_* flags */
+	KVM_DRILLDOWN_MMIO,       /* kvm:kvm_mmio: item = gpa >> 12 | KVM_DRILLDOWN_MMIO_WRITE */
+	KVM_DRILLDOWN_HYPERCALL,  /* kvm:kvm_hypercall: item = hypercall number (rax) */
+	KVM_DRILLDOWN_USERSPACE,  /* kvm:kvm_userspace_exit: item = KVM_EXIT_* | -errno << 32 */
 	KVM_DRILLDOWN_KIND_NR,
 };
 
 #define KVM_DRILLDOWN_IO_WRITE (1ULL << 16)
+#define KVM_DRILLDOWN_MSR_WRITE (1ULL << 32)
+#define KVM_DRILLDOWN_MSR_FAULT (1ULL << 33) /* KVM injected #GP instead of completing it */
+#define KVM_DRILLDOWN_MMIO_WRITE (1ULL << 63)
+#define KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT 32 /* KVM_RUN's -errno; 0 when it returned 0 */
 
 struct drilldown_key {
 	__u32 tgid; /* VMM process id, as in vm_exit_key */

@@ -257,9 +257,32 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timing && use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.time_kvm_entry, timing && !use_tp_btf);
-  const bool drill_io = std::find(options_.drilldown.begin(), options_.drilldown.end(),
-                                  DrilldownKind::kIo) != options_.drilldown.end();
-  bpf_program__set_autoload(skeleton->progs.count_kvm_pio, drill_io);
+  // One program per drill-down kind, on that kind's tracepoint; loaded only when on.
+  struct DrilldownProgram {
+    DrilldownKind kind;
+    bpf_program* program;
+    bpf_link** link;
+    const char* tracepoint;
+  };
+  const std::array<DrilldownProgram, KVM_DRILLDOWN_KIND_NR> drilldown_programs = {{
+      {DrilldownKind::kIo, skeleton->progs.count_kvm_pio, &skeleton->links.count_kvm_pio,
+       "kvm:kvm_pio"},
+      {DrilldownKind::kMsr, skeleton->progs.count_kvm_msr, &skeleton->links.count_kvm_msr,
+       "kvm:kvm_msr"},
+      {DrilldownKind::kMmio, skeleton->progs.count_kvm_mmio, &skeleton->links.count_kvm_mmio,
+       "kvm:kvm_mmio"},
+      {DrilldownKind::kHypercall, skeleton->progs.count_kvm_hypercall,
+       &skeleton->links.count_kvm_hypercall, "kvm:kvm_hypercall"},
+      {DrilldownKind::kUserspace, skeleton->progs.count_kvm_userspace_exit,
+       &skeleton->links.count_kvm_userspace_exit, "kvm:kvm_userspace_exit"},
+  }};
+  const auto drilldown_on = [&](DrilldownKind kind) {
+    return std::find(options_.drilldown.begin(), options_.drilldown.end(), kind) !=
+           options_.drilldown.end();
+  };
+  for (const DrilldownProgram& drill : drilldown_programs) {
+    bpf_program__set_autoload(drill.program, drilldown_on(drill.kind));
+  }
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
   skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
   skeleton->rodata->time_exits = timing ? 1 : 0;
@@ -300,14 +323,16 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
              "; or set collector.exit_handling_time: false";
     }
   }
-  if (drill_io) {
-    skeleton->links.count_kvm_pio = bpf_program__attach(skeleton->progs.count_kvm_pio);
-    if (skeleton->links.count_kvm_pio == nullptr) {
+  for (const DrilldownProgram& drill : drilldown_programs) {
+    if (!drilldown_on(drill.kind)) continue;
+    *drill.link = bpf_program__attach(drill.program);
+    if (*drill.link == nullptr) {
       const int err = -errno;
       std::string detail = TakeLibbpfWarning();
-      return "attaching to tracepoint kvm:kvm_pio failed: " + ErrnoText(err) +
-             (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-             "; or remove io from collector.drilldown";
+      return "attaching to tracepoint " + std::string(drill.tracepoint) +
+             " failed: " + ErrnoText(err) + (detail.empty() ? "" : " (libbpf: " + detail + ")") +
+             "; or remove " + std::string(DrilldownKindName(drill.kind)) +
+             " from collector.drilldown";
     }
   }
   *link = bpf_program__attach(program);

@@ -2,7 +2,17 @@
 
 #include <algorithm>
 
+#include "drilldown_kind.h"
+
 namespace kvmexit {
+
+// drilldown_kind.h mirrors the contract's kinds; config and BPF must agree.
+static_assert(static_cast<int>(DrilldownKind::kIo) == KVM_DRILLDOWN_IO);
+static_assert(static_cast<int>(DrilldownKind::kMsr) == KVM_DRILLDOWN_MSR);
+static_assert(static_cast<int>(DrilldownKind::kMmio) == KVM_DRILLDOWN_MMIO);
+static_assert(static_cast<int>(DrilldownKind::kHypercall) == KVM_DRILLDOWN_HYPERCALL);
+static_assert(static_cast<int>(DrilldownKind::kUserspace) == KVM_DRILLDOWN_USERSPACE);
+static_assert(kAllDrilldownKinds.size() == KVM_DRILLDOWN_KIND_NR);
 
 void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_keys,
                          std::vector<DrilldownItem>& own) {
@@ -29,8 +39,18 @@ void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_
 }
 
 DrilldownItem OtherItem(const DrilldownItem& item) {
-  if (item.kind == KVM_DRILLDOWN_IO) return {item.kind, item.item & KVM_DRILLDOWN_IO_WRITE};
-  return {item.kind, 0};
+  switch (item.kind) {
+    case KVM_DRILLDOWN_IO:
+      return {item.kind, item.item & KVM_DRILLDOWN_IO_WRITE};
+    case KVM_DRILLDOWN_MSR:
+      return {item.kind, item.item & (KVM_DRILLDOWN_MSR_WRITE | KVM_DRILLDOWN_MSR_FAULT)};
+    case KVM_DRILLDOWN_MMIO:
+      return {item.kind, item.item & KVM_DRILLDOWN_MMIO_WRITE};
+    case KVM_DRILLDOWN_USERSPACE:  // the errno: KVM_RUN fails in few ways
+      return {item.kind, item.item & ~0xffffffffULL};
+    default:
+      return {item.kind, 0};
+  }
 }
 
 namespace {
@@ -79,23 +99,6 @@ void FoldAllDrilldown(const SortedDrilldownCounts& counts, FoldedDrilldown& into
   std::vector<SortedDrilldownCounts::Item> other(into.other.begin(), into.other.end());
   for (const auto& [item, count] : counts) AddOther(other, item, count);
   into.other = Sorted(std::move(other));
-}
-
-std::string IoPortLabel(std::uint64_t item) {
-  // By hand: snprintf was 29% of a scrape's instructions at 1,000 VMs x 32
-  // ports (callgrind, docs/benchmarks.md "Port IO drill-down cost").
-  static constexpr char kHex[] = "0123456789abcdef";
-  const auto port = static_cast<unsigned>(item & 0xffffU);
-  return std::string{'0',
-                     'x',
-                     kHex[(port >> 12) & 0xfU],
-                     kHex[(port >> 8) & 0xfU],
-                     kHex[(port >> 4) & 0xfU],
-                     kHex[port & 0xfU]};
-}
-
-const char* IoDirectionLabel(std::uint64_t item) {
-  return (item & KVM_DRILLDOWN_IO_WRITE) != 0 ? "write" : "read";
 }
 
 }  // namespace kvmexit

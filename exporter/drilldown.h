@@ -1,10 +1,9 @@
 // Drill-down series (collector.drilldown): which items of a VM's exits (ports,
-// ...) get a series of their own, and how the rest fold into "other", exactly.
+// MSRs, ...) get a series of their own, and how the rest fold into "other", exactly.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "exit_snapshot.h"
@@ -23,15 +22,11 @@ void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_
 FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
                               const std::vector<DrilldownItem>& own);
 
-// The part of an item that port="other" keeps as labels: io the direction.
+// The part of an item that its kind's "other" series keeps as labels: the
+// direction (io, msr, mmio), the fault (msr), the errno (userspace).
 DrilldownItem OtherItem(const DrilldownItem& item);
 
 // Everything into "other": the VMs beyond vms.max_vms.
 void FoldAllDrilldown(const SortedDrilldownCounts& counts, FoldedDrilldown& into);
-
-// The `port` label of an io item: 4 lowercase hex digits, "0x03f8".
-std::string IoPortLabel(std::uint64_t item);
-// The `direction` label of an io item: "write" (OUT) or "read" (IN).
-const char* IoDirectionLabel(std::uint64_t item);
 
 }  // namespace kvmexit

@@ -4,31 +4,50 @@
 // the BPF source or the metrics.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string_view>
 
 namespace kvmexit {
 
-// One per kvm_drilldown_kind of bpf/kvm_exit.h, same order.
+// One per kvm_drilldown_kind of bpf/kvm_exit.h, same order and values.
 enum class DrilldownKind {
-  kIo,  // kvm:kvm_pio: port and direction
+  kIo,         // kvm:kvm_pio: port and direction
+  kMsr,        // kvm:kvm_msr: MSR index, direction, fault
+  kMmio,       // kvm:kvm_mmio: guest-physical page and direction
+  kHypercall,  // kvm:kvm_hypercall: hypercall number
+  kUserspace,  // kvm:kvm_userspace_exit: KVM_EXIT_* reason and errno
 };
 
-// The kinds config accepts today, for messages. Issue 14 plans msr, mmio,
-// hypercall and userspace; they are refused until they are built.
-inline constexpr std::string_view kDrilldownKindNames = "io";
+inline constexpr std::array<DrilldownKind, 5> kAllDrilldownKinds = {
+    DrilldownKind::kIo, DrilldownKind::kMsr, DrilldownKind::kMmio, DrilldownKind::kHypercall,
+    DrilldownKind::kUserspace};
 
-inline std::optional<DrilldownKind> ParseDrilldownKind(std::string_view name) {
-  if (name == "io") return DrilldownKind::kIo;
-  return std::nullopt;
-}
-
-inline std::string_view DrilldownKindName(DrilldownKind kind) {
+// The config name and the kind="..." label of each kind.
+inline constexpr std::string_view DrilldownKindName(DrilldownKind kind) {
   switch (kind) {
     case DrilldownKind::kIo:
       return "io";
+    case DrilldownKind::kMsr:
+      return "msr";
+    case DrilldownKind::kMmio:
+      return "mmio";
+    case DrilldownKind::kHypercall:
+      return "hypercall";
+    case DrilldownKind::kUserspace:
+      return "userspace";
   }
   return "unknown";
+}
+
+// For messages: the names config accepts.
+inline constexpr std::string_view kDrilldownKindNames = "io, msr, mmio, hypercall, userspace";
+
+inline std::optional<DrilldownKind> ParseDrilldownKind(std::string_view name) {
+  for (DrilldownKind kind : kAllDrilldownKinds) {
+    if (DrilldownKindName(kind) == name) return kind;
+  }
+  return std::nullopt;
 }
 
 }  // namespace kvmexit

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "drilldown.h"
+#include "drilldown_labels.h"
 
 namespace kvmexit {
 namespace {
@@ -171,44 +172,110 @@ void WriteVcpuExits(const VmView& view, const std::vector<std::string>& vm_label
   }
 }
 
-void WriteVmIoPorts(const VmView& view, const std::vector<std::string>& vm_labels,
-                    std::uint32_t max_keys, ExpositionWriter& out) {
-  constexpr std::string_view kName = "kvm_vm_io_port_exits_total";
-  out.Family(kName,
-             "Port IO operations (kvm:kvm_pio) per VM by port and direction. Per VM at most " +
-                 std::to_string(max_keys) +
-                 " (collector.drilldown_max_keys) (port, direction) pairs have their own "
-                 "series, kept while the VM lives; the rest are summed into port=\"other\".",
+// One drill-down kind as a family: its name, what it counts, and how an item
+// becomes labels (an own item; the part of an item its "other" series keeps).
+struct DrilldownFamily {
+  DrilldownKind kind;
+  std::string_view name;
+  std::string_view counts;      // the first sentence of the help text
+  std::string_view item_label;  // the label that reads "other" in the folded series
+  std::string (*own_labels)(std::uint64_t item);
+  std::string (*other_labels)(std::uint64_t item);
+};
+
+const std::array<DrilldownFamily, KVM_DRILLDOWN_KIND_NR> kDrilldownFamilies = {{
+    {DrilldownKind::kIo, "kvm_vm_io_port_exits_total",
+     "Port IO operations (kvm:kvm_pio) per VM by port and direction.", "port",
+     [](std::uint64_t item) {
+       return RenderLabels({{"port", IoPortLabel(item)}, {"direction", IoDirectionLabel(item)}});
+     },
+     [](std::uint64_t item) {
+       return RenderLabels({{"port", "other"}, {"direction", IoDirectionLabel(item)}});
+     }},
+    {DrilldownKind::kMsr, "kvm_vm_msr_exits_total",
+     "MSR accesses KVM handled (kvm:kvm_msr) per VM by MSR, direction and whether KVM "
+     "injected a fault (#GP).",
+     "msr",
+     [](std::uint64_t item) {
+       return RenderLabels({{"msr", MsrIndexLabel(item)},
+                            {"name", MsrName(item)},
+                            {"direction", MsrDirectionLabel(item)},
+                            {"fault", MsrFaultLabel(item)}});
+     },
+     [](std::uint64_t item) {
+       return RenderLabels({{"msr", "other"},
+                            {"name", ""},
+                            {"direction", MsrDirectionLabel(item)},
+                            {"fault", MsrFaultLabel(item)}});
+     }},
+    {DrilldownKind::kMmio, "kvm_vm_mmio_exits_total",
+     "MMIO accesses KVM emulated (kvm:kvm_mmio) per VM by guest-physical 4 KiB page and "
+     "direction.",
+     "page",
+     [](std::uint64_t item) {
+       return RenderLabels(
+           {{"page", MmioPageLabel(item)}, {"direction", MmioDirectionLabel(item)}});
+     },
+     [](std::uint64_t item) {
+       return RenderLabels({{"page", "other"}, {"direction", MmioDirectionLabel(item)}});
+     }},
+    {DrilldownKind::kHypercall, "kvm_vm_hypercalls_total",
+     "Hypercalls KVM handled (kvm:kvm_hypercall) per VM by number and KVM_HC_* name.", "nr",
+     [](std::uint64_t item) {
+       return RenderLabels({{"nr", HypercallNumberLabel(item)}, {"name", HypercallName(item)}});
+     },
+     [](std::uint64_t) {
+       return RenderLabels({{"nr", "other"}, {"name", ""}});
+     }},
+    {DrilldownKind::kUserspace, "kvm_vm_userspace_exits_total",
+     "Returns of KVM_RUN to the VMM (kvm:kvm_userspace_exit), the exits that cost a trip to "
+     "user space, per VM by KVM_EXIT_* reason and errno (error=\"none\" when KVM_RUN "
+     "succeeded).",
+     "exit_reason",
+     [](std::uint64_t item) {
+       return RenderLabels(
+           {{"exit_reason", UserspaceExitLabel(item)}, {"error", UserspaceErrorLabel(item)}});
+     },
+     [](std::uint64_t item) {
+       return RenderLabels({{"exit_reason", "other"}, {"error", UserspaceErrorLabel(item)}});
+     }},
+}};
+
+void WriteVmDrilldown(const VmView& view, const std::vector<std::string>& vm_labels,
+                      const DrilldownFamily& family, std::uint32_t max_keys,
+                      ExpositionWriter& out) {
+  out.Family(family.name,
+             std::string(family.counts) + " Per VM at most " + std::to_string(max_keys) +
+                 " (collector.drilldown_max_keys) items have their own series, kept while the "
+                 "VM lives; the rest are summed into " +
+                 std::string(family.item_label) + "=\"other\".",
              MetricType::kCounter);
-  static const std::string kOther = RenderLabels({{"port", "other"}});
-  static const std::string kRead = RenderLabels({{"direction", "read"}});
-  static const std::string kWrite = RenderLabels({{"direction", "write"}});
-  constexpr auto kIo = static_cast<std::uint32_t>(KVM_DRILLDOWN_IO);
+  const auto kind = static_cast<std::uint32_t>(family.kind);
   for (std::size_t i = 0; i < view.vms.size(); ++i) {
     const FoldedDrilldown& drill = view.vms[i].drilldown;
     for (const auto& [key, count] : drill.own) {
-      if (key.kind != kIo) continue;
-      const std::string port = RenderLabels({{"port", IoPortLabel(key.item)}});
-      out.Sample(kName,
-                 {vm_labels[i], port, (key.item & KVM_DRILLDOWN_IO_WRITE) != 0 ? kWrite : kRead},
-                 count);
+      if (key.kind == kind)
+        out.Sample(family.name, {vm_labels[i], family.own_labels(key.item)}, count);
     }
     for (const auto& [key, count] : drill.other) {
-      if (key.kind != kIo) continue;
-      out.Sample(kName,
-                 {vm_labels[i], kOther, (key.item & KVM_DRILLDOWN_IO_WRITE) != 0 ? kWrite : kRead},
-                 count);
+      if (key.kind == kind) {
+        out.Sample(family.name, {vm_labels[i], family.other_labels(key.item)}, count);
+      }
     }
   }
 }
 
-void WriteDrilldownLost(const VmView& view, ExpositionWriter& out) {
+void WriteDrilldownLost(const VmView& view, const std::vector<DrilldownKind>& kinds,
+                        ExpositionWriter& out) {
   constexpr std::string_view kName = "kvm_drilldown_overflow_events_total";
   out.Family(kName,
              "Drill-down events (e.g. kind=\"io\": kvm:kvm_pio) not counted because the "
              "drill-down map was full (collector.vm_map_capacity entries); should stay 0.",
              MetricType::kCounter);
-  out.Sample(kName, {RenderLabels({{"kind", "io"}})}, view.drilldown_lost[KVM_DRILLDOWN_IO]);
+  for (DrilldownKind kind : kinds) {
+    out.Sample(kName, {RenderLabels({{"kind", DrilldownKindName(kind)}})},
+               view.drilldown_lost[static_cast<std::size_t>(kind)]);
+  }
 }
 
 void WriteVmIdentity(const VmView& view, const std::vector<std::string>& vm_labels,
@@ -313,11 +380,14 @@ void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNa
     WriteVmExits(view, vm_labels, reasons, out);
     if (options.exit_handling_time) WriteVmExitTime(view, vm_labels, reasons, out);
     if (options.per_vcpu) WriteVcpuExits(view, vm_labels, reasons, out);
-    if (options.drilldown_io) WriteVmIoPorts(view, vm_labels, options.drilldown_max_keys, out);
+    for (DrilldownKind kind : options.drilldown) {
+      WriteVmDrilldown(view, vm_labels, kDrilldownFamilies[static_cast<std::size_t>(kind)],
+                       options.drilldown_max_keys, out);
+    }
     WriteVmIdentity(view, vm_labels, out);
     WriteBootFamilies(view, reasons, out);
   }
-  if (options.drilldown_io) WriteDrilldownLost(view, out);
+  if (!options.drilldown.empty()) WriteDrilldownLost(view, options.drilldown, out);
   WriteRates(view, rates, reasons, out);
 }
 

@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <vector>
 
+#include "drilldown_kind.h"
 #include "exposition_writer.h"
 #include "reason_names.h"
 #include "vm_tracker.h"
@@ -40,7 +42,7 @@ struct FamilyOptions {
   bool per_vcpu = false;
   bool exit_handling_time = false;  // the handling-time families (collector.exit_handling_time)
   ExitBucketRange exit_buckets;     // collector.exit_handling_buckets
-  bool drilldown_io = false;        // the io port drill-down families (collector.drilldown: [io])
+  std::vector<DrilldownKind> drilldown;   // the drill-down families (collector.drilldown)
   std::uint32_t drilldown_max_keys = 32;  // for the help text
 };
 
@@ -53,10 +55,10 @@ double ExitTimeBucketBound(std::size_t index);
 
 // The exit families, in this order: kvm_exits_total; with exit_handling_time
 // the handling-time histogram and kvm_exit_timing_lost_total; with per_vm the
-// per-VM (and its handling time), per-vCPU (with per_vcpu), io port
-// drill-down (with drilldown_io), identity, start time and boot-window
-// families; with drilldown_io the drill-down overflow; the rates. (The boot-exits histogram is one
-// of the self metrics: self_metrics.h.)
+// per-VM (and its handling time), per-vCPU (with per_vcpu), one drill-down
+// family per kind in `drilldown`, identity, start time and boot-window
+// families; with any drill-down kind the drill-down overflow; the rates. (The boot-exits histogram
+// is one of the self metrics: self_metrics.h.)
 void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNames& names,
                        const FamilyOptions& options, ExpositionWriter& out);
 

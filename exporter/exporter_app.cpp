@@ -239,7 +239,7 @@ std::string ExporterApp::Scrape() {
             .exit_handling_time = config_.collector.exit_handling_time,
             .exit_buckets = SelectExitBuckets(config_.collector.exit_handling_buckets.min,
                                               config_.collector.exit_handling_buckets.max),
-            .drilldown_io = config_.collector.DrilldownOn(DrilldownKind::kIo),
+            .drilldown = config_.collector.drilldown,
             .drilldown_max_keys = config_.collector.drilldown_max_keys},
         out);
   }

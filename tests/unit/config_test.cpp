@@ -139,6 +139,12 @@ TEST(ConfigParse, DrilldownIsOffByDefaultAndTakesAListOfKinds) {
   EXPECT_TRUE(io.collector.DrilldownOn(DrilldownKind::kIo));
   EXPECT_EQ(io.collector.drilldown_max_keys, 1024U);
   EXPECT_TRUE(ParseOk("collector:\n  drilldown: []\n").collector.drilldown.empty());
+  // Every kind, in any order: kept ascending, as bpf/kvm_exit.h numbers them.
+  const Config all = ParseOk("collector:\n  drilldown: [userspace, hypercall, mmio, msr, io]\n");
+  EXPECT_EQ(
+      all.collector.drilldown,
+      (std::vector<DrilldownKind>{DrilldownKind::kIo, DrilldownKind::kMsr, DrilldownKind::kMmio,
+                                  DrilldownKind::kHypercall, DrilldownKind::kUserspace}));
 }
 
 TEST(ConfigParse, AcceptsListenAddressForms) {
@@ -264,9 +270,9 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  vm_map_capacity: abc\n",
      "cfg.yml:2:20: collector.vm_map_capacity must be an integer from 16 to 4194304, got \"abc\""},
     {"collector:\n  vm_map_capacity: 15\n", "from 16 to 4194304, got \"15\""},
-    {"collector:\n  drilldown: [msr]\n",
-     "cfg.yml:2:15: collector.drilldown[0]: unknown or not yet supported drill-down kind \"msr\"; "
-     "supported: io"},
+    {"collector:\n  drilldown: [msrs]\n",
+     "cfg.yml:2:15: collector.drilldown[0]: unknown or not yet supported drill-down kind \"msrs\"; "
+     "supported: io, msr, mmio, hypercall, userspace"},
     {"collector:\n  drilldown: [io, io]\n", "collector.drilldown[1]: \"io\" is listed twice"},
     {"collector:\n  drilldown: io\n", "collector.drilldown must be a list of drill-down kinds"},
     {"collector:\n  drilldown_max_keys: 0\n", "from 1 to 1024, got \"0\""},

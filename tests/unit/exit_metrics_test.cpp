@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <linux/kvm.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -119,7 +122,8 @@ TEST_F(ExitMetricsTest, IoPortSeriesPerVmFoldBeyondMaxKeysIntoOther) {
                         io(kPidA, 0x61, 4), io(kPidA, 0x80 | KVM_DRILLDOWN_IO_WRITE, 2),
                         io(kPidB, 0x70, 4)};
   snapshot.drilldown_lost[KVM_DRILLDOWN_IO] = 3;
-  const std::string text = Render(snapshot, {.drilldown_io = true, .drilldown_max_keys = 2});
+  const std::string text =
+      Render(snapshot, {.drilldown = {DrilldownKind::kIo}, .drilldown_max_keys = 2});
   EXPECT_THAT(text, HasSubstr("# TYPE kvm_vm_io_port_exits_total counter"));
   EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
                               "port=\"0x0060\",direction=\"read\"} 10\n"));
@@ -137,6 +141,60 @@ TEST_F(ExitMetricsTest, IoPortSeriesPerVmFoldBeyondMaxKeysIntoOther) {
   // Off: neither family.
   EXPECT_THAT(Render(snapshot, {}), Not(HasSubstr("io_port")));
   EXPECT_THAT(Render(snapshot, {}), Not(HasSubstr("kvm_drilldown_overflow")));
+}
+
+TEST_F(ExitMetricsTest, EveryDrilldownKindHasItsFamilyWithItsLabelsAndItsOther) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7c, 10)};
+  snapshot.drilldown_on = true;
+  const auto drill = [](std::uint32_t kind, std::uint64_t item, std::uint64_t count) {
+    return DrilldownCount{drilldown_key{kPidA, kind, item}, count};
+  };
+  snapshot.drilldown = {
+      drill(KVM_DRILLDOWN_MSR, 0xc0000080U | KVM_DRILLDOWN_MSR_WRITE, 7),
+      drill(KVM_DRILLDOWN_MSR, 0x4b564dffU | KVM_DRILLDOWN_MSR_FAULT, 2),
+      drill(KVM_DRILLDOWN_MSR, 0x1bU, 1),  // third: beyond max_keys 2, into other
+      drill(KVM_DRILLDOWN_MMIO, 0xfee00U | KVM_DRILLDOWN_MMIO_WRITE, 5),
+      drill(KVM_DRILLDOWN_MMIO, 0x20U, 3),
+      drill(KVM_DRILLDOWN_HYPERCALL, 1, 4),
+      drill(KVM_DRILLDOWN_HYPERCALL, 99, 6),
+      drill(KVM_DRILLDOWN_USERSPACE, KVM_EXIT_IO, 30),
+      drill(KVM_DRILLDOWN_USERSPACE, KVM_EXIT_INTR | (std::uint64_t{EINTR} << 32), 2),
+      drill(KVM_DRILLDOWN_USERSPACE, KVM_EXIT_HLT, 1),
+  };
+  snapshot.drilldown_lost[KVM_DRILLDOWN_MSR] = 1;
+  const std::string text =
+      Render(snapshot, {.drilldown = {DrilldownKind::kMsr, DrilldownKind::kMmio,
+                                      DrilldownKind::kHypercall, DrilldownKind::kUserspace},
+                        .drilldown_max_keys = 2});
+  const std::string vm = "{vm=\"web01\",pid=\"5000101\",";
+  EXPECT_THAT(text, HasSubstr("kvm_vm_msr_exits_total" + vm +
+                              "msr=\"0xc0000080\",name=\"MSR_EFER\",direction=\"write\","
+                              "fault=\"false\"} 7\n"));
+  EXPECT_THAT(text,
+              HasSubstr("kvm_vm_msr_exits_total" + vm +
+                        "msr=\"0x4b564dff\",name=\"\",direction=\"read\",fault=\"true\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_msr_exits_total" + vm +
+                              "msr=\"other\",name=\"\",direction=\"read\",fault=\"false\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_mmio_exits_total" + vm +
+                              "page=\"0xfee00000\",direction=\"write\"} 5\n"));
+  EXPECT_THAT(
+      text, HasSubstr("kvm_vm_mmio_exits_total" + vm + "page=\"0x20000\",direction=\"read\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_hypercalls_total" + vm +
+                              "nr=\"1\",name=\"KVM_HC_VAPIC_POLL_IRQ\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_hypercalls_total" + vm + "nr=\"99\",name=\"\"} 6\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_userspace_exits_total" + vm +
+                              "exit_reason=\"KVM_EXIT_IO\",error=\"none\"} 30\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_userspace_exits_total" + vm +
+                              "exit_reason=\"KVM_EXIT_INTR\",error=\"EINTR\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_vm_userspace_exits_total" + vm +
+                              "exit_reason=\"other\",error=\"none\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_drilldown_overflow_events_total{kind=\"msr\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("kvm_drilldown_overflow_events_total{kind=\"userspace\"} 0\n"));
+  // Only the kinds that are on: no io family, no io overflow sample.
+  EXPECT_THAT(text, Not(HasSubstr("kvm_vm_io_port_exits_total")));
+  EXPECT_THAT(text, Not(HasSubstr("{kind=\"io\"}")));
+  FamiliesInOrder(text);
 }
 
 TEST_F(ExitMetricsTest, PerVmFamiliesCanBeSwitchedOff) {

@@ -18,7 +18,7 @@ set -o pipefail
 # Unloading and loading kvm around the exporter (issue 11).
 # shellcheck source=kvm_module_checks.sh
 . /e2e/kvm_module_checks.sh
-# Port IO drill-down (issue 14).
+# Drill-downs: port IO, MSRs, MMIO, hypercalls, exits to the VMM (issue 14).
 # shellcheck source=drilldown_checks.sh
 . /e2e/drilldown_checks.sh
 # perf kvm stat on the same workload (issue 13).
@@ -536,12 +536,16 @@ main() {
     phase_exit_time
     phase_overflow
     phase_drilldown_io svm "$IO_NAME" $CODE_IO "$RATES_CONFIG"
+    # MSR, MMIO, hypercall and VMM-exit drill-downs: SVM exit codes msr 0x7c,
+    # vmmcall 0x81, npf 0x400 and "PF excp" 0x4e (no NPT in QEMU's SVM: KVM
+    # shadows the guest's paging, so MMIO faults are #PF intercepts).
+    phase_drilldown_kinds svm $CODE_IO 124 129 "1024 78" "$RATES_CONFIG"
     phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$TIMING_CONFIG
 $RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu exit_time overflow drilldown_io perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts attribution rates per_vcpu exit_time overflow drilldown_io drilldown_kinds perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

@@ -1,10 +1,18 @@
 #!/bin/sh
 # shellcheck shell=dash
-# Port IO drill-down (issue 14, kind io), exact, shared by the AMD (QEMU) and
-# Intel (Bochs) suites: sourced by guest/checks.sh and vmx/checks.sh after
-# lib.sh. Each test_vmm IN/OUT is one IO exit and one kvm:kvm_pio event, so
-# every count below is exact by construction. (String IO would not be: a
-# `rep outsb` is one exit but one kvm_pio per batch the emulator hands over.)
+# The drill-downs (issue 14), exact, shared by the AMD (QEMU) and Intel
+# (Bochs) suites: sourced by guest/checks.sh and vmx/checks.sh after lib.sh.
+# phase_drilldown_io: port IO. Each test_vmm IN/OUT is one IO exit and one
+# kvm:kvm_pio event, so every count below is exact by construction. (String
+# IO would not be: a `rep outsb` is one exit but one kvm_pio per batch the
+# emulator hands over.)
+# phase_drilldown_kinds: MSRs, MMIO pages, hypercalls and exits to the VMM.
+# Each test_vmm rdmsr/wrmsr is one MSR exit and one kvm:kvm_msr (with the
+# fault bit when KVM injects #GP), each hypercall one VMMCALL/VMCALL exit and
+# one kvm:kvm_hypercall, each MMIO byte access one KVM_EXIT_MMIO and one
+# kvm:kvm_mmio READ or WRITE, each KVM_RUN return one kvm:kvm_userspace_exit:
+# exact too. Only the page-fault exits behind MMIO are not: populating guest
+# RAM takes them as well.
 
 DRILL_MAX_KEYS=4
 # "ports": 4 (port, direction) pairs = drilldown_max_keys: each its own series.
@@ -29,80 +37,242 @@ DRILL_MANY_EXPECTED='0x0100 write 11
 0x0109 write 110
 0x0109 read 5'
 DRILL_MANY_TOTAL=610
-DRILL_MANY_KEYS=11
 
-# drill_series PROM VM PID -> "port direction value" per io port series of the VM
+# phase_drilldown_kinds workloads. MSRs: 0x1b (APIC base, read), 0x8b (microcode
+# revision: KVM ignores the guest's writes), 0xc0000080 (EFER, the value read
+# written back) never fault and are intercepted on both vendors;
+# 0x4b564dff is no MSR KVM knows: #GP on read and write.
+# "kinds": 2 vCPUs, every kind within drilldown_max_keys (4 MSR items, 4 MMIO
+# (page, direction) pairs with two addresses in page 0x10000, 3 hypercall
+# numbers, 3 exit reasons), so each item has its own series.
+DRILL_KINDS_ARGS='--vcpus 2 --io 3 --msrs 0x1b:30,0x8b:20:10,0x4b564dff:5 --mmio 0x10000:12:8,0x10ff0:3,0xa0000:6:1 --hypercalls 1:25,12345:7,0xffffffff:2'
+DRILL_KINDS_IO='0x0010 write 6'
+DRILL_KINDS_MSR='0x0000001b read false 60
+0x0000008b read false 40
+0x0000008b write false 20
+0x4b564dff read true 10'
+DRILL_KINDS_MSR_TOTAL=130 DRILL_KINDS_MSR_FAULTS=10
+DRILL_KINDS_MMIO='0x10000 read 30
+0x10000 write 16
+0xa0000 read 12
+0xa0000 write 2'
+DRILL_KINDS_MMIO_TOTAL=60
+DRILL_KINDS_HC='1 50
+12345 14
+4294967295 4'
+DRILL_KINDS_HC_TOTAL=68
+# "manykinds": 1 vCPU, 7 MSR items, 6 MMIO pairs, 6 hypercall numbers, all
+# beyond drilldown_max_keys: 4 of each kind get their own series, the rest is
+# summed into "other".
+DRILL_MANYK_ARGS='--io 2 --msrs 0x1b:11,0x8b:12:13,0xc0000080:14:15,0x4b564dff:16:17 --mmio 0x30000:3:4,0x31000:5:6,0x32000:7,0x33000:0:8 --hypercalls 1:2,100:3,101:4,102:5,103:6,104:7'
+DRILL_MANYK_IO='0x0010 write 2'
+DRILL_MANYK_MSR='0x0000001b read false 11
+0x0000008b read false 12
+0x0000008b write false 13
+0xc0000080 read false 14
+0xc0000080 write false 15
+0x4b564dff read true 16
+0x4b564dff write true 17'
+DRILL_MANYK_MSR_TOTAL=98 DRILL_MANYK_MSR_FAULTS=33
+DRILL_MANYK_MMIO='0x30000 read 3
+0x30000 write 4
+0x31000 read 5
+0x31000 write 6
+0x32000 read 7
+0x33000 write 8'
+DRILL_MANYK_MMIO_TOTAL=33
+DRILL_MANYK_HC='1 2
+100 3
+101 4
+102 5
+103 6
+104 7'
+DRILL_MANYK_HC_TOTAL=27
+# name labels: the kernel's macro names (spec), "" for unknown items and "other"
+DRILL_MSR_NAMES='0x0000001b=MSR_IA32_APICBASE 0x0000008b=MSR_IA32_UCODE_REV 0xc0000080=MSR_EFER 0x4b564dff= other='
+DRILL_HC_NAMES='1=KVM_HC_VAPIC_POLL_IRQ 12345= 4294967295= 100= 101= 102= 103= 104= other='
+DRILL_ALL_KINDS='io msr mmio hypercall userspace'
+
+# ---- Helpers shared by the drill-down phases ---------------------------------------
+
+# drill_kind KIND: sets DRILL_FAMILY (the per-VM family of the kind),
+# DRILL_KEY (its item label, "other" when folded) and DRILL_SPLIT (labels
+# kept in "other", listed after the item).
+drill_kind() {
+  case $1 in
+    io) DRILL_FAMILY=kvm_vm_io_port_exits_total DRILL_KEY=port DRILL_SPLIT=direction ;;
+    msr) DRILL_FAMILY=kvm_vm_msr_exits_total DRILL_KEY=msr DRILL_SPLIT="direction fault" ;;
+    mmio) DRILL_FAMILY=kvm_vm_mmio_exits_total DRILL_KEY=page DRILL_SPLIT=direction ;;
+    hypercall) DRILL_FAMILY=kvm_vm_hypercalls_total DRILL_KEY=nr DRILL_SPLIT= ;;
+    userspace) DRILL_FAMILY=kvm_vm_userspace_exits_total DRILL_KEY=exit_reason DRILL_SPLIT=error ;;
+    *) fail drill_kind "unknown drill-down kind $1"; return 1 ;;
+  esac
+}
+
+# drill_label_values PROM FAMILY LABEL FILTER -> the distinct values of LABEL
+# among the matching series, one a line ("" for an empty value)
+drill_label_values() {
+  metric_values "$1" "$2" "$3" "$4" | awk '{ print (NF > 1 ? $1 : "") }' | sort -u
+}
+
+# drill_series KIND PROM VM PID -> "ITEM SPLIT... VALUE" per series of the VM,
+# e.g. "0x03f8 write 300" (io), "0x0000001b read false 60" (msr),
+# "0x10000 read 30" (mmio), "1 50" (hypercall), "KVM_EXIT_IO none 6"
+# (userspace); folded series have ITEM "other".
 drill_series() {
-  local d
-  for d in write read; do
-    metric_values "$1" kvm_vm_io_port_exits_total port "vm=$2;pid=$3;direction=$d" |
-      while read -r port value; do echo "$port $d $value"; done
+  local kind=$1 prom=$2 filter="vm=$3;pid=$4" combos combo label values v next c
+  drill_kind "$kind" || return 0
+  # Every combination of the split labels' values present in the scrape.
+  combos=":"
+  for label in $DRILL_SPLIT; do
+    next=
+    for combo in $combos; do
+      values=$(drill_label_values "$prom" "$DRILL_FAMILY" "$label" "$filter")
+      for v in $values; do next="$next $combo$label=$v;"; done
+    done
+    combos=$next
+  done
+  for combo in $combos; do
+    c=${combo#:}
+    metric_values "$prom" "$DRILL_FAMILY" "$DRILL_KEY" "$filter${c:+;${c%;}}" |
+      while read -r item value; do
+        echo "$item $(echo "$c" | tr ';' '\n' | sed 's/^[^=]*=//' | tr '\n' ' ')$value" | tr -s ' '
+      done
   done
 }
 
-# drill_check_vm TAG PROM VM PID EXPECTED KEYS TOTAL ISA IO_NAME IO_CODE
-drill_check_vm() {
-  local tag=$1 prom=$2 vm=$3 pid=$4 expected=$5 keys=$6 total=$7 series own_n bad own_sum other sum vm_io
-  series=$(drill_series "$prom" "$vm" "$pid")
-  own_n=$(echo "$series" | awk '$1 != "other" && NF == 3' | grep -c . || true)
-  expect_eq "${tag}_own_series" "$vm: port series of its own" "$own_n" \
+# drill_check_kind TAG KIND PROM VM PID EXPECTED TOTAL: the VM's series of
+# KIND against its workload EXPECTED ("ITEM SPLIT... VALUE" lines, as
+# drill_series prints them; one line per item) whose exits sum to TOTAL:
+# min(items, DRILL_MAX_KEYS) series of their own, each exact; "other" exactly
+# the rest (absent when every item has its own); the sum exactly TOTAL.
+drill_check_kind() {
+  local tag=$1 kind=$2 prom=$3 vm=$4 pid=$5 expected=$6 total=$7 series keys own_n bad own_sum other
+  drill_kind "$kind" || return 0
+  series=$(drill_series "$kind" "$prom" "$vm" "$pid")
+  keys=$(echo "$expected" | grep -c . || true)
+  own_n=$(echo "$series" | awk '$1 != "other" && NF >= 2' | grep -c . || true)
+  expect_eq "${tag}_own_series" "$vm: $kind series of its own" "$own_n" \
     "$((keys < DRILL_MAX_KEYS ? keys : DRILL_MAX_KEYS))"
-  # Each own series equals what the guest did on that port and direction.
+  # Each own series equals what the guest did for that item.
   bad=$(echo "$series" | DRILL_EXPECTED="$expected" awk '
-    BEGIN { n = split(ENVIRON["DRILL_EXPECTED"], lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); want[f[1] " " f[2]] = f[3] } }
-    $1 != "other" && NF == 3 { k = $1 " " $2; if (!(k in want) || want[k] != $3) printf "%s=%s (want %s) ", k, $3, want[k] }')
-  if [ -z "$bad" ]; then pass "${tag}_each_port_exact"; else fail "${tag}_each_port_exact" "$vm: $bad"; fi
-  own_sum=$(echo "$series" | awk '$1 != "other" && NF == 3 { s += $3 } END { printf "%d", s }')
-  other=$(metric "$prom" kvm_vm_io_port_exits_total "vm=$vm;pid=$pid;port=other")
-  sum=$((own_sum + other))
+    function key(   k, i) { k = $1; for (i = 2; i < NF; i++) k = k " " $i; return k }
+    BEGIN {
+      n = split(ENVIRON["DRILL_EXPECTED"], lines, "\n")
+      for (i = 1; i <= n; i++) {
+        m = split(lines[i], f, " ")
+        if (m < 2) continue
+        k = f[1]; for (j = 2; j < m; j++) k = k " " f[j]
+        want[k] = f[m]
+      }
+    }
+    $1 != "other" && NF >= 2 { k = key(); if (!(k in want) || want[k] != $NF) printf "[%s]=%s (want %s) ", k, $NF, (k in want) ? want[k] : "no such series" }')
+  if [ -z "$bad" ]; then pass "${tag}_each_${DRILL_KEY}_exact"; else fail "${tag}_each_${DRILL_KEY}_exact" "$vm: $bad"; fi
+  own_sum=$(echo "$series" | awk '$1 != "other" && NF >= 2 { s += $NF } END { printf "%d", s }')
+  other=$(metric "$prom" "$DRILL_FAMILY" "vm=$vm;pid=$pid;$DRILL_KEY=other")
   if [ "$keys" -gt "$DRILL_MAX_KEYS" ]; then
-    expect_eq "${tag}_other_exact" "$vm: port=\"other\" (all - own = $total - $own_sum)" "$other" \
+    expect_eq "${tag}_other_exact" "$vm: $DRILL_KEY=\"other\" (all - own = $total - $own_sum)" "$other" \
       "$((total - own_sum))"
   else
-    expect_eq "${tag}_no_other" "$vm: port=\"other\" series" \
-      "$(metric_count "$prom" kvm_vm_io_port_exits_total "vm=$vm;pid=$pid;port=other")" 0
+    expect_eq "${tag}_no_other" "$vm: $DRILL_KEY=\"other\" series" \
+      "$(metric_count "$prom" "$DRILL_FAMILY" "vm=$vm;pid=$pid;$DRILL_KEY=other")" 0
   fi
-  expect_eq "${tag}_sum_is_workload" "$vm: sum over ports" "$sum" "$total"
-  # perf-independent: the drill-down agrees with the VM's own io exit counter.
-  vm_io=$(metric "$prom" kvm_vm_exits_total "vm=$vm;pid=$pid;isa=$8;reason=$9;code=${10}")
-  expect_eq "${tag}_sum_is_vm_io_exits" "$vm: sum over ports vs kvm_vm_exits_total{reason=$9} $vm_io" \
-    "$sum" "$vm_io"
+  DRILL_SUM=$((own_sum + other))
+  expect_eq "${tag}_sum_is_workload" "$vm: sum over the $kind series" "$DRILL_SUM" "$total"
   if [ -n "$bad" ]; then
-    grep "^kvm_vm_io_port_exits_total{vm=\"$vm\"" "$prom" | sed 's/^/metrics: /' || true
+    grep "^$DRILL_FAMILY{vm=\"$vm\"" "$prom" | sed 's/^/metrics: /' || true
   fi
   return 0
+}
+
+# drill_check_vm TAG PROM VM PID EXPECTED TOTAL ISA IO_NAME IO_CODE: the io
+# kind, and the sum over ports against the VM's own io exit counter (no perf
+# involved).
+drill_check_vm() {
+  local tag=$1 prom=$2 vm=$3 pid=$4 vm_io
+  drill_check_kind "$tag" io "$prom" "$vm" "$pid" "$5" "$6"
+  vm_io=$(metric "$prom" kvm_vm_exits_total "vm=$vm;pid=$pid;isa=$7;reason=$8;code=$9")
+  expect_eq "${tag}_sum_is_vm_io_exits" "$vm: sum over ports vs kvm_vm_exits_total{reason=$8} $vm_io" \
+    "$DRILL_SUM" "$vm_io"
+}
+
+# drill_exporter_start NAME KINDS EXTRA_CONFIG: an exporter with the
+# drill-down KINDS ("io, msr"), drilldown_max_keys DRILL_MAX_KEYS and a 2 s
+# grace period
+drill_exporter_start() {
+  exporter_start "$1" "collector:
+  drilldown: [$2]
+  drilldown_max_keys: $DRILL_MAX_KEYS
+vms:
+  grace_period: 2s
+$3"
+}
+
+# drill_vmms_start NAME1 OUT1 ARGS1 NAME2 OUT2 ARGS2: two test VMMs at once
+# (ARGS split into words); sets DRILL_P1 and DRILL_P2.
+drill_vmms_start() {
+  # shellcheck disable=SC2086 # the VMM's arguments, split on purpose
+  vmm_start "$2" -name "guest=$1,debug-threads=on" $3
+  DRILL_P1=$VMM_PID
+  # shellcheck disable=SC2086
+  vmm_start "$5" -name "guest=$4,debug-threads=on" $6
+  DRILL_P2=$VMM_PID
+}
+
+# drill_vmms_wait NAME1 OUT1 NAME2 OUT2 -> 0 when both printed DONE; else
+# reports, kills both and returns 1
+drill_vmms_wait() {
+  if vmm_wait_done "$DRILL_P1" "$2" "$VMM_TIMEOUT_S" && vmm_wait_done "$DRILL_P2" "$4" "$VMM_TIMEOUT_S"; then
+    return 0
+  fi
+  fail drill_vmm "$1 or $3 did not finish"
+  show_file "$1" "$2"
+  show_file "$3" "$4"
+  kill -KILL "$DRILL_P1" "$DRILL_P2" 2>/dev/null || true
+  wait "$DRILL_P1" "$DRILL_P2" 2>/dev/null || true
+  return 1
+}
+
+# drill_vmms_stop NAME1 OUT1 NAME2 OUT2: ends both holds, checks the exit statuses
+drill_vmms_stop() {
+  vmm_stop "$DRILL_P1" "$2" || fail drill_vmm "test_vmm $1 exited non-zero"
+  vmm_stop "$DRILL_P2" "$4" || fail drill_vmm "test_vmm $3 exited non-zero"
+}
+
+# drill_check_gone NAME KINDS: after the grace period (2 s, then the next
+# sample deletes the entries) no series of KINDS is left for either VMM
+drill_check_gone() {
+  local gone="$WORK/$1-gone.prom" kind n=0
+  sleep 5
+  if scrape "$gone"; then
+    for kind in $2; do
+      drill_kind "$kind" || continue
+      n=$((n + $(metric_count "$gone" "$DRILL_FAMILY" "pid=$DRILL_P1") + $(metric_count "$gone" "$DRILL_FAMILY" "pid=$DRILL_P2")))
+    done
+    expect_eq "$1" "series of kinds [$2] of the ended VMs after the grace period" "$n" 0
+  else
+    fail drill_scrape "wget $METRICS_URL failed"
+  fi
 }
 
 # phase_drilldown_io ISA IO_NAME IO_CODE EXTRA_CONFIG: two VMs, one within
 # drilldown_max_keys, one beyond it; then host totals; then the series go
 # with the VMs after the grace period.
 phase_drilldown_io() {
-  local isa=$1 io_name=$2 io_code=$3 prom="$WORK/drill1.prom" gone="$WORK/drill2.prom" po pm op om
+  local isa=$1 io_name=$2 io_code=$3 prom="$WORK/drill1.prom" po pm op om
   local failed_before=$FAILED host_io drill_all lost
-  exporter_start drilldown_io "collector:
-  drilldown: [io]
-  drilldown_max_keys: $DRILL_MAX_KEYS
-vms:
-  grace_period: 2s
-$4" || return 0
+  drill_exporter_start drilldown_io io "$4" || return 0
   op="$WORK/vmm-drill-ports.out" om="$WORK/vmm-drill-many.out"
-  vmm_start "$op" -name guest=drillports,debug-threads=on --io-ports "$DRILL_PORTS_ARGS"
-  po=$VMM_PID
-  vmm_start "$om" -name guest=drillmany,debug-threads=on --io-ports "$DRILL_MANY_ARGS"
-  pm=$VMM_PID
-  if ! vmm_wait_done "$po" "$op" "$VMM_TIMEOUT_S" || ! vmm_wait_done "$pm" "$om" "$VMM_TIMEOUT_S"; then
-    fail drill_vmm "drillports or drillmany did not finish"
-    show_file drillports "$op"
-    show_file drillmany "$om"
-    kill -KILL "$po" "$pm" 2>/dev/null || true
-    wait "$po" "$pm" 2>/dev/null || true
+  drill_vmms_start drillports "$op" "--io-ports $DRILL_PORTS_ARGS" drillmany "$om" "--io-ports $DRILL_MANY_ARGS"
+  po=$DRILL_P1 pm=$DRILL_P2
+  if ! drill_vmms_wait drillports "$op" drillmany "$om"; then
     end_phase "$failed_before"
     return 0
   fi
   sleep "$SETTLE_S"
   if scrape "$prom"; then
-    drill_check_vm drill_ports "$prom" drillports "$po" "$DRILL_PORTS_EXPECTED" 4 "$DRILL_PORTS_TOTAL" "$isa" "$io_name" "$io_code"
-    drill_check_vm drill_many "$prom" drillmany "$pm" "$DRILL_MANY_EXPECTED" "$DRILL_MANY_KEYS" "$DRILL_MANY_TOTAL" "$isa" "$io_name" "$io_code"
+    drill_check_vm drill_ports "$prom" drillports "$po" "$DRILL_PORTS_EXPECTED" "$DRILL_PORTS_TOTAL" "$isa" "$io_name" "$io_code"
+    drill_check_vm drill_many "$prom" drillmany "$pm" "$DRILL_MANY_EXPECTED" "$DRILL_MANY_TOTAL" "$isa" "$io_name" "$io_code"
     # Host: the exporter started with this phase and only these VMs did IO,
     # so every io exit since the attach is one kvm_pio of them.
     host_io=$(metric "$prom" kvm_exits_total "isa=$isa;reason=$io_name;code=$io_code")
@@ -112,19 +282,179 @@ $4" || return 0
       "$drill_all" "$host_io"
     expect_eq drill_host_total_is_workload "all port series" "$drill_all" "$((DRILL_PORTS_TOTAL + DRILL_MANY_TOTAL))"
     expect_eq drill_overflow_zero "kvm_drilldown_overflow_events_total{kind=io}" "$lost" 0
-    info "drilldown io: host io exits $host_io, port series sum $drill_all; drillmany series: $(drill_series "$prom" drillmany "$pm" | tr '\n' ';')"
+    info "drilldown io: host io exits $host_io, port series sum $drill_all; drillmany series: $(drill_series io "$prom" drillmany "$pm" | tr '\n' ';')"
   else
     fail drill_scrape "wget $METRICS_URL failed"
   fi
-  vmm_stop "$po" "$op" || fail drill_vmm "test_vmm drillports exited non-zero"
-  vmm_stop "$pm" "$om" || fail drill_vmm "test_vmm drillmany exited non-zero"
-  # grace_period 2s, then the next sample deletes the entries.
-  sleep 5
-  if scrape "$gone"; then
-    expect_eq drill_series_gone_with_vm "port series of the ended VMs after the grace period" \
-      "$(($(metric_count "$gone" kvm_vm_io_port_exits_total "pid=$po") + $(metric_count "$gone" kvm_vm_io_port_exits_total "pid=$pm")))" 0
+  drill_vmms_stop drillports "$op" drillmany "$om"
+  drill_check_gone drill_series_gone_with_vm io
+  end_phase "$failed_before"
+}
+
+# ---- MSRs, MMIO pages, hypercalls, exits to the VMM -----------------------------------
+
+# drill_check_names TAG KIND PROM VM PID NAMES: every series of the VM has the
+# name label NAMES ("ITEM=NAME ...") gives its item
+drill_check_names() {
+  local tag=$1 kind=$2 prom=$3 filter="vm=$4;pid=$5" names=$6 item want pair got bad=
+  drill_kind "$kind" || return 0
+  for item in $(drill_label_values "$prom" "$DRILL_FAMILY" "$DRILL_KEY" "$filter"); do
+    want="(not in the test's table)"
+    for pair in $names; do
+      [ "${pair%%=*}" != "$item" ] || want=${pair#*=}
+    done
+    got=$(drill_label_values "$prom" "$DRILL_FAMILY" name "$filter;$DRILL_KEY=$item" | tr '\n' ' ')
+    [ "$got" = "$want " ] || bad="$bad$DRILL_KEY=$item: name [${got% }], want [$want]; "
+  done
+  if [ -z "$bad" ]; then pass "${tag}_names"; else fail "${tag}_names" "$4: $bad"; fi
+}
+
+# drill_userspace_expected OUT -> "EXIT_REASON ERROR VALUE" lines of the
+# exits to the VMM that test_vmm counted (its runs_* on the DONE line)
+drill_userspace_expected() {
+  local out=$1 pair n
+  for pair in KVM_EXIT_IO:none:runs_io KVM_EXIT_MMIO:none:runs_mmio KVM_EXIT_HLT:none:runs_hlt \
+    KVM_EXIT_INTR:EINTR:runs_eintr; do
+    n=$(vmm_field "$out" "${pair##*:}")
+    [ "${n:-0}" = 0 ] || echo "${pair%%:*} $(echo "$pair" | cut -d: -f2) $n"
+  done
+}
+
+# drill_check_vmm TAG OUT VCPUS IO MSR MSR_FAULTS MMIO HYPERCALLS: test_vmm's
+# own counts (guest counters, handled exits, KVM_RUN returns) are the workload
+drill_check_vmm() {
+  local tag=$1 out=$2
+  expect_eq "${tag}_vmm_msr" "test_vmm msr_reads + msr_writes" \
+    "$(($(vmm_field "$out" msr_reads) + $(vmm_field "$out" msr_writes)))" "$5"
+  expect_eq "${tag}_vmm_msr_faults" "test_vmm msr_faults (#GPs the guest took)" "$(vmm_field "$out" msr_faults)" "$6"
+  expect_eq "${tag}_vmm_mmio" "test_vmm mmio_reads + mmio_writes" \
+    "$(($(vmm_field "$out" mmio_reads) + $(vmm_field "$out" mmio_writes)))" "$7"
+  expect_eq "${tag}_vmm_hypercalls" "test_vmm hypercalls" "$(vmm_field "$out" hypercalls)" "$8"
+  expect_eq "${tag}_vmm_runs" "test_vmm runs_io runs_mmio runs_hlt runs_other" \
+    "$(vmm_field "$out" runs_io) $(vmm_field "$out" runs_mmio) $(vmm_field "$out" runs_hlt) $(vmm_field "$out" runs_other)" \
+    "$4 $7 $3 0"
+}
+
+# drill_check_kinds_vm TAG PROM VM PID OUT VCPUS IO_EXPECTED MSR_EXPECTED
+# MSR_TOTAL MSR_FAULTS MMIO_EXPECTED MMIO_TOTAL HC_EXPECTED HC_TOTAL: one
+# VM's five kinds against its workload and test_vmm's own counts
+drill_check_kinds_vm() {
+  local tag=$1 prom=$2 vm=$3 pid=$4 out=$5 vcpus=$6 io_expected=$7 msr=$8 msr_total=$9 faults=${10}
+  local mmio=${11} mmio_total=${12} hc=${13} hc_total=${14} io_total us us_total
+  io_total=$(echo "$io_expected" | awk '{ s += $NF } END { print s + 0 }')
+  drill_check_vmm "$tag" "$out" "$vcpus" "$io_total" "$msr_total" "$faults" "$mmio_total" "$hc_total"
+  drill_check_kind "${tag}_io" io "$prom" "$vm" "$pid" "$io_expected" "$io_total"
+  drill_check_kind "${tag}_msr" msr "$prom" "$vm" "$pid" "$msr" "$msr_total"
+  # The #GPs KVM injected, own series and "other" (which keeps fault), are
+  # the faults the guest's handler counted.
+  expect_eq "${tag}_msr_faults" "$vm: msr series with fault=\"true\" vs test_vmm msr_faults" \
+    "$(metric "$prom" kvm_vm_msr_exits_total "vm=$vm;pid=$pid;fault=true")" "$(vmm_field "$out" msr_faults)"
+  drill_check_names "${tag}_msr" msr "$prom" "$vm" "$pid" "$DRILL_MSR_NAMES"
+  drill_check_kind "${tag}_mmio" mmio "$prom" "$vm" "$pid" "$mmio" "$mmio_total"
+  drill_check_kind "${tag}_hypercall" hypercall "$prom" "$vm" "$pid" "$hc" "$hc_total"
+  drill_check_names "${tag}_hypercall" hypercall "$prom" "$vm" "$pid" "$DRILL_HC_NAMES"
+  # Exits to the VMM: per (exit_reason, error) what test_vmm's KVM_RUN returned.
+  us=$(drill_userspace_expected "$out")
+  us_total=$(vmm_field "$out" runs)
+  drill_check_kind "${tag}_userspace" userspace "$prom" "$vm" "$pid" "$us" "$us_total"
+  expect_eq "${tag}_userspace_eintr" "$vm: userspace series with error=\"EINTR\" vs test_vmm runs_eintr" \
+    "$(metric "$prom" kvm_vm_userspace_exits_total "vm=$vm;pid=$pid;error=EINTR")" "$(vmm_field "$out" runs_eintr)"
+  info "drilldown kinds $vm: test_vmm $(grep '^TEST_VMM ' "$out" | cut -d' ' -f5-)"
+}
+
+# drill_host_exits PROM ISA CODES -> kvm_exits_total summed over the exit codes CODES
+drill_host_exits() {
+  local code n=0
+  for code in $3; do
+    n=$((n + $(metric "$1" kvm_exits_total "isa=$2;code=$code")))
+  done
+  echo "$n"
+}
+
+# drill_reason_names ISA CODES -> "name(code)+..." as the kernel names them
+drill_reason_names() {
+  local code names=
+  for code in $2; do
+    names="$names${names:++}$(kernel_reason_name "$1" "$code")($code)"
+  done
+  echo "$names"
+}
+
+# drill_kind_all PROM KIND -> all series of KIND, every VM, + its overflow events
+drill_kind_all() {
+  drill_kind "$2" || return 0
+  echo $(($(metric "$1" "$DRILL_FAMILY") + $(metric "$1" kvm_drilldown_overflow_events_total "kind=$2")))
+}
+
+# phase_drilldown_kinds ISA IO_CODE MSR_CODES HYPERCALL_CODES PAGE_CODES
+# EXTRA_CONFIG: an exporter with all five kinds (drilldown_max_keys 4), two
+# VMs (every kind within the limit; MSR, MMIO and hypercalls beyond it), each
+# kind exact per VM; host totals against the exits of the codes given (SVM:
+# io 123, msr 124, vmmcall 129, npf 1024 + "PF excp" 78 (QEMU's SVM has no
+# NPT, so KVM shadows the guest's page tables); VMX: io 30, msr_read 31 +
+# msr_write 32, vmcall 18, ept_violation 48 + ept_misconfig 49); overflow 0
+# for every kind; the series go with the VMs after the grace period.
+phase_drilldown_kinds() {
+  local isa=$1 io_code=$2 msr_codes=$3 hc_codes=$4 page_codes=$5 prom="$WORK/drillkinds.prom" pk pm ok om
+  local failed_before=$FAILED kind lost host all runs mmio pages
+  drill_exporter_start drilldown_kinds "io, msr, mmio, hypercall, userspace" "$6" || return 0
+  ok="$WORK/vmm-drill-kinds.out" om="$WORK/vmm-drill-manykinds.out"
+  drill_vmms_start drillkinds "$ok" "$DRILL_KINDS_ARGS" drillmanykinds "$om" "$DRILL_MANYK_ARGS"
+  pk=$DRILL_P1 pm=$DRILL_P2
+  if ! drill_vmms_wait drillkinds "$ok" drillmanykinds "$om"; then
+    end_phase "$failed_before"
+    return 0
+  fi
+  sleep "$SETTLE_S"
+  if scrape "$prom"; then
+    drill_check_kinds_vm drill_kinds "$prom" drillkinds "$pk" "$ok" 2 "$DRILL_KINDS_IO" \
+      "$DRILL_KINDS_MSR" "$DRILL_KINDS_MSR_TOTAL" "$DRILL_KINDS_MSR_FAULTS" \
+      "$DRILL_KINDS_MMIO" "$DRILL_KINDS_MMIO_TOTAL" "$DRILL_KINDS_HC" "$DRILL_KINDS_HC_TOTAL"
+    drill_check_kinds_vm drill_manykinds "$prom" drillmanykinds "$pm" "$om" 1 "$DRILL_MANYK_IO" \
+      "$DRILL_MANYK_MSR" "$DRILL_MANYK_MSR_TOTAL" "$DRILL_MANYK_MSR_FAULTS" \
+      "$DRILL_MANYK_MMIO" "$DRILL_MANYK_MMIO_TOTAL" "$DRILL_MANYK_HC" "$DRILL_MANYK_HC_TOTAL"
+    # Host: the exporter started with this phase and only these VMs run, so
+    # every io, MSR and hypercall exit since the attach is one event of theirs.
+    for kind in $DRILL_ALL_KINDS; do
+      lost=$(metric "$prom" kvm_drilldown_overflow_events_total "kind=$kind")
+      expect_eq "drill_kinds_overflow_zero_$kind" "kvm_drilldown_overflow_events_total{kind=$kind} ($(metric_count "$prom" kvm_drilldown_overflow_events_total "kind=$kind") samples)" \
+        "$lost $(metric_count "$prom" kvm_drilldown_overflow_events_total "kind=$kind")" "0 1"
+    done
+    host=$(drill_host_exits "$prom" "$isa" "$io_code")
+    all=$(drill_kind_all "$prom" io)
+    expect_eq drill_kinds_host_io "all io port series + overflow vs io exits ($io_code)" "$all" "$host"
+    host=$(drill_host_exits "$prom" "$isa" "$msr_codes")
+    all=$(drill_kind_all "$prom" msr)
+    expect_eq drill_kinds_host_msr "all msr series + overflow vs kvm_exits_total $(drill_reason_names "$isa" "$msr_codes")" "$all" "$host"
+    expect_eq drill_kinds_host_msr_workload "all msr series + overflow" "$all" \
+      "$((DRILL_KINDS_MSR_TOTAL + DRILL_MANYK_MSR_TOTAL))"
+    host=$(drill_host_exits "$prom" "$isa" "$hc_codes")
+    all=$(drill_kind_all "$prom" hypercall)
+    expect_eq drill_kinds_host_hypercall "all hypercall series + overflow vs kvm_exits_total $(drill_reason_names "$isa" "$hc_codes")" "$all" "$host"
+    expect_eq drill_kinds_host_hypercall_workload "all hypercall series + overflow" "$all" \
+      "$((DRILL_KINDS_HC_TOTAL + DRILL_MANYK_HC_TOTAL))"
+    runs=$(($(vmm_field "$ok" runs) + $(vmm_field "$om" runs)))
+    expect_eq drill_kinds_host_userspace "all userspace series + overflow vs the KVM_RUN returns of both VMMs" \
+      "$(drill_kind_all "$prom" userspace)" "$runs"
+    # MMIO: every access is a page-fault exit (KVM finds no memslot and
+    # emulates), but so is every first touch of a guest RAM page, and KVM may
+    # cache an MMIO translation (then EPT misconfig, not violation): the page
+    # exits are an upper bound only.
+    mmio=$(drill_kind_all "$prom" mmio)
+    pages=$(drill_host_exits "$prom" "$isa" "$page_codes")
+    expect_eq drill_kinds_host_mmio_workload "all mmio series + overflow" "$mmio" \
+      "$((DRILL_KINDS_MMIO_TOTAL + DRILL_MANYK_MMIO_TOTAL))"
+    if [ "$mmio" -le "$pages" ]; then
+      pass drill_kinds_host_mmio_at_most_page_exits
+    else
+      fail drill_kinds_host_mmio_at_most_page_exits "all mmio series + overflow $mmio > kvm_exits_total $(drill_reason_names "$isa" "$page_codes") $pages"
+    fi
+    info "drilldown kinds: mmio accesses $mmio, page exits $(drill_reason_names "$isa" "$page_codes") $pages (not equal: the first touch of each guest RAM page takes one too); msr exits $(drill_host_exits "$prom" "$isa" "$msr_codes"), hypercall exits $(drill_host_exits "$prom" "$isa" "$hc_codes"), KVM_RUN returns $runs"
+    info "drilldown kinds: drillmanykinds series: $(for kind in msr mmio hypercall; do drill_series "$kind" "$prom" drillmanykinds "$pm" | tr '\n' ';'; done)"
   else
     fail drill_scrape "wget $METRICS_URL failed"
   fi
+  drill_vmms_stop drillkinds "$ok" drillmanykinds "$om"
+  drill_check_gone drill_kinds_series_gone_with_vm "$DRILL_ALL_KINDS"
   end_phase "$failed_before"
 }

@@ -1,0 +1,38 @@
+// The label values of the drill-down items (bpf/kvm_exit.h encodes them per
+// kind): ports, MSR indices and names, MMIO pages, hypercall numbers and
+// names, KVM_EXIT_* reasons and errno names.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kvmexit {
+
+// io: the port as 4 lowercase hex digits ("0x03f8"), and "write" (OUT) or "read" (IN).
+std::string IoPortLabel(std::uint64_t item);
+const char* IoDirectionLabel(std::uint64_t item);
+
+// msr: the index as 8 lowercase hex digits ("0xc0000080"); the kernel's name
+// of a well-known MSR ("MSR_EFER"), "" for others; "write"/"read"; whether
+// KVM injected a fault ("true"/"false").
+std::string MsrIndexLabel(std::uint64_t item);
+std::string_view MsrName(std::uint64_t item);
+const char* MsrDirectionLabel(std::uint64_t item);
+const char* MsrFaultLabel(std::uint64_t item);
+
+// mmio: the guest-physical address of the 4 KiB page in lowercase hex
+// ("0xfee00000"), and "write"/"read".
+std::string MmioPageLabel(std::uint64_t item);
+const char* MmioDirectionLabel(std::uint64_t item);
+
+// hypercall: the number in decimal, and its KVM_HC_* name ("" when unknown).
+std::string HypercallNumberLabel(std::uint64_t item);
+std::string_view HypercallName(std::uint64_t item);
+
+// userspace: the KVM_EXIT_* name of the reason (its number when unknown),
+// and "none" when KVM_RUN returned 0, else the errno's name ("EINTR").
+std::string UserspaceExitLabel(std::uint64_t item);
+std::string UserspaceErrorLabel(std::uint64_t item);
+
+}  // namespace kvmexit
