@@ -494,9 +494,10 @@ TOP_MSRS = ("topk({n}, sum by (msr, name, direction) ({fn}(@msrs@{{@SV@, msr!=\"
             "[{window}])))")
 LOST_NOTE = ("kvm_drilldown_overflow_events_total has one series per kind in "
              "collector.drilldown (io: port IO, msr, mmio, hypercall, userspace: exits to the "
-             "VMM): events of that kind not counted because the drill-down map "
-             "(collector.vm_map_capacity entries, shared by all kinds) was full. Should be 0; "
-             "while it grows that kind's figures are low: raise collector.vm_map_capacity. "
+             "VMM): events of that kind not counted because the drill-down map was full (one "
+             "map for all kinds, collector.vm_map_capacity entries per kind that is on). "
+             "Should be 0; while it grows that kind's figures are low: raise "
+             "collector.vm_map_capacity. "
              "Empty while no kind is on.")
 LABEL_TITLES = {"msr": "MSR", "name": "Name", "direction": "Direction", "fault": "Fault (#GP)",
                 "page": "Page", "nr": "Nr", "exit_reason": "Exit reason", "error": "Error"}
