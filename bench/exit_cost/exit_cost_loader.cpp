@@ -10,7 +10,7 @@
 // Used by the nested per-exit cost benchmark (bench/exit_cost/README.md).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <signal.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <cstdio>

@@ -101,8 +101,8 @@ TEST(DrilldownFold, WithinMaxKeysEveryItemHasItsOwnSeries) {
 
 TEST(DrilldownFold, BeyondMaxKeysTheLargestAreAdmittedAndTheRestSumExactlyIntoOther) {
   std::vector<std::pair<DrilldownItem, std::uint64_t>> items;
-  for (std::uint16_t port = 0x100; port < 0x10a; ++port) items.push_back({Out(port), port - 0xff});
-  items.push_back({In(0x109), 5});
+  for (std::uint16_t port = 0x100; port < 0x10a; ++port) items.emplace_back(Out(port), port - 0xff);
+  items.emplace_back(In(0x109), 5);
   const SortedDrilldownCounts counts = Counts(items);
   std::vector<DrilldownItem> own;
   AdmitDrilldownItems(counts, 4, own);
