@@ -10,15 +10,16 @@
 // The exporter runs in a child process of its own, so its memory and CPU
 // figures leave out this client's buffers and the floor measurement.
 //
-// Then the port IO drill-down (collector.drilldown: [io], issue 14): 1,000 VMs
-// with 32 io keys each (collector.drilldown_max_keys, all get a series) and
-// with 48 (16 fold into port="other"), against the same 1,000 VMs without it.
+// Then the drill-down (collector.drilldown, issue 14): 1,000 VMs with 32 io
+// keys each (collector.drilldown_max_keys, all get a series), with 48 (16 fold
+// into port="other"), and with 32 keys of each of the five kinds, against the
+// same 1,000 VMs without it.
 //
-//   scrape_bench [SCRAPES [VMS [off|on [IO_KEYS]]]]
+//   scrape_bench [SCRAPES [VMS [off|on [KEYS [KINDS]]]]]
 //
-// With VMS only that one shape runs (per-vCPU off unless "on"; IO_KEYS > 0
-// turns the io drill-down on with that many keys per VM), e.g. under
-// `perf record -g` or valgrind.
+// With VMS only that one shape runs (per-vCPU off unless "on"; KEYS > 0 turns
+// the drill-down on with that many keys per VM and kind, for the first KINDS
+// kinds, default 1: io), e.g. under `perf record -g` or valgrind.
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -93,21 +94,45 @@ std::vector<VmExitCount> MapContents(const std::vector<pid_t>& pids, bool per_vc
   return counts;
 }
 
-// `keys` io drill-down entries per VM: ports 0x100 upwards, both directions
-// (key k: port 0x100 + k / 2, OUT if k is odd), counts distinct so that
-// admission order is decided by count.
-std::vector<kvmexit::DrilldownCount> DrilldownContents(const std::vector<pid_t>& pids, int keys) {
+// The drill-down item `k` of a kind, realistic in shape: two directions where
+// the kind has them (k odd: write), distinct items otherwise.
+std::uint64_t DrilldownItem(std::uint32_t kind, int k) {
+  const auto half = static_cast<std::uint64_t>(k / 2);
+  const bool odd = (k % 2) != 0;
+  switch (kind) {
+    case KVM_DRILLDOWN_IO:
+      return (0x100ULL + half) | (odd ? KVM_DRILLDOWN_IO_WRITE : 0);
+    case KVM_DRILLDOWN_MSR:
+      return (0x800ULL + half) | (odd ? KVM_DRILLDOWN_MSR_WRITE : 0);
+    case KVM_DRILLDOWN_MMIO:
+      return (0xfe000ULL + half) | (odd ? KVM_DRILLDOWN_MMIO_WRITE : 0);
+    default:  // hypercall numbers, KVM_EXIT_* reasons
+      return static_cast<std::uint64_t>(k);
+  }
+}
+
+// `keys` drill-down entries per VM and kind, for the first `kinds` kinds
+// (io, msr, mmio, hypercall, userspace), counts distinct so that admission
+// order is decided by count.
+std::vector<kvmexit::DrilldownCount> DrilldownContents(const std::vector<pid_t>& pids, int keys,
+                                                       int kinds) {
   std::vector<kvmexit::DrilldownCount> counts;
   for (pid_t pid : pids) {
-    for (int k = 0; k < keys; ++k) {
-      const std::uint64_t item = (0x100ULL + static_cast<std::uint64_t>(k / 2)) |
-                                 ((k % 2) != 0 ? KVM_DRILLDOWN_IO_WRITE : 0);
-      counts.push_back(
-          {drilldown_key{static_cast<std::uint32_t>(pid), KVM_DRILLDOWN_IO, item},
-           10'007ULL * static_cast<std::uint64_t>(keys - k) + static_cast<std::uint64_t>(pid)});
+    for (std::uint32_t kind = 0; kind < static_cast<std::uint32_t>(kinds); ++kind) {
+      for (int k = 0; k < keys; ++k) {
+        counts.push_back(
+            {drilldown_key{static_cast<std::uint32_t>(pid), kind, DrilldownItem(kind, k)},
+             10'007ULL * static_cast<std::uint64_t>(keys - k) + static_cast<std::uint64_t>(pid)});
+      }
     }
   }
   return counts;
+}
+
+// The first `kinds` drill-down kinds, as config lists them.
+std::vector<kvmexit::DrilldownKind> FirstKinds(int kinds) {
+  return {kvmexit::kAllDrilldownKinds.begin(),
+          kvmexit::kAllDrilldownKinds.begin() + std::clamp(kinds, 0, 5)};
 }
 
 std::string HttpGet(int port, const std::string& path, bool gzip) {
@@ -257,7 +282,8 @@ std::size_t CountSeries(const std::string& exposition) {
 struct ShapeResult {
   int vms = 0;
   bool per_vcpu = false;
-  int io_keys = 0;  // io drill-down entries per VM; 0: drill-down off
+  int io_keys = 0;  // drill-down entries per VM and kind; 0: drill-down off
+  int kinds = 0;    // drill-down kinds on (io first)
   std::size_t series = 0;
   double median_ms = 0.0;
   double cpu_ms = 0.0;
@@ -276,10 +302,10 @@ std::pair<double, double> TimeScrapes(int port, bool gzip, int scrapes, std::str
 
 // The floor: median time to read the same maps with batch lookups alone.
 double RawReadMillis(const std::vector<VmExitCount>& contents,
-                     const std::vector<kvmexit::DrilldownCount>& drilldown, bool per_vcpu,
-                     int reads) {
+                     const std::vector<kvmexit::DrilldownCount>& drilldown, int kinds,
+                     bool per_vcpu, int reads) {
   kvmexit::BpfSourceOptions options{.vm_map_capacity = kMapCapacity, .per_vcpu = per_vcpu};
-  if (!drilldown.empty()) options.drilldown = {kvmexit::DrilldownKind::kIo};
+  if (!drilldown.empty()) options.drilldown = FirstKinds(kinds);
   kvmexit::BpfExitSource source(options);
   source.Attach();
   source.FillForTesting(contents, drilldown);
@@ -293,16 +319,18 @@ double RawReadMillis(const std::vector<VmExitCount>& contents,
   return Percentile(latencies, 0.5);
 }
 
-std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_keys = 0) {
+std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_keys = 0,
+                                    int kinds = 1) {
   FakeVmms vmms(vms);
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
-  const std::vector<kvmexit::DrilldownCount> drilldown = DrilldownContents(vmms.pids(), io_keys);
+  const std::vector<kvmexit::DrilldownCount> drilldown =
+      DrilldownContents(vmms.pids(), io_keys, io_keys > 0 ? kinds : 0);
 
   kvmexit::Config config;
   config.web.listen_address = {.host = "127.0.0.1", .port = 0};  // a free port
   config.collector.per_vcpu = per_vcpu;
   config.collector.vm_map_capacity = kMapCapacity;
-  if (io_keys > 0) config.collector.drilldown = {kvmexit::DrilldownKind::kIo};
+  if (io_keys > 0) config.collector.drilldown = FirstKinds(kinds);
   config.collector.drilldown_max_keys = kDrilldownMaxKeys;
   config.rates.sample_interval = std::chrono::milliseconds(60'000);  // keep the sampler quiet
   config.rates.window = std::chrono::milliseconds(120'000);
@@ -329,6 +357,7 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_
     result = ShapeResult{.vms = vms,
                          .per_vcpu = per_vcpu,
                          .io_keys = io_keys,
+                         .kinds = io_keys > 0 ? kinds : 0,
                          .series = CountSeries(body),
                          .median_ms = median,
                          .cpu_ms = cpu_ms};
@@ -339,14 +368,16 @@ std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_
     memory_mib = StatusMib(exporter.pid(), "VmRSS:");
     peak_memory_mib = StatusMib(exporter.pid(), "VmHWM:");
   }
-  const double read_median = RawReadMillis(contents, drilldown, per_vcpu, scrapes);
+  const double read_median =
+      RawReadMillis(contents, drilldown, io_keys > 0 ? kinds : 0, per_vcpu, scrapes);
   std::printf(
-      "| %5d | %-3s | %2d | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f | "
+      "| %5d | %-3s | %2d x %d | %7zu | %7zu | %8.2f | %8.2f | %8.2f | %9zu | %8zu | %8.2f | %7.1f "
+      "| "
       "%7.1f | "
       "%8.3f | %6.1f |\n",
-      vms, per_vcpu ? "on" : "off", io_keys, contents.size() + drilldown.size(), result->series,
-      result->median_ms, p99, gzip_median, plain_bytes, gzip_bytes, result->cpu_ms, memory_mib,
-      peak_memory_mib, read_median, result->median_ms / read_median);
+      vms, per_vcpu ? "on" : "off", io_keys, result->kinds, contents.size() + drilldown.size(),
+      result->series, result->median_ms, p99, gzip_median, plain_bytes, gzip_bytes, result->cpu_ms,
+      memory_mib, peak_memory_mib, read_median, result->median_ms / read_median);
   std::fflush(stdout);
   return result;
 }
@@ -392,6 +423,7 @@ int main(int argc, char** argv) {
   const int only_vms = argc > 2 ? std::atoi(argv[2]) : 0;
   const bool only_per_vcpu = argc > 3 && std::string(argv[3]) == "on";
   const int only_io_keys = argc > 4 ? std::max(0, std::atoi(argv[4])) : 0;
+  const int only_kinds = argc > 5 ? std::clamp(std::atoi(argv[5]), 1, 5) : 1;
   if (::geteuid() != 0) {
     std::fprintf(stderr, "scrape_bench: needs root to load the BPF program\n");
     return 1;
@@ -399,7 +431,8 @@ int main(int argc, char** argv) {
   std::printf("scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs\n\n",
               scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
-      "|   VMs | per-vCPU | io keys/VM | map entries | series | median ms | p99 ms | gzip median "
+      "|   VMs | per-vCPU | drill-down keys/VM x kinds | map entries | series | median ms | p99 ms "
+      "| gzip median "
       "ms | bytes | "
       "gzip bytes | CPU ms/scrape | RSS MiB | peak RSS MiB | raw read ms | scrape / raw |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -411,7 +444,7 @@ int main(int argc, char** argv) {
   };
   if (only_vms > 0) {
     if (std::optional<ShapeResult> result =
-            RunShape(only_vms, only_per_vcpu, scrapes, only_io_keys))
+            RunShape(only_vms, only_per_vcpu, scrapes, only_io_keys, only_kinds))
       results.push_back(*result);
     return results.empty() ? 1 : 0;
   }
@@ -419,12 +452,14 @@ int main(int argc, char** argv) {
     for (int vms : {10, 100, 1000}) run(vms, per_vcpu);
   }
   PrintGrowth(results);
-  // The io drill-down at 1,000 VMs (per-vCPU off): max_keys keys each, then
-  // half as many again (the excess folds into port="other").
+  // The drill-down at 1,000 VMs (per-vCPU off): io with max_keys keys each,
+  // then half as many again (the excess folds into port="other"); then all
+  // five kinds with max_keys keys each (issue 14's worst case).
   std::vector<ShapeResult> drilled;
-  for (int io_keys :
-       {static_cast<int>(kDrilldownMaxKeys), static_cast<int>(kDrilldownMaxKeys * 3 / 2)}) {
-    if (std::optional<ShapeResult> result = RunShape(1000, false, scrapes, io_keys)) {
+  for (const auto& [keys, kinds] : {std::pair{static_cast<int>(kDrilldownMaxKeys), 1},
+                                   std::pair{static_cast<int>(kDrilldownMaxKeys * 3 / 2), 1},
+                                   std::pair{static_cast<int>(kDrilldownMaxKeys), 5}}) {
+    if (std::optional<ShapeResult> result = RunShape(1000, false, scrapes, keys, kinds)) {
       drilled.push_back(*result);
     }
   }
@@ -434,16 +469,16 @@ int main(int argc, char** argv) {
   }
   if (base != nullptr) {
     std::printf(
-        "\n| io keys/VM | series | added series | median ms | added median ms | CPU ms | "
+        "\n| keys/VM x kinds | series | added series | median ms | added median ms | CPU ms | "
         "added CPU ms | added CPU us/added series |\n|---|---|---|---|---|---|---|---|\n");
     for (const ShapeResult& result : drilled) {
       const double added_series =
           static_cast<double>(result.series) - static_cast<double>(base->series);
-      std::printf("| %d | %zu | %.0f | %.2f | %+.2f | %.2f | %+.2f | %.2f |\n", result.io_keys,
-                  result.series, added_series, result.median_ms, result.median_ms - base->median_ms,
-                  result.cpu_ms, result.cpu_ms - base->cpu_ms,
+      std::printf("| %d x %d | %zu | %.0f | %.2f | %+.2f | %.2f | %+.2f | %.2f |\n", result.io_keys,
+                  result.kinds, result.series, added_series, result.median_ms,
+                  result.median_ms - base->median_ms, result.cpu_ms, result.cpu_ms - base->cpu_ms,
                   (result.cpu_ms - base->cpu_ms) * 1000.0 / added_series);
     }
   }
-  return results.size() == 6 && drilled.size() == 2 ? 0 : 1;
+  return results.size() == 6 && drilled.size() == 3 ? 0 : 1;
 }

@@ -52,8 +52,13 @@ METRICS = {
     "handling": "kvm_exit_handling_seconds",  # histogram per isa/reason/code/idle, host level
     "vm_handling": "kvm_vm_exit_handling_seconds_total",  # counter per VM and reason
     "timing_lost": "kvm_exit_timing_lost_total",
-    # port IO drill-down (issue 14; collector.drilldown: [io], off by default)
-    "io_ports": "kvm_vm_io_port_exits_total",  # counter per VM, port, direction
+    # drill-down per VM (issue 14; collector.drilldown: [io, msr, mmio, hypercall,
+    # userspace], each kind off by default)
+    "io_ports": "kvm_vm_io_port_exits_total",  # kind io: per VM, port, direction
+    "msrs": "kvm_vm_msr_exits_total",  # kind msr: per VM, msr, name, direction, fault
+    "mmio_pages": "kvm_vm_mmio_exits_total",  # kind mmio: per VM, page, direction
+    "hypercalls": "kvm_vm_hypercalls_total",  # kind hypercall: per VM, nr, name
+    "vmm_exits": "kvm_vm_userspace_exits_total",  # kind userspace: per VM, exit_reason, error
     "drill_lost": "kvm_drilldown_overflow_events_total",  # counter per kind
     # recording rules (deploy/prometheus/kvm_exit_exporter.rules.yml)
     "r_host": "instance:kvm_exits:rate1m",
@@ -394,17 +399,145 @@ OTHER_NOTE = ("port=\"other\" sums, exactly, the port IO of (port, direction) pa
               "collector.drilldown_max_keys per VM: a different set of ports in each VM.")
 
 
-def other_share(title: str, desc: str, sel: str, w: int, h: int) -> dict:
-    """Share of port IO in port="other": now and over the range. 0 when no VM
-    folded any port; empty when there was no port IO at all."""
+def other_share(title: str, desc: str, sel: str, w: int, h: int, metric: str = "@io_ports@",
+                item: str = "port") -> dict:
+    """Share of a drill-down family in item="other" (port="other" by default):
+    now and over the range. 0 when no VM folded any item; empty when the family
+    did not grow at all."""
     def share(window: str) -> str:
-        return (f"(sum(rate(@io_ports@{{{sel}, port=\"other\"}}[{window}])) or vector(0)) / "
-                f"(sum(rate(@io_ports@{{{sel}}}[{window}])) > 0)")
+        return (f"(sum(rate({metric}{{{sel}, {item}=\"other\"}}[{window}])) or vector(0)) / "
+                f"(sum(rate({metric}{{{sel}}}[{window}])) > 0)")
     return stat(title, desc, [Target(share("$__rate_interval"), "now"),
                               Target(share("$__range"), "over the range")],
                 unit="percentunit", w=w, h=h, decimals=1,
                 thresholds=[{"color": "green", "value": None},
                             {"color": "orange", "value": 0.1}])
+
+
+# ---------------------------------------------------------------------------
+# The other drill-down kinds (issue 14): which MSR, which MMIO page, which
+# hypercall, and what the VMM was handed. Each is served only when its kind is
+# in collector.drilldown, and bounded like port IO: per VM at most
+# drilldown_max_keys items get a series, the rest are summed exactly into an
+# "other" series (item label "other", the other labels as noted). The VM
+# drill-down shows "other" like any item, plus its share; host-wide panels
+# leave it out (a different set of items in every VM).
+# ---------------------------------------------------------------------------
+class DrillKind:
+    """One drill-down kind: its family, item label, grouping labels and texts.
+    noun: what is counted ("MSR accesses"); per: the item as a title says it
+    ("MSR"); items: the table title ("MSRs"); question: what the graph answers."""
+    def __init__(self, kind: str, metric: str, item: str, by: str, legend: str, noun: str,
+                 unit: str, per: str, items: str, question: str, other: str, row_title: str,
+                 explain: str):
+        self.kind, self.metric, self.item, self.by, self.legend = kind, metric, item, by, legend
+        self.noun, self.unit, self.per, self.items, self.question = noun, unit, per, items, question
+        self.needs = (f"Needs collector.drilldown: [{kind}] (off by default); empty "
+                      "without it.")
+        self.other = other
+        self.row_title = f"{row_title} (needs collector.drilldown: [{kind}])"
+        self.explain = explain
+
+    def sel(self, extra: str = "") -> str:
+        return f"{self.metric}{{@SV@{extra}}}"
+
+
+MSR = DrillKind(
+    "msr", "@msrs@", "msr", "msr, name, direction, fault",
+    "{{msr}} {{name}} {{direction}} fault={{fault}}",
+    "MSR accesses", "accesses/s", "MSR", "MSRs",
+    "Which MSRs is this VM reading and writing, does KVM fault any access, and since when?",
+    "msr=\"other\" (name \"\") sums, exactly, the accesses of (MSR, direction, fault) items "
+    "beyond collector.drilldown_max_keys per VM, direction and fault kept: a different set of "
+    "MSRs in each VM.",
+    "Which MSR",
+    "One count per RDMSR/WRMSR that exits (kvm:kvm_msr): msr is the index (8 hex digits), name "
+    "the kernel's macro name (\"\" when not in the exporter's table), direction read (RDMSR) "
+    "or write (WRMSR), fault=true when KVM injected #GP (an MSR KVM does not emulate).")
+MMIO = DrillKind(
+    "mmio", "@mmio_pages@", "page", "page, direction", "{{page}} {{direction}}",
+    "MMIO accesses", "accesses/s", "page", "MMIO pages",
+    "Which MMIO pages is this VM accessing (a device register polled in a loop, the local "
+    "APIC), reading or writing, and since when?",
+    "page=\"other\" sums, exactly, the accesses of (page, direction) pairs beyond "
+    "collector.drilldown_max_keys per VM, direction kept: a different set of pages in each VM.",
+    "Which MMIO page",
+    "One count per MMIO read or write KVM emulates (kvm:kvm_mmio), by its 4 KiB guest-physical "
+    "page (0xfee00000 is the local APIC, 0xfec00000 the IOAPIC, others usually a device's "
+    "BAR), whether an in-kernel device or the VMM (KVM_EXIT_MMIO) handles it.")
+HYPERCALL = DrillKind(
+    "hypercall", "@hypercalls@", "nr", "nr, name", "{{nr}} {{name}}",
+    "hypercalls", "hypercalls/s", "number", "Hypercalls",
+    "Which hypercalls is this VM making, and since when?",
+    "nr=\"other\" (name \"\") sums, exactly, the hypercalls of numbers beyond "
+    "collector.drilldown_max_keys per VM: a different set in each VM.",
+    "Which hypercall",
+    "One count per VMCALL/VMMCALL KVM handles as a hypercall (kvm:kvm_hypercall): nr is the "
+    "number in RAX, name its KVM_HC_* name from linux/kvm_para.h (\"\" for a number the "
+    "exporter does not know).")
+USERSPACE = DrillKind(
+    "userspace", "@vmm_exits@", "exit_reason", "exit_reason, error",
+    "{{exit_reason}} {{error}}",
+    "exits to the VMM", "exits/s", "exit reason", "Exits to the VMM",
+    "Why does this VM's VMM process get control back from KVM_RUN (which KVM_EXIT_* it has "
+    "to handle, or a signal), and since when?",
+    "exit_reason=\"other\" sums, exactly, the exits of (exit_reason, error) pairs beyond "
+    "collector.drilldown_max_keys per VM, error kept.",
+    "Exits to the VMM",
+    "One count per return of KVM_RUN to the VMM process (kvm:kvm_userspace_exit): "
+    "exit_reason is the KVM_EXIT_* the VMM has to handle (KVM_EXIT_IO, KVM_EXIT_MMIO, ...); "
+    "error is \"none\" when KVM_RUN returned 0, else its errno name (KVM_EXIT_INTR with "
+    "EINTR: a signal interrupted KVM_RUN, e.g. the VMM kicking the vCPU).")
+DRILL_KINDS = (MSR, MMIO, HYPERCALL, USERSPACE)
+# Host-wide top MSRs: "other" left out, faulting and not summed.
+TOP_MSRS = ("topk({n}, sum by (msr, name, direction) ({fn}(@msrs@{{@SV@, msr!=\"other\"}}"
+            "[{window}])))")
+LOST_NOTE = ("kvm_drilldown_overflow_events_total has one series per kind in "
+             "collector.drilldown (io: port IO, msr, mmio, hypercall, userspace: exits to the "
+             "VMM): events of that kind not counted because the drill-down map was full (one "
+             "map for all kinds, collector.vm_map_capacity entries per kind that is on). "
+             "Should be 0; while it grows that kind's figures are low: raise "
+             "collector.vm_map_capacity. "
+             "Empty while no kind is on.")
+LABEL_TITLES = {"msr": "MSR", "name": "Name", "direction": "Direction", "fault": "Fault (#GP)",
+                "page": "Page", "nr": "Nr", "exit_reason": "Exit reason", "error": "Error"}
+
+
+def cap(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def drill_vm_row(k: DrillKind) -> list[dict]:
+    """VM drill-down: rate of the top items, items over the range, share of "other"."""
+    return [
+        row(k.row_title),
+        timeseries(f"{cap(k.noun)} by {k.per} ({k.unit}, top 10)",
+                   f"{k.question} Top 10 ({k.by}) at each step. {k.explain} {k.other} "
+                   f"{k.needs}",
+                   [Target(f"topk(10, sum by ({k.by}) "
+                           f"(rate({k.sel()}[$__rate_interval])))", k.legend)],
+                   w=10, h=10),
+        table(f"{k.items} over the time range",
+              f"How many {k.noun} went to each item in the selected range, what share of this "
+              f"VM's {k.noun} is that, and how many since the exporter started tracking the VM? "
+              f"At most collector.drilldown_max_keys items plus {k.item}=\"other\". "
+              f"{k.other} {k.needs}",
+              [Target(f"sum by ({k.by}) (increase({k.sel()}[$__range]))"),
+               Target(f"sum by ({k.by}) (increase({k.sel()}[$__range])) "
+                      f"/ on () group_left () sum(increase({k.sel()}[$__range]))"),
+               Target(f"sum by ({k.by}) ({k.sel()})")],
+              rename={"Value #A": f"{cap(k.noun)} in range", "Value #B": "Share in range",
+                      "Value #C": "Since tracked",
+                      **{label: LABEL_TITLES[label] for label in k.by.split(", ")}},
+              units={"Share in range": "percentunit"},
+              sort_by=f"{cap(k.noun)} in range", w=8, h=10),
+        other_share(f"{cap(k.noun)} in {k.item}=\"other\" (share)",
+                    f"How much of this VM's {k.noun} went to items without their own series, "
+                    f"now and over the range? {k.other} 0 while the VM uses at most that many "
+                    f"items; a high share means the per-item figures miss much of it (raise "
+                    f"collector.drilldown_max_keys). {k.needs}",
+                    "@SV@", 6, 10, metric=k.metric, item=k.item),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -544,14 +677,54 @@ def overview() -> dict:
                     "now and over the range? " + OTHER_NOTE + " A high share means the top "
                     "ports miss much of the port IO: raise collector.drilldown_max_keys or "
                     "open the VM drill-down. 0 when no VM folded a port. " + DRILL_NOTE,
-                    "@SV@", 3, 9),
+                    "@SV@", 6, 9),
+        row(MSR.row_title.replace("Which MSR", "MSRs: which MSR")),
+        timeseries("Top MSRs, all selected VMs (accesses/s, top 10)",
+                   "Which MSRs do the selected VMs read and write the most, across hosts, and "
+                   "since when? Sum by (msr, name, direction) over VMs (faulting and not), "
+                   "top 10 at each step. msr=\"other\" is left out, because " + MSR.other +
+                   " An MSR folded into \"other\" in some VM is missing from its line here, "
+                   "so a line is a lower bound; the share panel beside shows how much is "
+                   "folded. " + MSR.explain + " " + MSR.needs,
+                   [Target(TOP_MSRS.format(fn="rate", window="$__rate_interval", n=10),
+                           "{{msr}} {{name}} {{direction}}")],
+                   w=12, h=9),
+        table("Top MSRs over the time range, all selected VMs",
+              "Which MSRs took the most accesses in the selected range, how many of those "
+              "faulted (KVM injected #GP), and in how many VMs? Top 20 (msr, name, direction) "
+              "by accesses in range, summed over the selected VMs; msr=\"other\" left out "
+              "(see the share panel). " + MSR.needs,
+              [Target(TOP_MSRS.format(fn="increase", window="$__range", n=20)),
+               # 0, not a blank cell, for the top MSRs that did not fault
+               Target("(sum by (msr, name, direction) (increase(@msrs@{@SV@, msr!=\"other\", "
+                      "fault=\"true\"}[$__range])) and on (msr, name, direction) "
+                      + TOP_MSRS.format(fn="increase", window="$__range", n=20) + ") or 0 * "
+                      + TOP_MSRS.format(fn="increase", window="$__range", n=20)),
+               Target("count by (msr, name, direction) (sum by (job, instance, vm, pid, msr, "
+                      "name, direction) (increase(@msrs@{@SV@, msr!=\"other\"}[$__range])) "
+                      "> 0) and on (msr, name, direction) "
+                      + TOP_MSRS.format(fn="increase", window="$__range", n=20))],
+              rename={"Value #A": "MSR accesses in range", "Value #B": "Faulted (#GP)",
+                      "Value #C": "VMs", "msr": "MSR", "name": "Name",
+                      "direction": "Direction"},
+              sort_by="MSR accesses in range", w=6, h=9),
+        other_share("MSR accesses in msr=\"other\" (share)",
+                    "How much of the selected VMs' MSR accesses are folded into msr=\"other\", "
+                    "now and over the range? " + MSR.other + " A high share means the top MSRs "
+                    "miss many accesses: raise collector.drilldown_max_keys or open the VM "
+                    "drill-down. 0 when no VM folded an MSR. " + MSR.needs,
+                    "@SV@", 6, 9, metric=MSR.metric, item=MSR.item),
+        row("Drill-down health (any collector.drilldown kind)"),
+        timeseries("Drill-down events lost by kind (events/s)",
+                   "Since when are drill-down events not counted at all, and of which kind? "
+                   + LOST_NOTE,
+                   [Target("sum by (kind) (rate(@drill_lost@{@S@}[$__rate_interval]))",
+                           "{{kind}}")], w=16, h=6),
         stat("Drill-down events lost in range",
-             "Were any drill-down events (kind=\"io\": port IO) not counted because the "
-             "drill-down map (collector.vm_map_capacity entries) was full, in the selected "
-             "range? Should be 0; if not, the port figures are low: raise "
-             "collector.vm_map_capacity. " + DRILL_NOTE,
+             "Were any drill-down events not counted in the selected range, and of which "
+             "kind? " + LOST_NOTE,
              [Target("sum by (kind) (increase(@drill_lost@{@S@}[$__range]))", "{{kind}}")],
-             w=3, h=9, decimals=0,
+             w=8, h=6, decimals=0,
              thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]),
         row("Exporter health"),
         timeseries("BPF map fill",
@@ -718,6 +891,16 @@ def vm_drilldown() -> dict:
                     "many pairs; a high share means the per-port figures miss much of its port "
                     "IO (raise collector.drilldown_max_keys). " + DRILL_NOTE,
                     "@SV@", 6, 10),
+        *[panel for k in DRILL_KINDS for panel in drill_vm_row(k)],
+        row("Drill-down health (any collector.drilldown kind)"),
+        stat("Drill-down events lost on this VM's host in range",
+             "Were drill-down events of any kind not counted on the host this VM runs on, in "
+             "the selected range? If so, the drill-down panels above are low for that kind "
+             "(the map is per host, so the VM cannot be told apart). " + LOST_NOTE,
+             [Target("sum by (kind) (increase(@drill_lost@{@S@}[$__range]) "
+                     "and on (job, instance) @vm_info@{@SV@})", "{{kind}}")],
+             w=24, h=4, decimals=0,
+             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]),
         row("Where the time goes (exit handling time)"),
         timeseries("Time lost to non-idle exits by reason (vCPU-s/s, stacked)",
                    "Which exit reasons cost this VM its vCPU time, idle reasons (HLT) left out? "
@@ -771,7 +954,8 @@ def vm_drilldown() -> dict:
               sort_by="Exits in range", w=10, h=10),
     ]
     return dashboard("kvm-exits-vm", "KVM exits / VM drill-down",
-                     "One VM's exits: by reason, by IO port, by vCPU, and its identity.",
+                     "One VM's exits: by reason; by IO port, MSR, MMIO page, hypercall and "
+                     "exit to the VMM (drill-down); by vCPU; and its identity.",
                      p, "now-1h", vm_multi=False, annotations=[vm_start_annotation()])
 
 

@@ -296,11 +296,11 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
       err != 0) {
     return "setting vm_exit_time capacity failed: " + ErrnoText(err);
   }
-  // Sized like vm_exits (a VM uses a few dozen ports as it uses a few dozen
-  // reasons); a token map when no drill-down kind is on.
-  if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown,
-                                         options_.drilldown.empty() ? 1 : options_.vm_map_capacity);
-      err != 0) {
+  // vm_map_capacity entries per kind on (a VM uses a few dozen ports, MSRs,
+  // ... as it uses a few dozen reasons); a token map when no kind is on.
+  const auto drilldown_capacity = static_cast<std::uint32_t>(
+      std::max<std::size_t>(1, options_.vm_map_capacity * options_.drilldown.size()));
+  if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drilldown_capacity); err != 0) {
     return "setting drilldown capacity failed: " + ErrnoText(err);
   }
   const char* what = use_tp_btf ? "tp_btf/kvm_exit" : "tracepoint kvm:kvm_exit";

@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -205,7 +206,7 @@ std::uint32_t VendorIsa() {
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
   if (program == "ours" || program == "ours_tp" || program == "ours_timed" ||
-      program == "ours_drilldown") {
+      program == "ours_drilldown" || program == "ours_drilldown_all") {
     // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
     // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
     // "ours" and "ours_tp" count only (collector.exit_handling_time: false);
@@ -213,10 +214,12 @@ int main(int argc, char** argv) {
     // that times each exit. "ours_drilldown" is "ours" plus the port IO
     // drill-down (collector.drilldown: [io]): count_kvm_pio on kvm:kvm_pio and
     // its drilldown map at the exporter's capacity (collector.vm_map_capacity,
-    // default 16384).
+    // default 16384). "ours_drilldown_all" turns on every kind
+    // (collector.drilldown: [io, msr, mmio, hypercall, userspace]).
     const bool tp_btf = program != "ours_tp";
     const bool timed = program == "ours_timed";
-    const bool drill_io = program == "ours_drilldown";
+    const bool drill_all = program == "ours_drilldown_all";
+    const bool drill_io = program == "ours_drilldown" || drill_all;
     OursPtr skeleton(kvm_exit_bpf__open());
     if (!skeleton) return Fail("opening ours", -errno);
     bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, tp_btf);
@@ -224,9 +227,15 @@ int main(int argc, char** argv) {
     bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timed);
     bpf_program__set_autoload(skeleton->progs.time_kvm_entry, false);
     bpf_program__set_autoload(skeleton->progs.count_kvm_pio, drill_io);
-    // As BpfExitSource sizes it: a token map when no drill-down kind is on.
+    bpf_program* const other_kinds[] = {
+        skeleton->progs.count_kvm_msr, skeleton->progs.count_kvm_mmio,
+        skeleton->progs.count_kvm_hypercall, skeleton->progs.count_kvm_userspace_exit};
+    for (bpf_program* kind : other_kinds) bpf_program__set_autoload(kind, drill_all);
+    // As BpfExitSource sizes it: vm_map_capacity entries per kind on, a token
+    // map when none is.
     constexpr std::uint32_t kVmMapCapacity = 16384;  // collector.vm_map_capacity default
-    if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drill_io ? kVmMapCapacity : 1);
+    if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown,
+                                           drill_io ? kVmMapCapacity * (drill_all ? 5 : 1) : 1);
         err != 0) {
       return Fail("sizing drilldown", err);
     }
@@ -248,6 +257,14 @@ int main(int argc, char** argv) {
     if (drill_io) {
       skeleton->links.count_kvm_pio = bpf_program__attach(skeleton->progs.count_kvm_pio);
       if (skeleton->links.count_kvm_pio == nullptr) return Fail("attaching kvm_pio", -errno);
+    }
+    // The skeleton's links own them: destroying it detaches.
+    bpf_link** const other_links[] = {
+        &skeleton->links.count_kvm_msr, &skeleton->links.count_kvm_mmio,
+        &skeleton->links.count_kvm_hypercall, &skeleton->links.count_kvm_userspace_exit};
+    for (std::size_t i = 0; drill_all && i < std::size(other_kinds); ++i) {
+      *other_links[i] = bpf_program__attach(other_kinds[i]);
+      if (*other_links[i] == nullptr) return Fail("attaching a drill-down kind", -errno);
     }
     WaitForSignal();
     const ReasonCounts counts = SumVmExits(skeleton->maps.vm_exits);
@@ -292,7 +309,8 @@ int main(int argc, char** argv) {
   }
   if (!program.empty()) return RunVariant(program);
   std::fprintf(stderr,
-               "usage: exit_cost_loader ours|ours_tp|ours_timed|ours_drilldown|reference|<program "
+               "usage: exit_cost_loader "
+               "ours|ours_tp|ours_timed|ours_drilldown|ours_drilldown_all|reference|<program "
                "of variants.bpf.c>\n");
   return 2;
 }

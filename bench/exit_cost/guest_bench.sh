@@ -18,13 +18,15 @@
 # Prints one line per run:
 #   BENCH scenario=S mode=M run=R exits=N seconds=T [run_cnt=C run_time_ns=NS
 #         [counted=K top=REASON:K]]
-# exits = io + cpuid + hlt from test_vmm's DONE line (the exits the scenario
-# makes by construction); seconds = test_vmm's own wall time of the scenario;
+# exits = io + cpuid + hlt + msr_reads + msr_writes + hypercalls from
+# test_vmm's DONE line (the exits the scenario makes by construction); seconds = test_vmm's own wall time of the scenario;
 # run_cnt/run_time_ns = the kernel's BPF statistics for the program over the
 # loader's lifetime (the scenario plus VM setup, a few dozen more exits);
 # counted/top = what the program's map holds (see exit_cost_loader.cpp).
 # Settings come from the kernel command line (bench.KEY=VALUE):
 #   bench.runs=5  bench.cpuid=200000  bench.io=100000 (0: skip the scenario)
+#   bench.msr=0  bench.hypercall=0 (RDMSRs of MSR_IA32_UCODE_REV, KVM_HC_VAPIC_POLL_IRQ
+#                hypercalls: the drill-down kinds' own events; 0 skips them)
 #   bench.modes=none,ours,reference  bench.stats=1 (kernel.bpf_stats_enabled)
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
@@ -44,6 +46,8 @@ setting() {
 RUNS=$(setting runs 5)
 CPUID_EXITS=$(setting cpuid 200000)
 IO_EXITS=$(setting io 100000)
+MSR_EXITS=$(setting msr 0)
+HYPERCALL_EXITS=$(setting hypercall 0)
 MODES=$(setting modes none,ours,reference | tr ',' ' ')
 STATS=$(setting stats 1)
 SETTLE_S=1
@@ -103,7 +107,7 @@ loader_stop() {
 
 # run_one SCENARIO MODE RUN VMM_ARGS...
 run_one() {
-  local scenario=$1 mode=$2 run=$3 stats="" exits seconds
+  local scenario=$1 mode=$2 run=$3 stats="" exits seconds key
   shift 3
   case $mode in
     none) ;;
@@ -136,7 +140,10 @@ run_one() {
     # goes in deferred work: let it finish before the next timed run.
     sleep "$SETTLE_S"
   fi
-  exits=$(($(vmm_field "$WORK/vmm.out" io) + $(vmm_field "$WORK/vmm.out" cpuid) + $(vmm_field "$WORK/vmm.out" hlt)))
+  exits=0
+  for key in io cpuid hlt msr_reads msr_writes hypercalls; do
+    exits=$((exits + $(vmm_field "$WORK/vmm.out" "$key")))
+  done
   seconds=$(vmm_field "$WORK/vmm.out" seconds)
   echo "BENCH scenario=$scenario mode=$mode run=$run exits=$exits seconds=$seconds$stats"
 }
@@ -168,12 +175,18 @@ scenario() {
 main() {
   local status=0
   echo "$STATS" >/proc/sys/kernel/bpf_stats_enabled
-  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
+  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
   if [ "$CPUID_EXITS" != 0 ]; then
     scenario cpuid --cpuid "$CPUID_EXITS" || status=1
   fi
   if [ "$IO_EXITS" != 0 ]; then
     scenario io --io "$IO_EXITS" || status=1
+  fi
+  if [ "$MSR_EXITS" != 0 ]; then
+    scenario msr --msrs "0x8b:$MSR_EXITS" || status=1
+  fi
+  if [ "$HYPERCALL_EXITS" != 0 ]; then
+    scenario hypercall --hypercalls "1:$HYPERCALL_EXITS" || status=1
   fi
   echo "BENCH end status=$status"
   return "$status"

@@ -504,50 +504,98 @@ check_max_vms() {
 
 # ---- Phase promcheck: Prometheus on the host scrapes this exporter ----------------------------
 
-# Prints `E2E PROMCHECK vm=NAME` while a VM loops on OUT; run_e2e.sh then runs
+# Prints `E2E PROMCHECK vm=NAME` while VMs make exits; run_e2e.sh then runs
 # tests/monitoring/prom_live_check.sh against the port forward, records its
 # result and connects to port 9757 to say it is done. The boot window is short
 # so that the boot histogram has a closed window by then.
+#
+# Every drill-down kind is on, and each kind has a VM that keeps making its
+# events until the host's check is over, so that every drill-down panel
+# (rates, ranges and the share of "other" alike) is evaluated on real series
+# that grow: promload loops on `outb $0x10` (io, and KVM_EXIT_IO for
+# userspace); prommsr, prommmio and promhcall each run one --msrs, --mmio or
+# --hypercalls entry with a count (2^32-1) they never finish, MMIO reads
+# adding KVM_EXIT_MMIO for userspace. The guest phases run in order, so one
+# kind per VM.
+PROMCHECK_FOREVER=4294967295
+PROMCHECK_MSR=0x1b                # MSR_IA32_APICBASE: emulated by KVM, reads never fault
+PROMCHECK_MSR_LABEL=0x0000001b
+PROMCHECK_MMIO_GPA=0x10000        # first page above test_vmm's 64 KiB of RAM
+PROMCHECK_MMIO_PAGE=0x10000
+PROMCHECK_HYPERCALL=1             # KVM_HC_VAPIC_POLL_IRQ: KVM returns 0, no side effect
+
+# promcheck_series NAME PROM METRIC FILTER WHAT: passes NAME when FILTER
+# matches a series of METRIC, else fails it and shows the family
+promcheck_series() {
+  if [ "$(metric_count "$2" "$3" "$4")" -ge 1 ]; then
+    pass "$1"
+  else
+    fail "$1" "no $3{$(echo "$4" | tr ';' ',')} ($5)"
+    show_series "$2" "^$3"
+  fi
+}
+
 phase_promcheck() {
-  local failed_before=$FAILED out="$WORK/vmm-promload.out" pid
+  local failed_before=$FAILED out="$WORK/vmm-promload.out" pid prom="$WORK/promcheck.prom"
+  local msr_out="$WORK/vmm-prommsr.out" mmio_out="$WORK/vmm-prommmio.out" hc_out="$WORK/vmm-promhcall.out"
+  local msr_pid mmio_pid hc_pid p name
   case " $(cat /proc/cmdline) " in
     *" e2e.hostscrape=1 "*) ;;
     *) info "no Prometheus check requested (e2e.hostscrape=1 not on the kernel command line)"; return 0 ;;
   esac
-  # The port IO drill-down is on so that the dashboards' "Which port" panels
-  # are proven on real port series; one collector mapping with both keys.
+  # One collector mapping with every key (a second `collector:` would not merge).
   exporter_start promcheck "vms:
   boot_window: ${PROMCHECK_BOOT_WINDOW_S}s
 collector:
 $TIMING_COLLECTOR_KEYS
-  drilldown: [io]
+  drilldown: [io, msr, mmio, hypercall, userspace]
 $RATES_CONFIG" || return 0
   past_attach_rounding
   vmm_start "$out" -name guest=promload,debug-threads=on -uuid 66666666-7777-8888-9999-000000000000 --io-seconds 600
   pid=$VMM_PID
-  if ! poll_scrape $((PROMCHECK_BOOT_WINDOW_S + 10)) "$WORK/promcheck.prom" metric_is kvm_vm_boot_window_closed "vm=promload;pid=$pid" 1; then
+  vmm_start "$msr_out" -name guest=prommsr,debug-threads=on --msrs "$PROMCHECK_MSR:$PROMCHECK_FOREVER"
+  msr_pid=$VMM_PID
+  vmm_start "$mmio_out" -name guest=prommmio,debug-threads=on --mmio "$PROMCHECK_MMIO_GPA:$PROMCHECK_FOREVER"
+  mmio_pid=$VMM_PID
+  vmm_start "$hc_out" -name guest=promhcall,debug-threads=on --hypercalls "$PROMCHECK_HYPERCALL:$PROMCHECK_FOREVER"
+  hc_pid=$VMM_PID
+  if ! poll_scrape $((PROMCHECK_BOOT_WINDOW_S + 10)) "$prom" metric_is kvm_vm_boot_window_closed "vm=promload;pid=$pid" 1; then
     fail promcheck_boot_window "promload's boot window did not close within $((PROMCHECK_BOOT_WINDOW_S + 10)) s"
-    show_series "$WORK/promcheck.prom" '^kvm_vm_'
+    show_series "$prom" '^kvm_vm_'
   fi
-  # The guest loops on `outb $0x10`: the drill-down must have that series
-  # before the host's Prometheus is asked to find it.
-  if [ "$(metric_count "$WORK/promcheck.prom" kvm_vm_io_port_exits_total "vm=promload;pid=$pid;port=0x0010;direction=write")" -ge 1 ]; then
-    pass promcheck_port_series
-  else
-    fail promcheck_port_series "no kvm_vm_io_port_exits_total{vm=promload,port=0x0010,direction=write} (is collector.drilldown: [io] in the config?)"
-    show_series "$WORK/promcheck.prom" '^kvm_(vm_io_port|drilldown)'
-  fi
+  # Each kind's series must be there before the host's Prometheus is asked
+  # to find it (the exact counts are drilldown_checks.sh's business).
+  promcheck_series promcheck_port_series "$prom" kvm_vm_io_port_exits_total \
+    "vm=promload;pid=$pid;port=0x0010;direction=write" "promload loops on outb \$0x10"
+  promcheck_series promcheck_msr_series "$prom" kvm_vm_msr_exits_total \
+    "vm=prommsr;pid=$msr_pid;msr=$PROMCHECK_MSR_LABEL;direction=read;fault=false" "prommsr reads MSR $PROMCHECK_MSR"
+  promcheck_series promcheck_mmio_series "$prom" kvm_vm_mmio_exits_total \
+    "vm=prommmio;pid=$mmio_pid;page=$PROMCHECK_MMIO_PAGE;direction=read" "prommmio reads GPA $PROMCHECK_MMIO_GPA"
+  promcheck_series promcheck_hypercall_series "$prom" kvm_vm_hypercalls_total \
+    "vm=promhcall;pid=$hc_pid;nr=$PROMCHECK_HYPERCALL" "promhcall makes hypercall $PROMCHECK_HYPERCALL"
+  promcheck_series promcheck_userspace_io_series "$prom" kvm_vm_userspace_exits_total \
+    "vm=promload;pid=$pid;exit_reason=KVM_EXIT_IO;error=none" "promload's OUTs go to test_vmm"
+  promcheck_series promcheck_userspace_mmio_series "$prom" kvm_vm_userspace_exits_total \
+    "vm=prommmio;pid=$mmio_pid;exit_reason=KVM_EXIT_MMIO;error=none" "prommmio's reads go to test_vmm"
+  info "promcheck drill-down series: $(grep -E '^kvm_(vm_(msr_exits|mmio_exits|hypercalls|userspace_exits)_total|drilldown_overflow_events_total)' "$prom" | tr '\n' ';')"
   echo "E2E PROMCHECK vm=promload pid=$pid"
   if ! timeout "$PROMCHECK_ACK_TIMEOUT_S" nc -l -p 9757 >"$WORK/promcheck-ack" 2>&1; then
     info "the host did not connect to port 9757 within $PROMCHECK_ACK_TIMEOUT_S s"
   fi
   info "host said: $(cat "$WORK/promcheck-ack")"
-  if kill -0 "$pid" 2>/dev/null; then
-    pass promcheck_load_throughout
-  else
-    fail promcheck_load_throughout "test_vmm --io-seconds stopped before the host's check ended: $(grep '^TEST_VMM' "$out" || true)"
-  fi
-  stop_quietly "$pid"
+  # Every load VM must still be making its events when the check ends: a
+  # VM that stopped early leaves flat counters, and the rate panels of its
+  # kind would have been checked on nothing.
+  for p in "promload:$pid:$out" "prommsr:$msr_pid:$msr_out" "prommmio:$mmio_pid:$mmio_out" "promhcall:$hc_pid:$hc_out"; do
+    name=${p%%:*} p=${p#*:}
+    if kill -0 "${p%%:*}" 2>/dev/null; then
+      pass "promcheck_load_throughout_$name"
+    else
+      fail "promcheck_load_throughout_$name" "test_vmm $name stopped before the host's check ended: $(grep '^TEST_VMM' "${p#*:}" || true)"
+      show_file "test_vmm $name" "${p#*:}"
+    fi
+    stop_quietly "${p%%:*}"
+  done
   end_phase "$failed_before"
 }
 
