@@ -31,7 +31,10 @@
  * other exception ends the guest with an `out` of its vector to
  * GUEST_EXC_PORT, a failure here. Every vCPU has its own stack.
  * With --io-seconds the guest loops on `out` and this process stops
- * re-entering the guest after the given time.
+ * re-entering the guest after the given time. With --signal-us a thread
+ * sends every running vCPU thread SIGUSR1 that often, so that KVM_RUN
+ * returns EINTR (counted, then re-entered) for exits to the VMM that are not
+ * the guest's doing.
  *
  * The command line takes QEMU's `-name guest=NAME,debug-threads=on` and
  * `-uuid UUID` so an exporter can name the VM the way it names QEMU's.
@@ -57,6 +60,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -351,6 +355,7 @@ struct options {
 	long start_delay_ms;
 	long io_delay_us;          /* sleep this long in each IO exit before re-entering */
 	uint32_t hlt;              /* HLT exits per vCPU: re-enter after all but the last */
+	long signal_us;            /* > 0: SIGUSR1 to every running vCPU thread this often */
 	struct guest_port ports[MAX_IO_PORTS]; /* --io-ports, done by every vCPU */
 	unsigned nports;
 	struct guest_msr msrs[MAX_MSRS]; /* --msrs, done by every vCPU */
@@ -372,7 +377,7 @@ static void usage(FILE *out)
 		"                [--io-seconds S] [--hold-ms M] [--start-delay-ms M]\n"
 		"                [--io-delay-us D] [--hlt N] [--io-ports PORT:N[:M],...]\n"
 		"                [--msrs MSR:R[:W],...] [--mmio GPA:R[:W],...]\n"
-		"                [--hypercalls NR:N,...]\n"
+		"                [--hypercalls NR:N,...] [--signal-us US]\n"
 		"  --io N         each vCPU does N OUT instructions (N exits handled here);\n"
 		"                 a comma list gives vCPU 0, 1, ... their own N\n"
 		"  --cpuid N      each vCPU does N CPUID first (exits handled inside KVM)\n"
@@ -389,6 +394,9 @@ static void usage(FILE *out)
 		"                 after --io, each vCPU does N `out` to PORT then M `in`\n"
 		"                 from it, port by port (PORT decimal or 0x hex, < 65536;\n"
 		"                 at most 128 entries; a port may be listed more than once)\n"
+		"  --signal-us US  while the vCPUs run, send each vCPU thread SIGUSR1 (an\n"
+		"                 empty handler) every US microseconds: a KVM_RUN it\n"
+		"                 interrupts returns EINTR (runs_eintr=), and is re-entered\n"
 		"  --msrs MSR:R[:W][,MSR:R[:W]...]\n"
 		"                 after the ports, each vCPU does R `rdmsr` of MSR then W\n"
 		"                 `wrmsr` writing back edx:eax as the last rdmsr left them\n"
@@ -676,6 +684,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			parse_mmio(opt, val, o);
 		else if (strcmp(opt, "--hypercalls") == 0)
 			parse_hypercalls(opt, val, o);
+		else if (strcmp(opt, "--signal-us") == 0)
+			o->signal_us = (long)parse_number(opt, val, 10000000);
 		else if (strcmp(opt, "--hlt") == 0)
 			o->hlt = (uint32_t)parse_number(opt, val, 1000000);
 		else
@@ -731,6 +741,7 @@ struct vcpu {
 	uint64_t mmio_reads, mmio_writes;
 	/* every KVM_RUN return: by exit reason, by errno, anything else */
 	uint64_t runs, runs_io, runs_mmio, runs_hlt, runs_eintr, runs_eagain, runs_other;
+	atomic_bool finished; /* run_vcpu returned: --signal-us leaves it alone */
 	bool ok;
 	char error[256];
 };
@@ -1193,7 +1204,39 @@ static void *vcpu_thread(void *arg)
 	}
 	v->ok = true;
 	run_vcpu(v, g_deadline);
+	atomic_store(&v->finished, true);
 	return NULL;
+}
+
+/* --signal-us: SIGUSR1 to every vCPU thread still running, until none is. */
+struct signaller {
+	struct vcpu *vcpus;
+	unsigned n;
+	long us;
+};
+
+static void on_sigusr1(int sig)
+{
+	(void)sig; /* only there to interrupt KVM_RUN */
+}
+
+static void *signal_thread(void *arg)
+{
+	const struct signaller *s = arg;
+
+	for (;;) {
+		bool running = false;
+
+		for (unsigned i = 0; i < s->n; i++) {
+			if (atomic_load(&s->vcpus[i].finished))
+				continue;
+			running = true;
+			pthread_kill(s->vcpus[i].thread, SIGUSR1);
+		}
+		if (!running)
+			return NULL;
+		sleep_us(s->us);
+	}
 }
 
 static struct timespec ms_to_timespec(long ms)
@@ -1340,7 +1383,29 @@ int main(int argc, char **argv)
 
 	start = now_seconds();
 	g_deadline = start + opts.io_seconds;
+	if (opts.signal_us > 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigusr1; /* no SA_RESTART: KVM_RUN returns EINTR anyway */
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGUSR1, &sa, NULL) < 0)
+			die_errno("sigaction(SIGUSR1)");
+	}
 	start_vcpus(vcpus, opts.vcpus);
+	if (opts.signal_us > 0) {
+		/* Joined before the vCPUs: it stops once every vCPU has finished, so
+		 * it never signals a thread that is already joined. */
+		struct signaller sig = { .vcpus = vcpus, .n = opts.vcpus, .us = opts.signal_us };
+		pthread_t signaller;
+		int err = pthread_create(&signaller, NULL, signal_thread, &sig);
+
+		if (err != 0) {
+			errno = err;
+			die_errno("pthread_create(signaller)");
+		}
+		pthread_join(signaller, NULL);
+	}
 	for (unsigned i = 0; i < opts.vcpus; i++)
 		pthread_join(vcpus[i].thread, NULL);
 	/* Only this thread is left: block before reporting, so that a stop

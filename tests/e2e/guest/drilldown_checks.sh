@@ -44,8 +44,10 @@ DRILL_MANY_TOTAL=610
 # 0x4b564dff is no MSR KVM knows: #GP on read and write.
 # "kinds": 2 vCPUs, every kind within drilldown_max_keys (4 MSR items, 4 MMIO
 # (page, direction) pairs with two addresses in page 0x10000, 3 hypercall
-# numbers, 3 exit reasons), so each item has its own series.
-DRILL_KINDS_ARGS='--vcpus 2 --io 3 --msrs 0x1b:30,0x8b:20:10,0x4b564dff:5 --mmio 0x10000:12:8,0x10ff0:3,0xa0000:6:1 --hypercalls 1:25,12345:7,0xffffffff:2'
+# numbers, 4 exits to the VMM: io, mmio, hlt and, while the guest's CPUIDs
+# keep it in KVM, EINTR from test_vmm's own signals), so each item has its
+# own series.
+DRILL_KINDS_ARGS='--vcpus 2 --cpuid 3000 --signal-us 1000 --io 3 --msrs 0x1b:30,0x8b:20:10,0x4b564dff:5 --mmio 0x10000:12:8,0x10ff0:3,0xa0000:6:1 --hypercalls 1:25,12345:7,0xffffffff:2'
 DRILL_KINDS_IO='0x0010 write 6'
 DRILL_KINDS_MSR='0x0000001b read false 60
 0x0000008b read false 40
@@ -410,6 +412,12 @@ phase_drilldown_kinds() {
     drill_check_kinds_vm drill_kinds "$prom" drillkinds "$pk" "$ok" 2 "$DRILL_KINDS_IO" \
       "$DRILL_KINDS_MSR" "$DRILL_KINDS_MSR_TOTAL" "$DRILL_KINDS_MSR_FAULTS" \
       "$DRILL_KINDS_MMIO" "$DRILL_KINDS_MMIO_TOTAL" "$DRILL_KINDS_HC" "$DRILL_KINDS_HC_TOTAL"
+    # The premise of the EINTR check: test_vmm's signals did interrupt KVM_RUN.
+    if [ "$(vmm_field "$ok" runs_eintr)" -gt 0 ]; then
+      pass drill_kinds_vmm_eintr_happened
+    else
+      fail drill_kinds_vmm_eintr_happened "drillkinds: no KVM_RUN returned EINTR in $(vmm_field "$ok" seconds) s of --signal-us 1000"
+    fi
     drill_check_kinds_vm drill_manykinds "$prom" drillmanykinds "$pm" "$om" 1 "$DRILL_MANYK_IO" \
       "$DRILL_MANYK_MSR" "$DRILL_MANYK_MSR_TOTAL" "$DRILL_MANYK_MSR_FAULTS" \
       "$DRILL_MANYK_MMIO" "$DRILL_MANYK_MMIO_TOTAL" "$DRILL_MANYK_HC" "$DRILL_MANYK_HC_TOTAL"
