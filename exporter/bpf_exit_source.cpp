@@ -257,31 +257,38 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timing && use_tp_btf);
   bpf_program__set_autoload(skeleton->progs.time_kvm_entry, timing && !use_tp_btf);
-  // One program per drill-down kind, on that kind's tracepoint; loaded only when on.
+  // One program per drill-down kind, on that kind's tracepoint, on the exit
+  // program's hook (the _btf twin on tp_btf); loaded only when the kind is on.
   struct DrilldownProgram {
     DrilldownKind kind;
-    bpf_program* program;
-    bpf_link** link;
+    bpf_program* classic;
+    bpf_link** classic_link;
+    bpf_program* btf;
+    bpf_link** btf_link;
     const char* tracepoint;
   };
+  auto& progs = skeleton->progs;
+  auto& links = skeleton->links;
   const std::array<DrilldownProgram, KVM_DRILLDOWN_KIND_NR> drilldown_programs = {{
-      {DrilldownKind::kIo, skeleton->progs.count_kvm_pio, &skeleton->links.count_kvm_pio,
-       "kvm:kvm_pio"},
-      {DrilldownKind::kMsr, skeleton->progs.count_kvm_msr, &skeleton->links.count_kvm_msr,
-       "kvm:kvm_msr"},
-      {DrilldownKind::kMmio, skeleton->progs.count_kvm_mmio, &skeleton->links.count_kvm_mmio,
-       "kvm:kvm_mmio"},
-      {DrilldownKind::kHypercall, skeleton->progs.count_kvm_hypercall,
-       &skeleton->links.count_kvm_hypercall, "kvm:kvm_hypercall"},
-      {DrilldownKind::kUserspace, skeleton->progs.count_kvm_userspace_exit,
-       &skeleton->links.count_kvm_userspace_exit, "kvm:kvm_userspace_exit"},
+      {DrilldownKind::kIo, progs.count_kvm_pio, &links.count_kvm_pio, progs.count_kvm_pio_btf,
+       &links.count_kvm_pio_btf, "kvm_pio"},
+      {DrilldownKind::kMsr, progs.count_kvm_msr, &links.count_kvm_msr, progs.count_kvm_msr_btf,
+       &links.count_kvm_msr_btf, "kvm_msr"},
+      {DrilldownKind::kMmio, progs.count_kvm_mmio, &links.count_kvm_mmio, progs.count_kvm_mmio_btf,
+       &links.count_kvm_mmio_btf, "kvm_mmio"},
+      {DrilldownKind::kHypercall, progs.count_kvm_hypercall, &links.count_kvm_hypercall,
+       progs.count_kvm_hypercall_btf, &links.count_kvm_hypercall_btf, "kvm_hypercall"},
+      {DrilldownKind::kUserspace, progs.count_kvm_userspace_exit, &links.count_kvm_userspace_exit,
+       progs.count_kvm_userspace_exit_btf, &links.count_kvm_userspace_exit_btf,
+       "kvm_userspace_exit"},
   }};
   const auto drilldown_on = [&](DrilldownKind kind) {
     return std::find(options_.drilldown.begin(), options_.drilldown.end(), kind) !=
            options_.drilldown.end();
   };
   for (const DrilldownProgram& drill : drilldown_programs) {
-    bpf_program__set_autoload(drill.program, drilldown_on(drill.kind));
+    bpf_program__set_autoload(drill.classic, drilldown_on(drill.kind) && !use_tp_btf);
+    bpf_program__set_autoload(drill.btf, drilldown_on(drill.kind) && use_tp_btf);
   }
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
   skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
@@ -325,14 +332,15 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   }
   for (const DrilldownProgram& drill : drilldown_programs) {
     if (!drilldown_on(drill.kind)) continue;
-    *drill.link = bpf_program__attach(drill.program);
-    if (*drill.link == nullptr) {
+    bpf_link** drill_link = use_tp_btf ? drill.btf_link : drill.classic_link;
+    *drill_link = bpf_program__attach(use_tp_btf ? drill.btf : drill.classic);
+    if (*drill_link == nullptr) {
       const int err = -errno;
       std::string detail = TakeLibbpfWarning();
-      return "attaching to tracepoint " + std::string(drill.tracepoint) +
-             " failed: " + ErrnoText(err) + (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-             "; or remove " + std::string(DrilldownKindName(drill.kind)) +
-             " from collector.drilldown";
+      return "attaching to " + std::string(use_tp_btf ? "tp_btf/" : "tracepoint kvm:") +
+             drill.tracepoint + " failed: " + ErrnoText(err) +
+             (detail.empty() ? "" : " (libbpf: " + detail + ")") + "; or remove " +
+             std::string(DrilldownKindName(drill.kind)) + " from collector.drilldown";
     }
   }
   *link = bpf_program__attach(program);

@@ -206,7 +206,8 @@ std::uint32_t VendorIsa() {
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
   if (program == "ours" || program == "ours_tp" || program == "ours_timed" ||
-      program == "ours_drilldown" || program == "ours_drilldown_all") {
+      program == "ours_drilldown" || program == "ours_drilldown_all" ||
+      program == "ours_tp_drilldown_all") {
     // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
     // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
     // "ours" and "ours_tp" count only (collector.exit_handling_time: false);
@@ -215,10 +216,13 @@ int main(int argc, char** argv) {
     // drill-down (collector.drilldown: [io]): count_kvm_pio on kvm:kvm_pio and
     // its drilldown map at the exporter's capacity (collector.vm_map_capacity,
     // default 16384). "ours_drilldown_all" turns on every kind
-    // (collector.drilldown: [io, msr, mmio, hypercall, userspace]).
-    const bool tp_btf = program != "ours_tp";
+    // (collector.drilldown: [io, msr, mmio, hypercall, userspace]). The
+    // drill-down programs follow the exit program's hook, as in the exporter:
+    // the _btf twins on tp_btf; "ours_tp_drilldown_all" is every kind on the
+    // classic tracepoints.
+    const bool tp_btf = program != "ours_tp" && program != "ours_tp_drilldown_all";
     const bool timed = program == "ours_timed";
-    const bool drill_all = program == "ours_drilldown_all";
+    const bool drill_all = program == "ours_drilldown_all" || program == "ours_tp_drilldown_all";
     const bool drill_io = program == "ours_drilldown" || drill_all;
     OursPtr skeleton(kvm_exit_bpf__open());
     if (!skeleton) return Fail("opening ours", -errno);
@@ -226,11 +230,32 @@ int main(int argc, char** argv) {
     bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !tp_btf);
     bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timed);
     bpf_program__set_autoload(skeleton->progs.time_kvm_entry, false);
-    bpf_program__set_autoload(skeleton->progs.count_kvm_pio, drill_io);
-    bpf_program* const other_kinds[] = {
-        skeleton->progs.count_kvm_msr, skeleton->progs.count_kvm_mmio,
-        skeleton->progs.count_kvm_hypercall, skeleton->progs.count_kvm_userspace_exit};
-    for (bpf_program* kind : other_kinds) bpf_program__set_autoload(kind, drill_all);
+    // Per kind (io first): {classic, its link, tp_btf twin, its link}.
+    struct KindProgram {
+      bpf_program* classic;
+      bpf_link** classic_link;
+      bpf_program* btf;
+      bpf_link** btf_link;
+    };
+    auto& progs = skeleton->progs;
+    auto& links = skeleton->links;
+    const KindProgram kinds[] = {
+        {progs.count_kvm_pio, &links.count_kvm_pio, progs.count_kvm_pio_btf,
+         &links.count_kvm_pio_btf},
+        {progs.count_kvm_msr, &links.count_kvm_msr, progs.count_kvm_msr_btf,
+         &links.count_kvm_msr_btf},
+        {progs.count_kvm_mmio, &links.count_kvm_mmio, progs.count_kvm_mmio_btf,
+         &links.count_kvm_mmio_btf},
+        {progs.count_kvm_hypercall, &links.count_kvm_hypercall, progs.count_kvm_hypercall_btf,
+         &links.count_kvm_hypercall_btf},
+        {progs.count_kvm_userspace_exit, &links.count_kvm_userspace_exit,
+         progs.count_kvm_userspace_exit_btf, &links.count_kvm_userspace_exit_btf},
+    };
+    const auto kind_on = [&](std::size_t kind) { return kind == 0 ? drill_io : drill_all; };
+    for (std::size_t kind = 0; kind < std::size(kinds); ++kind) {
+      bpf_program__set_autoload(kinds[kind].classic, kind_on(kind) && !tp_btf);
+      bpf_program__set_autoload(kinds[kind].btf, kind_on(kind) && tp_btf);
+    }
     // As BpfExitSource sizes it: vm_map_capacity entries per kind on, a token
     // map when none is.
     constexpr std::uint32_t kVmMapCapacity = 16384;  // collector.vm_map_capacity default
@@ -254,17 +279,12 @@ int main(int argc, char** argv) {
         tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
     *link = bpf_program__attach(chosen);
     if (*link == nullptr) return Fail("attaching", -errno);
-    if (drill_io) {
-      skeleton->links.count_kvm_pio = bpf_program__attach(skeleton->progs.count_kvm_pio);
-      if (skeleton->links.count_kvm_pio == nullptr) return Fail("attaching kvm_pio", -errno);
-    }
     // The skeleton's links own them: destroying it detaches.
-    bpf_link** const other_links[] = {
-        &skeleton->links.count_kvm_msr, &skeleton->links.count_kvm_mmio,
-        &skeleton->links.count_kvm_hypercall, &skeleton->links.count_kvm_userspace_exit};
-    for (std::size_t i = 0; drill_all && i < std::size(other_kinds); ++i) {
-      *other_links[i] = bpf_program__attach(other_kinds[i]);
-      if (*other_links[i] == nullptr) return Fail("attaching a drill-down kind", -errno);
+    for (std::size_t kind = 0; kind < std::size(kinds); ++kind) {
+      if (!kind_on(kind)) continue;
+      bpf_link** kind_link = tp_btf ? kinds[kind].btf_link : kinds[kind].classic_link;
+      *kind_link = bpf_program__attach(tp_btf ? kinds[kind].btf : kinds[kind].classic);
+      if (*kind_link == nullptr) return Fail("attaching a drill-down kind", -errno);
     }
     WaitForSignal();
     const ReasonCounts counts = SumVmExits(skeleton->maps.vm_exits);
@@ -280,8 +300,8 @@ int main(int argc, char** argv) {
       for (const auto& [item, count] : ports) counted += count;
       bpf_prog_info info{};
       std::uint32_t length = sizeof(info);
-      if (bpf_obj_get_info_by_fd(bpf_program__fd(skeleton->progs.count_kvm_pio), &info, &length) ==
-          0) {
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(tp_btf ? kinds[0].btf : kinds[0].classic), &info,
+                                 &length) == 0) {
         // Its own line (guest_bench.sh appends it to the run's BENCH line).
         std::printf(
             "LOADER extra pio_run_cnt=%llu pio_run_time_ns=%llu pio_counted=%llu pio_items=%zu\n",
@@ -310,7 +330,8 @@ int main(int argc, char** argv) {
   if (!program.empty()) return RunVariant(program);
   std::fprintf(stderr,
                "usage: exit_cost_loader "
-               "ours|ours_tp|ours_timed|ours_drilldown|ours_drilldown_all|reference|<program "
+               "ours|ours_tp|ours_timed|ours_drilldown|ours_drilldown_all|ours_tp_drilldown_all|"
+               "reference|<program "
                "of variants.bpf.c>\n");
   return 2;
 }

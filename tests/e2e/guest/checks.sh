@@ -535,7 +535,11 @@ main() {
     phase_per_vcpu
     phase_exit_time
     phase_overflow
-    phase_drilldown_io svm "$IO_NAME" $CODE_IO "$RATES_CONFIG"
+    # Port IO on the classic tracepoint (kvm:kvm_pio); the kinds below and the
+    # Intel suite's io phase run the tp_btf twins (kernel.hook auto).
+    phase_drilldown_io svm "$IO_NAME" $CODE_IO "$RATES_CONFIG
+kernel:
+  hook: tracepoint"
     # MSR, MMIO, hypercall and VMM-exit drill-downs: SVM exit codes msr 0x7c,
     # vmmcall 0x81, npf 0x400 and "PF excp" 0x4e (no NPT in QEMU's SVM: KVM
     # shadows the guest's paging, so MMIO faults are #PF intercepts).

@@ -267,7 +267,10 @@ $TIMING_CONFIG"
     phase_drilldown_io vmx "$IO_NAME" $VMX_IO ""
     # MSR, MMIO, hypercall and VMM-exit drill-downs: VMX exit reasons
     # msr_read 31 + msr_write 32, vmcall 18, ept_violation 48 + ept_misconfig 49.
-    phase_drilldown_kinds vmx $VMX_IO "31 32" 18 "48 49" ""
+    # On the classic tracepoints (kvm:kvm_msr, ...): the AMD suite runs the
+    # kinds on their tp_btf twins.
+    phase_drilldown_kinds vmx $VMX_IO "31 32" 18 "48 49" "kernel:
+  hook: tracepoint"
     # perf kvm stat on the same workload (issue 13); Bochs is slow, so fewer exits.
     phase_perf_kvm_stat vmx "$IO_NAME" $VMX_IO "$CPUID_NAME" $VMX_CPUID 500 500 "$TIMING_CONFIG"
   else
