@@ -402,11 +402,15 @@ static __always_inline void count_drilldown(__u32 kind, __u64 item)
  * Port IO (drill-down kind io). One event per IN/OUT KVM handles: per exit for
  * IN/OUT, per batch of a string IO (INS/OUTS, `rep`) the emulator hands over.
  */
+static __always_inline void count_pio(unsigned int rw, unsigned int port)
+{
+	count_drilldown(KVM_DRILLDOWN_IO, (port & 0xffffULL) | (rw ? KVM_DRILLDOWN_IO_WRITE : 0));
+}
+
 SEC("tp/kvm/kvm_pio")
 int count_kvm_pio(struct trace_event_raw_kvm_pio *ctx)
 {
-	count_drilldown(KVM_DRILLDOWN_IO,
-			(ctx->port & 0xffffULL) | (ctx->rw ? KVM_DRILLDOWN_IO_WRITE : 0));
+	count_pio(ctx->rw, ctx->port);
 	return 0;
 }
 
@@ -418,16 +422,21 @@ struct trace_event_raw_kvm_msr {
 } __attribute__((preserve_access_index));
 
 /* MSR accesses that exit (drill-down kind msr): index, direction, fault. */
+static __always_inline void count_msr(unsigned int write, __u32 ecx, __u8 exception)
+{
+	__u64 item = ecx;
+
+	if (write)
+		item |= KVM_DRILLDOWN_MSR_WRITE;
+	if (exception)
+		item |= KVM_DRILLDOWN_MSR_FAULT;
+	count_drilldown(KVM_DRILLDOWN_MSR, item);
+}
+
 SEC("tp/kvm/kvm_msr")
 int count_kvm_msr(struct trace_event_raw_kvm_msr *ctx)
 {
-	__u64 item = ctx->ecx;
-
-	if (ctx->write)
-		item |= KVM_DRILLDOWN_MSR_WRITE;
-	if (ctx->exception)
-		item |= KVM_DRILLDOWN_MSR_FAULT;
-	count_drilldown(KVM_DRILLDOWN_MSR, item);
+	count_msr(ctx->write, ctx->ecx, ctx->exception);
 	return 0;
 }
 
@@ -448,17 +457,21 @@ struct trace_event_raw_kvm_mmio {
  * and READ when KVM completes it; a read an in-kernel device serves fires READ
  * only. Counting READ and WRITE counts every access exactly once.
  */
-SEC("tp/kvm/kvm_mmio")
-int count_kvm_mmio(struct trace_event_raw_kvm_mmio *ctx)
+static __always_inline void count_mmio(int type, __u64 gpa)
 {
-	__u32 type = ctx->type;
-	__u64 item = ctx->gpa >> 12;
+	__u64 item = gpa >> 12;
 
 	if (type == KVM_TRACE_MMIO_WRITE)
 		item |= KVM_DRILLDOWN_MMIO_WRITE;
 	else if (type != KVM_TRACE_MMIO_READ)
-		return 0;
+		return;
 	count_drilldown(KVM_DRILLDOWN_MMIO, item);
+}
+
+SEC("tp/kvm/kvm_mmio")
+int count_kvm_mmio(struct trace_event_raw_kvm_mmio *ctx)
+{
+	count_mmio(ctx->type, ctx->gpa);
 	return 0;
 }
 
@@ -486,15 +499,19 @@ struct trace_event_raw_kvm_userspace_exit {
  * user space, by KVM_EXIT_* reason, and the errno when KVM_RUN failed (EINTR:
  * a signal; the reason is then KVM_EXIT_INTR or stale).
  */
-SEC("tp/kvm/kvm_userspace_exit")
-int count_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
+static __always_inline void count_userspace_exit(__u32 reason, int ret)
 {
-	int ret = ctx->errno;
-	__u64 item = ctx->reason;
+	__u64 item = reason;
 
 	if (ret < 0)
 		item |= (__u64)(__u32)-ret << KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT;
 	count_drilldown(KVM_DRILLDOWN_USERSPACE, item);
+}
+
+SEC("tp/kvm/kvm_userspace_exit")
+int count_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
+{
+	count_userspace_exit(ctx->reason, ctx->errno);
 	return 0;
 }
 
@@ -506,33 +523,21 @@ int count_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
 SEC("tp_btf/kvm_pio")
 int BPF_PROG(count_kvm_pio_btf, unsigned int rw, unsigned int port)
 {
-	count_drilldown(KVM_DRILLDOWN_IO, (port & 0xffffULL) | (rw ? KVM_DRILLDOWN_IO_WRITE : 0));
+	count_pio(rw, port);
 	return 0;
 }
 
 SEC("tp_btf/kvm_msr")
 int BPF_PROG(count_kvm_msr_btf, unsigned int write, __u32 ecx, __u64 data, __u8 exception)
 {
-	__u64 item = ecx;
-
-	if (write)
-		item |= KVM_DRILLDOWN_MSR_WRITE;
-	if (exception)
-		item |= KVM_DRILLDOWN_MSR_FAULT;
-	count_drilldown(KVM_DRILLDOWN_MSR, item);
+	count_msr(write, ecx, exception);
 	return 0;
 }
 
 SEC("tp_btf/kvm_mmio")
 int BPF_PROG(count_kvm_mmio_btf, int type, int len, __u64 gpa)
 {
-	__u64 item = gpa >> 12;
-
-	if (type == KVM_TRACE_MMIO_WRITE)
-		item |= KVM_DRILLDOWN_MMIO_WRITE;
-	else if (type != KVM_TRACE_MMIO_READ)
-		return 0;
-	count_drilldown(KVM_DRILLDOWN_MMIO, item);
+	count_mmio(type, gpa);
 	return 0;
 }
 
@@ -546,10 +551,6 @@ int BPF_PROG(count_kvm_hypercall_btf, unsigned long nr)
 SEC("tp_btf/kvm_userspace_exit")
 int BPF_PROG(count_kvm_userspace_exit_btf, __u32 reason, int ret)
 {
-	__u64 item = reason;
-
-	if (ret < 0)
-		item |= (__u64)(__u32)-ret << KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT;
-	count_drilldown(KVM_DRILLDOWN_USERSPACE, item);
+	count_userspace_exit(reason, ret);
 	return 0;
 }
