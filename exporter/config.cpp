@@ -327,7 +327,7 @@ constexpr std::uint32_t kMaxDrilldownKeys = 1024;
 
 std::vector<DrilldownKind> ParseDrilldownKinds(const Value& list) {
   const std::string expected =
-      "a list of drill-down kinds, e.g. [io] (supported: " + std::string(kDrilldownKindNames) +
+      "a list of drill-down kinds, e.g. [io] (supported: " + DrilldownKindList() +
       "), or [] for none";
   if (list.node.IsNull()) return {};
   if (!list.node.IsSequence()) list.FailExpected(expected);
@@ -339,7 +339,7 @@ std::vector<DrilldownKind> ParseDrilldownKinds(const Value& list) {
     const std::optional<DrilldownKind> kind = ParseDrilldownKind(name);
     if (!kind) {
       value.Fail(value.name + ": unknown or not yet supported drill-down kind " + Quoted(name) +
-                 "; supported: " + std::string(kDrilldownKindNames));
+                 "; supported: " + DrilldownKindList());
     }
     if (std::find(kinds.begin(), kinds.end(), *kind) != kinds.end()) {
       value.Fail(value.name + ": " + Quoted(name) + " is listed twice");

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace kvmexit {
@@ -40,8 +41,15 @@ inline constexpr std::string_view DrilldownKindName(DrilldownKind kind) {
   return "unknown";
 }
 
-// For messages: the names config accepts.
-inline constexpr std::string_view kDrilldownKindNames = "io, msr, mmio, hypercall, userspace";
+// For messages: the names config accepts, "io, msr, ...".
+inline std::string DrilldownKindList() {
+  std::string list;
+  for (DrilldownKind kind : kAllDrilldownKinds) {
+    if (!list.empty()) list += ", ";
+    list += DrilldownKindName(kind);
+  }
+  return list;
+}
 
 inline std::optional<DrilldownKind> ParseDrilldownKind(std::string_view name) {
   for (DrilldownKind kind : kAllDrilldownKinds) {
