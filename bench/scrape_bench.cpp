@@ -121,7 +121,8 @@ std::vector<kvmexit::DrilldownCount> DrilldownContents(const std::vector<pid_t>&
     for (std::uint32_t kind = 0; kind < static_cast<std::uint32_t>(kinds); ++kind) {
       for (int k = 0; k < keys; ++k) {
         counts.push_back(
-            {drilldown_key{static_cast<std::uint32_t>(pid), kind, DrilldownItem(kind, k)},
+            {static_cast<std::uint32_t>(pid),
+             {kind, DrilldownItem(kind, k)},
              10'007ULL * static_cast<std::uint64_t>(keys - k) + static_cast<std::uint64_t>(pid)});
       }
     }
@@ -457,8 +458,8 @@ int main(int argc, char** argv) {
   // five kinds with max_keys keys each (issue 14's worst case).
   std::vector<ShapeResult> drilled;
   for (const auto& [keys, kinds] : {std::pair{static_cast<int>(kDrilldownMaxKeys), 1},
-                                   std::pair{static_cast<int>(kDrilldownMaxKeys * 3 / 2), 1},
-                                   std::pair{static_cast<int>(kDrilldownMaxKeys), 5}}) {
+                                    std::pair{static_cast<int>(kDrilldownMaxKeys * 3 / 2), 1},
+                                    std::pair{static_cast<int>(kDrilldownMaxKeys), 5}}) {
     if (std::optional<ShapeResult> result = RunShape(1000, false, scrapes, keys, kinds)) {
       drilled.push_back(*result);
     }

@@ -125,13 +125,20 @@ struct {
 	__type(value, __u64);
 } timing_lost SEC(".maps");
 
-/* Per (VM, kind, item) drill-down counts; sized at load (1 when no kind is on). */
+/*
+ * Per (VM, kind) drill-down slots; sized at load (1 when no kind is on).
+ * Allocated on a VM's first event of a kind, not up front: an entry is 1 KiB.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
 	__type(key, struct drilldown_key);
-	__type(value, __u64);
+	__type(value, struct drilldown_items);
 } drilldown SEC(".maps");
+
+/* What a (VM, kind) entry starts from: every slot free. */
+static const struct drilldown_items no_drilldown_items;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -385,14 +392,27 @@ struct trace_event_raw_kvm_pio {
 /* Counts one drill-down event of the current VMM process. */
 static __always_inline void count_drilldown(__u32 kind, __u64 item)
 {
-	struct drilldown_key key;
+	struct drilldown_key key = {};
+	struct drilldown_items *items;
 	__u64 *lost_count;
 
 	key.tgid = bpf_get_current_pid_tgid() >> 32;
 	key.kind = kind;
-	key.item = item;
-	if (count_one(&drilldown, &key) == 0)
-		return;
+	items = bpf_map_lookup_elem(&drilldown, &key);
+	if (!items) {
+		/* -EEXIST: another CPU created it first; either way it is there now. */
+		bpf_map_update_elem(&drilldown, &key, &no_drilldown_items, BPF_NOEXIST);
+		items = bpf_map_lookup_elem(&drilldown, &key);
+	}
+	if (items) {
+		/* item + 1 == 0 only for item ~0 (a hypercall number): it has no slot. */
+		if (item + 1 != 0 &&
+		    kvm_drilldown_add(items->items, KVM_DRILLDOWN_ITEM_SLOTS, item + 1, 1) == 0)
+			return;
+		if (kvm_drilldown_add(items->other, KVM_DRILLDOWN_OTHER_SLOTS,
+				      kvm_drilldown_other_item(kind, item) + 1, 1) == 0)
+			return;
+	}
 	lost_count = bpf_map_lookup_elem(&drilldown_lost, &kind);
 	if (lost_count)
 		*lost_count += 1;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
 /*
  * The contract between kvm_exit.bpf.c and the exporter: map key and value
- * layouts. Both sides include this file; nothing else is shared.
+ * layouts, and the two rules both sides apply to the drill-down slots. Both
+ * sides include this file; nothing else is shared.
  */
 #ifndef KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H
 #define KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H
@@ -72,7 +73,10 @@ enum kvm_exit_timing_lost_index {
 /*
  * Drill-down (config collector.drilldown): which port, MSR, ... each VM's
  * exits were about, from KVM's own tracepoints. One map for every kind:
- * `drilldown`, a per-CPU hash drilldown_key -> __u64 events, sized at load.
+ * `drilldown`, a hash (not per-CPU) drilldown_key -> struct drilldown_items,
+ * one entry per VM and kind, counted with atomic adds. One entry per VM and
+ * kind, not per item, keeps a scrape's read small: 1,000 VMs x 5 kinds is
+ * 5,000 entries, not 160,000, whatever the host's CPU count.
  */
 enum kvm_drilldown_kind {
 	KVM_DRILLDOWN_IO = 0,     /* kvm:kvm_pio: item = port | KVM_DRILLDOWN_IO_WRITE if out */
@@ -92,9 +96,78 @@ enum kvm_drilldown_kind {
 struct drilldown_key {
 	__u32 tgid; /* VMM process id, as in vm_exit_key */
 	__u32 kind; /* enum kvm_drilldown_kind */
-	__u64 item; /* what was accessed, encoded per kind (above) */
 };
 
-/* `drilldown_lost`: per-CPU array indexed by kind, events that found `drilldown` full. */
+/*
+ * Per VM and kind, the first KVM_DRILLDOWN_ITEM_SLOTS distinct items get a
+ * count each (user space picks at most collector.drilldown_max_keys of them
+ * for series and folds the rest into "other"). Later items are counted in
+ * `other`, under the part of the item that "other" keeps as labels
+ * (kvm_drilldown_other_item). Slots are claimed by compare-and-swap of `slot`
+ * from 0 and never released while the entry lives, so an item has one slot.
+ */
+#define KVM_DRILLDOWN_ITEM_SLOTS 64  /* a power of two: open addressing masks the hash */
+#define KVM_DRILLDOWN_OTHER_SLOTS 8  /* a power of two; io has 2 "other" items, msr 4 */
+
+struct drilldown_slot {
+	__u64 slot;  /* item + 1; 0: free. Item ~0 has no slot of its own: it goes to `other` */
+	__u64 count;
+};
+
+struct drilldown_items {
+	struct drilldown_slot items[KVM_DRILLDOWN_ITEM_SLOTS];
+	struct drilldown_slot other[KVM_DRILLDOWN_OTHER_SLOTS];
+};
+
+/* The part of an item its kind's "other" keeps: direction, fault, errno. */
+static inline __u64 kvm_drilldown_other_item(__u32 kind, __u64 item)
+{
+	switch (kind) {
+	case KVM_DRILLDOWN_IO:
+		return item & KVM_DRILLDOWN_IO_WRITE;
+	case KVM_DRILLDOWN_MSR:
+		return item & (KVM_DRILLDOWN_MSR_WRITE | KVM_DRILLDOWN_MSR_FAULT);
+	case KVM_DRILLDOWN_MMIO:
+		return item & KVM_DRILLDOWN_MMIO_WRITE;
+	case KVM_DRILLDOWN_USERSPACE: /* the errno: KVM_RUN fails in few ways */
+		return item & ~0xffffffffULL;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Adds `n` to the count of `slot` (item + 1) among `slots_nr` slots (a power
+ * of two), claiming a free slot for it if it has none. Returns -1 when every
+ * slot belongs to another item. The BPF program counts with it; user space
+ * uses it only to fill the map for tests and benchmarks.
+ */
+static inline int kvm_drilldown_add(struct drilldown_slot *slots, __u32 slots_nr, __u64 slot,
+				    __u64 n)
+{
+	/* Fibonacci hashing: neighbouring ports and MSRs spread over the table. */
+	__u32 first = (__u32)((slot * 0x9E3779B97F4A7C15ULL) >> 32);
+	__u32 i;
+
+	for (i = 0; i < slots_nr; i++) {
+		struct drilldown_slot *at = &slots[(first + i) & (slots_nr - 1)];
+		__u64 seen = at->slot;
+
+		/*
+		 * Linear probing, and slots are never freed: every CPU looking for
+		 * `slot` meets the same first free slot, and the compare-and-swap
+		 * lets one of them claim it, so an item never gets two slots.
+		 */
+		if (seen == 0)
+			seen = __sync_val_compare_and_swap(&at->slot, 0, slot);
+		if (seen == 0 || seen == slot) {
+			__sync_fetch_and_add(&at->count, n);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* `drilldown_lost`: per-CPU array indexed by kind, events counted nowhere (map full). */
 
 #endif /* KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H */

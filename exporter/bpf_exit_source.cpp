@@ -12,6 +12,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -113,12 +114,12 @@ std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
   return total;
 }
 
-// Reads a per-CPU hash map, in batches when the kernel has
-// BPF_MAP_LOOKUP_BATCH (5.6+), else key by key. `visit(key, per_cpu)` gets the
-// value of each CPU in per_cpu[0..cpus). Value's size must be a multiple of 8,
-// the kernel's per-CPU slot size.
+// Reads a hash map, in batches when the kernel has BPF_MAP_LOOKUP_BATCH
+// (5.6+), else key by key. `visit(key, values)` gets `cpus` values: a per-CPU
+// map's value of each CPU in values[0..cpus), a plain map's one value (cpus = 1).
+// Value's size must be a multiple of 8, the kernel's per-CPU slot size.
 template <typename Key, typename Value, typename Fn>
-std::string ReadPerCpuHashValues(int map_fd, int cpus, Fn&& visit) {
+std::string ReadHashValues(int map_fd, int cpus, Fn&& visit) {
   static_assert(sizeof(Value) % 8 == 0, "per-CPU values are padded to 8 bytes");
   std::size_t chunk = 1024;
   std::vector<Key> keys(chunk);
@@ -133,11 +134,12 @@ std::string ReadPerCpuHashValues(int map_fd, int cpus, Fn&& visit) {
                                          keys.data(), values.data(), &count, &opts);
     if (err < 0 && err != -ENOENT) {
       if (err == -ENOSPC && chunk < (1U << 20)) {
-        // A hash bucket holds more entries than the buffer: grow and restart.
+        // A hash bucket holds more entries than the buffer: grow and retry
+        // from the same place (nothing was copied; starting over would visit
+        // the entries of earlier batches twice).
         chunk *= 4;
         keys.resize(chunk);
         values.resize(chunk * static_cast<std::size_t>(cpus));
-        first = true;
         continue;
       }
       if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) break;
@@ -166,7 +168,7 @@ std::string ReadPerCpuHashValues(int map_fd, int cpus, Fn&& visit) {
 // Reads a per-CPU hash map whose values are u64, summing the CPUs.
 template <typename Key, typename Fn>
 std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
-  return ReadPerCpuHashValues<Key, std::uint64_t>(
+  return ReadHashValues<Key, std::uint64_t>(
       map_fd, cpus,
       [&](const Key& key, const std::uint64_t* per_cpu) { visit(key, SumCpus(per_cpu, cpus)); });
 }
@@ -179,6 +181,44 @@ std::string SumPerCpuArray(int map_fd, std::uint32_t entries, int cpus, std::uin
     *total += SumCpus(per_cpu.data(), cpus);
   }
   return "";
+}
+
+// Appends the used slots of one `drilldown` entry (a VM's items of one kind).
+void AppendDrilldownSlots(const drilldown_key& key, const drilldown_items& items,
+                          std::vector<DrilldownCount>& into) {
+  const auto append = [&](const auto& slots, bool in_other) {
+    for (const drilldown_slot& slot : slots) {
+      // A slot is claimed before its first count is added: skip it until then.
+      if (slot.slot == 0 || slot.count == 0) continue;
+      into.emplace_back(key.tgid, DrilldownItem{key.kind, slot.slot - 1}, slot.count, in_other);
+    }
+  };
+  append(items.items, false);
+  append(items.other, true);
+}
+
+// One `drilldown` entry's slots among a snapshot's drill-down counts: [first, last).
+struct DrilldownBlock {
+  std::uint32_t tgid;
+  std::size_t first;
+  std::size_t last;
+};
+
+// The map hands entries over in hash order; ExitSnapshot keeps drill-down
+// counts by tgid. Moves whole entries: thousands of them, not every count.
+void OrderByTgid(std::vector<DrilldownBlock>& blocks, std::vector<DrilldownCount>& counts) {
+  const auto by_tgid = [](const DrilldownBlock& a, const DrilldownBlock& b) {
+    return a.tgid < b.tgid;
+  };
+  if (std::is_sorted(blocks.begin(), blocks.end(), by_tgid)) return;
+  std::stable_sort(blocks.begin(), blocks.end(), by_tgid);
+  std::vector<DrilldownCount> ordered;
+  ordered.reserve(counts.size());
+  for (const DrilldownBlock& block : blocks) {
+    ordered.insert(ordered.end(), counts.begin() + static_cast<std::ptrdiff_t>(block.first),
+                   counts.begin() + static_cast<std::ptrdiff_t>(block.last));
+  }
+  counts.swap(ordered);
 }
 
 // Sums the histogram of each CPU into one.
@@ -303,8 +343,10 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
       err != 0) {
     return "setting vm_exit_time capacity failed: " + ErrnoText(err);
   }
-  // vm_map_capacity entries per kind on (a VM uses a few dozen ports, MSRs,
-  // ... as it uses a few dozen reasons); a token map when no kind is on.
+  // One entry per VM and kind on, and a VM takes at least one vm_exits entry:
+  // vm_map_capacity per kind on bounds it. Entries are allocated as VMs use
+  // them (BPF_F_NO_PREALLOC), so the bound costs no memory. A token map when
+  // no kind is on.
   const auto drilldown_capacity = static_cast<std::uint32_t>(
       std::max<std::size_t>(1, options_.vm_map_capacity * options_.drilldown.size()));
   if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drilldown_capacity); err != 0) {
@@ -390,7 +432,7 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
   }
   if (err.empty() && options_.exit_handling_time) {
     snapshot->timing = true;
-    err = ReadPerCpuHashValues<host_exit_key, exit_time_hist>(
+    err = ReadHashValues<host_exit_key, exit_time_hist>(
         bpf_map__fd(skeleton_->maps.exit_time_hist), possible_cpus_,
         [&](const host_exit_key& key, const exit_time_hist* per_cpu) {
           snapshot->exit_time[{key.isa, key.exit_reason}] = SumHistograms(per_cpu, possible_cpus_);
@@ -409,10 +451,16 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
   }
   if (err.empty() && !options_.drilldown.empty()) {
     snapshot->drilldown_on = true;
-    err = ReadPerCpuHash<drilldown_key>(bpf_map__fd(skeleton_->maps.drilldown), possible_cpus_,
-                                        [&](const drilldown_key& key, std::uint64_t count) {
-                                          snapshot->drilldown.push_back({key, count});
-                                        });
+    // A plain hash, one value per entry: cpus = 1.
+    std::vector<DrilldownBlock> blocks;
+    err = ReadHashValues<drilldown_key, drilldown_items>(
+        bpf_map__fd(skeleton_->maps.drilldown), 1,
+        [&](const drilldown_key& key, const drilldown_items* items) {
+          const std::size_t first = snapshot->drilldown.size();
+          AppendDrilldownSlots(key, *items, snapshot->drilldown);
+          blocks.push_back({key.tgid, first, snapshot->drilldown.size()});
+        });
+    OrderByTgid(blocks, snapshot->drilldown);
     std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
     for (std::uint32_t kind = 0; err.empty() && kind < KVM_DRILLDOWN_KIND_NR; ++kind) {
       if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.drilldown_lost), &kind, per_cpu.data()) !=
@@ -447,11 +495,16 @@ std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& k
   return removed;
 }
 
-void BpfExitSource::RemoveDrilldown(const std::vector<drilldown_key>& keys) {
+void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
   if (!skeleton_) return;
   const int fd = bpf_map__fd(skeleton_->maps.drilldown);
   // The VM has ended: no event can come in between, so a plain delete is exact.
-  for (const drilldown_key& key : keys) bpf_map_delete_elem(fd, &key);
+  for (const std::uint32_t tgid : tgids) {
+    for (const DrilldownKind kind : options_.drilldown) {
+      const drilldown_key key{tgid, static_cast<std::uint32_t>(kind)};
+      bpf_map_delete_elem(fd, &key);
+    }
+  }
 }
 
 std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts,
@@ -465,11 +518,25 @@ std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts
       return "filling vm_exits failed: " + ErrnoText(err);
     }
   }
+  // Each VM's slots filled as the program fills them, then written once.
+  std::map<std::pair<std::uint32_t, std::uint32_t>, drilldown_items> entries;
+  for (const DrilldownCount& count : drilldown) {
+    const DrilldownItem what = count.what();
+    drilldown_items& items = entries[{count.tgid(), what.kind}];
+    const bool own_slot =
+        !count.in_other() && what.item + 1 != 0 &&
+        kvm_drilldown_add(items.items, KVM_DRILLDOWN_ITEM_SLOTS, what.item + 1, count.count()) == 0;
+    if (!own_slot &&
+        kvm_drilldown_add(items.other, KVM_DRILLDOWN_OTHER_SLOTS,
+                          kvm_drilldown_other_item(what.kind, what.item) + 1, count.count()) != 0) {
+      return "filling drilldown failed: more than " + std::to_string(KVM_DRILLDOWN_OTHER_SLOTS) +
+             " \"other\" items";
+    }
+  }
   const int drilldown_fd = bpf_map__fd(skeleton_->maps.drilldown);
-  for (const DrilldownCount& entry : drilldown) {
-    per_cpu[0] = entry.count;
-    if (int err = bpf_map_update_elem(drilldown_fd, &entry.key, per_cpu.data(), BPF_ANY);
-        err != 0) {
+  for (const auto& [vm_kind, items] : entries) {
+    const drilldown_key key{vm_kind.first, vm_kind.second};
+    if (int err = bpf_map_update_elem(drilldown_fd, &key, &items, BPF_ANY); err != 0) {
       return "filling drilldown failed: " + ErrnoText(err);
     }
   }

@@ -60,8 +60,8 @@ class BpfExitSource {
   // moment of deletion (so the caller can keep host totals monotonic).
   std::vector<VmExitCount> Remove(const std::vector<vm_exit_key>& keys);
 
-  // Removes the drill-down entries `keys` (of ended VMs); their counts go with them.
-  void RemoveDrilldown(const std::vector<drilldown_key>& keys);
+  // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
+  void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
 
   // Fills the maps with given counts (all on CPU 0): vm_exits, and drilldown
   // with `drilldown` (needs a drill-down kind on). For benchmarks and tests

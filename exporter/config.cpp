@@ -322,9 +322,6 @@ void ParseExitHandlingBuckets(const Value& map, Config::Collector::ExitHandlingB
   }
 }
 
-// Bound of collector.drilldown_max_keys: per VM and kind, series beyond it are "other".
-constexpr std::uint32_t kMaxDrilldownKeys = 1024;
-
 std::vector<DrilldownKind> ParseDrilldownKinds(const Value& list) {
   const std::string expected =
       "a list of drill-down kinds, e.g. [io] (supported: " + DrilldownKindList() +

@@ -13,6 +13,7 @@ static_assert(static_cast<int>(DrilldownKind::kMmio) == KVM_DRILLDOWN_MMIO);
 static_assert(static_cast<int>(DrilldownKind::kHypercall) == KVM_DRILLDOWN_HYPERCALL);
 static_assert(static_cast<int>(DrilldownKind::kUserspace) == KVM_DRILLDOWN_USERSPACE);
 static_assert(kAllDrilldownKinds.size() == KVM_DRILLDOWN_KIND_NR);
+static_assert(kMaxDrilldownKeys == KVM_DRILLDOWN_ITEM_SLOTS);
 
 void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_keys,
                          std::vector<DrilldownItem>& own) {
@@ -39,18 +40,8 @@ void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_
 }
 
 DrilldownItem OtherItem(const DrilldownItem& item) {
-  switch (item.kind) {
-    case KVM_DRILLDOWN_IO:
-      return {item.kind, item.item & KVM_DRILLDOWN_IO_WRITE};
-    case KVM_DRILLDOWN_MSR:
-      return {item.kind, item.item & (KVM_DRILLDOWN_MSR_WRITE | KVM_DRILLDOWN_MSR_FAULT)};
-    case KVM_DRILLDOWN_MMIO:
-      return {item.kind, item.item & KVM_DRILLDOWN_MMIO_WRITE};
-    case KVM_DRILLDOWN_USERSPACE:  // the errno: KVM_RUN fails in few ways
-      return {item.kind, item.item & ~0xffffffffULL};
-    default:
-      return {item.kind, 0};
-  }
+  // The BPF program folds by the same rule when a VM runs out of slots.
+  return {item.kind, kvm_drilldown_other_item(item.kind, item.item)};
 }
 
 namespace {
@@ -78,6 +69,7 @@ SortedDrilldownCounts Sorted(std::vector<SortedDrilldownCounts::Item> items) {
 }  // namespace
 
 FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
+                              const SortedDrilldownCounts& folded_in_bpf,
                               const std::vector<DrilldownItem>& own) {
   FoldedDrilldown folded;
   folded.own.reserve(std::min(counts.size(), own.size()));
@@ -91,6 +83,7 @@ FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
       AddOther(other, item, count);
     }
   }
+  for (const auto& [item, count] : folded_in_bpf) AddOther(other, item, count);
   folded.other = Sorted(std::move(other));
   return folded;
 }

@@ -18,8 +18,10 @@ namespace kvmexit {
 void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_keys,
                          std::vector<DrilldownItem>& own);
 
-// A VM's drill-down counts split by `own` (sorted): see FoldedDrilldown.
+// A VM's drill-down counts split by `own` (sorted): see FoldedDrilldown. The
+// counts BPF already folded (items beyond the VM's slots) go to "other" too.
 FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
+                              const SortedDrilldownCounts& folded_in_bpf,
                               const std::vector<DrilldownItem>& own);
 
 // The part of an item that its kind's "other" series keeps as labels: the

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +20,10 @@ enum class DrilldownKind {
   kHypercall,  // kvm:kvm_hypercall: hypercall number
   kUserspace,  // kvm:kvm_userspace_exit: KVM_EXIT_* reason and errno
 };
+
+// Bound of collector.drilldown_max_keys: the BPF program keeps this many items
+// per VM and kind apart (KVM_DRILLDOWN_ITEM_SLOTS), the rest only as "other".
+inline constexpr std::uint32_t kMaxDrilldownKeys = 64;
 
 inline constexpr std::array<DrilldownKind, 5> kAllDrilldownKinds = {
     DrilldownKind::kIo, DrilldownKind::kMsr, DrilldownKind::kMmio, DrilldownKind::kHypercall,

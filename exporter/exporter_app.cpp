@@ -173,7 +173,7 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
   tracker_.Observe(by_vm, wall_now, attach_time_);
   // Totals before retiring: the removed counts move from the map into the tracker.
   rates_.AddSample(std::chrono::steady_clock::now(), tracker_.HostTotals(by_vm));
-  std::vector<drilldown_key> expired_drilldown;
+  std::vector<std::uint32_t> expired_drilldown;
   const std::vector<vm_exit_key> expired =
       tracker_.ExpiredKeys(*snapshot, wall_now, &expired_drilldown);
   if (!expired_drilldown.empty()) source_.RemoveDrilldown(expired_drilldown);

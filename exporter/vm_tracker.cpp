@@ -24,16 +24,18 @@ UniqueFd OpenPidFd(std::uint32_t pid) {
 #endif
 }
 
+std::uint32_t TgidOf(const VmExitCount& entry) { return entry.key.tgid; }
+std::uint32_t TgidOf(const DrilldownCount& entry) { return entry.tgid(); }
+
 // Orders entries by tgid, keeping their order within a VM: an LSD radix sort,
 // one byte a pass, linear in the entries. A comparison sort of ~20,000 entries
 // in the BPF hash's random order costs several times more (mispredicted
 // branches) and grows as n log n.
-// (VmExitCount and DrilldownCount alike: both have key.tgid.)
 template <typename Entry>
 void GroupByTgid(std::vector<Entry>& entries) {
   std::vector<Entry> sorted(entries.size());
   for (unsigned shift = 0; shift < 32; shift += 8) {
-    const auto digit = [shift](const Entry& entry) { return (entry.key.tgid >> shift) & 0xffU; };
+    const auto digit = [shift](const Entry& entry) { return (TgidOf(entry) >> shift) & 0xffU; };
     std::array<std::size_t, 257> next{};  // next[d + 1] counts digit d, then becomes its slot
     for (const Entry& entry : entries) ++next[digit(entry) + 1];
     // Every entry has the same digit (e.g. the high byte of a pid): order unchanged.
@@ -108,25 +110,35 @@ double SecondsSinceEpoch(VmTracker::WallClock::time_point t) {
 // table) has no series.
 void AttachDrilldown(const std::vector<DrilldownCount>& entries,
                      std::vector<SnapshotByVm::Vm>& vms) {
-  // Grouped by VM in linear time, then each VM's few dozen to few hundred
-  // entries sorted by (kind, item): a comparison sort of all of them was 27%
-  // of a drill-down scrape (docs/benchmarks.md, "Drill-down cost").
-  std::vector<DrilldownCount> grouped = entries;
-  GroupByTgid(grouped);
+  // BpfExitSource::Read hands them over by tgid; a snapshot made otherwise is
+  // grouped first (linear time: a comparison sort of every entry was 27% of a
+  // drill-down scrape, docs/benchmarks.md, "Drill-down cost").
+  const auto by_tgid = [](const DrilldownCount& a, const DrilldownCount& b) {
+    return a.tgid() < b.tgid();
+  };
+  std::vector<DrilldownCount> grouped;
+  if (!std::is_sorted(entries.begin(), entries.end(), by_tgid)) {
+    grouped = entries;
+    GroupByTgid(grouped);
+  }
+  const std::vector<DrilldownCount>& ordered = grouped.empty() ? entries : grouped;
+  std::vector<DrilldownCount> one_vm;  // a few dozen to a few hundred, sorted by (kind, item)
   auto vm = vms.begin();
-  for (auto first = grouped.begin(); first != grouped.end() && vm != vms.end();) {
-    const std::uint32_t tgid = first->key.tgid;
-    const auto last = std::find_if(first, grouped.end(), [tgid](const DrilldownCount& entry) {
-      return entry.key.tgid != tgid;
-    });
+  for (auto first = ordered.begin(); first != ordered.end() && vm != vms.end();) {
+    const std::uint32_t tgid = first->tgid();
+    const auto last = std::find_if(
+        first, ordered.end(), [tgid](const DrilldownCount& entry) { return entry.tgid() != tgid; });
     while (vm != vms.end() && vm->tgid < tgid) ++vm;
     if (vm != vms.end() && vm->tgid == tgid) {
-      std::sort(first, last, [](const DrilldownCount& a, const DrilldownCount& b) {
-        return std::pair(a.key.kind, a.key.item) < std::pair(b.key.kind, b.key.item);
+      // Items first, then the few entries of BPF's "other" slots; each part by item.
+      one_vm.assign(first, last);
+      std::sort(one_vm.begin(), one_vm.end(), [](const DrilldownCount& a, const DrilldownCount& b) {
+        return std::pair(a.in_other(), a.what()) < std::pair(b.in_other(), b.what());
       });
-      vm->drilldown.reserve(static_cast<std::size_t>(last - first));
-      for (auto it = first; it != last; ++it) {
-        vm->drilldown.Append({it->key.kind, it->key.item}, it->count);
+      vm->drilldown.reserve(one_vm.size());
+      for (const DrilldownCount& entry : one_vm) {
+        (entry.in_other() ? vm->drilldown_other : vm->drilldown)
+            .Append(entry.what(), entry.count());
       }
     }
     first = last;
@@ -289,7 +301,7 @@ void VmTracker::Observe(const SnapshotByVm& snapshot, WallClock::time_point now,
 
 std::vector<vm_exit_key> VmTracker::ExpiredKeys(const ExitSnapshot& snapshot,
                                                 WallClock::time_point now,
-                                                std::vector<drilldown_key>* drilldown_keys) {
+                                                std::vector<std::uint32_t>* drilldown_tgids) {
   std::vector<std::uint32_t> expired_tgids;  // ascending: vms_ is ordered by tgid
   for (auto it = vms_.begin(); it != vms_.end();) {
     TrackedVm& vm = it->second;
@@ -313,10 +325,12 @@ std::vector<vm_exit_key> VmTracker::ExpiredKeys(const ExitSnapshot& snapshot,
       keys.push_back(entry.key);
     }
   }
-  if (drilldown_keys == nullptr) return keys;
+  if (drilldown_tgids == nullptr) return keys;
   for (const DrilldownCount& entry : snapshot.drilldown) {
-    if (std::binary_search(expired_tgids.begin(), expired_tgids.end(), entry.key.tgid)) {
-      drilldown_keys->push_back(entry.key);
+    // Entries ascend by tgid: a VM's come together.
+    if (std::binary_search(expired_tgids.begin(), expired_tgids.end(), entry.tgid()) &&
+        (drilldown_tgids->empty() || drilldown_tgids->back() != entry.tgid())) {
+      drilldown_tgids->push_back(entry.tgid());
     }
   }
   return keys;
@@ -333,9 +347,9 @@ VmSeries VmTracker::OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) con
   series.per_vcpu = std::move(counts.per_vcpu);
   series.time_ns = std::move(counts.time_ns);
   const auto known = vms_.find(tgid);
-  series.drilldown =
-      FoldDrilldown(counts.drilldown, known != vms_.end() ? known->second.drilldown_own
-                                                          : std::vector<DrilldownItem>{});
+  series.drilldown = FoldDrilldown(
+      counts.drilldown, counts.drilldown_other,
+      known != vms_.end() ? known->second.drilldown_own : std::vector<DrilldownItem>{});
   if (known != vms_.end()) {
     series.process = &known->second.process;
     series.vm = known->second.process.identity.name;
@@ -388,6 +402,7 @@ VmView VmTracker::View(SnapshotByVm snapshot) const {
       other.per_vcpu.Add(counts.per_vcpu);
       other.time_ns.Add(counts.time_ns);
       FoldAllDrilldown(counts.drilldown, other.drilldown);
+      FoldAllDrilldown(counts.drilldown_other, other.drilldown);
       ++view.folded_vms;
       continue;
     }

@@ -134,7 +134,8 @@ struct SnapshotByVm {
     SortedReasonCounts counts;   // summed over vCPUs
     SortedVcpuCounts per_vcpu;   // entries counted per vCPU; empty when per-vCPU counting is off
     SortedReasonCounts time_ns;  // exit handling time per reason, summed over vCPUs
-    SortedDrilldownCounts drilldown;  // collector.drilldown events by (kind, item)
+    SortedDrilldownCounts drilldown;        // collector.drilldown events by (kind, item)
+    SortedDrilldownCounts drilldown_other;  // counted in BPF's "other" slots, by OtherItem
   };
 
   explicit SnapshotByVm(const ExitSnapshot& snapshot);
@@ -193,9 +194,9 @@ class VmTracker {
 
   // The map keys of VMs that ended more than grace_period ago (and of VMs whose
   // pid was reused); the caller deletes them and hands back what they held.
-  // Their drill-down entries go to `drilldown_keys` when it is given.
+  // Those of them with drill-down counts go to `drilldown_tgids` when it is given.
   std::vector<vm_exit_key> ExpiredKeys(const ExitSnapshot& snapshot, WallClock::time_point now,
-                                       std::vector<drilldown_key>* drilldown_keys = nullptr);
+                                       std::vector<std::uint32_t>* drilldown_tgids = nullptr);
   void Retire(const std::vector<VmExitCount>& removed);
 
   // The series of this scrape. Takes the grouped snapshot by value: its

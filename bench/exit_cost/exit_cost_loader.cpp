@@ -93,6 +93,31 @@ ReasonCounts SumVmExits(const bpf_map* map) {
       map, 1, [](const vm_exit_key& key, std::size_t) { return key.exit_reason; });
 }
 
+// The io drill-down's counts by item (port | KVM_DRILLDOWN_IO_WRITE), its
+// "other" slots' under the item they keep (the direction).
+ReasonCounts SumIoDrilldown(const bpf_map* map) {
+  ReasonCounts counts;
+  const int fd = bpf_map__fd(map);
+  drilldown_key key{};
+  drilldown_key next{};
+  const drilldown_key* previous = nullptr;
+  drilldown_items items{};
+  while (bpf_map_get_next_key(fd, previous, &next) == 0) {
+    key = next;
+    previous = &key;
+    if (key.kind != KVM_DRILLDOWN_IO || bpf_map_lookup_elem(fd, &key, &items) != 0) continue;
+    for (const auto* slots : {std::begin(items.items), std::begin(items.other)}) {
+      const std::size_t slots_nr =
+          slots == std::begin(items.items) ? std::size(items.items) : std::size(items.other);
+      for (std::size_t i = 0; i < slots_nr; ++i) {
+        if (slots[i].slot != 0)
+          counts[static_cast<std::uint32_t>(slots[i].slot - 1)] += slots[i].count;
+      }
+    }
+  }
+  return counts;
+}
+
 void PrintStats(const char* name, int prog_fd, const ReasonCounts* counts) {
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
@@ -292,10 +317,7 @@ int main(int argc, char** argv) {
     if (drill_io) {
       // The kvm_pio program's own statistics and what its map counted (one
       // "reason" per port and direction: item = port | KVM_DRILLDOWN_IO_WRITE).
-      const ReasonCounts ports = SumPercpuHash<drilldown_key>(
-          skeleton->maps.drilldown, 1, [](const drilldown_key& key, std::size_t) {
-            return static_cast<std::uint32_t>(key.item);
-          });
+      const ReasonCounts ports = SumIoDrilldown(skeleton->maps.drilldown);
       std::uint64_t counted = 0;
       for (const auto& [item, count] : ports) counted += count;
       bpf_prog_info info{};

@@ -135,9 +135,9 @@ TEST(ConfigParse, DrilldownIsOffByDefaultAndTakesAListOfKinds) {
   EXPECT_TRUE(defaults.collector.drilldown.empty());  // off: its cost is not measured yet
   EXPECT_EQ(defaults.collector.drilldown_max_keys, 32U);
   EXPECT_FALSE(defaults.collector.DrilldownOn(DrilldownKind::kIo));
-  const Config io = ParseOk("collector:\n  drilldown: [io]\n  drilldown_max_keys: 1024\n");
+  const Config io = ParseOk("collector:\n  drilldown: [io]\n  drilldown_max_keys: 64\n");
   EXPECT_TRUE(io.collector.DrilldownOn(DrilldownKind::kIo));
-  EXPECT_EQ(io.collector.drilldown_max_keys, 1024U);
+  EXPECT_EQ(io.collector.drilldown_max_keys, 64U);
   EXPECT_TRUE(ParseOk("collector:\n  drilldown: []\n").collector.drilldown.empty());
   // Every kind, in any order: kept ascending, as bpf/kvm_exit.h numbers them.
   const Config all = ParseOk("collector:\n  drilldown: [userspace, hypercall, mmio, msr, io]\n");
@@ -275,8 +275,8 @@ const BadConfig kBadConfigs[] = {
      "supported: io, msr, mmio, hypercall, userspace"},
     {"collector:\n  drilldown: [io, io]\n", "collector.drilldown[1]: \"io\" is listed twice"},
     {"collector:\n  drilldown: io\n", "collector.drilldown must be a list of drill-down kinds"},
-    {"collector:\n  drilldown_max_keys: 0\n", "from 1 to 1024, got \"0\""},
-    {"collector:\n  drilldown_max_keys: 1025\n", "from 1 to 1024, got \"1025\""},
+    {"collector:\n  drilldown_max_keys: 0\n", "from 1 to 64, got \"0\""},
+    {"collector:\n  drilldown_max_keys: 65\n", "from 1 to 64, got \"65\""},
     {"collector:\n  vm_map_capacity: 4194305\n", "from 16 to 4194304, got \"4194305\""},
     {"collector:\n  vm_map_capacity: -16\n", "from 16 to 4194304, got \"-16\""},
     {"collector:\n  vm_map_capacity: 99999999999999999999\n", "got \"99999999999999999999\""},

@@ -116,11 +116,13 @@ TEST_F(ExitMetricsTest, IoPortSeriesPerVmFoldBeyondMaxKeysIntoOther) {
                         Entry(kPidB, KVM_EXIT_ISA_SVM, 0x7b, 4)};
   snapshot.drilldown_on = true;
   const auto io = [](std::uint32_t tgid, std::uint64_t item, std::uint64_t count) {
-    return DrilldownCount{drilldown_key{tgid, KVM_DRILLDOWN_IO, item}, count};
+    return DrilldownCount{tgid, {KVM_DRILLDOWN_IO, item}, count};
   };
-  snapshot.drilldown = {io(kPidA, 0x3f8 | KVM_DRILLDOWN_IO_WRITE, 20), io(kPidA, 0x60, 10),
-                        io(kPidA, 0x61, 4), io(kPidA, 0x80 | KVM_DRILLDOWN_IO_WRITE, 2),
-                        io(kPidB, 0x70, 4)};
+  // Writes to ports the BPF program had no slot left for: counted in its "other" slots.
+  const DrilldownCount folded_in_bpf{kPidA, {KVM_DRILLDOWN_IO, KVM_DRILLDOWN_IO_WRITE}, 5, true};
+  snapshot.drilldown = {
+      io(kPidA, 0x3f8 | KVM_DRILLDOWN_IO_WRITE, 20), io(kPidA, 0x60, 10), io(kPidA, 0x61, 4),
+      io(kPidA, 0x80 | KVM_DRILLDOWN_IO_WRITE, 2),   folded_in_bpf,       io(kPidB, 0x70, 4)};
   snapshot.drilldown_lost[KVM_DRILLDOWN_IO] = 3;
   const std::string text =
       Render(snapshot, {.drilldown = {DrilldownKind::kIo}, .drilldown_max_keys = 2});
@@ -132,7 +134,7 @@ TEST_F(ExitMetricsTest, IoPortSeriesPerVmFoldBeyondMaxKeysIntoOther) {
   EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
                               "port=\"other\",direction=\"read\"} 4\n"));
   EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"web01\",pid=\"5000101\","
-                              "port=\"other\",direction=\"write\"} 2\n"));
+                              "port=\"other\",direction=\"write\"} 7\n"));
   EXPECT_THAT(text, HasSubstr("kvm_vm_io_port_exits_total{vm=\"db01\",pid=\"5000102\","
                               "port=\"0x0070\",direction=\"read\"} 4\n"));
   EXPECT_THAT(text, Not(HasSubstr("pid=\"5000102\",port=\"other\"")));
@@ -148,7 +150,7 @@ TEST_F(ExitMetricsTest, EveryDrilldownKindHasItsFamilyWithItsLabelsAndItsOther) 
   snapshot.vm_counts = {Entry(kPidA, KVM_EXIT_ISA_SVM, 0x7c, 10)};
   snapshot.drilldown_on = true;
   const auto drill = [](std::uint32_t kind, std::uint64_t item, std::uint64_t count) {
-    return DrilldownCount{drilldown_key{kPidA, kind, item}, count};
+    return DrilldownCount{kPidA, {kind, item}, count};
   };
   snapshot.drilldown = {
       drill(KVM_DRILLDOWN_MSR, 0xc0000080U | KVM_DRILLDOWN_MSR_WRITE, 7),

@@ -22,21 +22,18 @@ DRILL_PORTS_EXPECTED='0x03f8 write 300
 0x0060 read 150
 0x0080 write 400'
 DRILL_PORTS_TOTAL=1050
-# "many": 11 pairs > drilldown_max_keys: 4 get their own series, the rest
-# are summed into port="other".
-DRILL_MANY_ARGS='0x100:11,0x101:22,0x102:33,0x103:44,0x104:55,0x105:66,0x106:77,0x107:88,0x108:99,0x109:110:5'
-DRILL_MANY_EXPECTED='0x0100 write 11
-0x0101 write 22
-0x0102 write 33
-0x0103 write 44
-0x0104 write 55
-0x0105 write 66
-0x0106 write 77
-0x0107 write 88
-0x0108 write 99
-0x0109 write 110
-0x0109 read 5'
-DRILL_MANY_TOTAL=610
+# "many": 71 (port, direction) pairs, more than drilldown_max_keys and more
+# than the 64 slots the BPF program has per VM and kind: ports 0x100..0x145
+# written 1..70 times, 0x109 read 5 times. 4 pairs get their own series;
+# "other" sums the rest exactly, both the pairs that have a slot but no
+# series and the 7 that found every slot taken (counted in BPF's own "other").
+DRILL_MANY_ARGS=$(i=0; while [ $i -lt 70 ]; do
+  printf '%s0x%x:%d' "${sep-}" $((0x100 + i)) $((i + 1)); [ $i -ne 9 ] || printf ':5'
+  sep=, i=$((i + 1)); done)
+DRILL_MANY_EXPECTED=$(i=0; while [ $i -lt 70 ]; do
+  printf '0x%04x write %d\n' $((0x100 + i)) $((i + 1)); [ $i -ne 9 ] || printf '0x%04x read 5\n' $((0x100 + i))
+  i=$((i + 1)); done)
+DRILL_MANY_TOTAL=2490 # 1 + ... + 70 + 5
 
 # phase_drilldown_kinds workloads. MSRs: 0x1b (APIC base, read), 0x8b (microcode
 # revision: KVM ignores the guest's writes), 0xc0000080 (EFER, the value read
