@@ -37,6 +37,10 @@
  *              and a tp_btf/kvm_entry program (floor_timed_entry, attached
  *              with it) that reads the clock and adds the interval to a
  *              per-CPU sum per reason; no histogram, no VM attribution
+ *   ours_btf_task, ours_btf_pcpu, ours_btf_pcpu1, ours_btf_tasklocal
+ *              issue 13: counting per (tgid, vCPU, reason) without a hash
+ *              lookup per exit (counters in per-CPU arrays, a cached
+ *              reason -> index mapping); see their comments below
  *
  * The variants count as ours does, except that a lost creation race (two
  * CPUs creating the same key at once) loses that one exit.
