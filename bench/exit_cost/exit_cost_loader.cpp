@@ -163,18 +163,61 @@ void AddCacheCounts(const bpf_map* map, ReasonCounts& counts) {
   }
 }
 
+// struct pcpu1_slot in variants.bpf.c: tag, epoch, 128 cache entries, then the counters.
+constexpr std::size_t kPcpu1Header = 16 + 128 * 8;
+
+// Adds the counters of ours_btf_task, ours_btf_pcpu and (block) ours_btf_pcpu1 to counts: each
+// directory entry (struct vm_exit_key -> index) names the per-CPU counter at that index.
+void AddTaskCounts(const variants_bpf& skeleton, bool block, ReasonCounts& counts) {
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return;
+  std::vector<std::uint64_t> values(static_cast<std::size_t>(cpus));
+  const int dir_fd = bpf_map__fd(skeleton.maps.variant_task_dir);
+  const int counters_fd = bpf_map__fd(skeleton.maps.variant_task_counters);
+  // ours_btf_pcpu1: every CPU's whole element, read once.
+  const std::size_t words = bpf_map__value_size(skeleton.maps.variant_pcpu1_slots) / 8;
+  std::vector<std::uint64_t> slots;
+  if (block) {
+    slots.resize(static_cast<std::size_t>(cpus) * words);
+    const std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skeleton.maps.variant_pcpu1_slots), &zero, slots.data()) !=
+        0)
+      return;
+  }
+  vm_exit_key key{};
+  vm_exit_key next{};
+  const vm_exit_key* previous = nullptr;
+  while (bpf_map_get_next_key(dir_fd, previous, &next) == 0) {
+    key = next;
+    previous = &key;
+    std::uint32_t index = 0;
+    if (bpf_map_lookup_elem(dir_fd, &key, &index) != 0) continue;
+    if (block) {
+      for (int cpu = 0; cpu < cpus; cpu++) {
+        counts[key.exit_reason] +=
+            slots[static_cast<std::size_t>(cpu) * words + kPcpu1Header / 8 + index];
+      }
+      continue;
+    }
+    if (bpf_map_lookup_elem(counters_fd, &index, values.data()) != 0) continue;
+    for (const std::uint64_t value : values) counts[key.exit_reason] += value;
+  }
+}
+
 int RunVariant(const std::string& name) {
   VariantsPtr skeleton(variants_bpf__open());
   if (!skeleton) return Fail("opening the variants", -errno);
   bpf_program* chosen = nullptr;
   bpf_program* program = nullptr;
-  // floor_timed comes with its kvm_entry half, attached first (as the
-  // exporter attaches its entry program before the exit program).
-  const std::string entry_half = name + "_entry";
+  // floor_timed comes with its kvm_entry half, ours_btf_tasklocal with its
+  // thread-exit flush (NAME_exit), attached first (as the exporter attaches
+  // its entry program before the exit program).
+  const std::string entry_half = name + (name == "floor_timed" ? "_entry" : "_exit");
   bpf_program* entry = nullptr;
   bpf_object__for_each_program(program, skeleton->obj) {
     const bool is_it = name == bpf_program__name(program);
-    const bool is_entry = name == "floor_timed" && entry_half == bpf_program__name(program);
+    const bool is_entry = (name == "floor_timed" || name == "ours_btf_tasklocal") &&
+                          entry_half == bpf_program__name(program);
     bpf_program__set_autoload(program, is_it || is_entry);
     if (is_it) chosen = program;
     if (is_entry) entry = program;
@@ -185,6 +228,22 @@ int RunVariant(const std::string& name) {
   }
   if (int err = variants_bpf__load(skeleton.get()); err != 0)
     return Fail("loading the variant", err);
+  const bool task_counters =
+      name == "ours_btf_task" || name == "ours_btf_pcpu" || name == "ours_btf_pcpu1";
+  if (task_counters) {
+    // The free list of counter indexes (0 is never handed out), as user space would keep it;
+    // ours_btf_pcpu1 has fewer counters (struct pcpu1_slot: header, cache, then the counters).
+    const int free_fd = bpf_map__fd(skeleton->maps.variant_task_free);
+    const std::uint32_t limit =
+        name == "ours_btf_pcpu1"
+            ? static_cast<std::uint32_t>(
+                  (bpf_map__value_size(skeleton->maps.variant_pcpu1_slots) - kPcpu1Header) / 8)
+            : bpf_map__max_entries(skeleton->maps.variant_task_free);
+    for (std::uint32_t index = 1; index < limit; index++) {
+      if (int err = bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY); err != 0)
+        return Fail("filling variant_task_free", err);
+    }
+  }
   bpf_link* entry_link = nullptr;
   if (entry != nullptr) {
     entry_link = bpf_program__attach(entry);
@@ -210,6 +269,7 @@ int RunVariant(const std::string& name) {
     counts = SumVmExits(skeleton->maps.variant_vm_exits);
   }
   if (floor) AddCacheCounts(skeleton->maps.variant_reason_counts, counts);
+  if (task_counters) AddTaskCounts(*skeleton, name == "ours_btf_pcpu1", counts);
   if (name.size() > 6 && name.compare(name.size() - 6, 6, "_cache") == 0) {
     AddCacheCounts(skeleton->maps.variant_exit_cache, counts);
   }

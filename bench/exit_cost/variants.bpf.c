@@ -37,6 +37,10 @@
  *              and a tp_btf/kvm_entry program (floor_timed_entry, attached
  *              with it) that reads the clock and adds the interval to a
  *              per-CPU sum per reason; no histogram, no VM attribution
+ *   ours_btf_task, ours_btf_pcpu, ours_btf_pcpu1, ours_btf_tasklocal
+ *              issue 13: counting per (tgid, vCPU, reason) without a hash
+ *              lookup per exit (counters in per-CPU arrays, a cached
+ *              reason -> index mapping); see their comments below
  *
  * The variants count as ours does, except that a lost creation race (two
  * CPUs creating the same key at once) loses that one exit.
@@ -356,5 +360,380 @@ int BPF_PROG(floor_timed_entry)
 		sums->count[slot->reason & (EXIT_CACHE_REASONS - 1)] +=
 			bpf_ktime_get_ns() - slot->start_ns;
 	slot->start_ns = 0;
+	return 0;
+}
+
+/*
+ * ours_btf_task: counting per (tgid, vCPU, reason) without a hash lookup per
+ * exit (issue 13). Counters live in a per-CPU array (variant_task_counters),
+ * one element per (tgid, vCPU, isa, reason) in use; which element is which
+ * is the directory (variant_task_dir, a hash from struct vm_exit_key to the
+ * element's index), written once per key, on its first exit. Indexes come
+ * from a free list user space fills (variant_task_free; it would also take
+ * back the indexes of ended VMs). Each vCPU thread caches, in task storage,
+ * the index per reason it has used (TASK_SLOT_REASONS entries, direct-mapped
+ * by reason & (TASK_SLOT_REASONS - 1), each tagged with its full reason), so
+ * its exits cost a task-storage lookup and an array lookup. Every exit is in
+ * a counter user space can read and attribute at any time (the directory and
+ * the array), a thread that ends leaves its counts in the array, and an exit
+ * that finds no index (free list empty, directory full, a second vCPU run by
+ * one thread, no task storage) is counted in ours' hash instead.
+ * The directory is keyed by the real vCPU id (per-vCPU counting), whatever
+ * count_per_vcpu says: the fast path is the same either way.
+ */
+struct task_struct;
+
+#define TASK_SLOT_REASONS 128
+#define TASK_COUNTERS 16384
+
+struct task_slot_entry {
+	__u32 reason;
+	__u32 index; /* 0: none yet (index 0 of the array is never handed out) */
+};
+
+struct task_slot {
+	__u32 vcpu_plus1; /* vCPU id + 1 of the vCPU this thread runs; 0: none yet */
+	__u32 epoch;      /* task_epoch when the entries were filled */
+	struct task_slot_entry entry[TASK_SLOT_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_slot);
+} variant_task_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TASK_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} variant_task_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TASK_COUNTERS);
+	__type(key, struct vm_exit_key);
+	__type(value, __u32);
+} variant_task_dir SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, TASK_COUNTERS);
+	__type(value, __u32);
+} variant_task_free SEC(".maps");
+
+/*
+ * Bumped by user space when it wants every thread to look its indexes up
+ * again (e.g. after freeing indexes, so that threads parked on ours' hash
+ * get one). Indexes of a live VM are never taken back; those of an ended VM
+ * are only handed out again once its threads are gone, so no cached entry
+ * can point at them.
+ */
+__u32 task_epoch = 0;
+
+/* The array index of `key`, from the directory or newly taken; 0: none. */
+static __noinline __u32 task_index(struct vm_exit_key *key)
+{
+	__u32 *found = bpf_map_lookup_elem(&variant_task_dir, key);
+	__u32 index;
+
+	if (found)
+		return *found;
+	if (bpf_map_pop_elem(&variant_task_free, &index) != 0)
+		return 0;
+	if (bpf_map_update_elem(&variant_task_dir, key, &index, BPF_NOEXIST) != 0) {
+		/* Another thread of the VM created it first (per-VM keys), or full. */
+		bpf_map_push_elem(&variant_task_free, &index, 0);
+		found = bpf_map_lookup_elem(&variant_task_dir, key);
+		return found ? *found : 0;
+	}
+	return index;
+}
+
+/* The slow path: resolves (and caches in `entries`, if given) the index for the exit. */
+static __noinline __u32 task_resolve(struct task_slot_entry *entries, __u32 vcpu_id, __u32 isa,
+				     __u32 reason)
+{
+	struct vm_exit_key key;
+	__u32 index;
+
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.vcpu_id = vcpu_id;
+	key.isa = isa;
+	key.exit_reason = reason;
+	index = task_index(&key);
+	if (index == 0) {
+		count_key(&variant_vm_exits, &key);
+		return 0;
+	}
+	if (entries) {
+		__u32 i = reason & (TASK_SLOT_REASONS - 1);
+
+		entries[i].reason = reason;
+		entries[i].index = index;
+	}
+	return index;
+}
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(ours_btf_task, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason = exit_reason_of(vcpu, isa);
+	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
+	struct task_slot *slot;
+	struct task_slot_entry *entry;
+	__u32 index, i;
+	__u64 *count;
+
+	slot = bpf_task_storage_get(&variant_task_slots, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		task_resolve(NULL, vcpu_id, isa, reason);
+		return 0;
+	}
+	if (slot->vcpu_plus1 != vcpu_id + 1 || slot->epoch != task_epoch) {
+		if (slot->vcpu_plus1 != 0 && slot->vcpu_plus1 != vcpu_id + 1) {
+			/* A second vCPU on this thread: exact, uncached. */
+			task_resolve(NULL, vcpu_id, isa, reason);
+			return 0;
+		}
+		__builtin_memset(slot->entry, 0, sizeof(slot->entry));
+		slot->vcpu_plus1 = vcpu_id + 1;
+		slot->epoch = task_epoch;
+	}
+	i = reason & (TASK_SLOT_REASONS - 1);
+	barrier_var(i);
+	entry = &slot->entry[i & (TASK_SLOT_REASONS - 1)];
+	index = entry->index;
+	if (entry->reason != reason || index == 0) {
+		index = task_resolve(slot->entry, vcpu_id, isa, reason);
+		if (index == 0)
+			return 0;
+	}
+	count = bpf_map_lookup_elem(&variant_task_counters, &index);
+	if (count)
+		*count += 1;
+	return 0;
+}
+
+/*
+ * ours_btf_pcpu: ours_btf_task's counters, directory and free list, but the
+ * reason -> index cache is per CPU (a per-CPU array slot, no task storage),
+ * tagged with the (tgid, vCPU) whose indexes it holds and task_epoch. An exit
+ * of another thread refills it (through the directory). The cache holds only
+ * indexes, never counts, so unlike ours_btf_cache nothing is parked in it: a
+ * stale or lost cache costs speed, not counts. Indexes of an ended VM may
+ * only be handed out again after user space has bumped task_epoch and waited
+ * for the programs running then to finish (a synchronize_rcu(), e.g. by
+ * updating a map-in-map), as a CPU's cache may still name them. Tracepoint
+ * programs run with preemption off on 6.1, so two exits never interleave on
+ * one CPU's cache.
+ */
+struct pcpu_slot {
+	__u32 tgid;
+	__u32 vcpu_plus1;
+	__u32 epoch;
+	__u32 unused;
+	struct task_slot_entry entry[TASK_SLOT_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pcpu_slot);
+} variant_pcpu_slots SEC(".maps");
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(ours_btf_pcpu, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason = exit_reason_of(vcpu, isa);
+	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_slot_entry *entry;
+	struct pcpu_slot *slot;
+	__u32 index, i, zero = 0;
+	__u64 *count;
+
+	slot = bpf_map_lookup_elem(&variant_pcpu_slots, &zero);
+	if (!slot) {
+		task_resolve(NULL, vcpu_id, isa, reason);
+		return 0;
+	}
+	if (slot->tgid != tgid || slot->vcpu_plus1 != vcpu_id + 1 || slot->epoch != task_epoch) {
+		__builtin_memset(slot->entry, 0, sizeof(slot->entry));
+		slot->tgid = tgid;
+		slot->vcpu_plus1 = vcpu_id + 1;
+		slot->epoch = task_epoch;
+	}
+	i = reason & (TASK_SLOT_REASONS - 1);
+	barrier_var(i);
+	entry = &slot->entry[i & (TASK_SLOT_REASONS - 1)];
+	index = entry->index;
+	if (entry->reason != reason || index == 0) {
+		index = task_resolve(slot->entry, vcpu_id, isa, reason);
+		if (index == 0)
+			return 0;
+	}
+	count = bpf_map_lookup_elem(&variant_task_counters, &index);
+	if (count)
+		*count += 1;
+	return 0;
+}
+
+/*
+ * ours_btf_pcpu1: ours_btf_pcpu with one map lookup per exit instead of two:
+ * the per-CPU cache and the counters share one per-CPU array element, whose
+ * size a per-CPU value limits to 32 KB (PCPU_MIN_UNIT_SIZE), so there are
+ * PCPU1_COUNTERS counters (indexes 1..PCPU1_COUNTERS-1 from the same free
+ * list and directory; a design would put the indexes past them in
+ * ours_btf_pcpu's array, at its cost). The cache tag is one __u64,
+ * tgid << 32 | vCPU id (tgid 0 never runs a vCPU).
+ */
+#define PCPU1_COUNTERS 3840
+
+struct pcpu1_slot {
+	__u64 tag;
+	__u32 epoch;
+	__u32 unused;
+	struct task_slot_entry entry[TASK_SLOT_REASONS];
+	__u64 count[PCPU1_COUNTERS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pcpu1_slot);
+} variant_pcpu1_slots SEC(".maps");
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(ours_btf_pcpu1, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason = exit_reason_of(vcpu, isa);
+	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
+	__u64 tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
+	struct task_slot_entry *entry;
+	struct pcpu1_slot *slot;
+	__u32 index, i, zero = 0;
+
+	slot = bpf_map_lookup_elem(&variant_pcpu1_slots, &zero);
+	if (!slot) {
+		task_resolve(NULL, vcpu_id, isa, reason);
+		return 0;
+	}
+	if (slot->tag != tag || slot->epoch != task_epoch) {
+		__builtin_memset(slot->entry, 0, sizeof(slot->entry));
+		slot->tag = tag;
+		slot->epoch = task_epoch;
+	}
+	i = reason & (TASK_SLOT_REASONS - 1);
+	barrier_var(i);
+	entry = &slot->entry[i & (TASK_SLOT_REASONS - 1)];
+	index = entry->index;
+	if (entry->reason != reason || index == 0) {
+		index = task_resolve(slot->entry, vcpu_id, isa, reason);
+		if (index == 0)
+			return 0;
+	}
+	barrier_var(index);
+	if (index < PCPU1_COUNTERS)
+		slot->count[index] += 1;
+	return 0;
+}
+
+/*
+ * ours_btf_tasklocal: the cheapest per-thread design, for comparison: the
+ * counts themselves live in the thread's task storage (a count per reason,
+ * direct-mapped and tagged as above), and a tp_btf/sched_process_exit program
+ * (ours_btf_tasklocal_exit, attached with it) adds them to ours' hash when
+ * the thread ends. Exits that find their entry taken by another reason, or a
+ * thread on a second vCPU, go to ours' hash at once. Not exact at scrape
+ * time: a live thread's counts are in its task storage, which user space on
+ * 6.1 can only read by pidfd of a thread-group leader (or with a task
+ * iterator, racing the flush at thread exit).
+ */
+struct task_local_entry {
+	__u32 reason;
+	__u32 unused;
+	__u64 count;
+};
+
+struct task_local {
+	__u32 vcpu_plus1;
+	__u32 isa;
+	struct task_local_entry entry[TASK_SLOT_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_local);
+} variant_task_local SEC(".maps");
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(ours_btf_tasklocal, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason = exit_reason_of(vcpu, isa);
+	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
+	struct task_local *local;
+	struct task_local_entry *entry;
+	struct vm_exit_key key;
+	__u32 i;
+
+	local = bpf_task_storage_get(&variant_task_local, bpf_get_current_task_btf(), 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (local) {
+		if (local->vcpu_plus1 == 0) {
+			local->vcpu_plus1 = vcpu_id + 1;
+			local->isa = isa;
+		}
+		i = reason & (TASK_SLOT_REASONS - 1);
+		barrier_var(i);
+		entry = &local->entry[i & (TASK_SLOT_REASONS - 1)];
+		if (local->vcpu_plus1 == vcpu_id + 1 && (entry->count == 0 || entry->reason == reason)) {
+			entry->reason = reason;
+			entry->count += 1;
+			return 0;
+		}
+	}
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.vcpu_id = vcpu_id;
+	key.isa = isa;
+	key.exit_reason = reason;
+	count_key(&variant_vm_exits, &key);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ours_btf_tasklocal_exit, struct task_struct *task)
+{
+	struct task_local *local =
+		bpf_task_storage_get(&variant_task_local, bpf_get_current_task_btf(), 0, 0);
+	struct vm_exit_key key;
+	__u32 i;
+
+	if (!local || local->vcpu_plus1 == 0)
+		return 0;
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	key.vcpu_id = local->vcpu_plus1 - 1;
+	key.isa = local->isa;
+	for (i = 0; i < TASK_SLOT_REASONS; i++) {
+		__u64 n = local->entry[i].count;
+		__u64 *count;
+
+		if (n == 0)
+			continue;
+		key.exit_reason = local->entry[i].reason;
+		count = bpf_map_lookup_elem(&variant_vm_exits, &key);
+		if (count)
+			*count += n;
+		else
+			bpf_map_update_elem(&variant_vm_exits, &key, &n, BPF_NOEXIST);
+		local->entry[i].count = 0;
+	}
 	return 0;
 }
