@@ -18,7 +18,7 @@
 # Prints one line per run:
 #   BENCH scenario=S mode=M run=R exits=N seconds=T [run_cnt=C run_time_ns=NS
 #         [counted=K top=REASON:K]]
-# exits = io + cpuid + hlt + msr_reads + msr_writes + hypercalls from
+# exits = io + cpuid + hlt + msr_reads + msr_writes + hypercalls + mmio_reads + mmio_writes from
 # test_vmm's DONE line (the exits the scenario makes by construction); seconds = test_vmm's own wall time of the scenario;
 # run_cnt/run_time_ns = the kernel's BPF statistics for the program over the
 # loader's lifetime (the scenario plus VM setup, a few dozen more exits);
@@ -27,6 +27,7 @@
 #   bench.runs=5  bench.cpuid=200000  bench.io=100000 (0: skip the scenario)
 #   bench.msr=0  bench.hypercall=0 (RDMSRs of MSR_IA32_UCODE_REV, KVM_HC_VAPIC_POLL_IRQ
 #                hypercalls: the drill-down kinds' own events; 0 skips them)
+#   bench.mmio=0 (reads of MMIO page 0x10000, out to test_vmm; 0 skips them)
 #   bench.modes=none,ours,reference  bench.stats=1 (kernel.bpf_stats_enabled)
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
@@ -48,6 +49,7 @@ CPUID_EXITS=$(setting cpuid 200000)
 IO_EXITS=$(setting io 100000)
 MSR_EXITS=$(setting msr 0)
 HYPERCALL_EXITS=$(setting hypercall 0)
+MMIO_EXITS=$(setting mmio 0)
 MODES=$(setting modes none,ours,reference | tr ',' ' ')
 STATS=$(setting stats 1)
 SETTLE_S=1
@@ -141,7 +143,7 @@ run_one() {
     sleep "$SETTLE_S"
   fi
   exits=0
-  for key in io cpuid hlt msr_reads msr_writes hypercalls; do
+  for key in io cpuid hlt msr_reads msr_writes hypercalls mmio_reads mmio_writes; do
     exits=$((exits + $(vmm_field "$WORK/vmm.out" "$key")))
   done
   seconds=$(vmm_field "$WORK/vmm.out" seconds)
@@ -175,7 +177,7 @@ scenario() {
 main() {
   local status=0
   echo "$STATS" >/proc/sys/kernel/bpf_stats_enabled
-  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
+  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
   if [ "$CPUID_EXITS" != 0 ]; then
     scenario cpuid --cpuid "$CPUID_EXITS" || status=1
   fi
@@ -187,6 +189,11 @@ main() {
   fi
   if [ "$HYPERCALL_EXITS" != 0 ]; then
     scenario hypercall --hypercalls "1:$HYPERCALL_EXITS" || status=1
+  fi
+  if [ "$MMIO_EXITS" != 0 ]; then
+    # Reads of a page outside guest RAM: each a page-fault exit that KVM
+    # hands to test_vmm as KVM_EXIT_MMIO (kvm_mmio fires twice, counted once).
+    scenario mmio --mmio "0x10000:$MMIO_EXITS" || status=1
   fi
   echo "BENCH end status=$status"
   return "$status"
