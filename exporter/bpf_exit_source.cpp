@@ -453,6 +453,7 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
     snapshot->drilldown_on = true;
     // A plain hash, one value per entry: cpus = 1.
     std::vector<DrilldownBlock> blocks;
+    snapshot->drilldown.reserve(last_drilldown_counts_ + last_drilldown_counts_ / 16);
     err = ReadHashValues<drilldown_key, drilldown_items>(
         bpf_map__fd(skeleton_->maps.drilldown), 1,
         [&](const drilldown_key& key, const drilldown_items* items) {
@@ -461,6 +462,7 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
           blocks.push_back({key.tgid, first, snapshot->drilldown.size()});
         });
     OrderByTgid(blocks, snapshot->drilldown);
+    last_drilldown_counts_ = snapshot->drilldown.size();
     std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
     for (std::uint32_t kind = 0; err.empty() && kind < KVM_DRILLDOWN_KIND_NR; ++kind) {
       if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.drilldown_lost), &kind, per_cpu.data()) !=

@@ -68,13 +68,24 @@ SortedDrilldownCounts Sorted(std::vector<SortedDrilldownCounts::Item> items) {
 
 }  // namespace
 
-FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
+FoldedDrilldown FoldDrilldown(SortedDrilldownCounts counts,
                               const SortedDrilldownCounts& folded_in_bpf,
                               const std::vector<DrilldownItem>& own) {
   FoldedDrilldown folded;
+  // Every item has its series (the common case): nothing to fold, nothing to copy.
+  bool all_own = folded_in_bpf.empty() && counts.size() <= own.size();
+  auto mine = own.begin();
+  for (auto entry = counts.begin(); all_own && entry != counts.end(); ++entry) {
+    while (mine != own.end() && *mine < entry->key) ++mine;
+    all_own = mine != own.end() && *mine == entry->key;
+  }
+  if (all_own) {
+    folded.own = std::move(counts);
+    return folded;
+  }
   folded.own.reserve(std::min(counts.size(), own.size()));
   std::vector<SortedDrilldownCounts::Item> other;
-  auto mine = own.begin();
+  mine = own.begin();
   for (const auto& [item, count] : counts) {
     while (mine != own.end() && *mine < item) ++mine;
     if (mine != own.end() && *mine == item) {

@@ -20,7 +20,7 @@ void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_
 
 // A VM's drill-down counts split by `own` (sorted): see FoldedDrilldown. The
 // counts BPF already folded (items beyond the VM's slots) go to "other" too.
-FoldedDrilldown FoldDrilldown(const SortedDrilldownCounts& counts,
+FoldedDrilldown FoldDrilldown(SortedDrilldownCounts counts,
                               const SortedDrilldownCounts& folded_in_bpf,
                               const std::vector<DrilldownItem>& own);
 

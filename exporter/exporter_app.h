@@ -72,6 +72,9 @@ class ExporterApp {
   Config config_;     // web.* is fixed after Start(); the rest is read and reloaded under mutex_
   SelfMetrics self_;  // thread-safe on its own; before the members that report to it
   BpfExitSource source_;
+  // The last response's text, back from the HTTP server for the next scrape
+  // to write into; thread-safe on its own, shared with the server.
+  std::shared_ptr<TextBufferPool> text_buffers_ = std::make_shared<TextBufferPool>();
   std::unique_ptr<HttpServer> http_;
 
   std::mutex mutex_;  // guards everything below

@@ -79,6 +79,12 @@ std::string RenderLabels(std::initializer_list<Label> labels) {
 
 ExpositionWriter::ExpositionWriter(std::size_t expected_bytes) { text_.reserve(expected_bytes); }
 
+ExpositionWriter::ExpositionWriter(std::string buffer, std::size_t expected_bytes)
+    : text_(std::move(buffer)) {
+  text_.clear();
+  text_.reserve(expected_bytes);
+}
+
 void ExpositionWriter::Family(std::string_view name, std::string_view help, MetricType type) {
   text_ += "# HELP ";
   text_ += name;

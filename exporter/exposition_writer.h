@@ -36,6 +36,8 @@ class ExpositionWriter {
   // `expected_bytes` is reserved up front, so a text the size of the previous
   // scrape's is written without reallocating (and copying) as it grows.
   explicit ExpositionWriter(std::size_t expected_bytes = 0);
+  // The same, writing into `buffer` (cleared first) to reuse its memory.
+  ExpositionWriter(std::string buffer, std::size_t expected_bytes);
 
   // Opens a family: its `# HELP` (escaped) and `# TYPE` lines. Samples of one
   // family must follow its header, before the next family begins.

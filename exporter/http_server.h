@@ -13,6 +13,7 @@
 
 #include "basic_auth.h"
 #include "listen_address.h"
+#include "text_buffer_pool.h"
 #include "unique_fd.h"
 #include "web_config.h"
 
@@ -47,6 +48,9 @@ struct HttpServerOptions {
   // --web.config.file: TLS, basic authentication, extra headers. The default
   // is plain HTTP without authentication.
   WebConfig web;
+  // Where the scrape's text goes once sent (or compressed), for the next
+  // scrape to write into; none: it is freed.
+  std::shared_ptr<TextBufferPool> text_buffers;
 };
 
 class HttpServer {

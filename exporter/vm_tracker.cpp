@@ -348,7 +348,7 @@ VmSeries VmTracker::OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) con
   series.time_ns = std::move(counts.time_ns);
   const auto known = vms_.find(tgid);
   series.drilldown = FoldDrilldown(
-      counts.drilldown, counts.drilldown_other,
+      std::move(counts.drilldown), counts.drilldown_other,
       known != vms_.end() ? known->second.drilldown_own : std::vector<DrilldownItem>{});
   if (known != vms_.end()) {
     series.process = &known->second.process;

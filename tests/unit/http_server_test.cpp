@@ -9,7 +9,10 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "unique_fd.h"
@@ -75,7 +78,7 @@ std::string Body(const std::string& response) {
 std::string Gunzip(const std::string& data) {
   z_stream stream{};
   inflateInit2(&stream, 15 + 16);
-  std::string out(1 << 20, '\0');
+  std::string out(8 << 20, '\0');
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   stream.avail_in = static_cast<uInt>(data.size());
   stream.next_out = reinterpret_cast<Bytef*>(out.data());
@@ -117,6 +120,65 @@ TEST_F(HttpServerTest, CompressesWhenTheClientAcceptsGzip) {
       Request(server_->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
   EXPECT_THAT(response, HasSubstr("Content-Encoding: gzip"));
   EXPECT_EQ(Gunzip(Body(response)), "kvm_exits_total 42\n");
+}
+
+// A body of `bytes` that gzip cannot shrink much (a linear congruential sequence of letters).
+std::string Incompressible(std::size_t bytes) {
+  std::string text(bytes, ' ');
+  std::uint32_t x = 12345;
+  for (char& c : text) {
+    x = x * 1103515245U + 12345U;
+    c = static_cast<char>('a' + (x >> 16) % 26);
+  }
+  return text;
+}
+
+TEST(HttpServerBuffers, TheScrapeTextGoesBackToThePoolOnceSentOrCompressed) {
+  auto pool = std::make_shared<TextBufferPool>();
+  // 3 MB that compress to more than one 256 KiB output step of Gzip().
+  const std::string big = Incompressible(3 << 20);
+  std::string error;
+  const auto server = HttpServer::Start(
+      {.listen_address = {.host = "127.0.0.1", .port = 0},
+       .telemetry_path = "/metrics",
+       .text_buffers = pool},
+      [&big] { return big; }, &error);
+  ASSERT_NE(server, nullptr) << error;
+  // MHD frees a response once it has sent it, which can be just after the client has it all.
+  const auto taken_when_back = [&pool] {
+    for (int i = 0; i < 200; ++i) {
+      std::string buffer = pool->Take();
+      if (buffer.capacity() >= (3U << 20)) return buffer;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return std::string();
+  };
+  const std::string plain = Request(server->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(Body(plain), big);
+  std::string back = taken_when_back();
+  EXPECT_GE(back.capacity(), big.size());
+  EXPECT_TRUE(back.empty());
+
+  const std::string gzipped =
+      Request(server->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
+  EXPECT_THAT(gzipped, HasSubstr("Content-Encoding: gzip"));
+  EXPECT_GT(Body(gzipped).size(), 256U * 1024);
+  EXPECT_EQ(Gunzip(Body(gzipped)), big);
+  back = taken_when_back();
+  EXPECT_GE(back.capacity(), big.size());
+}
+
+TEST(TextBufferPool, KeepsAtMostItsBuffersAndHandsThemBackEmpty) {
+  TextBufferPool pool(1);
+  std::string first(1000, 'x');
+  std::string second(2000, 'y');
+  pool.Give(std::move(first));
+  pool.Give(std::move(second));  // beyond max_buffers: freed
+  const std::string taken = pool.Take();
+  EXPECT_TRUE(taken.empty());
+  EXPECT_GE(taken.capacity(), 1000U);
+  EXPECT_LT(taken.capacity(), 2000U);
+  EXPECT_EQ(pool.Take().capacity(), std::string().capacity());  // none left: a new string
 }
 
 TEST_F(HttpServerTest, LandingPageLinksToMetrics) {
