@@ -310,7 +310,7 @@ std::string Gzip(const std::string& data) {
   }
   // Output in steps, not in one buffer of deflateBound(): an 18 MB exposition
   // compresses to 1.3 MB, and zero-filling 18 MB made every page of it resident.
-  constexpr std::size_t kStep = 256 * 1024;
+  constexpr std::size_t kStep = std::size_t{256} * 1024;
   std::string out;
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   stream.avail_in = static_cast<uInt>(data.size());

@@ -477,15 +477,42 @@ static __noinline __u32 task_resolve(struct task_slot_entry *entries, __u32 vcpu
 	return index;
 }
 
+/*
+ * The counter index of the exit from a thread's or a CPU's cache `entries`,
+ * resolved (and cached) through the directory on a miss; 0 when there is
+ * none (task_resolve then counted the exit in ours' hash).
+ */
+static __always_inline __u32 cached_index(struct task_slot_entry *entries, __u32 vcpu_id,
+					  __u32 isa, __u32 reason)
+{
+	struct task_slot_entry *entry;
+	__u32 i = reason & (TASK_SLOT_REASONS - 1);
+	__u32 index;
+
+	barrier_var(i);
+	entry = &entries[i & (TASK_SLOT_REASONS - 1)];
+	index = entry->index;
+	if (entry->reason != reason || index == 0)
+		index = task_resolve(entries, vcpu_id, isa, reason);
+	return index;
+}
+
+/* Adds one to counter `index` of variant_task_counters. */
+static __always_inline void count_index(__u32 index)
+{
+	__u64 *count = bpf_map_lookup_elem(&variant_task_counters, &index);
+
+	if (count)
+		*count += 1;
+}
+
 SEC("tp_btf/kvm_exit")
 int BPF_PROG(ours_btf_task, struct kvm_vcpu *vcpu, __u32 isa)
 {
 	__u32 reason = exit_reason_of(vcpu, isa);
 	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
 	struct task_slot *slot;
-	struct task_slot_entry *entry;
-	__u32 index, i;
-	__u64 *count;
+	__u32 index;
 
 	slot = bpf_task_storage_get(&variant_task_slots, bpf_get_current_task_btf(), 0,
 				    BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -503,18 +530,9 @@ int BPF_PROG(ours_btf_task, struct kvm_vcpu *vcpu, __u32 isa)
 		slot->vcpu_plus1 = vcpu_id + 1;
 		slot->epoch = task_epoch;
 	}
-	i = reason & (TASK_SLOT_REASONS - 1);
-	barrier_var(i);
-	entry = &slot->entry[i & (TASK_SLOT_REASONS - 1)];
-	index = entry->index;
-	if (entry->reason != reason || index == 0) {
-		index = task_resolve(slot->entry, vcpu_id, isa, reason);
-		if (index == 0)
-			return 0;
-	}
-	count = bpf_map_lookup_elem(&variant_task_counters, &index);
-	if (count)
-		*count += 1;
+	index = cached_index(slot->entry, vcpu_id, isa, reason);
+	if (index != 0)
+		count_index(index);
 	return 0;
 }
 
@@ -552,10 +570,8 @@ int BPF_PROG(ours_btf_pcpu, struct kvm_vcpu *vcpu, __u32 isa)
 	__u32 reason = exit_reason_of(vcpu, isa);
 	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct task_slot_entry *entry;
 	struct pcpu_slot *slot;
-	__u32 index, i, zero = 0;
-	__u64 *count;
+	__u32 index, zero = 0;
 
 	slot = bpf_map_lookup_elem(&variant_pcpu_slots, &zero);
 	if (!slot) {
@@ -568,18 +584,9 @@ int BPF_PROG(ours_btf_pcpu, struct kvm_vcpu *vcpu, __u32 isa)
 		slot->vcpu_plus1 = vcpu_id + 1;
 		slot->epoch = task_epoch;
 	}
-	i = reason & (TASK_SLOT_REASONS - 1);
-	barrier_var(i);
-	entry = &slot->entry[i & (TASK_SLOT_REASONS - 1)];
-	index = entry->index;
-	if (entry->reason != reason || index == 0) {
-		index = task_resolve(slot->entry, vcpu_id, isa, reason);
-		if (index == 0)
-			return 0;
-	}
-	count = bpf_map_lookup_elem(&variant_task_counters, &index);
-	if (count)
-		*count += 1;
+	index = cached_index(slot->entry, vcpu_id, isa, reason);
+	if (index != 0)
+		count_index(index);
 	return 0;
 }
 
@@ -615,9 +622,8 @@ int BPF_PROG(ours_btf_pcpu1, struct kvm_vcpu *vcpu, __u32 isa)
 	__u32 reason = exit_reason_of(vcpu, isa);
 	__u32 vcpu_id = (__u32)vcpu->vcpu_id;
 	__u64 tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
-	struct task_slot_entry *entry;
 	struct pcpu1_slot *slot;
-	__u32 index, i, zero = 0;
+	__u32 index, zero = 0;
 
 	slot = bpf_map_lookup_elem(&variant_pcpu1_slots, &zero);
 	if (!slot) {
@@ -629,15 +635,9 @@ int BPF_PROG(ours_btf_pcpu1, struct kvm_vcpu *vcpu, __u32 isa)
 		slot->tag = tag;
 		slot->epoch = task_epoch;
 	}
-	i = reason & (TASK_SLOT_REASONS - 1);
-	barrier_var(i);
-	entry = &slot->entry[i & (TASK_SLOT_REASONS - 1)];
-	index = entry->index;
-	if (entry->reason != reason || index == 0) {
-		index = task_resolve(slot->entry, vcpu_id, isa, reason);
-		if (index == 0)
-			return 0;
-	}
+	index = cached_index(slot->entry, vcpu_id, isa, reason);
+	if (index == 0)
+		return 0;
 	barrier_var(index);
 	if (index < PCPU1_COUNTERS)
 		slot->count[index] += 1;
