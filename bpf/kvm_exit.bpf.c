@@ -127,7 +127,7 @@ struct {
 
 /*
  * Per (VM, kind) drill-down slots; sized at load (1 when no kind is on).
- * Allocated on a VM's first event of a kind, not up front: an entry is 1 KiB.
+ * Allocated on a VM's first event of a kind, not up front: an entry is 1,152 bytes.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -168,6 +168,9 @@ static inline int kvm_drilldown_add(struct drilldown_slot *slots, __u32 slots_nr
 	return -1;
 }
 
-/* `drilldown_lost`: per-CPU array indexed by kind, events counted nowhere (map full). */
+/*
+ * `drilldown_lost`: per-CPU array indexed by kind, events counted nowhere:
+ * the map was full, or the VM's `other` slots of the kind were.
+ */
 
 #endif /* KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H */
