@@ -126,13 +126,13 @@ struct {
 } timing_lost SEC(".maps");
 
 /*
- * Per (VM, kind) drill-down slots; sized at load (1 when no kind is on).
- * Allocated on a VM's first event of a kind, not up front: an entry is 1,152 bytes.
+ * Per (VM, kind) drill-down slots, 1,152 bytes an entry; sized at load (1 when
+ * no kind is on). Preallocated: before Linux 6.1 a tracing program that makes
+ * the kernel allocate a hash entry triggers a kernel WARN.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
+	__uint(max_entries, 16384); /* replaced at load time: VMs per kind x kinds on */
 	__type(key, struct drilldown_key);
 	__type(value, struct drilldown_items);
 } drilldown SEC(".maps");

@@ -107,6 +107,10 @@ std::optional<VendorModule> FindVendorModule(const std::string& sys_root) {
   return std::nullopt;
 }
 
+// VMs the drill-down map holds per kind on; the events of more go to
+// kvm_drilldown_overflow_events_total.
+constexpr std::uint32_t kDrilldownVms = 2048;
+
 // Sums per-CPU u64 values; the kernel pads each CPU's slot to 8 bytes.
 std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
   std::uint64_t total = 0;
@@ -343,12 +347,12 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
       err != 0) {
     return "setting vm_exit_time capacity failed: " + ErrnoText(err);
   }
-  // One entry per VM and kind on, and a VM takes at least one vm_exits entry:
-  // vm_map_capacity per kind on bounds it. Entries are allocated as VMs use
-  // them (BPF_F_NO_PREALLOC), so the bound costs no memory. A token map when
-  // no kind is on.
-  const auto drilldown_capacity = static_cast<std::uint32_t>(
-      std::max<std::size_t>(1, options_.vm_map_capacity * options_.drilldown.size()));
+  // One entry per VM and kind on, preallocated (1,152 bytes each). A VM takes
+  // at least one vm_exits entry, so vm_map_capacity bounds the VMs; so does
+  // kDrilldownVms (2.4 MB per kind on), far beyond a host's VMs. A token map
+  // when no kind is on.
+  const auto drilldown_capacity = static_cast<std::uint32_t>(std::max<std::size_t>(
+      1, std::min(options_.vm_map_capacity, kDrilldownVms) * options_.drilldown.size()));
   if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drilldown_capacity); err != 0) {
     return "setting drilldown capacity failed: " + ErrnoText(err);
   }

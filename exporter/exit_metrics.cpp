@@ -302,7 +302,7 @@ void WriteDrilldownLost(const VmView& view, const std::vector<DrilldownKind>& ki
   constexpr std::string_view kName = "kvm_drilldown_overflow_events_total";
   out.Family(kName,
              "Drill-down events (e.g. kind=\"io\": kvm:kvm_pio) not counted because the "
-             "drill-down map was full (collector.vm_map_capacity entries per kind) or a VM's "
+             "drill-down map was full (2,048 VMs per kind) or a VM's "
              "\"other\" slots were; should stay 0.",
              MetricType::kCounter);
   for (DrilldownKind kind : kinds) {

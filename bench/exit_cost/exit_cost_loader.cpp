@@ -341,11 +341,10 @@ int main(int argc, char** argv) {
       bpf_program__set_autoload(kinds[kind].classic, kind_on(kind) && !tp_btf);
       bpf_program__set_autoload(kinds[kind].btf, kind_on(kind) && tp_btf);
     }
-    // As BpfExitSource sizes it: vm_map_capacity entries per kind on, a token
-    // map when none is.
-    constexpr std::uint32_t kVmMapCapacity = 16384;  // collector.vm_map_capacity default
+    // As BpfExitSource sizes it: 2,048 VMs per kind on, a token map when none is.
+    constexpr std::uint32_t kDrilldownVms = 2048;
     if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown,
-                                           drill_io ? kVmMapCapacity * (drill_all ? 5 : 1) : 1);
+                                           drill_io ? kDrilldownVms * (drill_all ? 5 : 1) : 1);
         err != 0) {
       return Fail("sizing drilldown", err);
     }
