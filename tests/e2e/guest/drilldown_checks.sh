@@ -207,26 +207,23 @@ vms:
 $3"
 }
 
-# drill_vmms_start NAME1 OUT1 ARGS1 NAME2 OUT2 ARGS2: two test VMMs at once
-# (ARGS split into words); sets DRILL_P1 and DRILL_P2.
-drill_vmms_start() {
+# drill_vmms_run NAME1 OUT1 ARGS1 NAME2 OUT2 ARGS2: two test VMMs at once
+# (pids in DRILL_P1, DRILL_P2), then waits until both printed DONE and the
+# exporter has settled -> 0; else reports, kills both and returns 1
+drill_vmms_run() {
   # shellcheck disable=SC2086 # the VMM's arguments, split on purpose
   vmm_start "$2" -name "guest=$1,debug-threads=on" $3
   DRILL_P1=$VMM_PID
   # shellcheck disable=SC2086
   vmm_start "$5" -name "guest=$4,debug-threads=on" $6
   DRILL_P2=$VMM_PID
-}
-
-# drill_vmms_wait NAME1 OUT1 NAME2 OUT2 -> 0 when both printed DONE; else
-# reports, kills both and returns 1
-drill_vmms_wait() {
-  if vmm_wait_done "$DRILL_P1" "$2" "$VMM_TIMEOUT_S" && vmm_wait_done "$DRILL_P2" "$4" "$VMM_TIMEOUT_S"; then
+  if vmm_wait_done "$DRILL_P1" "$2" "$VMM_TIMEOUT_S" && vmm_wait_done "$DRILL_P2" "$5" "$VMM_TIMEOUT_S"; then
+    sleep "$SETTLE_S"
     return 0
   fi
-  fail drill_vmm "$1 or $3 did not finish"
+  fail drill_vmm "$1 or $4 did not finish"
   show_file "$1" "$2"
-  show_file "$3" "$4"
+  show_file "$4" "$5"
   kill -KILL "$DRILL_P1" "$DRILL_P2" 2>/dev/null || true
   wait "$DRILL_P1" "$DRILL_P2" 2>/dev/null || true
   return 1
@@ -262,13 +259,11 @@ phase_drilldown_io() {
   local failed_before=$FAILED host_io drill_all lost
   drill_exporter_start drilldown_io io "$4" || return 0
   op="$WORK/vmm-drill-ports.out" om="$WORK/vmm-drill-many.out"
-  drill_vmms_start drillports "$op" "--io-ports $DRILL_PORTS_ARGS" drillmany "$om" "--io-ports $DRILL_MANY_ARGS"
-  po=$DRILL_P1 pm=$DRILL_P2
-  if ! drill_vmms_wait drillports "$op" drillmany "$om"; then
+  if ! drill_vmms_run drillports "$op" "--io-ports $DRILL_PORTS_ARGS" drillmany "$om" "--io-ports $DRILL_MANY_ARGS"; then
     end_phase "$failed_before"
     return 0
   fi
-  sleep "$SETTLE_S"
+  po=$DRILL_P1 pm=$DRILL_P2
   if scrape "$prom"; then
     drill_check_vm drill_ports "$prom" drillports "$po" "$DRILL_PORTS_EXPECTED" "$DRILL_PORTS_TOTAL" "$isa" "$io_name" "$io_code"
     drill_check_vm drill_many "$prom" drillmany "$pm" "$DRILL_MANY_EXPECTED" "$DRILL_MANY_TOTAL" "$isa" "$io_name" "$io_code"
@@ -398,13 +393,11 @@ phase_drilldown_kinds() {
   local failed_before=$FAILED kind lost host all runs mmio pages
   drill_exporter_start drilldown_kinds "io, msr, mmio, hypercall, userspace" "$6" || return 0
   ok="$WORK/vmm-drill-kinds.out" om="$WORK/vmm-drill-manykinds.out"
-  drill_vmms_start drillkinds "$ok" "$DRILL_KINDS_ARGS" drillmanykinds "$om" "$DRILL_MANYK_ARGS"
-  pk=$DRILL_P1 pm=$DRILL_P2
-  if ! drill_vmms_wait drillkinds "$ok" drillmanykinds "$om"; then
+  if ! drill_vmms_run drillkinds "$ok" "$DRILL_KINDS_ARGS" drillmanykinds "$om" "$DRILL_MANYK_ARGS"; then
     end_phase "$failed_before"
     return 0
   fi
-  sleep "$SETTLE_S"
+  pk=$DRILL_P1 pm=$DRILL_P2
   if scrape "$prom"; then
     drill_check_kinds_vm drill_kinds "$prom" drillkinds "$pk" "$ok" 2 "$DRILL_KINDS_IO" \
       "$DRILL_KINDS_MSR" "$DRILL_KINDS_MSR_TOTAL" "$DRILL_KINDS_MSR_FAULTS" \
