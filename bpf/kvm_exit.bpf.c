@@ -2,8 +2,17 @@
 /*
  * Counts every KVM VM exit by (VMM process, vCPU, isa, exit reason).
  *
- * Hot path: one per-CPU hash lookup and a plain increment. Per-CPU values
- * need no atomics and no locks; the exporter sums them at scrape time.
+ * Counters live in a per-CPU array, one element per (VMM process, vCPU, isa,
+ * reason) in use; which element is which is the directory `counter_index`, a
+ * hash from struct vm_exit_key to the element's index, written on the key's
+ * first exit with an index taken from the free list `free_counters` (filled
+ * and refilled by the exporter). Hot path: a per-CPU cache of the indexes the
+ * thread that last exited on this CPU used (tagged with its VM and vCPU, and
+ * with `counter_epoch`), then a plain increment of its per-CPU counter: no
+ * hash lookup, no atomics, no locks. The cache holds indexes, never counts: a
+ * stale or lost cache costs speed, never an exit. The directory plus the
+ * array are the whole truth at any moment; the exporter sums the CPUs at
+ * scrape time.
  *
  * Two entry points into the same counting; the exporter loads exactly one
  * (config kernel.hook):
@@ -68,11 +77,53 @@ const volatile __u8 count_per_vcpu = 0;
 const volatile __u32 btf_vendor_isa = 0;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 16384); /* replaced at load time by config: bpf.vm_map_capacity */
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
 	__type(key, struct vm_exit_key);
+	__type(value, __u32);
+} counter_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 16385); /* vm_map_capacity + 1: index 0 is never handed out */
+	__type(key, __u32);
 	__type(value, __u64);
-} vm_exits SEC(".maps");
+} exit_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK);
+	__uint(max_entries, 16384); /* vm_map_capacity */
+	__type(value, __u32);
+} free_counters SEC(".maps");
+
+/*
+ * Bumped by the exporter before it takes indexes back (those of ended VMs):
+ * every CPU's cache is then refilled through the directory. It hands them
+ * out again only after the programs running at the bump have finished.
+ */
+__u32 counter_epoch = 0;
+
+/* The per-CPU index cache: direct-mapped by reason, tagged with the full reason. */
+#define CACHED_REASONS 128 /* a power of two */
+
+struct cached_index {
+	__u32 reason;
+	__u32 index; /* 0: none */
+};
+
+struct counter_cache {
+	__u64 tag;   /* tgid << 32 | vm_exit_key.vcpu_id whose indexes `entry` holds; 0: none */
+	__u32 epoch; /* counter_epoch when they were cached */
+	__u32 isa;
+	struct cached_index entry[CACHED_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct counter_cache);
+} counter_caches SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -293,33 +344,112 @@ static __always_inline void end_exit_timing(void)
 	hist->buckets[bucket] += 1;
 	hist->sum_ns += ns;
 	hist->count += 1;
-	/* Full like vm_exits: the VM's exits are in the overflow table, its time in the histogram. */
+	/* Full like counter_index: the VM's exits are in the overflow table, its time in the histogram. */
 	add_u64(&vm_exit_time, &key, ns);
+}
+
+/* The counter index of `key`, from the directory or newly taken; 0: none left. */
+static __always_inline __u32 counter_index_of(const struct vm_exit_key *key)
+{
+	__u32 *found = bpf_map_lookup_elem(&counter_index, key);
+	__u32 index;
+
+	if (found)
+		return *found;
+	if (bpf_map_pop_elem(&free_counters, &index) != 0)
+		return 0;
+	if (bpf_map_update_elem(&counter_index, key, &index, BPF_NOEXIST) != 0) {
+		/* Another vCPU thread of the VM created it first, or the directory is full. */
+		bpf_map_push_elem(&free_counters, &index, 0);
+		found = bpf_map_lookup_elem(&counter_index, key);
+		return found ? *found : 0;
+	}
+	return index;
+}
+
+/* Adds one to counter `index` of exit_counters. */
+static __always_inline void count_at(__u32 index)
+{
+	__u64 *count = bpf_map_lookup_elem(&exit_counters, &index);
+
+	if (count)
+		*count += 1;
+}
+
+/*
+ * The cache-miss path, out of line to keep the hot path short: counts the
+ * exit through the directory and caches its index in `cached` (if given).
+ * With no index left, the exit goes to the host totals only.
+ */
+static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
+				      struct cached_index *cached)
+{
+	struct host_exit_key host_key;
+	struct vm_exit_key key;
+	__u32 index;
+
+	key.tgid = tag >> 32;
+	key.vcpu_id = (__u32)tag;
+	key.isa = isa;
+	key.exit_reason = reason;
+	index = counter_index_of(&key);
+	if (index != 0) {
+		if (cached) {
+			cached->reason = reason;
+			cached->index = index;
+		}
+		count_at(index);
+		return;
+	}
+	/* Every counter is taken: keep the exit in the host totals. */
+	host_key.isa = isa;
+	host_key.exit_reason = reason;
+	if (count_one(&host_overflow, &host_key) != 0)
+		count_lost(KVM_EXIT_LOST_OVERFLOW_FULL);
 }
 
 /* Counts one exit of the current VMM process. */
 static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
 {
-	struct vm_exit_key key;
-	struct host_exit_key host_key;
+	/* tgid 0 never runs a vCPU, so tag 0 names no thread. */
+	__u64 tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
+	struct counter_cache *cache;
+	struct cached_index *cached;
+	__u32 zero = 0, i;
 
 	if (isa == KVM_EXIT_ISA_VMX)
 		reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
+	if (time_exits) {
+		struct vm_exit_key key = {tag >> 32, vcpu_id, isa, reason};
 
-	key.tgid = bpf_get_current_pid_tgid() >> 32;
-	key.vcpu_id = count_per_vcpu ? vcpu_id : KVM_EXIT_ALL_VCPUS;
-	key.isa = isa;
-	key.exit_reason = reason;
-	if (time_exits)
 		start_exit_timing(&key);
-	if (count_one(&vm_exits, &key) == 0)
+	}
+	cache = bpf_map_lookup_elem(&counter_caches, &zero);
+	if (!cache) {
+		count_uncached(tag, isa, reason, NULL);
 		return;
-
-	/* vm_exits is full: keep the exit in the host totals. */
-	host_key.isa = isa;
-	host_key.exit_reason = reason;
-	if (count_one(&host_overflow, &host_key) != 0)
-		count_lost(KVM_EXIT_LOST_OVERFLOW_FULL);
+	}
+	/*
+	 * Another thread exited here last, or the exporter took indexes back:
+	 * start over. Tracepoint programs run with preemption off on this path
+	 * (KVM enters and exits guest mode with it off), so two exits never
+	 * interleave on one CPU's cache.
+	 */
+	if (cache->tag != tag || cache->epoch != counter_epoch || cache->isa != isa) {
+		__builtin_memset(cache->entry, 0, sizeof(cache->entry));
+		cache->tag = tag;
+		cache->epoch = counter_epoch;
+		cache->isa = isa;
+	}
+	i = reason & (CACHED_REASONS - 1);
+	/* Keep the bounded index in one register: the 6.1 verifier loses the bound otherwise. */
+	barrier_var(i);
+	cached = &cache->entry[i & (CACHED_REASONS - 1)];
+	if (cached->reason != reason || cached->index == 0) {
+		count_uncached(tag, isa, reason, cached);
+		return;
+	}
+	count_at(cached->index);
 }
 
 SEC("tp/kvm/kvm_exit")

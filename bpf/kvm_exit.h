@@ -15,13 +15,19 @@
 #define KVM_EXIT_VMX_BASIC_REASON_MASK 0xffffU
 #define KVM_EXIT_VMX_FAILED_VMENTRY 0x80000000U
 
-/* vcpu_id stored in vm_exit_key when per-vCPU counting is off: all vCPUs of a VM share one entry. */
+/* vcpu_id stored in vm_exit_key when per-vCPU counting is off: all vCPUs of a VM share one counter. */
 #define KVM_EXIT_ALL_VCPUS 0xffffffffU
 
 /* Capacity of the host-level overflow table: one entry per distinct (isa, reason). */
 #define KVM_EXIT_OVERFLOW_CAPACITY 4096
 
-/* Per-VM (and optionally per-vCPU) counter key of the `vm_exits` per-CPU hash. */
+/*
+ * Per-VM (and optionally per-vCPU) counter key. `counter_index`, a hash
+ * vm_exit_key -> __u32, names each key's counter: an index into
+ * `exit_counters`, a per-CPU array of __u64 exit counts (index 0 is never
+ * used). `free_counters` (a stack of __u32) holds the indexes no key has;
+ * the exporter fills it, and takes back the indexes of ended VMs.
+ */
 struct vm_exit_key {
 	__u32 tgid;        /* VMM process id: all vCPU threads of one VM share it */
 	__u32 vcpu_id;     /* KVM vCPU id, or KVM_EXIT_ALL_VCPUS */
@@ -29,7 +35,7 @@ struct vm_exit_key {
 	__u32 exit_reason; /* SVM: exit code; VMX: basic reason | KVM_EXIT_VMX_FAILED_VMENTRY */
 };
 
-/* Key of the `host_overflow` per-CPU hash: exits whose VM found `vm_exits` full. */
+/* Key of the `host_overflow` per-CPU hash: exits that found no free counter. */
 struct host_exit_key {
 	__u32 isa;
 	__u32 exit_reason;
@@ -42,7 +48,7 @@ enum kvm_exit_lost_index {
 	KVM_EXIT_LOST_NR,
 };
 
-/* Every map value above is a per-CPU __u64 exit count. */
+/* host_overflow and lost hold per-CPU __u64 exit counts. */
 
 /*
  * Exit handling time: each kvm_exit -> next kvm_entry interval of a vCPU

@@ -121,10 +121,10 @@ std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
 // Reads a hash map, in batches when the kernel has BPF_MAP_LOOKUP_BATCH
 // (5.6+), else key by key. `visit(key, values)` gets `cpus` values: a per-CPU
 // map's value of each CPU in values[0..cpus), a plain map's one value (cpus = 1).
-// Value's size must be a multiple of 8, the kernel's per-CPU slot size.
+// A per-CPU map's Value must be a multiple of 8 bytes, the kernel's per-CPU slot size.
 template <typename Key, typename Value, typename Fn>
 std::string ReadHashValues(int map_fd, int cpus, Fn&& visit) {
-  static_assert(sizeof(Value) % 8 == 0, "per-CPU values are padded to 8 bytes");
+  if (cpus > 1 && sizeof(Value) % 8 != 0) return "per-CPU values must be padded to 8 bytes";
   std::size_t chunk = 1024;
   std::vector<Key> keys(chunk);
   std::vector<Value> values(chunk * static_cast<std::size_t>(cpus));
@@ -175,6 +175,43 @@ std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
   return ReadHashValues<Key, std::uint64_t>(
       map_fd, cpus,
       [&](const Key& key, const std::uint64_t* per_cpu) { visit(key, SumCpus(per_cpu, cpus)); });
+}
+
+// Sums each CPU's value of the per-CPU u64 array's elements [0, count) into
+// (*sums)[0, count), in batches where the kernel has them.
+std::string SumPerCpuRange(int map_fd, std::uint32_t count, int cpus,
+                           std::vector<std::uint64_t>* sums) {
+  sums->assign(count, 0);
+  constexpr std::uint32_t kChunk = 1024;
+  std::vector<std::uint32_t> keys(kChunk);
+  std::vector<std::uint64_t> values(std::size_t{kChunk} * static_cast<std::size_t>(cpus));
+  std::uint32_t done = 0;
+  std::uint32_t batch_in = 0;
+  std::uint32_t batch_out = 0;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  while (done < count) {
+    std::uint32_t n = std::min(kChunk, count - done);
+    // An array's batch continues after the index it last returned.
+    const int err = bpf_map_lookup_batch(map_fd, done == 0 ? nullptr : &batch_in, &batch_out,
+                                         keys.data(), values.data(), &n, &opts);
+    if (err < 0 && err != -ENOENT) {
+      if (done == 0 && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) break;
+      return "batch lookup failed: " + ErrnoText(err);
+    }
+    for (std::uint32_t i = 0; i < n && keys[i] < count; ++i) {
+      (*sums)[keys[i]] = SumCpus(&values[std::size_t{i} * static_cast<std::size_t>(cpus)], cpus);
+    }
+    done += n;
+    batch_in = batch_out;
+    if (err == -ENOENT || n == 0) return "";
+  }
+  // Kernels without batch ops: element by element.
+  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(cpus));
+  for (std::uint32_t index = done; index < count; ++index) {
+    if (bpf_map_lookup_elem(map_fd, &index, per_cpu.data()) != 0) return ErrnoText(errno);
+    (*sums)[index] = SumCpus(per_cpu.data(), cpus);
+  }
+  return "";
 }
 
 // Sums a per-CPU array of u64 counters, all `entries` indices.
@@ -337,18 +374,23 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
   skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
   skeleton->rodata->time_exits = timing ? 1 : 0;
-  if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exits, options_.vm_map_capacity);
-      err != 0) {
-    return "setting vm_exits capacity failed: " + ErrnoText(err);
+  // vm_map_capacity counters: indexes 1..capacity (0 means "none" to the program).
+  const std::uint32_t capacity = options_.vm_map_capacity;
+  for (auto [map, entries] : {std::pair{skeleton->maps.counter_index, capacity},
+                              std::pair{skeleton->maps.free_counters, capacity},
+                              std::pair{skeleton->maps.exit_counters, capacity + 1}}) {
+    if (int err = bpf_map__set_max_entries(map, entries); err != 0) {
+      return "setting " + std::string(bpf_map__name(map)) + " capacity failed: " + ErrnoText(err);
+    }
   }
-  // One per-VM time entry per vm_exits entry; a token map when timing is off.
+  // One per-VM time entry per counter; a token map when timing is off.
   if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exit_time,
                                          timing ? options_.vm_map_capacity : 1);
       err != 0) {
     return "setting vm_exit_time capacity failed: " + ErrnoText(err);
   }
   // One entry per VM and kind on, preallocated (1,152 bytes each). A VM takes
-  // at least one vm_exits entry, so vm_map_capacity bounds the VMs; so does
+  // at least one counter, so vm_map_capacity bounds the VMs; so does
   // kDrilldownVms (2.4 MB per kind on), far beyond a host's VMs. A token map
   // when no kind is on.
   const auto drilldown_capacity = static_cast<std::uint32_t>(std::max<std::size_t>(
@@ -363,6 +405,15 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
            (detail.empty() ? "" : " (libbpf: " + detail + ")") +
            (err == -EPERM ? "; run as root or grant CAP_BPF and CAP_PERFMON" : "");
   }
+  // Every counter free before the first exit: index 1 on top of the stack, so
+  // the indexes in use stay low and a scrape reads a short array.
+  const int free_fd = bpf_map__fd(skeleton->maps.free_counters);
+  for (std::uint32_t index = capacity; index >= 1; --index) {
+    if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
+      return "filling the free counter list failed: " + ErrnoText(errno);
+    }
+  }
+  if (std::string error = CreateProgramBarrier(); !error.empty()) return error;
   // The skeleton owns the links: destroying it detaches. The entry program
   // first, so that no exit is stamped before its entry can complete it.
   if (timing) {
@@ -415,14 +466,28 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
 std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
   *snapshot = ExitSnapshot{};
   if (!skeleton_) return "BPF program not attached";
-  snapshot->vm_map_capacity = bpf_map__max_entries(skeleton_->maps.vm_exits);
+  snapshot->vm_map_capacity = bpf_map__max_entries(skeleton_->maps.counter_index);
   snapshot->overflow_capacity = bpf_map__max_entries(skeleton_->maps.host_overflow);
 
-  std::string err =
-      ReadPerCpuHash<vm_exit_key>(bpf_map__fd(skeleton_->maps.vm_exits), possible_cpus_,
-                                  [&](const vm_exit_key& key, std::uint64_t count) {
-                                    snapshot->vm_counts.push_back({key, count});
-                                  });
+  // The directory first, then the counters it names: a key added in between
+  // is read by the next scrape.
+  std::vector<std::pair<vm_exit_key, std::uint32_t>> indexes;
+  std::uint32_t end = 0;
+  std::string err = ReadHashValues<vm_exit_key, std::uint32_t>(
+      bpf_map__fd(skeleton_->maps.counter_index), 1,
+      [&](const vm_exit_key& key, const std::uint32_t* index) {
+        indexes.emplace_back(key, *index);
+        end = std::max(end, *index + 1);
+      });
+  std::vector<std::uint64_t> counts;
+  if (err.empty()) {
+    err = SumPerCpuRange(bpf_map__fd(skeleton_->maps.exit_counters), end, possible_cpus_, &counts);
+    if (!err.empty()) err = "reading the exit counters failed: " + err;
+  }
+  snapshot->vm_counts.reserve(indexes.size());
+  for (const auto& [key, index] : indexes) {
+    if (index < counts.size()) snapshot->vm_counts.push_back({key, counts[index]});
+  }
   if (err.empty()) {
     err = ReadPerCpuHash<host_exit_key>(bpf_map__fd(skeleton_->maps.host_overflow), possible_cpus_,
                                         [&](const host_exit_key& key, std::uint64_t count) {
@@ -484,21 +549,66 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
 std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& keys) {
   std::vector<VmExitCount> removed;
   if (!skeleton_) return removed;
-  const int fd = bpf_map__fd(skeleton_->maps.vm_exits);
+  const int directory_fd = bpf_map__fd(skeleton_->maps.counter_index);
+  const int counters_fd = bpf_map__fd(skeleton_->maps.exit_counters);
   const int time_fd = bpf_map__fd(skeleton_->maps.vm_exit_time);
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
+  std::vector<std::uint32_t> indexes;
   for (const vm_exit_key& key : keys) {
-    // lookup_and_delete is atomic (5.14+): no exit can slip between read and delete.
-    int err = bpf_map_lookup_and_delete_elem(fd, &key, per_cpu.data());
-    if (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP) {
-      err = bpf_map_lookup_elem(fd, &key, per_cpu.data());
-      if (err == 0) err = bpf_map_delete_elem(fd, &key);
+    std::uint32_t index = 0;
+    if (bpf_map_lookup_elem(directory_fd, &key, &index) != 0 ||
+        bpf_map_delete_elem(directory_fd, &key) != 0) {
+      continue;
     }
-    if (err == 0) removed.push_back({key, SumCpus(per_cpu.data(), possible_cpus_)});
+    removed.push_back({key, 0});
+    indexes.push_back(index);
     // The VM's handling time goes with it: the host histogram keeps it in the totals.
     if (options_.exit_handling_time) bpf_map_delete_elem(time_fd, &key);
   }
+  if (removed.empty()) return removed;
+  // A CPU's cache may still name these counters (a VM whose pid was reused
+  // may even still be counting in them): make every CPU refill its cache,
+  // and wait for the programs running now. After that no program can reach
+  // them, so their counts are final.
+  __atomic_add_fetch(&skeleton_->bss->counter_epoch, 1, __ATOMIC_SEQ_CST);
+  const bool quiet = WaitForRunningPrograms();
+  const int free_fd = bpf_map__fd(skeleton_->maps.free_counters);
+  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
+  for (std::size_t i = 0; i < indexes.size(); ++i) {
+    if (bpf_map_lookup_elem(counters_fd, &indexes[i], per_cpu.data()) == 0) {
+      removed[i].count = SumCpus(per_cpu.data(), possible_cpus_);
+    }
+    // Without the wait a late exit could land in a reused counter: keep it
+    // out of use instead (one counter less until restart, never a wrong count).
+    if (!quiet) continue;
+    std::fill(per_cpu.begin(), per_cpu.end(), 0);
+    if (bpf_map_update_elem(counters_fd, &indexes[i], per_cpu.data(), BPF_ANY) == 0) {
+      bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
+    }
+  }
   return removed;
+}
+
+std::string BpfExitSource::CreateProgramBarrier() {
+  // An ARRAY_OF_MAPS update with a valid inner map makes the kernel wait for
+  // an RCU grace period (maybe_wait_bpf_programs), and tracing programs run
+  // inside RCU read-side sections: the update returns after every program
+  // that was running has finished.
+  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "barrier_inner", sizeof(std::uint32_t),
+                                sizeof(std::uint32_t), 1, nullptr));
+  if (!inner.valid()) return "creating the barrier map failed: " + ErrnoText(errno);
+  LIBBPF_OPTS(bpf_map_create_opts, outer_opts, .inner_map_fd = static_cast<__u32>(inner.get()));
+  UniqueFd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "program_barrier",
+                                sizeof(std::uint32_t), sizeof(std::uint32_t), 1, &outer_opts));
+  if (!outer.valid()) return "creating the barrier map failed: " + ErrnoText(errno);
+  barrier_inner_ = std::move(inner);
+  barrier_outer_ = std::move(outer);
+  return "";
+}
+
+bool BpfExitSource::WaitForRunningPrograms() const {
+  const std::uint32_t zero = 0;
+  const int inner = barrier_inner_.get();
+  return bpf_map_update_elem(barrier_outer_.get(), &zero, &inner, BPF_ANY) == 0;
 }
 
 void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
@@ -516,12 +626,24 @@ void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
 std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts,
                                           const std::vector<DrilldownCount>& drilldown) {
   if (!skeleton_) return "BPF program not attached";
-  const int fd = bpf_map__fd(skeleton_->maps.vm_exits);
+  const int directory_fd = bpf_map__fd(skeleton_->maps.counter_index);
+  const int counters_fd = bpf_map__fd(skeleton_->maps.exit_counters);
+  const int free_fd = bpf_map__fd(skeleton_->maps.free_counters);
   std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_), 0);
   for (const VmExitCount& entry : counts) {
+    // A counter taken from the free list as the program takes one.
+    std::uint32_t index = 0;
+    if (bpf_map_lookup_elem(directory_fd, &entry.key, &index) != 0) {
+      if (bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0) {
+        return "filling the counters failed: no free counter";
+      }
+      if (int err = bpf_map_update_elem(directory_fd, &entry.key, &index, BPF_NOEXIST); err != 0) {
+        return "filling the counters failed: " + ErrnoText(err);
+      }
+    }
     per_cpu[0] = entry.count;
-    if (int err = bpf_map_update_elem(fd, &entry.key, per_cpu.data(), BPF_ANY); err != 0) {
-      return "filling vm_exits failed: " + ErrnoText(err);
+    if (int err = bpf_map_update_elem(counters_fd, &index, per_cpu.data(), BPF_ANY); err != 0) {
+      return "filling the counters failed: " + ErrnoText(err);
     }
   }
   // Each VM's slots filled as the program fills them, then written once.

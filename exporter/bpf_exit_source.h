@@ -10,6 +10,7 @@
 #include "drilldown_kind.h"
 #include "exit_snapshot.h"
 #include "kernel_hook.h"
+#include "unique_fd.h"
 
 struct kvm_exit_bpf;
 
@@ -56,14 +57,14 @@ class BpfExitSource {
   // Returns "" or an error message; on error *snapshot is left empty.
   std::string Read(ExitSnapshot* snapshot) const;
 
-  // Removes every vm_exits entry of `keys`, returning the counts they held at the
-  // moment of deletion (so the caller can keep host totals monotonic).
+  // Removes the counters of `keys`, returning the counts they held in the end
+  // (so the caller can keep host totals monotonic), and frees them for reuse.
   std::vector<VmExitCount> Remove(const std::vector<vm_exit_key>& keys);
 
   // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
   void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
 
-  // Fills the maps with given counts (all on CPU 0): vm_exits, and drilldown
+  // Fills the maps with given counts (all on CPU 0): the per-VM counters, and drilldown
   // with `drilldown` (needs a drill-down kind on). For benchmarks and tests
   // that need realistic map shapes without running VMs.
   std::string FillForTesting(const std::vector<VmExitCount>& counts,
@@ -78,6 +79,12 @@ class BpfExitSource {
 
   using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
 
+  // Creates the maps WaitForRunningPrograms updates.
+  std::string CreateProgramBarrier();
+  // Returns once every BPF program running at the call has finished (an RCU
+  // grace period); false if the kernel refused the update that waits.
+  bool WaitForRunningPrograms() const;
+
   // Opens, loads and attaches one of the two programs (the other is not loaded).
   // btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for tp_btf.
   std::string LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vendor_isa);
@@ -87,6 +94,8 @@ class BpfExitSource {
   bool uses_tp_btf_ = false;  // which of the two programs skeleton_ has attached
   std::string hook_note_;
   int possible_cpus_ = 1;
+  UniqueFd barrier_inner_;
+  UniqueFd barrier_outer_;
   // Drill-down counts of the last read: the next one reserves that many, so
   // 160,000 of them (1,000 VMs) are not copied a dozen times as they grow.
   mutable std::size_t last_drilldown_counts_ = 0;

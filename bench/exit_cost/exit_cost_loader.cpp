@@ -93,6 +93,30 @@ ReasonCounts SumVmExits(const bpf_map* map) {
       map, 1, [](const vm_exit_key& key, std::size_t) { return key.exit_reason; });
 }
 
+// The production program's per-VM counts by reason: directory, then counters.
+ReasonCounts SumOursCounters(const kvm_exit_bpf& skeleton) {
+  ReasonCounts counts;
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return counts;
+  std::vector<std::uint64_t> values(static_cast<std::size_t>(cpus));
+  const int directory_fd = bpf_map__fd(skeleton.maps.counter_index);
+  const int counters_fd = bpf_map__fd(skeleton.maps.exit_counters);
+  vm_exit_key key{};
+  vm_exit_key next{};
+  const vm_exit_key* previous = nullptr;
+  while (bpf_map_get_next_key(directory_fd, previous, &next) == 0) {
+    key = next;
+    previous = &key;
+    std::uint32_t index = 0;
+    if (bpf_map_lookup_elem(directory_fd, &key, &index) != 0 ||
+        bpf_map_lookup_elem(counters_fd, &index, values.data()) != 0) {
+      continue;
+    }
+    for (const std::uint64_t value : values) counts[key.exit_reason] += value;
+  }
+  return counts;
+}
+
 // The io drill-down's counts by item (port | KVM_DRILLDOWN_IO_WRITE), its
 // "other" slots' under the item they keep (the direction).
 ReasonCounts SumIoDrilldown(const bpf_map* map) {
@@ -351,6 +375,14 @@ int main(int argc, char** argv) {
     skeleton->rodata->btf_vendor_isa = tp_btf ? VendorIsa() : 0;
     skeleton->rodata->time_exits = timed ? 1 : 0;
     if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) return Fail("loading ours", err);
+    // As the exporter does: every counter free, index 1 on top.
+    const int free_fd = bpf_map__fd(skeleton->maps.free_counters);
+    for (std::uint32_t index = bpf_map__max_entries(skeleton->maps.free_counters); index >= 1;
+         --index) {
+      if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
+        return Fail("filling free_counters", -errno);
+      }
+    }
     // As the exporter does: the entry program first, so no exit is stamped
     // without a program to close its interval.
     if (timed) {
@@ -371,7 +403,7 @@ int main(int argc, char** argv) {
       if (*kind_link == nullptr) return Fail("attaching a drill-down kind", -errno);
     }
     WaitForSignal();
-    const ReasonCounts counts = SumVmExits(skeleton->maps.vm_exits);
+    const ReasonCounts counts = SumOursCounters(*skeleton);
     PrintStats(program.c_str(), bpf_program__fd(chosen), &counts);
     if (drill_io) {
       // The kvm_pio program's own statistics and what its map counted (one

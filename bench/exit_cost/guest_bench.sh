@@ -28,6 +28,9 @@
 #   bench.msr=0  bench.hypercall=0 (RDMSRs of MSR_IA32_UCODE_REV, KVM_HC_VAPIC_POLL_IRQ
 #                hypercalls: the drill-down kinds' own events; 0 skips them)
 #   bench.mmio=0 (reads of MMIO page 0x10000, out to test_vmm; 0 skips them)
+#   bench.alternate=0 (IO exits per vCPU of two vCPU threads that take turns
+#                on one CPU: each sleeps 1 us in its IO exit, so every exit
+#                follows the other thread's; 0 skips them)
 #   bench.modes=none,ours,reference  bench.stats=1 (kernel.bpf_stats_enabled)
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
@@ -50,6 +53,7 @@ IO_EXITS=$(setting io 100000)
 MSR_EXITS=$(setting msr 0)
 HYPERCALL_EXITS=$(setting hypercall 0)
 MMIO_EXITS=$(setting mmio 0)
+ALTERNATE_EXITS=$(setting alternate 0)
 MODES=$(setting modes none,ours,reference | tr ',' ' ')
 STATS=$(setting stats 1)
 SETTLE_S=1
@@ -177,7 +181,7 @@ scenario() {
 main() {
   local status=0
   echo "$STATS" >/proc/sys/kernel/bpf_stats_enabled
-  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
+  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS alternate=$ALTERNATE_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
   if [ "$CPUID_EXITS" != 0 ]; then
     scenario cpuid --cpuid "$CPUID_EXITS" || status=1
   fi
@@ -194,6 +198,11 @@ main() {
     # Reads of a page outside guest RAM: each a page-fault exit that KVM
     # hands to test_vmm as KVM_EXIT_MMIO (kvm_mmio fires twice, counted once).
     scenario mmio --mmio "0x10000:$MMIO_EXITS" || status=1
+  fi
+  if [ "$ALTERNATE_EXITS" != 0 ]; then
+    # The worst case of a per-CPU cache: two vCPU threads on one CPU, the
+    # other's exit between any two of one's (the "miss path").
+    scenario io_alternating --vcpus 2 --io "$ALTERNATE_EXITS" --io-delay-us 1 || status=1
   fi
   echo "BENCH end status=$status"
   return "$status"

@@ -17,6 +17,9 @@
 #   EXIT_COST_HYPERCALL [0]   hypercall exits per run (handled in KVM); 0 skips
 #   EXIT_COST_MMIO [0]        MMIO reads per run (a page-fault exit each, out
 #                             to test_vmm as KVM_EXIT_MMIO); 0 skips
+#   EXIT_COST_ALTERNATE [0]   IO exits per vCPU of two vCPU threads taking
+#                             turns on one CPU (the per-CPU index cache's
+#                             miss path); 0 skips
 #   EXIT_COST_MODES [none,ours,reference]  `none` first; other names are
 #                             programs exit_cost_loader knows (`ours_tp`: ours
 #                             on the classic tracepoint, variants.bpf.c's)
@@ -92,7 +95,7 @@ boot_guest() {
   local image=$1 initrd=$2 serial=$3 qemu_log=$4 append
   append="console=ttyS0 panic=-1 quiet loglevel=3"
   append+=" bench.runs=${EXIT_COST_RUNS:-5} bench.cpuid=${EXIT_COST_CPUID:-200000}"
-  append+=" bench.io=${EXIT_COST_IO:-100000} bench.msr=${EXIT_COST_MSR:-0} bench.hypercall=${EXIT_COST_HYPERCALL:-0} bench.mmio=${EXIT_COST_MMIO:-0} bench.modes=${EXIT_COST_MODES:-none,ours,reference}"
+  append+=" bench.io=${EXIT_COST_IO:-100000} bench.msr=${EXIT_COST_MSR:-0} bench.hypercall=${EXIT_COST_HYPERCALL:-0} bench.mmio=${EXIT_COST_MMIO:-0} bench.alternate=${EXIT_COST_ALTERNATE:-0} bench.modes=${EXIT_COST_MODES:-none,ours,reference}"
   append+=" bench.stats=${EXIT_COST_STATS:-1}"
   : >"$serial"
   # As run_e2e.sh boots the e2e guest (one TCG thread: see there), but with
@@ -221,7 +224,7 @@ report() {
 boot_guest_vmx() {
   local out=$1 vmm=$2 append
   append="bench.runs=${EXIT_COST_RUNS:-5} bench.cpuid=${EXIT_COST_CPUID:-200000}"
-  append+=" bench.io=${EXIT_COST_IO:-100000} bench.msr=${EXIT_COST_MSR:-0} bench.hypercall=${EXIT_COST_HYPERCALL:-0} bench.mmio=${EXIT_COST_MMIO:-0} bench.modes=${EXIT_COST_MODES:-none,ours,reference}"
+  append+=" bench.io=${EXIT_COST_IO:-100000} bench.msr=${EXIT_COST_MSR:-0} bench.hypercall=${EXIT_COST_HYPERCALL:-0} bench.mmio=${EXIT_COST_MMIO:-0} bench.alternate=${EXIT_COST_ALTERNATE:-0} bench.modes=${EXIT_COST_MODES:-none,ours,reference}"
   append+=" bench.stats=${EXIT_COST_STATS:-1}"
   # Its status says whether E2E checks passed: there are none here.
   E2E_VMX_CHECKS="$SCRIPT_DIR/guest_bench.sh" E2E_VMX_EXTRA_INITRD="$out/extra.cpio.gz" \

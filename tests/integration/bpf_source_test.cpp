@@ -123,6 +123,36 @@ TEST(BpfSourceTest, RemoveReturnsTheCountsItDeleted) {
   EXPECT_TRUE(source.Remove({io}).empty());  // already gone
 }
 
+TEST(BpfSourceTest, RemovedCountersGoBackToTheFreeList) {
+  RequireKernelSupport();
+  // The capacity's minimum: 16 counters, each taken by one key.
+  BpfExitSource source({.tracefs_root = kTracefs, .vm_map_capacity = 16});
+  if (std::string error = source.Attach(); !error.empty()) GTEST_SKIP() << error;
+  std::vector<VmExitCount> filled;
+  for (std::uint32_t reason = 0; reason < 16; ++reason) {
+    filled.push_back({vm_exit_key{7'200'000, KVM_EXIT_ALL_VCPUS, KVM_EXIT_ISA_SVM, reason}, 10});
+  }
+  ASSERT_EQ(source.FillForTesting(filled), "");
+  const VmExitCount late{vm_exit_key{7'200'001, KVM_EXIT_ALL_VCPUS, KVM_EXIT_ISA_SVM, 0x7b}, 3};
+  EXPECT_THAT(source.FillForTesting({late}), HasSubstr("no free counter"));
+
+  const std::vector<VmExitCount> removed = source.Remove({filled[4].key, filled[9].key});
+  ASSERT_EQ(removed.size(), 2u);
+  EXPECT_EQ(removed[0].count, 10u);
+  EXPECT_EQ(removed[1].count, 10u);
+  // Freed: the next key gets one, and the snapshot holds the rest unchanged.
+  ASSERT_EQ(source.FillForTesting({late}), "");
+  ExitSnapshot snapshot;
+  ASSERT_EQ(source.Read(&snapshot), "");
+  EXPECT_EQ(CountOf(snapshot, late.key), 3u);
+  EXPECT_EQ(CountOf(snapshot, filled[4].key), 0u);
+  EXPECT_EQ(CountOf(snapshot, filled[0].key), 10u);
+  EXPECT_EQ(CountOf(snapshot, filled[15].key), 10u);
+  std::size_t ours = 0;
+  for (const VmExitCount& entry : snapshot.vm_counts) ours += entry.key.tgid >= 7'200'000;
+  EXPECT_EQ(ours, 15u);
+}
+
 TEST(BpfSourceTest, MissingTracepointSaysKvmIsNotLoaded) {
   RequireKernelSupport();
   char dir[] = "/tmp/kvmexit-tracefs-XXXXXX";

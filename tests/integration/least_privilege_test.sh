@@ -140,19 +140,33 @@ else
   fail "root: attaches after kvm:kvm_exit appears" "$(tail -3 "$work/root.log")"
 fi
 
-# The daemon's vm_exits map: the per-CPU hash (type 5) with 16-byte keys
-# named vm_exits (vm_exit_time, the per-VM handling time, has the same shape).
-map_id=""
-for info in /proc/"$daemon"/fdinfo/*; do
-  if grep -q '^map_type:[[:space:]]*5$' "$info" && grep -q '^key_size:[[:space:]]*16$' "$info"; then
+# The daemon's per-VM counters: the directory counter_index (the hash of
+# 16-byte keys -> counter index), the per-CPU array exit_counters and the free
+# list free_counters (vm_exit_time, the per-VM handling time, has other names).
+map_id_named() {
+  local info id
+  for info in /proc/"$daemon"/fdinfo/*; do
     id=$(sed -n 's/^map_id:[[:space:]]*//p' "$info")
-    if bpftool map show id "$id" | grep -q ' name vm_exits '; then map_id=$id; fi
-  fi
-done
+    if [ -n "$id" ] && bpftool map show id "$id" | grep -q " name $1 "; then
+      echo "$id"
+      return
+    fi
+  done
+}
+map_id=$(map_id_named counter_index)
+counters_id=$(map_id_named exit_counters)
+free_id=$(map_id_named free_counters)
 # key: tgid, vcpu_id, isa (2: SVM), exit_reason (0x7b: io), little-endian u32s.
 le32() { printf '%02x %02x %02x %02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
 read -r -a key <<<"$(le32 "$vmm") $(le32 0) $(le32 2) $(le32 123)"
-if [ -n "$map_id" ] && bpftool map update id "$map_id" key hex "${key[@]}" value hex 2a 00 00 00 00 00 00 00; then
+# A counter taken from the free list, as the program takes one.
+index=""
+if [ -n "$free_id" ]; then
+  index=$(bpftool -j map pop id "$free_id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["value"][0])' 2>/dev/null || true)
+fi
+if [ -n "$map_id" ] && [ -n "$counters_id" ] && [ -n "$index" ] &&
+  bpftool map update id "$counters_id" key $(le32 "$index") value hex 2a 00 00 00 00 00 00 00 &&
+  bpftool map update id "$map_id" key hex "${key[@]}" value $(le32 "$index"); then
   if wait_for "$port" '^kvm_vm_info\{.*vm="lp-probe"'; then
     pass "root: names the VMM of uid 65534 from its /proc files (vm=\"lp-probe\")"
   else
@@ -179,7 +193,7 @@ if [ -n "$map_id" ] && bpftool map update id "$map_id" key hex "${key[@]}" value
     fail "root: deletes an ended VM's entries" "deleted=$deleted; $(grep errors_total <<<"$body")"
   fi
 else
-  fail "root: find and fill the daemon's vm_exits map" "map id '${map_id}'"
+  fail "root: find and fill the daemon's per-VM counters" "map ids '${map_id}' '${counters_id}' '${free_id}', index '${index}'"
 fi
 if lint=$(metric "$port" | promtool check metrics 2>&1); then
   pass "root: serves /metrics that promtool accepts"
