@@ -408,8 +408,13 @@ static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
 		count_lost(KVM_EXIT_LOST_OVERFLOW_FULL);
 }
 
-/* Counts one exit of the current VMM process. */
-static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
+/*
+ * Counts one exit of the current VMM process. `from_record`: the isa and
+ * reason come from the classic tracepoint's record, unmasked, and isa is
+ * checked against the cache; tp_btf's are masked already, and its isa is
+ * always the vendor module's (btf_vendor_isa).
+ */
+static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, int from_record)
 {
 	/* tgid 0 never runs a vCPU, so tag 0 names no thread. */
 	__u64 tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
@@ -417,7 +422,7 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
 	struct cached_index *cached;
 	__u32 zero = 0, i;
 
-	if (isa == KVM_EXIT_ISA_VMX)
+	if (from_record && isa == KVM_EXIT_ISA_VMX)
 		reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
 	if (time_exits) {
 		struct vm_exit_key key = {tag >> 32, vcpu_id, isa, reason};
@@ -435,7 +440,7 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
 	 * (KVM enters and exits guest mode with it off), so two exits never
 	 * interleave on one CPU's cache.
 	 */
-	if (cache->tag != tag || cache->epoch != counter_epoch || cache->isa != isa) {
+	if (cache->tag != tag || cache->epoch != counter_epoch || (from_record && cache->isa != isa)) {
 		__builtin_memset(cache->entry, 0, sizeof(cache->entry));
 		cache->tag = tag;
 		cache->epoch = counter_epoch;
@@ -455,7 +460,7 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id)
 SEC("tp/kvm/kvm_exit")
 int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 {
-	count_exit(ctx->isa, ctx->exit_reason, ctx->vcpu_id);
+	count_exit(ctx->isa, ctx->exit_reason, ctx->vcpu_id, 1);
 	return 0;
 }
 
@@ -463,8 +468,9 @@ int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
  * The exit reason the kvm_exit record would carry (kvm's get_exit_info), read
  * through the structs of kvm_internals.bpf.h; where they are gone the load
  * fails and the exporter falls back to count_kvm_exit.
- * SVM: vmcb->control.exit_code; VMX: vcpu_vmx.exit_reason.full. Returns
- * -1 when it cannot be read, rather than a reason that would be wrong.
+ * SVM: vmcb->control.exit_code; VMX: vcpu_vmx.exit_reason.full, masked as
+ * the counters key it. Returns nonzero when it cannot be read, rather than a
+ * reason that would be wrong.
  */
 static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __u32 *reason)
 {
@@ -475,12 +481,15 @@ static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __
 
 		if (bpf_core_read(&vmcb, sizeof(vmcb), &svm->vmcb) != 0)
 			return -1;
-		return bpf_core_read(reason, sizeof(*reason), &vmcb->control.exit_code) == 0 ? 0 : -1;
+		return bpf_core_read(reason, sizeof(*reason), &vmcb->control.exit_code);
 	}
 	if (btf_vendor_isa == KVM_EXIT_ISA_VMX && isa == KVM_EXIT_ISA_VMX) {
 		struct vcpu_vmx *vmx = (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
 
-		return bpf_core_read(reason, sizeof(*reason), &vmx->exit_reason.full) == 0 ? 0 : -1;
+		if (bpf_core_read(reason, sizeof(*reason), &vmx->exit_reason.full) != 0)
+			return -1;
+		*reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
+		return 0;
 	}
 	return -1;
 }
@@ -494,7 +503,7 @@ int BPF_PROG(count_kvm_exit_btf, struct kvm_vcpu *vcpu, __u32 isa)
 		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
 		return 0;
 	}
-	count_exit(isa, reason, count_per_vcpu ? (__u32)vcpu->vcpu_id : KVM_EXIT_ALL_VCPUS);
+	count_exit(isa, reason, count_per_vcpu ? (__u32)vcpu->vcpu_id : KVM_EXIT_ALL_VCPUS, 0);
 	return 0;
 }
 

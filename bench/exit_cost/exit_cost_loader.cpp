@@ -315,7 +315,7 @@ std::uint32_t VendorIsa() {
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
   if (program == "ours" || program == "ours_tp" || program == "ours_timed" ||
-      program == "ours_drilldown" || program == "ours_drilldown_all" ||
+      program == "ours_per_vcpu" || program == "ours_drilldown" || program == "ours_drilldown_all" ||
       program == "ours_tp_drilldown_all") {
     // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
     // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
@@ -331,6 +331,9 @@ int main(int argc, char** argv) {
     // classic tracepoints.
     const bool tp_btf = program != "ours_tp" && program != "ours_tp_drilldown_all";
     const bool timed = program == "ours_timed";
+    // "ours_per_vcpu": collector.per_vcpu: true, one counter (and index cache
+    // tag) per vCPU instead of per VM.
+    const bool per_vcpu = program == "ours_per_vcpu";
     const bool drill_all = program == "ours_drilldown_all" || program == "ours_tp_drilldown_all";
     const bool drill_io = program == "ours_drilldown" || drill_all;
     OursPtr skeleton(kvm_exit_bpf__open());
@@ -374,6 +377,7 @@ int main(int argc, char** argv) {
     }
     skeleton->rodata->btf_vendor_isa = tp_btf ? VendorIsa() : 0;
     skeleton->rodata->time_exits = timed ? 1 : 0;
+    skeleton->rodata->count_per_vcpu = per_vcpu ? 1 : 0;
     if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) return Fail("loading ours", err);
     // As the exporter does: every counter free, index 1 on top.
     const int free_fd = bpf_map__fd(skeleton->maps.free_counters);
@@ -443,7 +447,7 @@ int main(int argc, char** argv) {
   if (!program.empty()) return RunVariant(program);
   std::fprintf(stderr,
                "usage: exit_cost_loader "
-               "ours|ours_tp|ours_timed|ours_drilldown|ours_drilldown_all|ours_tp_drilldown_all|"
+               "ours|ours_tp|ours_timed|ours_per_vcpu|ours_drilldown|ours_drilldown_all|ours_tp_drilldown_all|"
                "reference|<program "
                "of variants.bpf.c>\n");
   return 2;

@@ -29,8 +29,9 @@
 #                hypercalls: the drill-down kinds' own events; 0 skips them)
 #   bench.mmio=0 (reads of MMIO page 0x10000, out to test_vmm; 0 skips them)
 #   bench.alternate=0 (IO exits per vCPU of two vCPU threads that take turns
-#                on one CPU: each sleeps 1 us in its IO exit, so every exit
-#                follows the other thread's; 0 skips them)
+#                on one CPU: each sleeps in its IO exit, so every exit follows
+#                the other thread's; with mode ours_per_vcpu each exit misses
+#                the per-CPU index cache; 0 skips them)
 #   bench.modes=none,ours,reference  bench.stats=1 (kernel.bpf_stats_enabled)
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
