@@ -233,14 +233,15 @@ int RunVariant(const std::string& name) {
   if (!skeleton) return Fail("opening the variants", -errno);
   bpf_program* chosen = nullptr;
   bpf_program* program = nullptr;
-  // floor_timed comes with its kvm_entry half, ours_btf_tasklocal with its
-  // thread-exit flush (NAME_exit), attached first (as the exporter attaches
-  // its entry program before the exit program).
-  const std::string entry_half = name + (name == "floor_timed" ? "_entry" : "_exit");
+  // floor_timed (and its VMX twin) comes with its kvm_entry half,
+  // ours_btf_tasklocal with its thread-exit flush (NAME_exit), attached first
+  // (as the exporter attaches its entry program before the exit program).
+  const bool floor_timed = name == "floor_timed" || name == "floor_timed_vmx";
+  const std::string entry_half = floor_timed ? "floor_timed_entry" : name + "_exit";
   bpf_program* entry = nullptr;
   bpf_object__for_each_program(program, skeleton->obj) {
     const bool is_it = name == bpf_program__name(program);
-    const bool is_entry = (name == "floor_timed" || name == "ours_btf_tasklocal") &&
+    const bool is_entry = (floor_timed || name == "ours_btf_tasklocal") &&
                           entry_half == bpf_program__name(program);
     bpf_program__set_autoload(program, is_it || is_entry);
     if (is_it) chosen = program;
@@ -279,7 +280,7 @@ int RunVariant(const std::string& name) {
     return Fail("attaching the variant", -errno);
   }
   WaitForSignal();
-  const bool floor = name == "floor_btf" || name == "floor_btf_vmx" || name == "floor_timed";
+  const bool floor = name == "floor_btf" || name == "floor_btf_vmx" || floor_timed;
   const bool counts_exits = name.rfind("ours", 0) == 0 || floor;
   const bool key8 = name.size() > 5 && name.compare(name.size() - 5, 5, "_key8") == 0;
   ReasonCounts counts;

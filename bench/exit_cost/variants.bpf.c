@@ -37,6 +37,8 @@
  *              and a tp_btf/kvm_entry program (floor_timed_entry, attached
  *              with it) that reads the clock and adds the interval to a
  *              per-CPU sum per reason; no histogram, no VM attribution
+ *   floor_timed_vmx  floor_timed on VMX (floor_btf_vmx's read), the same
+ *              kvm_entry half
  *   ours_btf_task, ours_btf_pcpu, ours_btf_pcpu1, ours_btf_tasklocal
  *              issue 13: counting per (tgid, vCPU, reason) without a hash
  *              lookup per exit (counters in per-CPU arrays, a cached
@@ -216,23 +218,30 @@ int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
 }
 
 /*
- * floor_btf on VMX (kvm_intel): the exit reason read as bpf/kvm_exit.bpf.c
+ * floor_count on VMX (kvm_intel): the exit reason read as bpf/kvm_exit.bpf.c
  * does there (one checked probe read of vcpu_vmx.exit_reason.full), counted
- * alike. A program of its own so that floor_btf's SVM path stays as measured.
+ * alike. A function of its own so that floor_count's SVM path stays as measured.
  */
-SEC("tp_btf/kvm_exit")
-int BPF_PROG(floor_btf_vmx, struct kvm_vcpu *vcpu, __u32 isa)
+static __always_inline int floor_count_vmx(struct kvm_vcpu *vcpu, __u32 *reason)
 {
 	struct vcpu_vmx *vmx = (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
 	__u32 zero = 0;
-	__u32 reason;
 	struct reason_counts *counts;
 
-	if (bpf_core_read(&reason, sizeof(reason), &vmx->exit_reason.full) != 0)
-		return 0;
+	if (bpf_core_read(reason, sizeof(*reason), &vmx->exit_reason.full) != 0)
+		return -1;
 	counts = bpf_map_lookup_elem(&variant_reason_counts, &zero);
 	if (counts)
-		counts->count[reason & (EXIT_CACHE_REASONS - 1)] += 1;
+		counts->count[*reason & (EXIT_CACHE_REASONS - 1)] += 1;
+	return 0;
+}
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(floor_btf_vmx, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason;
+
+	floor_count_vmx(vcpu, &reason);
 	return 0;
 }
 
@@ -328,20 +337,36 @@ struct {
 	__type(value, struct reason_counts);
 } variant_reason_ns SEC(".maps");
 
-SEC("tp_btf/kvm_exit")
-int BPF_PROG(floor_timed, struct kvm_vcpu *vcpu, __u32 isa)
+/* floor_timed's stamp: the exit's reason and time in the thread's slot. */
+static __always_inline void floor_stamp(__u32 reason)
 {
-	struct floor_slot *slot;
-	__u32 reason;
+	struct floor_slot *slot = bpf_task_storage_get(
+		&variant_floor_slots, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	if (floor_count(vcpu, &reason) != 0)
-		return 0;
-	slot = bpf_task_storage_get(&variant_floor_slots, bpf_get_current_task_btf(), 0,
-				    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (slot) {
 		slot->start_ns = bpf_ktime_get_ns();
 		slot->reason = reason;
 	}
+}
+
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(floor_timed, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason;
+
+	if (floor_count(vcpu, &reason) == 0)
+		floor_stamp(reason);
+	return 0;
+}
+
+/* floor_timed on VMX (kvm_intel), with the same kvm_entry half. */
+SEC("tp_btf/kvm_exit")
+int BPF_PROG(floor_timed_vmx, struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason;
+
+	if (floor_count_vmx(vcpu, &reason) == 0)
+		floor_stamp(reason);
 	return 0;
 }
 
