@@ -107,6 +107,9 @@ std::optional<VendorModule> FindVendorModule(const std::string& sys_root) {
   return std::nullopt;
 }
 
+// Counters handed to the free list at a time.
+constexpr std::uint32_t kFreeCounterChunk = 65536;
+
 // VMs the drill-down map holds per kind on; the events of more go to
 // kvm_drilldown_overflow_events_total.
 constexpr std::uint32_t kDrilldownVms = 2048;
@@ -405,14 +408,11 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
            (detail.empty() ? "" : " (libbpf: " + detail + ")") +
            (err == -EPERM ? "; run as root or grant CAP_BPF and CAP_PERFMON" : "");
   }
-  // Every counter free before the first exit: index 1 on top of the stack, so
-  // the indexes in use stay low and a scrape reads a short array.
-  const int free_fd = bpf_map__fd(skeleton->maps.free_counters);
-  for (std::uint32_t index = capacity; index >= 1; --index) {
-    if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
-      return "filling the free counter list failed: " + ErrnoText(errno);
-    }
-  }
+  // The first counters free before the first exit; the sampler hands out
+  // the rest as they are needed (ReplenishFreeCounters).
+  counters_freed_ = 0;
+  counters_withheld_ = 0;
+  if (std::string error = FreeMoreCounters(*skeleton); !error.empty()) return error;
   if (std::string error = CreateProgramBarrier(); !error.empty()) return error;
   // The skeleton owns the links: destroying it detaches. The entry program
   // first, so that no exit is stamped before its entry can complete it.
@@ -579,13 +579,46 @@ std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& k
     }
     // Without the wait a late exit could land in a reused counter: keep it
     // out of use instead (one counter less until restart, never a wrong count).
-    if (!quiet) continue;
+    if (!quiet) {
+      ++counters_withheld_;
+      continue;
+    }
     std::fill(per_cpu.begin(), per_cpu.end(), 0);
     if (bpf_map_update_elem(counters_fd, &indexes[i], per_cpu.data(), BPF_ANY) == 0) {
       bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
     }
   }
   return removed;
+}
+
+std::string BpfExitSource::FreeMoreCounters(const kvm_exit_bpf& skeleton) {
+  // Pushing is one syscall per index (a stack has no batch update): all of a
+  // 4,194,304-counter capacity took 12 s here, one chunk 0.2 s. Lowest index
+  // on top, so the indexes in use stay low and a scrape reads a short array.
+  const std::uint32_t capacity = bpf_map__max_entries(skeleton.maps.free_counters);
+  const std::uint32_t first = counters_freed_ + 1;
+  const std::uint32_t last =
+      counters_freed_ + std::min(kFreeCounterChunk, capacity - counters_freed_);
+  const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
+  for (std::uint32_t index = last; index >= first; --index) {
+    if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
+      return "filling the free counter list failed: " + ErrnoText(errno);
+    }
+    counters_freed_ = std::max(counters_freed_, index);
+  }
+  return "";
+}
+
+std::string BpfExitSource::ReplenishFreeCounters(std::size_t counters_in_use) {
+  if (!skeleton_ || counters_freed_ == bpf_map__max_entries(skeleton_->maps.free_counters)) {
+    return "";
+  }
+  // Free ones left, about: the program may have taken more since the read.
+  const std::size_t free =
+      counters_freed_ -
+      std::min<std::size_t>(counters_freed_, counters_in_use + counters_withheld_);
+  if (free >= kFreeCounterChunk / 2) return "";
+  return FreeMoreCounters(*skeleton_);
 }
 
 std::string BpfExitSource::CreateProgramBarrier() {
@@ -634,7 +667,9 @@ std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts
     // A counter taken from the free list as the program takes one.
     std::uint32_t index = 0;
     if (bpf_map_lookup_elem(directory_fd, &entry.key, &index) != 0) {
-      if (bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0) {
+      if (bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0 &&
+          (!FreeMoreCounters(*skeleton_).empty() ||
+           bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0)) {
         return "filling the counters failed: no free counter";
       }
       if (int err = bpf_map_update_elem(directory_fd, &entry.key, &index, BPF_NOEXIST); err != 0) {

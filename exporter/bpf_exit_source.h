@@ -61,6 +61,13 @@ class BpfExitSource {
   // (so the caller can keep host totals monotonic), and frees them for reuse.
   std::vector<VmExitCount> Remove(const std::vector<vm_exit_key>& keys);
 
+  // Hands the program more free counters when fewer than half a chunk are
+  // left, given how many are in use (the snapshot's per-VM counts). The
+  // sampler calls it after each read; "" or an error message.
+  std::string ReplenishFreeCounters(std::size_t counters_in_use);
+  // Counter indexes handed to the free list so far (1..this), for tests.
+  std::uint32_t counters_freed() const { return counters_freed_; }
+
   // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
   void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
 
@@ -79,6 +86,8 @@ class BpfExitSource {
 
   using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
 
+  // Pushes the next chunk of never-used counter indexes onto the free list.
+  std::string FreeMoreCounters(const kvm_exit_bpf& skeleton);
   // Creates the maps WaitForRunningPrograms updates.
   std::string CreateProgramBarrier();
   // Returns once every BPF program running at the call has finished (an RCU
@@ -94,6 +103,8 @@ class BpfExitSource {
   bool uses_tp_btf_ = false;  // which of the two programs skeleton_ has attached
   std::string hook_note_;
   int possible_cpus_ = 1;
+  std::uint32_t counters_freed_ = 0;     // indexes 1..counters_freed_ were handed out
+  std::uint32_t counters_withheld_ = 0;  // taken back without the wait: never reused
   UniqueFd barrier_inner_;
   UniqueFd barrier_outer_;
   // Drill-down counts of the last read: the next one reserves that many, so

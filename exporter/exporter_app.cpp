@@ -170,6 +170,10 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
   const std::optional<ExitSnapshot> snapshot = ReadSnapshot();
   if (!snapshot) return config_.rates.sample_interval;
   const auto wall_now = std::chrono::system_clock::now();
+  if (std::string error = source_.ReplenishFreeCounters(snapshot->vm_counts.size());
+      !error.empty()) {
+    LogWarn("BPF counters: " + error);
+  }
   const SnapshotByVm by_vm(*snapshot);
   tracker_.Observe(by_vm, wall_now, attach_time_);
   // Totals before retiring: the removed counts move from the map into the tracker.

@@ -153,6 +153,34 @@ TEST(BpfSourceTest, RemovedCountersGoBackToTheFreeList) {
   EXPECT_EQ(ours, 15u);
 }
 
+TEST(BpfSourceTest, FreeCountersAreHandedOutInChunksUpToTheCapacity) {
+  RequireKernelSupport();
+  // One chunk (65,536) and 10 more: attaching frees the chunk only.
+  BpfExitSource source({.tracefs_root = kTracefs, .vm_map_capacity = 65'546});
+  if (std::string error = source.Attach(); !error.empty()) GTEST_SKIP() << error;
+  EXPECT_EQ(source.counters_freed(), 65'536u);
+  EXPECT_EQ(source.ReplenishFreeCounters(32'768), "");
+  EXPECT_EQ(source.counters_freed(), 65'536u) << "half a chunk left: enough";
+  EXPECT_EQ(source.ReplenishFreeCounters(32'769), "");
+  EXPECT_EQ(source.counters_freed(), 65'546u) << "fewer than half a chunk left: the rest";
+  EXPECT_EQ(source.ReplenishFreeCounters(65'546), "");
+  EXPECT_EQ(source.counters_freed(), 65'546u) << "never beyond the capacity";
+
+  std::vector<VmExitCount> filled;
+  for (std::uint32_t i = 0; i < 65'546; ++i) {
+    filled.push_back(
+        {vm_exit_key{7'300'000 + i / 64, KVM_EXIT_ALL_VCPUS, KVM_EXIT_ISA_SVM, i % 64}, 1});
+  }
+  ASSERT_EQ(source.FillForTesting(filled), "");
+  const VmExitCount late{vm_exit_key{7'400'000, KVM_EXIT_ALL_VCPUS, KVM_EXIT_ISA_SVM, 0x7b}, 1};
+  EXPECT_THAT(source.FillForTesting({late}), HasSubstr("no free counter"));
+  ExitSnapshot snapshot;
+  ASSERT_EQ(source.Read(&snapshot), "");
+  std::size_t ours = 0;
+  for (const VmExitCount& entry : snapshot.vm_counts) ours += entry.key.tgid >= 7'300'000;
+  EXPECT_EQ(ours, filled.size());
+}
+
 TEST(BpfSourceTest, MissingTracepointSaysKvmIsNotLoaded) {
   RequireKernelSupport();
   char dir[] = "/tmp/kvmexit-tracefs-XXXXXX";
