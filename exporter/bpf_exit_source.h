@@ -67,6 +67,8 @@ class BpfExitSource {
   std::string ReplenishFreeCounters(std::size_t counters_in_use);
   // Counter indexes handed to the free list so far (1..this), for tests.
   std::uint32_t counters_freed() const { return counters_freed_; }
+  // Counters of ended VMs kept out of use: Remove could not wait for the programs.
+  std::uint32_t counters_withheld() const { return counters_withheld_; }
 
   // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
   void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);

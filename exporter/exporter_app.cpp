@@ -172,6 +172,7 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
   const auto wall_now = std::chrono::system_clock::now();
   if (std::string error = source_.ReplenishFreeCounters(snapshot->vm_counts.size());
       !error.empty()) {
+    self_.CounterReuseFailed();
     LogWarn("BPF counters: " + error);
   }
   const SnapshotByVm by_vm(*snapshot);
@@ -183,8 +184,15 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
       tracker_.ExpiredKeys(*snapshot, wall_now, &expired_drilldown);
   if (!expired_drilldown.empty()) source_.RemoveDrilldown(expired_drilldown);
   if (!expired.empty()) {
+    const std::uint32_t withheld = source_.counters_withheld();
     const std::vector<VmExitCount> removed = source_.Remove(expired);
     if (removed.size() != expired.size()) self_.MapDeleteFailed();
+    if (source_.counters_withheld() != withheld) {
+      self_.CounterReuseFailed();
+      LogWarn("BPF counters: the kernel refused to wait for running programs; " +
+              std::to_string(source_.counters_withheld()) +
+              " counters of ended VMs are kept out of use until restart");
+    }
     tracker_.Retire(removed);
   }
   return config_.rates.sample_interval;

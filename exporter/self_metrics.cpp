@@ -47,12 +47,14 @@ void Follow(Counter& counter, std::uint64_t kernel_value) {
 }  // namespace
 
 SelfMetrics::SelfMetrics()
-    : errors_(
-          Counters(registry_, "kvm_exit_exporter_errors_total",
-                   "Errors by kind: attach (BPF load or attach failed), map_read, map_delete.")),
+    : errors_(Counters(registry_, "kvm_exit_exporter_errors_total",
+                       "Errors by kind: attach (BPF load or attach failed), map_read, map_delete, "
+                       "counter_reuse (BPF counters of ended VMs kept out of use, or no more "
+                       "handed out).")),
       attach_errors_(errors_.Add({{"kind", "attach"}})),
       map_read_errors_(errors_.Add({{"kind", "map_read"}})),
       map_delete_errors_(errors_.Add({{"kind", "map_delete"}})),
+      counter_reuse_errors_(errors_.Add({{"kind", "counter_reuse"}})),
       attached_(OneGauge(
           registry_, "kvm_exit_exporter_bpf_attached",
           "1 when the BPF program is attached to kvm:kvm_exit, else 0 (see the log for why).")),

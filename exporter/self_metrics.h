@@ -50,6 +50,8 @@ class SelfMetrics {
   void AttachFailed() { attach_errors_.Increment(); }
   void MapReadFailed() { map_read_errors_.Increment(); }
   void MapDeleteFailed() { map_delete_errors_.Increment(); }
+  // An ended VM's counters could not be made reusable, or free ones handed out.
+  void CounterReuseFailed() { counter_reuse_errors_.Increment(); }
   void Attached(std::string_view hook);
   void ReasonNamesFrom(std::string_view origin);  // "kernel" or "uapi"
   void BootWindowClosed(std::uint64_t boot_exits) {
@@ -76,6 +78,7 @@ class SelfMetrics {
   prometheus::Counter& attach_errors_;
   prometheus::Counter& map_read_errors_;
   prometheus::Counter& map_delete_errors_;
+  prometheus::Counter& counter_reuse_errors_;
 
   prometheus::Gauge& attached_;
   prometheus::Family<prometheus::Gauge>& hook_info_;

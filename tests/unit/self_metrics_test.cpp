@@ -32,7 +32,7 @@ TEST(SelfMetricsTest, BeforeAttachEveryErrorKindAndStateIsThereAtZero) {
   const SelfMetrics metrics;
   const std::string text = Text(metrics);
   EXPECT_THAT(text, HasSubstr("kvm_exit_exporter_bpf_attached 0\n"));
-  for (const char* kind : {"attach", "map_read", "map_delete"}) {
+  for (const char* kind : {"attach", "map_read", "map_delete", "counter_reuse"}) {
     EXPECT_THAT(
         text, HasSubstr("kvm_exit_exporter_errors_total{kind=\"" + std::string(kind) + "\"} 0\n"));
   }
@@ -47,12 +47,14 @@ TEST(SelfMetricsTest, EventsCountWhereTheyHappen) {
   metrics.AttachFailed();
   metrics.AttachFailed();
   metrics.MapReadFailed();
+  metrics.CounterReuseFailed();
   metrics.Attached("tp_btf");
   const std::string text = Text(metrics);
   ExpectLines(text, {
                         "kvm_exit_exporter_errors_total{kind=\"attach\"} 2",
                         "kvm_exit_exporter_errors_total{kind=\"map_read\"} 1",
                         "kvm_exit_exporter_errors_total{kind=\"map_delete\"} 0",
+                        "kvm_exit_exporter_errors_total{kind=\"counter_reuse\"} 1",
                         "kvm_exit_exporter_bpf_attached 1",
                         "kvm_exit_exporter_bpf_hook_info{hook=\"tp_btf\"} 1",
                     });
