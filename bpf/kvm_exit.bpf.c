@@ -416,11 +416,15 @@ static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
  */
 static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, int from_record)
 {
-	/* tgid 0 never runs a vCPU, so tag 0 names no thread. */
-	__u64 tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
 	struct counter_cache *cache;
 	struct cached_index *cached;
 	__u32 zero = 0, i;
+	__u64 tag;
+
+	if (!count_per_vcpu)
+		vcpu_id = KVM_EXIT_ALL_VCPUS; /* all vCPUs of a VM share its counters */
+	/* tgid 0 never runs a vCPU, so tag 0 names no thread. */
+	tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
 
 	if (from_record && isa == KVM_EXIT_ISA_VMX)
 		reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
@@ -503,7 +507,7 @@ int BPF_PROG(count_kvm_exit_btf, struct kvm_vcpu *vcpu, __u32 isa)
 		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
 		return 0;
 	}
-	count_exit(isa, reason, count_per_vcpu ? (__u32)vcpu->vcpu_id : KVM_EXIT_ALL_VCPUS, 0);
+	count_exit(isa, reason, (__u32)vcpu->vcpu_id, 0);
 	return 0;
 }
 

@@ -475,6 +475,30 @@ $RATES_CONFIG" || return 0
   end_phase "$failed_before"
 }
 
+# Per-vCPU counting off (the default) on the classic tracepoint, whose record
+# carries the vCPU id: a 2-vCPU VM's vCPUs share one counter per reason, so the
+# counters it adds are as many as its kvm_vm_exits_total series. (Ended VMs
+# keep theirs for the 5 min grace period, so nothing else changes the count.)
+check_tracepoint_vcpus_share_counters() {
+  local name=tracepoint_vcpus_share_counters out="$WORK/vmm-twovcpu.out"
+  local p0="$WORK/twovcpu0.prom" p1="$WORK/twovcpu1.prom" pid added series
+  scrape "$p0" || { fail "$name" "wget $METRICS_URL failed"; return 0; }
+  run_vmm "$name" "$out" -name guest=twovcpu,debug-threads=on --vcpus 2 --io 300 || return 0
+  pid=$VMM_PID
+  settle
+  scrape "$p1" || { fail "$name" "wget $METRICS_URL failed"; return 0; }
+  finish_vmm "${name}_vmm" "$pid" "$out"
+  added=$(($(metric "$p1" kvm_exit_exporter_map_entries "map=vm_exits") - $(metric "$p0" kvm_exit_exporter_map_entries "map=vm_exits")))
+  series=$(metric_count "$p1" kvm_vm_exits_total "vm=twovcpu")
+  if [ "$series" -ge 2 ]; then
+    expect_eq "$name" "counters added by a 2-vCPU VM (kvm_exit_exporter_map_entries{map=\"vm_exits\"} delta)" "$added" "$series"
+  else
+    fail "$name" "only $series kvm_vm_exits_total series for vm=twovcpu, expected io and hlt at least"
+  fi
+  expect_eq "${name}_io" "kvm_vm_exits_total{vm=twovcpu,io}" \
+    "$(metric "$p1" kvm_vm_exits_total "vm=twovcpu;isa=svm;reason=$IO_NAME;code=$CODE_IO")" 600
+}
+
 # The classic tracepoint times exits too; with collector.exit_handling_time
 # false (the default, said explicitly here) the kvm_entry program is not
 # loaded and no timing family is served.
@@ -485,6 +509,7 @@ phase_exit_time() {
 $TIMING_CONFIG
 $RATES_CONFIG" || return 0
   check_exit_time_svm exit_time_tracepoint
+  check_tracepoint_vcpus_share_counters
   end_phase "$failed_before"
   failed_before=$FAILED
   exporter_start exit_time_off "collector:

@@ -162,6 +162,34 @@ check_exit_time_vmx() {
   stop_vmms "${name}_vmm"
 }
 
+# check_vcpus_share_counters NAME: per-vCPU counting off (the default), a
+# 2-vCPU VM's vCPUs share one counter per reason (the classic tracepoint's
+# record carries the vCPU id; it must not reach the key), so the counters it
+# adds are as many as its kvm_vm_exits_total series. Ended VMs keep theirs
+# for the 5 min grace period, so nothing else changes the count.
+check_vcpus_share_counters() {
+  local name=$1 p0="$WORK/prom-${1}0" p1="$WORK/prom-${1}1" added series
+  scrape "$p0" || { fail "$name" "wget $METRICS_URL failed"; return 0; }
+  start_vmm "twovcpu$name" --vcpus 2 --io 300
+  if wait_vmms "${name}_vmm"; then
+    sleep "$SETTLE_S"
+    if scrape "$p1"; then
+      added=$(($(metric "$p1" kvm_exit_exporter_map_entries "map=vm_exits") - $(metric "$p0" kvm_exit_exporter_map_entries "map=vm_exits")))
+      series=$(metric_count "$p1" kvm_vm_exits_total "vm=twovcpu$name")
+      if [ "$series" -ge 2 ]; then
+        expect_eq "$name" "counters added by a 2-vCPU VM (kvm_exit_exporter_map_entries{map=\"vm_exits\"} delta)" "$added" "$series"
+      else
+        fail "$name" "only $series kvm_vm_exits_total series for vm=twovcpu$name, expected io and hlt at least"
+      fi
+      expect_eq "${name}_io" "kvm_vm_exits_total{vm=twovcpu$name,io}" \
+        "$(metric "$p1" kvm_vm_exits_total "vm=twovcpu$name;isa=vmx;reason=$IO_NAME;code=$VMX_IO")" 600
+    else
+      fail "$name" "wget $METRICS_URL failed"
+    fi
+  fi
+  stop_vmms "${name}_vmm"
+}
+
 # ---- Phases: one exporter configuration each ------------------------------------------
 
 # Host totals and per-VM counts of two VMMs at once, then the cross-check.
@@ -198,6 +226,7 @@ phase_host_and_vms() {
   fi
   stop_vmms "${p}_vmm"
   check_exit_time_vmx "exit_time_$p"
+  check_vcpus_share_counters "${p}_vcpus_share_counters"
   exporter_stop
 }
 
