@@ -219,12 +219,10 @@ std::string SumPerCpuRange(int map_fd, std::uint32_t count, int cpus,
 
 // Sums a per-CPU array of u64 counters, all `entries` indices.
 std::string SumPerCpuArray(int map_fd, std::uint32_t entries, int cpus, std::uint64_t* total) {
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(cpus));
-  for (std::uint32_t index = 0; index < entries; ++index) {
-    if (bpf_map_lookup_elem(map_fd, &index, per_cpu.data()) != 0) return ErrnoText(errno);
-    *total += SumCpus(per_cpu.data(), cpus);
-  }
-  return "";
+  std::vector<std::uint64_t> sums;
+  std::string error = SumPerCpuRange(map_fd, entries, cpus, &sums);
+  for (const std::uint64_t sum : sums) *total += sum;
+  return error;
 }
 
 // Appends the used slots of one `drilldown` entry (a VM's items of one kind).
