@@ -32,7 +32,7 @@ chmod 755 "$work"
 # shellcheck source-path=SCRIPTDIR source=test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
 # Capability bit numbers (linux/capability.h).
-readonly CAP_DAC_READ_SEARCH=2 CAP_SYS_PTRACE=19 CAP_SYS_ADMIN=21 CAP_PERFMON=38 CAP_BPF=39
+readonly CAP_DAC_READ_SEARCH=2 CAP_SYS_PTRACE=19 CAP_PERFMON=38 CAP_BPF=39
 mask() {
   local bits=0 cap
   for cap in "$@"; do bits=$((bits | (1 << cap))); done
