@@ -147,7 +147,9 @@ map_id_named() {
   local info id
   for info in /proc/"$daemon"/fdinfo/*; do
     id=$(sed -n 's/^map_id:[[:space:]]*//p' "$info")
-    if [ -n "$id" ] && bpftool map show id "$id" | grep -q " name $1 "; then
+    # grep without -q: exiting at the match can fail bpftool's write (SIGPIPE)
+    # and so the pipeline under pipefail, whatever matched.
+    if [ -n "$id" ] && bpftool map show id "$id" | grep " name $1 " >/dev/null; then
       echo "$id"
       return
     fi
