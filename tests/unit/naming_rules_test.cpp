@@ -50,7 +50,7 @@ TEST(NameFromRulesTest, NoRulesNoName) { EXPECT_EQ(NameFromRules({}, Process({"q
 TEST(NameFromRulesTest, CmdlineIsTheArgumentsJoinedBySpaces) {
   const std::vector<NamingRule> rules = {CmdlineRule(R"(-drive file=/vm/(\w+)\.img)", " img-$1 ")};
   EXPECT_EQ(NameFromRules(rules, Process({"qemu", "-drive", "file=/vm/t7.img,if=virtio"})),
-            "img-t7");  // trimmed like every name
+            " img-t7 ");  // as expanded: IdentifyVm trims every source's name
 }
 
 TEST(NameFromRulesTest, CgroupRulesSeeTheCgroupPath) {
@@ -63,7 +63,8 @@ TEST(NameFromRulesTest, CgroupRulesSeeTheCgroupPath) {
 TEST(NameFromRulesTest, UncompiledRulesAndEmptyNamesDoNotMatch) {
   const std::vector<NamingRule> rules = {
       Uncompiled(NamingRule::Source::kCmdline, "qemu", "not-compiled"),
-      CmdlineRule("(x)?qemu", "$1"),  // the group took no part: ""
+      CmdlineRule("(x)?qemu", "$1"),     // the group took no part: ""
+      CmdlineRule("(x)?qemu", " $1\t"),  // blank
       CmdlineRule("qemu", "third"),
   };
   EXPECT_EQ(NameFromRules(rules, Process({"qemu"})), "third");
