@@ -16,10 +16,10 @@
 namespace kvmexit {
 
 struct QemuCmdline {
-  std::string name;            // -name guest=NAME or -name NAME
-  bool libvirt_style = false;  // `guest=` key: what libvirt (and KubeVirt's libvirt) write
-  std::string uuid;            // -uuid, else -smbios type=1,uuid=
-  std::string proxmox_vmid;    // -id N: an option only Proxmox's QEMU has
+  std::string name;                 // -name guest=NAME or -name NAME
+  bool started_by_libvirt = false;  // an -object defines libvirt's master key, "masterKey0"
+  std::string uuid;                 // -uuid, else -smbios type=1,uuid=
+  std::string proxmox_vmid;         // -id N: an option only Proxmox's QEMU has
 };
 
 // What a QEMU command line says about its VM; fields are "" where it says nothing.

@@ -28,7 +28,7 @@ std::string_view Platform(const ProcessInfo& process, const QemuCmdline& qemu,
       break;
   }
   if (!qemu.proxmox_vmid.empty()) return kPlatformProxmox;
-  if (qemu.libvirt_style) return kPlatformLibvirt;
+  if (qemu.started_by_libvirt) return kPlatformLibvirt;
   return LooksLikeQemu(process, qemu) ? kPlatformQemu : kPlatformProcess;
 }
 

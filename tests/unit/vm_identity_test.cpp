@@ -35,6 +35,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kUuid[] = "8f0d4a3e-1c2b-4d5e-9f60-718293a4b5c6";
+// The -object libvirt 9.0 gives every QEMU it starts.
+constexpr char kLibvirtMasterKey[] =
+    R"({"qom-type":"secret","id":"masterKey0","format":"raw",)"
+    R"("file":"/var/lib/libvirt/qemu/domain-1-web01/master-key.aes"})";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -84,10 +88,19 @@ void WriteProxmoxConfig(const fs::path& pve_root, std::string_view vmid,
 // QEMU and libvirt command lines
 
 TEST(IdentifyVmTest, LibvirtGuestNameAndUuid) {
-  const auto process =
-      Process({"/usr/bin/qemu-system-x86_64", "-name", "guest=web01,debug-threads=on", "-S",
-               "-uuid", "8F0D4A3E-1C2B-4D5E-9F60-718293A4B5C6", "-machine", "q35"});
+  const auto process = Process(
+      {"/usr/bin/qemu-system-x86_64", "-name", "guest=web01,debug-threads=on", "-S", "-object",
+       kLibvirtMasterKey, "-uuid", "8F0D4A3E-1C2B-4D5E-9F60-718293A4B5C6", "-machine", "q35"});
   EXPECT_EQ(Identify(process), Expected("web01", kPlatformLibvirt, kUuid));
+}
+
+// Found on a Debian 12 host: `qemu-system-x86_64 -name guest=NAME` started by
+// hand was labelled libvirt's. Outside libvirt's cgroup and without its master
+// key it is a plain QEMU, named the same.
+TEST(IdentifyVmTest, GuestKeyStartedByHandIsPlainQemu) {
+  EXPECT_EQ(Identify(Process(
+                {"qemu-system-x86_64", "-enable-kvm", "-name", "guest=byhand", "-uuid", kUuid})),
+            Expected("byhand", kPlatformQemu, kUuid));
 }
 
 TEST(IdentifyVmTest, PlainQemuName) {
@@ -284,8 +297,8 @@ TEST(IdentifyVmTest, EverySourceIsBoundedAtTheOneExit) {
   const Case cases[] = {
       {"qemu -name", Identify(Process({"qemu-system-x86_64", "-name", overlong})), kPlatformQemu},
       {"libvirt guest=",
-       Identify(
-           Process({"qemu-system-x86_64", "-name", "guest=" + overlong + ",debug-threads=on"})),
+       Identify(Process({"qemu-system-x86_64", "-name", "guest=" + overlong + ",debug-threads=on",
+                         "-object", kLibvirtMasterKey})),
        kPlatformLibvirt},
       {"kubevirt domain",
        Identify(Process({"qemu-kvm", "-name", "guest=ns_" + overlong},
@@ -562,6 +575,8 @@ TEST_F(RealProcessTest, LibvirtCommandLine) {
                                          "-name",
                                          "guest=web01,debug-threads=on",
                                          "-S",
+                                         "-object",
+                                         kLibvirtMasterKey,
                                          "-uuid",
                                          kUuid,
                                          "-machine",
