@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The Debian package kvm-exit-exporter, built by CPack:
 #   cmake --build build --target package      (or: cd build && cpack -G DEB)
 # writes build/kvm-exit-exporter_<version>-<release>_<arch>.deb.
