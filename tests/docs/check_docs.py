@@ -27,6 +27,8 @@ Sources of truth, and what must agree with them:
                 suite it names is a test in its CMake file.
   coverage      every metric family in exporter/*.cpp and every key of
                 exporter/default_config.yaml appears in README.md or docs/*.md.
+  live keys     exporter/config_reload.cpp: the README's table of keys that
+                change on SIGHUP names exactly those DiffConfig applies live.
 
 Python 3 standard library only.
 """
@@ -331,6 +333,22 @@ def check_coverage(root: Path, problems: list[str]) -> None:
                             "nowhere in README.md or docs/*.md")
 
 
+def check_live_keys(root: Path, problems: list[str]) -> None:
+    """The README's reload table names exactly the keys DiffConfig applies live."""
+    source = (root / "exporter/config_reload.cpp").read_text(encoding="utf-8")
+    live = set(re.findall(r"\"([a-z_.]+)\",\s*live\)", source))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^\| live on `SIGHUP` \| restart needed \|\n\|[^\n]*\n\| ([^|]*) \|", readme,
+                      re.M)
+    if not match:
+        problems.append("README.md: no '| live on `SIGHUP` | restart needed |' table")
+        return
+    named = set(re.findall(r"`([a-z_.]+)`", match.group(1)))
+    if named != live:
+        problems.append(f"README.md: the live-on-SIGHUP keys are {sorted(named)}, "
+                        f"exporter/config_reload.cpp applies {sorted(live)} live")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2])
@@ -341,7 +359,7 @@ def main() -> int:
         write_matrix(root)
     problems: list[str] = []
     for check in (check_figures, check_version, check_depends, check_capabilities,
-                  check_matrix, check_coverage):
+                  check_matrix, check_coverage, check_live_keys):
         check(root, problems)
     for problem in problems:
         print(problem)

@@ -23,7 +23,8 @@ CHECKER = REPO / "tests/docs/check_docs.py"
 FILES = ["README.md", "CHANGELOG.md", "CMakeLists.txt", "dashboards/README.md",
          "exporter/default_config.yaml", "exporter/build_info.h.in", "cmake/packaging.cmake",
          "deploy/systemd/kvm_exit_exporter.service", "tests/e2e/CMakeLists.txt",
-         "tests/e2e/build_image.sh", "tests/integration/CMakeLists.txt"]
+         "tests/e2e/build_image.sh", "tests/integration/CMakeLists.txt",
+         "exporter/config_reload.cpp"]
 DIRS = [("docs", "*.md"), ("exporter", "*.cpp"), ("tests/docs", "*")]
 
 
@@ -114,6 +115,11 @@ class PlantedContradictions(unittest.TestCase):
     def test_undocumented_config_key(self) -> None:
         self.edit("exporter/default_config.yaml", "\nrates:\n", "\nrates:\n  planted_key: 1\n")
         self.assert_fails(r"config key rates.planted_key")
+
+    def test_key_said_to_reload_live(self) -> None:
+        self.edit("README.md", "`rates.sample_interval`, `collector.exit_handling_buckets` |",
+                  "`rates.sample_interval`, `collector.exit_handling_buckets`, `kernel.hook` |")
+        self.assert_fails(r"README.md: the live-on-SIGHUP keys are")
 
     def test_stale_tested_matrix(self) -> None:
         self.edit("tests/docs/tested_matrix.json", "nested guest under Bochs",
