@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Generates the Grafana dashboards in this folder and the panel list in README.md.
 
 The dashboards are written by this script, not by hand, so that every metric

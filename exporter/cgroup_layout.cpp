@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "cgroup_layout.h"
 
 #include <fcntl.h>

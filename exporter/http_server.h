@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP front: the metrics path, a landing page, a health check, and clear
 // errors for everything else. Built on libmicrohttpd in its event-driven
 // (epoll) mode, so that a connection that sends its request slowly costs a

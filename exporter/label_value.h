@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Label values: turns text from outside the exporter (command-line arguments,
 // cgroup names, configuration files, process names) into a valid UTF-8
 // Prometheus label value of bounded size. Nothing here throws.

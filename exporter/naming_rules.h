@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The site's own naming rules (config vms.naming_rules): the first rule whose
 // regex matches the process's command line or cgroup path names the VM, with
 // the regex's groups inserted into the rule's name. IdentifyVm asks them first,

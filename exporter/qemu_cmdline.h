@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QEMU and libvirt command lines: the VM's name (-name), UUID (-uuid, else
 // -smbios type=1,uuid=) and Proxmox vmid (-id), read the way QEMU parses its
 // own options, plus the option syntax other sources share (QEMU option lists,

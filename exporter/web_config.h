@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The --web.config.file: TLS, basic authentication and extra response headers,
 // in the file format of the Prometheus exporter-toolkit, so that a file
 // written for node_exporter works here. Keys this exporter cannot honour

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Configures and builds into build/ (or $BUILD_DIR).
 # Usage: scripts/build.sh [--exporter-only]
 #   (default)        everything: the daemon, the tests and the benchmarks

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets (tests/fuzz, clang + ASan/UBSan, a build of
 # their own) and runs them in one of two modes:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the Debian package kvm-exit-exporter: installs the build packages,
 # builds the daemon into build/ (or $BUILD_DIR), runs CPack (cmake/packaging.cmake) and
 # prints the path of the .deb. Install it with: apt install ./build/kvm-exit-exporter_*.deb

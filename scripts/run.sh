@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Quick start: installs what is missing, builds the daemon alone (no tests, no
 # benchmarks), and runs it with its embedded default configuration
 # (http://0.0.0.0:9756/metrics). Extra arguments are passed to the exporter,

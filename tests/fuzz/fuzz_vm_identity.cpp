@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes process and cgroup parsing and VM naming: everything IdentifyVm
 // (exporter/vm_identity.cpp) combines, on a ProcessInfo built from the input
 // instead of /proc, so nothing real is read.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # --web.config.file against the real daemon: certificates made with openssl at
 # test time (a CA, a server, a client, an expired server certificate), curl as
 # the client, then a real Prometheus scraping over TLS with basic auth.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Checks dashboards/, deploy/ and tests/monitoring/ with real tools:
 #   promtool (rules, rule unit tests, configs, sample exposition), the dashboard
 #   generator and checker, kubernetes-models + TypeScript for the manifests, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the Debian package from a configured build directory and checks it end
 # to end, without touching this machine's dpkg database or services:
 #   - cpack -G DEB (into a temporary directory);

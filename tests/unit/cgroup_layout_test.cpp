@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cgroup layouts: libvirt machines, Proxmox scopes and VM configs, Kubernetes pods.
 // How these combine with other sources into a VM identity: vm_identity_test.
 #include "cgroup_layout.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The site's naming rules on their own: compiling and checking a rule (RE2
 // syntax, the name's group references), matching, capture groups, skipping,
 // and patterns that made std::regex hang or crash. The located messages of a

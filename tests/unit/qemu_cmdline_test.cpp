@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QEMU/libvirt command lines and the option syntax other sources share.
 // How these combine with other sources into a VM identity: vm_identity_test.
 #include "qemu_cmdline.h"

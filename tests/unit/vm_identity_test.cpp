@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VM identity: how IdentifyVm combines the sources (name precedence and
 // platform) for every supported platform layout, on made-up processes and on
 // real helper processes whose command line and cgroup look like QEMU/libvirt,
