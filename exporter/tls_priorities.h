@@ -19,7 +19,7 @@ namespace kvmexit {
 // One of Go's cipher suite names and the GnuTLS priority elements that offer
 // it. GnuTLS enables suites as a product, key exchange x cipher x MAC, not one
 // by one: MakeTlsPriorities offers the product of the configured rows and
-// CipherSuitesProblem refuses a list whose product holds more than the list.
+// TlsPrioritiesProblem refuses a list whose product holds more than the list.
 struct GoCipherSuite {
   std::string_view go_name;  // "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
   std::uint16_t id;          // IANA number, to compare with what GnuTLS offers

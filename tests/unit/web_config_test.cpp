@@ -220,13 +220,19 @@ INSTANTIATE_TEST_SUITE_P(
                  "exporter-toolkit refuses too (tls.InsecureCipherSuites); remove it"},
         BadInput{kTls + "  cipher_suites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n",
                  "web.yml:4:18: tls_server_config.cipher_suites: must be a list of names"},
+        BadInput{kTls + "  cipher_suites: [TLS_RSA_WITH_AES_128_GCM_SHA256]\n",
+                 "web.yml:4:19: tls_server_config.cipher_suites: TLS_RSA_WITH_AES_128_GCM_SHA256 "
+                 "is a static RSA key exchange suite, without forward secrecy: Go lists it as "
+                 "insecure (tls.InsecureCipherSuites) and exporter-toolkit refuses it too; remove "
+                 "it"},
         // GnuTLS offers key exchange x cipher x MAC: these two bring in two more.
         BadInput{kTls + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, "
-                        "TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+                        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA]\n",
                  "web.yml:4:3: tls_server_config.cipher_suites: GnuTLS offers suites as every "
                  "combination of the key exchanges, ciphers and MACs named, so this list would "
-                 "also offer TLS_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA; "
-                 "add them or leave out the names that bring them in"},
+                 "also offer TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA, "
+                 "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256; add them or leave out the names that "
+                 "bring them in"},
         BadInput{kTls + "  min_version: TLS10\n  max_version: TLS11\n"
                         "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
                  "web.yml:6:3: tls_server_config.cipher_suites: "
@@ -347,15 +353,24 @@ TEST(TlsPriorities, EveryOfferedGoSuiteMapsToExactlyOneGnuTlsSuite) {
         "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
         "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
         "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "TLS_RSA_WITH_AES_128_GCM_SHA256",
-        "TLS_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_RSA_WITH_AES_256_CBC_SHA"}) {
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"}) {
     const GoCipherSuite* row = FindGoCipherSuite(name);
     ASSERT_NE(row, nullptr) << name;
     EXPECT_EQ(row->refused, "") << name;
     WebConfig::Tls tls;
     tls.cipher_suites = {std::string(name)};
     EXPECT_EQ(TlsPrioritiesProblem(tls), "") << name;
+  }
+  // Refused as exporter-toolkit refuses them (Go's tls.InsecureCipherSuites),
+  // though GnuTLS could offer them.
+  for (const std::string_view name :
+       {"TLS_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_RSA_WITH_AES_256_CBC_SHA",
+        "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "TLS_ECDHE_RSA_WITH_RC4_128_SHA"}) {
+    const GoCipherSuite* row = FindGoCipherSuite(name);
+    ASSERT_NE(row, nullptr) << name;
+    EXPECT_NE(row->refused, "") << name;
   }
   EXPECT_EQ(FindGoCipherSuite("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"), nullptr)
       << "Go's legacy alias is not in tls.CipherSuites(), so exporter-toolkit refuses it";
