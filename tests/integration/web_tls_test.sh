@@ -262,6 +262,10 @@ if start_exporter "$port" defaults.yml; then
     tls_probe "$port" "TLSv1.3 TLS_AES_128_GCM_SHA256 ${group#*:}" "defaults: curve ${group%%:*} accepted" \
       -tls1_3 -groups "${group%%:*}"
   done
+  # prefer_server_cipher_suites defaults to true: the server's order (AES-GCM
+  # first) wins over a client that lists ChaCha20 first.
+  tls_probe "$port" "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 X25519" "defaults: the server's suite order wins" \
+    -tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256
   tls_probe "$port" refused "defaults: curve X448 refused" -tls1_3 -groups X448
   tls_probe "$port" refused "defaults: group ffdhe2048 refused" -tls1_3 -groups ffdhe2048
 else
@@ -291,6 +295,17 @@ if start_exporter "$port" narrow.yml; then
   tls_probe "$port" refused "narrowed: TLS 1.3 on P-256 refused" -tls1_3 -groups P-256
 else
   fail "exporter starts with narrowed cipher_suites and curve_preferences" "$(cat "$work/exporter-$port.log")"
+fi
+
+# prefer_server_cipher_suites: false: the client's order wins.
+tls_config client_order.yml "  prefer_server_cipher_suites: false"
+port=$(free_port)
+if start_exporter "$port" client_order.yml; then
+  tls_probe "$port" "TLSv1.2 ECDHE-RSA-CHACHA20-POLY1305 X25519" \
+    "prefer_server_cipher_suites false: the client's suite order wins" \
+    -tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256
+else
+  fail "exporter starts with prefer_server_cipher_suites: false" "$(cat "$work/exporter-$port.log")"
 fi
 
 # The control for the version probes: min_version TLS10 with CBC suites lets
