@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the TLS server offers, as GnuTLS priority strings built from the web
 // config's tls_server_config: versions, TLS 1.0-1.2 cipher suites, curves and
 // whose preference wins. The keys and names are exporter-toolkit's (Go's
