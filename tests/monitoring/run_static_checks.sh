@@ -66,6 +66,8 @@ rules=deploy/prometheus/kvm_exit_exporter.rules.yml
 step "promtool check rules ($rules)" promtool check rules "$rules"
 step "promtool test rules (tests/monitoring/rules_test.yml)" \
   promtool test rules tests/monitoring/rules_test.yml
+step "promtool test rules (tests/monitoring/storms_test.yml: storm signatures)" \
+  promtool test rules tests/monitoring/storms_test.yml
 step "promtool check config (deploy/prometheus/prometheus.yml)" \
   promtool check config deploy/prometheus/prometheus.yml
 
