@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Cross-checks the storm signatures (issue 27) where they are written down
 // more than once:
 //
