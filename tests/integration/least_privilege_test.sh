@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Least privilege (docs/security.md), measured on the real daemon:
 #   as root: once serving, every thread holds exactly the documented
 #     capabilities (CapEff = CapPrm = CapBnd, nothing inheritable or ambient,

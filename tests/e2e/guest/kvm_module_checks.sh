@@ -1,4 +1,5 @@
 # shellcheck shell=dash
+# SPDX-License-Identifier: Apache-2.0
 # Loading and unloading kvm around the exporter (issue 11), sourced by
 # checks.sh and run after every other phase, so that they all keep kvm_amd
 # loaded from boot: the exporter's attach retry when kvm comes later, what
