@@ -396,7 +396,7 @@ CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module)
     return core;
   }
   // A file only this process can reach, gone with its fd; libbpf opens it by path.
-  UniqueFd fd(::memfd_create("kvm_exit_core_btf", MFD_CLOEXEC));
+  UniqueFd fd(::memfd_create("kvmexit-core-btf", MFD_CLOEXEC));
   if (!fd.valid()) {
     core.error = "memfd_create failed: " + ErrnoText(errno);
     return core;
