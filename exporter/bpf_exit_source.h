@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core_btf.h"
 #include "drilldown_kind.h"
 #include "exit_snapshot.h"
 #include "kernel_hook.h"
@@ -33,22 +34,6 @@ struct BpfProgramStats {
   std::uint64_t run_time_ns = 0;
   std::uint64_t missed = 0;  // runs the kernel skipped (recursion guard); counted from Linux 6.7
 };
-
-// A standalone BTF for CO-RE: vmlinux's types, then those of kvm's module
-// BTF, then those of the vendor module's, each module's type ids shifted past
-// the ones before it. Given to libbpf as btf_custom_path, it spares libbpf
-// listing the kernel's BTF objects to find the module types, which needs
-// CAP_SYS_ADMIN; the files under /sys/kernel/btf are world-readable.
-struct CoreBtf {
-  UniqueFd fd;        // a memfd holding the raw BTF
-  std::string path;   // /proc/self/fd/N, or "" when no module BTF is needed or it failed
-  std::string error;  // why it could not be built, or ""
-  std::string note;   // what it holds: types, bytes, build time (for the log)
-};
-
-// Builds it from `btf_dir` (/sys/kernel/btf): vmlinux, kvm (if a module) and
-// `vendor_module` (if given and present). Without module BTF, returns no path.
-CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module);
 
 // The column of a hook's program in the program table: tracepoint 0, tp_btf 1, raw_tp 2.
 constexpr std::size_t ProgramColumn(KernelHook hook) {
