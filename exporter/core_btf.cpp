@@ -112,7 +112,8 @@ CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module)
   std::uint32_t shift = 0;
   std::string held = "vmlinux";
   for (const std::string& name : modules) {
-    const std::string path = btf_dir + "/" + name;
+    std::string path = btf_dir;
+    path.append("/").append(name);
     BtfPtr module(btf__parse_split(path.c_str(), vmlinux.get()));
     if (!module) {
       core.error = "reading " + path + " failed: " + ErrnoText(errno);
