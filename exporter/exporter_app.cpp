@@ -177,7 +177,12 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
       vcpu_time_.Clear();
       next_vcpu_time_sample_ = {};
     } else if (now >= next_vcpu_time_sample_) {
-      next_vcpu_time_sample_ = now + config_.collector.vcpu_time_interval;
+      // On a steady cadence, not `now + interval`: the sampler wakes every
+      // rates.sample_interval, and samples drifting by up to one of those
+      // each time would make counters advance unevenly between scrapes.
+      const auto every = config_.collector.vcpu_time_interval;
+      next_vcpu_time_sample_ =
+          now - next_vcpu_time_sample_ < every ? next_vcpu_time_sample_ + every : now + every;
       vcpu_processes = tracker_.OwnSeriesProcesses();
     }
   }
