@@ -60,7 +60,7 @@ vt_shares() {
   w=$(vt_delta "$1" "$2" waiting)
   s=$(vt_delta "$1" "$2" sleeping)
   VT_TOTAL=$(awk -v g="$g" -v h="$h" -v w="$w" -v s="$s" 'BEGIN { printf "%.3f\n", g + h + w + s }')
-  share() { awk -v x="$1" -v t="$VT_TOTAL" 'BEGIN { printf "%.3f\n", t > 0 ? x / t : 0 }'; }
+  share() { awk -v x="$1" -v t="$VT_TOTAL" 'BEGIN { printf "%.3f\n", (t > 0 ? x / t : 0) }'; }
   VT_GUEST=$(share "$g")
   VT_HOST=$(share "$h")
   VT_WAITING=$(share "$w")
