@@ -173,7 +173,8 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
     std::lock_guard lock(mutex_);
     interval = SampleExits();
     const auto now = std::chrono::steady_clock::now();
-    if (!config_.collector.vcpu_time) {
+    // Only per-VM series carry vCPU time: with per_vm off there is nothing to read for.
+    if (!config_.collector.vcpu_time || !config_.collector.per_vm) {
       vcpu_time_.Clear();
       next_vcpu_time_sample_ = {};
     } else if (now >= next_vcpu_time_sample_) {
