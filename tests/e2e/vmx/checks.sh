@@ -18,8 +18,6 @@ set -o pipefail
 . /e2e/perf_kvm_checks.sh
 # shellcheck source=../guest/drilldown_checks.sh
 . /e2e/drilldown_checks.sh
-# shellcheck source=../guest/vcpu_time_checks.sh
-. /e2e/vcpu_time_checks.sh
 
 VMX=1 # the tracepoint's isa value for Intel VMX
 VMX_CPUID=10 # VMX basic exit reasons (arch/x86/include/uapi/asm/vmx.h)
@@ -305,8 +303,6 @@ $TIMING_CONFIG"
   hook: tracepoint"
     # perf kvm stat on the same workload (issue 13); Bochs is slow, so fewer exits.
     phase_perf_kvm_stat vmx "$IO_NAME" $VMX_IO "$CPUID_NAME" $VMX_CPUID 500 500 "$TIMING_CONFIG"
-    # Where the vCPU time goes (issue 26), the AMD suite's checks.
-    phase_vcpu_time
   else
     skip exporter "no exporter binary in the image"
   fi
