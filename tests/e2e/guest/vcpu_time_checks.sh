@@ -8,9 +8,9 @@
 # kvm_vm_vcpu_seconds_total's modes between two scrapes VT_GAP_S apart, while
 # the VMM runs throughout.
 #
-# Run by both suites (guest/checks.sh, vmx/checks.sh): on a guest with one
-# CPU (Bochs) the pinned VMMs share it with the exporter and the shell, which
-# are idle but for a sample a second.
+# Run by guest/checks.sh; written to run in the Intel suite too (no config of
+# that suite's is needed), where on Bochs's one CPU the pinned VMMs share it
+# with the exporter and the shell, idle but for a sample a second.
 #
 # Tolerances: guest time is charged a whole tick (CONFIG_HZ 250 here, read in
 # USER_HZ 100 units) to whatever mode the thread is in at the tick, so over
