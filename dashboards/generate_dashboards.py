@@ -32,6 +32,8 @@ METRICS = {
     "vm_exits": "kvm_vm_exits_total",
     "vcpu_exits": "kvm_vcpu_exits_total",
     "vm_info": "kvm_vm_info",
+    # where the vCPU threads' time goes (issue 26; collector.vcpu_time, on by default)
+    "vcpu_seconds": "kvm_vm_vcpu_seconds_total",  # counter per VM and mode
     "vm_start": "kvm_vm_start_time_seconds",
     "boot_exits": "kvm_vm_boot_exits",
     "boot_hist": "kvm_vm_boot_exits_count",  # histogram: _bucket, _sum, _count
@@ -69,6 +71,10 @@ METRICS = {
     "storm": "kvm_exit:storm_threshold:exits_per_second",
     "r_vm_overhead": "instance_vm:kvm_vm_exit_handling_seconds_nonidle:rate1m",
     "overhead": "kvm_exit:overhead_threshold:vcpu_seconds_per_second",
+    "r_vm_mode": "instance_vm_mode:kvm_vm_vcpu_seconds:rate5m",
+    "r_vm_wait": "instance_vm:kvm_vm_vcpu_waiting:ratio_rate5m",
+    "r_host_wait": "instance:kvm_vm_vcpu_waiting:rate5m",
+    "cpu_wait": "kvm_exit:cpu_wait_threshold:ratio",
     # known exit storms (docs/storms.md, group kvm_exit_exporter.storm_signatures)
     "sig_threshold": "kvm_exit:storm_signature_threshold:min",
     "r_sig_rate": "instance_vm_signature:kvm_vm_signature_exits:rate2m",
@@ -87,6 +93,7 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 TAGS = ["kvm", "kvm_exit_exporter"]
 STORM_LEGEND = "storm threshold (per VM)"
 OVERHEAD_LEGEND = "overhead threshold (per VM)"
+WAIT_LEGEND = "CPU wait threshold (KvmVmCpuWaitHigh)"
 # Exit handling time per VM is summed over its vCPUs and the exporter has no
 # vCPU count to divide by: say so in the unit instead of calling it a share.
 VCPU_S = "suffix: vCPU-s/s"
@@ -145,7 +152,7 @@ def _base(kind: str, title: str, desc: str, targets: list[Target], unit: str,
 
 def timeseries(title, desc, targets, unit="short", stack=False, w=12, h=9,
                legend_calcs=("mean", "max", "lastNotNull"), storm_line=False,
-               overhead_line=False):
+               overhead_line=False, wait_line=False):
     p = _base("timeseries", title, desc, targets, unit, w, h)
     p["fieldConfig"]["defaults"].update({
         "min": 0,
@@ -165,7 +172,8 @@ def timeseries(title, desc, targets, unit="short", stack=False, w=12, h=9,
         "tooltip": {"mode": "multi", "sort": "desc"},
     }
     lines = ([("@storm@", STORM_LEGEND)] if storm_line else []) + \
-        ([("@overhead@", OVERHEAD_LEGEND)] if overhead_line else [])
+        ([("@overhead@", OVERHEAD_LEGEND)] if overhead_line else []) + \
+        ([("@cpu_wait@", WAIT_LEGEND)] if wait_line else [])
     for series, legend in lines:  # a dashed red threshold line, never stacked
         p["targets"].append(
             Target(series, legend).to_json(chr(ord("A") + len(p["targets"]))))
@@ -388,6 +396,8 @@ ATTACHED_MAPPINGS = [{"type": "value", "options": {
 # ---------------------------------------------------------------------------
 UNIT_NOTE = ("vCPU-seconds per second, summed over the VM's vCPUs: 1 is one whole vCPU's time "
              "(the exporter has no vCPU count to turn it into a share).")
+WAIT_NOTE = ("Needs collector.vcpu_time (on by default) and a kernel that charges guest "
+             "time; VMs beyond vms.max_vms have none.")
 SLEEP_NOTE = ("Time the guest chose to sleep in idle exits (HLT and the other wait reasons): "
               "an idle guest shows up here, and it is not overhead, so it is in no overhead "
               "panel or alert.")
@@ -677,6 +687,21 @@ def overview() -> dict:
         known_causes("Known causes per VM",
                      "Which known exit storms are the selected VMs in right now, and how many "
                      "exits per second does each cause?", 24, 8),
+        row("Where the vCPU time goes (collector.vcpu_time)"),
+        timeseries("VMs waiting most for a CPU (share of vCPU time, top 10)",
+                   "Which VMs wait longest for a host CPU? The share of each VM's vCPU time "
+                   "spent runnable but not running (CPU Ready; the guest's steal time), over 5 "
+                   "minutes. " + WAIT_NOTE + " The dashed red line is the KvmVmCpuWaitHigh "
+                   "threshold.",
+                   [Target("topk(10, @r_vm_wait@{@SV@})", "{{vm}} on {{instance}}")],
+                   unit="percentunit", wait_line=True, w=14),
+        timeseries("Host CPU overcommit (vCPUs waiting)",
+                   "How overcommitted is each host's CPU? The vCPU time its VMs spent waiting "
+                   "for a CPU, summed: 1 is one vCPU's worth always runnable and never running. "
+                   "Above 0 on every VM of a host means more runnable vCPUs than CPUs; on a few "
+                   "VMs, a noisy neighbour or pinning (docs/deploy.md, KvmVmCpuWaitHigh).",
+                   [Target("sum by (instance) (@r_host_wait@{@S@})", "{{instance}}")],
+                   unit="suffix: vCPUs", w=10),
         row("Where the time goes (exit handling time)"),
         timeseries("Time lost to non-idle exits per VM (vCPU-s/s, top 20)",
                    "Which VMs lose the most vCPU time to exit handling, idle reasons (HLT) left "
@@ -930,6 +955,29 @@ def vm_drilldown() -> dict:
               rename={"Value": "Exits in range", "isa": "ISA", "reason": "Reason",
                       "code": "Code"},
               sort_by="Exits in range", w=10, h=10),
+        row("Where the vCPU time goes (collector.vcpu_time)"),
+        timeseries("Where the vCPU time goes (share of one vCPU-second, stacked)",
+                   "Where does each second of this VM's vCPUs go? guest: running the guest; "
+                   "host: on a CPU outside guest mode, handling exits in KVM and the VMM; "
+                   "waiting: runnable, waiting for a host CPU (steal time); sleeping: halted "
+                   "or blocked in the VMM. Shares of the VM's vCPU time over 5 minutes: the "
+                   "stack tops out at 1. " + WAIT_NOTE,
+                   [Target("sum by (mode) (@r_vm_mode@{@SV@}) / ignoring (mode) group_left "
+                           "sum(@r_vm_mode@{@SV@})", "{{mode}}")],
+                   unit="percentunit", stack=True, w=10, h=10),
+        timeseries("Host mode by exit reason (vCPU-s/s, needs collector.exit_handling_time)",
+                   "Which exits make up the time beside it in host mode? Handling time per "
+                   "second by reason, idle reasons (HLT, which is sleeping) left out, in "
+                   + UNIT_NOTE + " Empty unless exit handling time is on.",
+                   [Target("sum by (reason) (rate(@vm_handling@{@SVR@, idle=\"false\"}"
+                           "[$__rate_interval]))", "{{reason}}")],
+                   unit=VCPU_S, stack=True, w=8, h=10),
+        timeseries("Waiting for a CPU (share of vCPU time)",
+                   "How much of this VM's vCPU time is spent waiting for a host CPU? The "
+                   "dashed red line is the KvmVmCpuWaitHigh threshold; the runbook "
+                   "(docs/deploy.md) covers overcommit, pinning and noisy neighbours.",
+                   [Target("sum(@r_vm_wait@{@SV@})", "waiting")],
+                   unit="percentunit", wait_line=True, w=6, h=10),
         row("Known causes (storm signatures, docs/storms.md)"),
         known_causes("Known causes",
                      "Which known exit storm is this VM in right now, and how many exits per "

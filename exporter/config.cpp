@@ -354,6 +354,11 @@ void ParseCollector(const Value& section, Config::Collector& collector) {
       {"per_vcpu", [&](const Value& value) { collector.per_vcpu = ParseBool(value); }},
       {"exit_handling_time",
        [&](const Value& value) { collector.exit_handling_time = ParseBool(value); }},
+      {"vcpu_time", [&](const Value& value) { collector.vcpu_time = ParseBool(value); }},
+      {"vcpu_time_interval",
+       [&](const Value& value) {
+         collector.vcpu_time_interval = ParseDurationValue(value, 1s, 5min);
+       }},
       {"vm_map_capacity",
        [&](const Value& value) { collector.vm_map_capacity = ParseUint32(value, 16, 4'194'304); }},
       {"exit_handling_buckets",

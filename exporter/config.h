@@ -60,6 +60,10 @@ struct Config {
     bool per_vm = true;
     bool per_vcpu = false;
     bool exit_handling_time = false;  // time each exit until the vCPU's next entry
+    // Where the vCPU threads' time goes (vcpu_time.h), read from /proc by the
+    // sampler every vcpu_time_interval: nothing in the BPF program.
+    bool vcpu_time = true;
+    std::chrono::milliseconds vcpu_time_interval{15'000};
     std::uint32_t vm_map_capacity = 16384;
     // The `le` range of kvm_exit_handling_seconds (exit_metrics.h,
     // SelectExitBuckets): rendering only, so a reload applies it live.

@@ -43,6 +43,10 @@ ConfigChanges DiffConfig(const Config& running, const Config& reloaded) {
   // Only which bounds a scrape writes: the BPF buckets stay as they are.
   Compare(running.collector.exit_handling_buckets, reloaded.collector.exit_handling_buckets,
           "collector.exit_handling_buckets", live);
+  // Read by the sampler at each sample: off forgets the accounts, on starts them again.
+  Compare(running.collector.vcpu_time, reloaded.collector.vcpu_time, "collector.vcpu_time", live);
+  Compare(running.collector.vcpu_time_interval, reloaded.collector.vcpu_time_interval,
+          "collector.vcpu_time_interval", live);
   Compare(running.rates.window, reloaded.rates.window, "rates.window", live);
   Compare(running.rates.sample_interval, reloaded.rates.sample_interval, "rates.sample_interval",
           live);

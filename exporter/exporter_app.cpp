@@ -7,6 +7,7 @@
 #include "exit_metrics.h"
 #include "log.h"
 #include "privileges.h"
+#include "vcpu_time_metrics.h"
 #include "vm_identity.h"
 
 namespace kvmexit {
@@ -167,7 +168,34 @@ std::optional<ExitSnapshot> ExporterApp::ReadSnapshot() {
 }
 
 std::chrono::milliseconds ExporterApp::SampleOnce() {
-  std::lock_guard lock(mutex_);
+  std::chrono::milliseconds interval;
+  std::optional<std::vector<VcpuTimeProcess>> vcpu_processes;  // set when a vCPU sample is due
+  {
+    std::lock_guard lock(mutex_);
+    interval = SampleExits();
+    const auto now = std::chrono::steady_clock::now();
+    // Only per-VM series carry vCPU time: with per_vm off there is nothing to read for.
+    if (!config_.collector.vcpu_time || !config_.collector.per_vm) {
+      vcpu_time_.Clear();
+      next_vcpu_time_sample_ = {};
+    } else if (now >= next_vcpu_time_sample_) {
+      // On a steady cadence, not `now + interval`: the sampler wakes every
+      // rates.sample_interval, and samples drifting by up to one of those
+      // each time would make counters advance unevenly between scrapes.
+      const auto every = config_.collector.vcpu_time_interval;
+      next_vcpu_time_sample_ =
+          now - next_vcpu_time_sample_ < every ? next_vcpu_time_sample_ + every : now + every;
+      vcpu_processes = tracker_.OwnSeriesProcesses();
+    }
+  }
+  // collector.vcpu_time, every vcpu_time_interval: without mutex_, because
+  // the /proc reads take milliseconds at 1,000 VMs and a scrape must not wait
+  // for them (the sampler has its own lock, held only to merge the readings).
+  if (vcpu_processes) vcpu_time_.Sample(*vcpu_processes);
+  return interval;
+}
+
+std::chrono::milliseconds ExporterApp::SampleExits() {
   TryAttach();
   const std::optional<ExitSnapshot> snapshot = ReadSnapshot();
   if (!snapshot) return config_.rates.sample_interval;
@@ -259,6 +287,9 @@ std::string ExporterApp::Scrape() {
                                     .drilldown = config_.collector.drilldown,
                                     .drilldown_max_keys = config_.collector.drilldown_max_keys},
                       out);
+    if (config_.collector.vcpu_time && config_.collector.per_vm) {
+      WriteVcpuTimeFamilies(view, vcpu_time_.View(), config_.collector.per_vcpu, out);
+    }
   }
   self_.Observe(source_.ProgramStats());
   self_.ScrapeTook(

@@ -19,6 +19,7 @@
 #include "rate_tracker.h"
 #include "reason_names.h"
 #include "self_metrics.h"
+#include "vcpu_time.h"
 #include "vm_tracker.h"
 
 namespace kvmexit {
@@ -65,6 +66,9 @@ class ExporterApp {
   std::optional<ExitSnapshot> ReadSnapshot();
   // Returns the sample interval to wait, read under the mutex: a reload may change it.
   std::chrono::milliseconds SampleOnce();
+  // The exit part of a sample (attach retries, rates, retiring ended VMs),
+  // with mutex_ held; returns the sample interval.
+  std::chrono::milliseconds SampleExits();
   // Called with mutex_ held: logs why the reload is refused and reports it.
   bool RefuseReload(const std::string& why);
 
@@ -86,6 +90,11 @@ class ExporterApp {
   std::chrono::steady_clock::time_point next_attach_attempt_;
   std::chrono::system_clock::time_point attach_time_;
   std::size_t last_exposition_bytes_ = 0;
+
+  // Thread-safe on its own: filled by the sampler outside mutex_, read by scrapes.
+  VcpuTimeSampler vcpu_time_;
+  // The sampler thread's own: when the vCPU threads are read next.
+  std::chrono::steady_clock::time_point next_vcpu_time_sample_;
 
   std::mutex stop_mutex_;
   std::condition_variable stop_signal_;

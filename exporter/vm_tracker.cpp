@@ -418,6 +418,24 @@ VmView VmTracker::View(SnapshotByVm snapshot) const {
   return view;
 }
 
+std::vector<VcpuTimeProcess> VmTracker::OwnSeriesProcesses() const {
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> order;  // (first-seen rank, tgid)
+  order.reserve(vms_.size());
+  for (const auto& [tgid, vm] : vms_) order.emplace_back(vm.order, tgid);
+  std::sort(order.begin(), order.end());
+  if (order.size() > options_.max_vms) order.resize(options_.max_vms);
+  std::vector<VcpuTimeProcess> processes;
+  processes.reserve(order.size());
+  for (const auto& [rank, tgid] : order) {
+    const TrackedVm& vm = vms_.at(tgid);
+    processes.push_back(
+        {.tgid = tgid, .start_ticks = vm.process.start_ticks, .ended = vm.ended_at.has_value()});
+  }
+  std::sort(processes.begin(), processes.end(),
+            [](const VcpuTimeProcess& a, const VcpuTimeProcess& b) { return a.tgid < b.tgid; });
+  return processes;
+}
+
 ReasonCounts VmTracker::HostTotals(const SnapshotByVm& snapshot) const {
   ReasonCounts totals = retired_;
   AddInto(totals, snapshot.totals);

@@ -17,6 +17,7 @@
 
 #include "exit_snapshot.h"
 #include "unique_fd.h"
+#include "vcpu_time.h"
 #include "vm_identity.h"
 
 namespace kvmexit {
@@ -204,6 +205,11 @@ class VmTracker {
   // per-VM counts move into the view instead of being copied.
   VmView View(SnapshotByVm snapshot) const;
   VmView View(const ExitSnapshot& snapshot) const { return View(SnapshotByVm(snapshot)); }
+
+  // The processes of the first max_vms VMs in first-seen order (those that get
+  // their own series, as View orders them), ascending by tgid, for the vCPU
+  // time sampler: ended ones are marked, so their accounts are kept unread.
+  std::vector<VcpuTimeProcess> OwnSeriesProcesses() const;
 
   // Exact host totals (live entries + overflow + retired VMs) without building series.
   ReasonCounts HostTotals(const SnapshotByVm& snapshot) const;

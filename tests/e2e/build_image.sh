@@ -178,6 +178,8 @@ collect_files() {
   local kdir=$1 vmm=$2 exporter=$3 m name f
   add_file "$(command -v busybox)" /bin/busybox
   add_file "$vmm" /bin/test_vmm
+  # collector.vcpu_time's vCPUs that spin or halt (guest/vcpu_time_checks.sh).
+  add_file "$VCPU_TIME_VMM" /bin/vcpu_time_vmm
   if [[ -n $exporter ]]; then
     add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
   fi
@@ -251,6 +253,12 @@ main() {
   if [[ -z $vmm ]]; then
     vmm="$out/test_vmm"
     build_vmm "$vmm"
+  fi
+  # VCPU_TIME_VMM: the static vcpu_time_vmm (CMake passes its build); built here when unset.
+  if [[ -z ${VCPU_TIME_VMM:-} ]]; then
+    VCPU_TIME_VMM="$out/vcpu_time_vmm"
+    cc -O2 -Wall -Wextra -static -pthread -o "$VCPU_TIME_VMM" "$SCRIPT_DIR/vcpu_time_vmm.c" \
+      || die "compiling vcpu_time_vmm.c failed"
   fi
   pkg=$(resolve_kernel_package "$cache")
   deb=$(fetch_kernel_deb "$cache" "$pkg")

@@ -44,6 +44,8 @@ INSTANTIATE_TEST_SUITE_P(
         KeyCase{"collector:\n  per_vm: false\n", "collector.per_vm", false},
         KeyCase{"collector:\n  per_vcpu: true\n", "collector.per_vcpu", false},
         KeyCase{"collector:\n  exit_handling_time: true\n", "collector.exit_handling_time", false},
+        KeyCase{"collector:\n  vcpu_time: false\n", "collector.vcpu_time", true},
+        KeyCase{"collector:\n  vcpu_time_interval: 1m\n", "collector.vcpu_time_interval", true},
         KeyCase{"collector:\n  vm_map_capacity: 2048\n", "collector.vm_map_capacity", false},
         KeyCase{"collector:\n  exit_handling_buckets: {min: 64us}\n",
                 "collector.exit_handling_buckets", true},

@@ -97,6 +97,8 @@ collector:
   per_vm: false
   per_vcpu: True
   exit_handling_time: true
+  vcpu_time: false
+  vcpu_time_interval: 2m
   vm_map_capacity: 65536
   exit_handling_buckets:
     min: 100us
@@ -123,6 +125,8 @@ vms:
   EXPECT_FALSE(config.collector.per_vm);
   EXPECT_TRUE(config.collector.per_vcpu);
   EXPECT_TRUE(config.collector.exit_handling_time);  // off by default: its cost (README)
+  EXPECT_FALSE(config.collector.vcpu_time);          // on by default: /proc reads, in budget
+  EXPECT_EQ(config.collector.vcpu_time_interval, 2min);
   EXPECT_EQ(config.collector.vm_map_capacity, 65536U);
   EXPECT_EQ(config.collector.exit_handling_buckets.min, 100us);
   EXPECT_EQ(config.collector.exit_handling_buckets.max, 100ms);
@@ -298,6 +302,10 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  per_vcpu: 1\n", "collector.per_vcpu must be true or false"},
     {"collector:\n  exit_handling_time: on\n",
      "cfg.yml:2:23: collector.exit_handling_time must be true or false"},
+    {"collector:\n  vcpu_time: 0\n", "cfg.yml:2:14: collector.vcpu_time must be true or false"},
+    {"collector:\n  vcpu_time_interval: 500ms\n",
+     "collector.vcpu_time_interval must be from 1s to 5m, got \"500ms\""},
+    {"collector:\n  vcpu_time_interval: 6m\n", "got \"6m\""},
     {"collector:\n  per_vcpu: [true]\n",
      "must be true or false (a YAML boolean, unquoted), got a "
      "list"},

@@ -90,6 +90,32 @@ TEST_F(VmTrackerTest, HostTotalsAddLiveEntriesAndOverflow) {
   EXPECT_EQ(view.vms[0].counts.at(kIo), 100u);
 }
 
+// The vCPU time sampler reads the VMs that get their own series: the first
+// max_vms seen, ended ones marked so that their accounts are kept unread.
+TEST_F(VmTrackerTest, OwnSeriesProcessesAreTheFirstMaxVmsWithTheirEnd) {
+  processes_.Start(kPidA, "alpha", 11, 0);
+  processes_.Start(kPidB, "beta", 22, 0);
+  processes_.Start(kPidC, "gamma", 33, 0);
+  VmTracker tracker = MakeTracker({.max_vms = 2, .grace_period = 60s});
+  ExitSnapshot first;
+  first.vm_counts = {Entry(kPidC, kIo, 1), Entry(kPidB, kIo, 1)};
+  tracker.Observe(first, attach_ + 1s, attach_);
+  ExitSnapshot all;
+  all.vm_counts = {Entry(kPidA, kIo, 1), Entry(kPidB, kIo, 1), Entry(kPidC, kIo, 1)};
+  tracker.Observe(all, attach_ + 2s, attach_);
+  processes_.End(kPidB);
+  tracker.Observe(all, attach_ + 3s, attach_);
+
+  const std::vector<VcpuTimeProcess> processes = tracker.OwnSeriesProcesses();
+  ASSERT_EQ(processes.size(), 2u);  // alpha came third: folded, not read
+  EXPECT_EQ(processes[0].tgid, kPidB);
+  EXPECT_EQ(processes[0].start_ticks, 22u);
+  EXPECT_TRUE(processes[0].ended);
+  EXPECT_EQ(processes[1].tgid, kPidC);
+  EXPECT_EQ(processes[1].start_ticks, 33u);
+  EXPECT_FALSE(processes[1].ended);
+}
+
 TEST_F(VmTrackerTest, ResolvesEachProcessOnce) {
   processes_.Start(kPidA, "alpha", 1, 0);
   VmTracker tracker = MakeTracker();

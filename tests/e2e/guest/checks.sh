@@ -22,6 +22,9 @@ set -o pipefail
 # Drill-downs: port IO, MSRs, MMIO, hypercalls, exits to the VMM (issue 14).
 # shellcheck source=drilldown_checks.sh
 . /e2e/drilldown_checks.sh
+# Where the vCPU threads' time goes (issue 26).
+# shellcheck source=vcpu_time_checks.sh
+. /e2e/vcpu_time_checks.sh
 # perf kvm stat on the same workload (issue 13).
 # shellcheck source=perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
@@ -613,10 +616,11 @@ kernel:
     phase_drilldown_kinds svm $CODE_IO 124 129 "1024 78" "$RATES_CONFIG"
     phase_perf_kvm_stat svm "$IO_NAME" $CODE_IO "$CPUID_NAME" $CODE_CPUID 2000 2000 "$TIMING_CONFIG
 $RATES_CONFIG"
+    phase_vcpu_time
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi
