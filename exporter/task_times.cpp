@@ -3,8 +3,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include "file_text.h"
 #include "text.h"
@@ -85,7 +86,7 @@ std::optional<std::vector<TaskTimes>> ReadTaskTimes(const std::string& proc_root
       if (!stat) continue;
       // The leader's start is the process's: another one means the pid was reused.
       if (tid == tgid && stat->start_ticks != start_ticks) return std::nullopt;
-      TaskTimes times{.tid = tid, .stat = *stat};
+      TaskTimes times{.tid = tid, .stat = *stat, .sched = {}, .read_at_boot_ns = 0};
       if (stat->guest_ticks > 0) {
         const FileText sched_text = ReadFileAt(dir.get(), "schedstat", kMaxSchedStatBytes);
         const auto sched = sched_text.error == 0 ? ParseSchedStat(sched_text.text) : std::nullopt;

@@ -34,7 +34,8 @@ VcpuModeNs SplitModes(const TaskTimes& times, std::uint64_t ns_per_tick) {
 void VcpuTimeAccounts::Update(const VcpuTimeProcess& process, const std::vector<TaskTimes>& threads,
                               std::uint64_t ns_per_tick) {
   Vm& vm = vms_[process.tgid];
-  if (vm.start_ticks != process.start_ticks) vm = Vm{.start_ticks = process.start_ticks};
+  if (vm.start_ticks != process.start_ticks)
+    vm = Vm{.start_ticks = process.start_ticks, .threads = {}, .replaced = {}};
   for (const TaskTimes& times : threads) {
     if (times.stat.guest_ticks == 0) continue;  // not (yet) a vCPU thread
     const auto [it, added] = vm.threads.try_emplace(times.tid);
