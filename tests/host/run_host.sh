@@ -14,7 +14,9 @@
 # Environment: HOST_TIMEOUT (seconds for the guest, default 900),
 # HOST_KERNEL_PACKAGE (default linux-image-amd64: Debian 12's 6.1),
 # HOST_IMAGE_CACHE (default /var/cache/kvm-exit-exporter-tests),
-# HOST_PROM_SECONDS (default 20: Prometheus scrapes before the queries run).
+# HOST_PROM_SECONDS (default 20: Prometheus scrapes before the queries run),
+# HOST_DEBUG_DROPIN_CAPS (debugging the suite only: capabilities a drop-in
+# adds to the unit, e.g. CAP_SYS_ADMIN; the no_dropin check then fails).
 # Output: every check, then `N passed, N failed` alone on a line. Exit status 0
 # only when every check passed and the guest printed E2E DONE.
 set -euo pipefail
@@ -82,6 +84,7 @@ for dep in "${depends[@]}"; do
 done
 
 cp "$SCRIPT_DIR/guest/control.sh" "$OUT/share/control.sh"
+printf 'HOST_DEBUG_DROPIN_CAPS=%q\n' "${HOST_DEBUG_DROPIN_CAPS:-}" >"$OUT/share/env"
 cp "$REPO/tests/e2e/guest/lib.sh" "$OUT/share/lib.sh"
 chmod 0755 "$OUT/share/control.sh"
 

@@ -21,6 +21,10 @@ LV_NAME=hostlv LV_UUID=6a0c2f4e-9d1b-4c39-8f2e-0000000000a1
 QA_NAME=hostqa QA_UUID=6a0c2f4e-9d1b-4c39-8f2e-0000000000a2
 QB_NAME=hostqb QB_UUID=6a0c2f4e-9d1b-4c39-8f2e-0000000000a3
 ATTACHED=0
+# run_host.sh's HOST_DEBUG_DROPIN_CAPS, for debugging the suite only
+HOST_DEBUG_DROPIN_CAPS=
+# shellcheck disable=SC1091
+[[ ! -r $SHARE/env ]] || . "$SHARE/env"
 
 section() { echo "== $*"; }
 # Runs a command with its output indented into the log.
@@ -108,6 +112,13 @@ deb_old=$(ls "$SHARE"/pkg/old/*.deb) deb_new=$(ls "$SHARE"/pkg/new/*.deb)
 cp "$deb_old" "$deb_new" "$WORK/"  # apt reads local packages as _apt: not from 9p
 deb_old=$WORK/${deb_old##*/} deb_new=$WORK/${deb_new##*/}
 chmod 0644 "$deb_old" "$deb_new"
+if [[ -n $HOST_DEBUG_DROPIN_CAPS ]]; then
+  # Not what users get: the no_dropin check fails on purpose.
+  mkdir -p "/etc/systemd/system/$UNIT.d"
+  printf '[Service]\nCapabilityBoundingSet=%s\nAmbientCapabilities=%s\n' "$HOST_DEBUG_DROPIN_CAPS" "$HOST_DEBUG_DROPIN_CAPS" \
+    >"/etc/systemd/system/$UNIT.d/host-debug.conf"
+  info "HOST_DEBUG_DROPIN_CAPS: drop-in adds $HOST_DEBUG_DROPIN_CAPS"
+fi
 started=$SECONDS
 if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$deb_old" >"$WORK/apt-install.log" 2>&1; then
   pass apt_install
@@ -120,7 +131,11 @@ dpkg -L "$PKG" >"$WORK/dpkg-L.txt" 2>/dev/null
 cp "$WORK/dpkg-L.txt" "$SHARE/dpkg-L.txt"
 info "the package installs $(wc -l <"$WORK/dpkg-L.txt") paths; unit enabled: $(systemctl is-enabled "$UNIT" 2>&1)"
 systemctl cat "$UNIT" --no-pager 2>&1 | grep -E '^(ExecStart|CapabilityBoundingSet|AmbientCapabilities)=|^# /' | sed 's/^/  unit: /'
-ls /etc/systemd/system/"$UNIT".d 2>/dev/null && fail no_dropin "a drop-in exists" || pass no_dropin
+if [[ -e /etc/systemd/system/$UNIT.d ]]; then
+  fail no_dropin "drop-ins: $(ls /etc/systemd/system/"$UNIT".d | tr '\n' ' ')"
+else
+  pass no_dropin
+fi
 
 # ---- 2. The service attaches at the defaults ---------------------------------------
 section "service"
