@@ -14,18 +14,29 @@
  * array are the whole truth at any moment; the exporter sums the CPUs at
  * scrape time.
  *
- * Two entry points into the same counting; the exporter loads exactly one
+ * Three entry points into the same counting; the exporter loads exactly one
  * (config kernel.hook):
- *   count_kvm_exit_btf  tp_btf/kvm_exit: the raw tracepoint. The kernel skips
- *                       building the perf trace record, so the exit reason is
- *                       read from the vCPU, as the kernel's own
- *                       get_exit_info does. Cheaper per exit, and only a
- *                       recursion of this very program can make the kernel
- *                       skip it.
+ *   count_kvm_exit_btf  tp_btf/kvm_exit: the raw tracepoint, BTF-typed. The
+ *                       kernel skips building the perf trace record, so the
+ *                       exit reason is read from the vCPU, as the kernel's own
+ *                       get_exit_info does. Only a recursion of this very
+ *                       program can make the kernel skip it. libbpf resolves
+ *                       its attach target in kvm's module BTF, which takes
+ *                       CAP_SYS_ADMIN (BPF_BTF_GET_NEXT_ID).
+ *   count_kvm_exit_raw  raw_tp/kvm_exit: the same raw tracepoint attached by
+ *                       name (BPF_RAW_TRACEPOINT_OPEN): CAP_BPF and
+ *                       CAP_PERFMON suffice, and it runs exactly where tp_btf
+ *                       runs (same __bpf_trace_run, same skip rule). Its
+ *                       arguments are plain numbers, so every read through
+ *                       the vCPU is a probe read.
  *   count_kvm_exit      tp/kvm/kvm_exit: the classic tracepoint, whose record
  *                       (exit_reason, isa, vcpu_id) is a stable format. The
  *                       fallback where kvm module BTF or the vendor structs
- *                       are missing.
+ *                       are missing; attaching it is a perf_event_open, which
+ *                       Debian's perf_event_paranoid=3 refuses without
+ *                       CAP_SYS_ADMIN.
+ * The tp_btf and raw_tp entry points of every tracepoint are generated from
+ * one handler each (RAW_TP_PROGRAMS below).
  *
  * Exit handling time (config collector.exit_handling_time): the exit program
  * also stamps the exit into a per-thread slot (task local storage: a vCPU
@@ -37,9 +48,9 @@
  * Drill-down (config collector.drilldown): one program per kind on KVM's own
  * tracepoint of that kind (count_kvm_pio on kvm:kvm_pio, count_kvm_msr on
  * kvm:kvm_msr, ...), loaded only when the kind is on, on the same hook as the
- * exit program: the _btf twin on tp_btf (no trace record is built, about 250
- * instructions less per event), the classic one otherwise. Exits that hit none
- * of these tracepoints run nothing more.
+ * exit program: the _btf twin on tp_btf, the _raw twin on raw_tp (no trace
+ * record is built, about 250 instructions less per event), the classic one
+ * otherwise. Exits that hit none of these tracepoints run nothing more.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -52,6 +63,41 @@
 #include "kvm_internals.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * How a handler's arguments came in: on tp_btf they are BTF-typed pointers the
+ * verifier lets the program load through; on raw_tp they are plain numbers,
+ * and a pointer may only be read with a probe read (bpf_core_read).
+ */
+enum raw_tp_hook {
+	HOOK_TP_BTF,
+	HOOK_RAW_TP,
+};
+
+/*
+ * RAW_TP_PROGRAMS(program, tracepoint, handler, args...) defines the two raw
+ * tracepoint entry points of one handler, in the style of libbpf-tools:
+ * program_btf on tp_btf/tracepoint and program_raw on raw_tp/tracepoint. Both
+ * get the tracepoint's arguments as an array of u64 (TP_PROTO order), which
+ * are passed on, as BPF_PROG does, after the hook and the array itself:
+ * handler(HOOK_TP_BTF or HOOK_RAW_TP, ctx, arg0, arg1, ...). `args` only
+ * counts the arguments (the first N of TP_PROTO); their types are the
+ * handler's.
+ */
+#define RAW_TP_PROGRAMS(program, tracepoint, handler, args...)                           \
+	_Pragma("GCC diagnostic push")                                                    \
+	_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                           \
+	SEC("tp_btf/" #tracepoint)                                                         \
+	int program##_btf(unsigned long long *ctx)                                         \
+	{                                                                                  \
+		return handler(HOOK_TP_BTF, ___bpf_ctx_cast(args));                         \
+	}                                                                                  \
+	SEC("raw_tp/" #tracepoint)                                                         \
+	int program##_raw(unsigned long long *ctx)                                         \
+	{                                                                                  \
+		return handler(HOOK_RAW_TP, ___bpf_ctx_cast(args));                         \
+	}                                                                                  \
+	_Pragma("GCC diagnostic pop")
 
 /*
  * The kvm_exit tracepoint record. Only the fields read here are declared:
@@ -473,8 +519,9 @@ int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
  * through the structs of kvm_internals.bpf.h; where they are gone the load
  * fails and the exporter falls back to count_kvm_exit.
  * SVM: vmcb->control.exit_code; VMX: vcpu_vmx.exit_reason.full, masked as
- * the counters key it. Returns nonzero when it cannot be read, rather than a
- * reason that would be wrong.
+ * the counters key it. Every read is a probe read, valid on both hooks: on
+ * tp_btf `vcpu` is a checked BTF pointer, on raw_tp a plain number. Returns
+ * nonzero when it cannot be read, rather than a reason that would be wrong.
  */
 static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __u32 *reason)
 {
@@ -498,18 +545,33 @@ static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __
 	return -1;
 }
 
-SEC("tp_btf/kvm_exit")
-int BPF_PROG(count_kvm_exit_btf, struct kvm_vcpu *vcpu, __u32 isa)
+/* kvm_exit's TP_PROTO(struct kvm_vcpu *vcpu, u32 isa). */
+static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long long *ctx,
+					   struct kvm_vcpu *vcpu, __u32 isa)
 {
-	__u32 reason;
+	__u32 reason, vcpu_id;
 
-	if (read_exit_reason(vcpu, isa, &reason) != 0) {
+	/*
+	 * Never NULL in KVM, but Linux 6.12 types tp_btf pointer arguments as
+	 * maybe-NULL and refuses the arithmetic of read_exit_reason on them
+	 * ("pointer arithmetic on trusted_ptr_or_null_ prohibited") unless
+	 * they are checked first.
+	 */
+	if (!vcpu || read_exit_reason(vcpu, isa, &reason) != 0) {
 		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
 		return 0;
 	}
-	count_exit(isa, reason, (__u32)vcpu->vcpu_id, 0);
+	if (hook == HOOK_TP_BTF) {
+		vcpu_id = vcpu->vcpu_id; /* a BTF load, no helper call */
+	} else if (bpf_core_read(&vcpu_id, sizeof(vcpu_id), &vcpu->vcpu_id) != 0) {
+		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
+		return 0;
+	}
+	count_exit(isa, reason, vcpu_id, 0);
 	return 0;
 }
+
+RAW_TP_PROGRAMS(count_kvm_exit, kvm_exit, handle_kvm_exit, vcpu, isa)
 
 /* The kvm_entry that ends each exit, one program per hook, loaded with its exit program. */
 SEC("tp/kvm/kvm_entry")
@@ -519,12 +581,15 @@ int time_kvm_entry(void *ctx)
 	return 0;
 }
 
-SEC("tp_btf/kvm_entry")
-int time_kvm_entry_btf(__u64 *ctx)
+/* kvm_entry's TP_PROTO starts with the vCPU (6.12 adds an argument after it); unused. */
+static __always_inline int handle_kvm_entry(enum raw_tp_hook hook, unsigned long long *ctx,
+					    struct kvm_vcpu *vcpu)
 {
 	end_exit_timing();
 	return 0;
 }
+
+RAW_TP_PROGRAMS(time_kvm_entry, kvm_entry, handle_kvm_entry, vcpu)
 
 /* The kvm_pio tracepoint record: one per port IO operation KVM handles. */
 struct trace_event_raw_kvm_pio {
@@ -679,41 +744,49 @@ int count_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
 }
 
 /*
- * The tp_btf twins of the drill-down programs: the same items, read from the
- * tracepoint's arguments (TP_PROTO in arch/x86/kvm/trace.h and
- * include/trace/events/kvm.h) instead of its trace record.
+ * The tp_btf and raw_tp twins of the drill-down programs: the same items,
+ * read from the tracepoint's arguments (TP_PROTO in arch/x86/kvm/trace.h and
+ * include/trace/events/kvm.h) instead of its trace record. None of them is a
+ * pointer, so both hooks read them alike.
  */
-SEC("tp_btf/kvm_pio")
-int BPF_PROG(count_kvm_pio_btf, unsigned int rw, unsigned int port)
+static __always_inline int handle_kvm_pio(enum raw_tp_hook hook, unsigned long long *ctx,
+					  unsigned int rw, unsigned int port)
 {
 	count_pio(rw, port);
 	return 0;
 }
 
-SEC("tp_btf/kvm_msr")
-int BPF_PROG(count_kvm_msr_btf, unsigned int write, __u32 ecx, __u64 data, __u8 exception)
+static __always_inline int handle_kvm_msr(enum raw_tp_hook hook, unsigned long long *ctx,
+					  unsigned int write, __u32 ecx, __u64 data, __u8 exception)
 {
 	count_msr(write, ecx, exception);
 	return 0;
 }
 
-SEC("tp_btf/kvm_mmio")
-int BPF_PROG(count_kvm_mmio_btf, int type, int len, __u64 gpa)
+static __always_inline int handle_kvm_mmio(enum raw_tp_hook hook, unsigned long long *ctx,
+					   int type, int len, __u64 gpa)
 {
 	count_mmio(type, gpa);
 	return 0;
 }
 
-SEC("tp_btf/kvm_hypercall")
-int BPF_PROG(count_kvm_hypercall_btf, unsigned long nr)
+static __always_inline int handle_kvm_hypercall(enum raw_tp_hook hook, unsigned long long *ctx,
+						unsigned long nr)
 {
 	count_drilldown(KVM_DRILLDOWN_HYPERCALL, nr);
 	return 0;
 }
 
-SEC("tp_btf/kvm_userspace_exit")
-int BPF_PROG(count_kvm_userspace_exit_btf, __u32 reason, int ret)
+static __always_inline int handle_kvm_userspace_exit(enum raw_tp_hook hook, unsigned long long *ctx,
+						     __u32 reason, int ret)
 {
 	count_userspace_exit(reason, ret);
 	return 0;
 }
+
+RAW_TP_PROGRAMS(count_kvm_pio, kvm_pio, handle_kvm_pio, rw, port)
+RAW_TP_PROGRAMS(count_kvm_msr, kvm_msr, handle_kvm_msr, write, ecx, data, exception)
+RAW_TP_PROGRAMS(count_kvm_mmio, kvm_mmio, handle_kvm_mmio, type, len, gpa)
+RAW_TP_PROGRAMS(count_kvm_hypercall, kvm_hypercall, handle_kvm_hypercall, nr)
+RAW_TP_PROGRAMS(count_kvm_userspace_exit, kvm_userspace_exit, handle_kvm_userspace_exit, reason,
+		ret)

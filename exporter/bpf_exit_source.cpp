@@ -1,14 +1,18 @@
 #include "bpf_exit_source.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +22,7 @@
 #include <string_view>
 
 #include "kvm_exit.skel.h"
+#include "privileges.h"
 
 namespace kvmexit {
 namespace {
@@ -275,7 +280,143 @@ ExitTimeHistogram SumHistograms(const exit_time_hist* per_cpu, int cpus) {
   return total;
 }
 
+struct BtfFree {
+  void operator()(btf* object) const { btf__free(object); }
+};
+using BtfPtr = std::unique_ptr<btf, BtfFree>;
+
+// Adds `shift` to every type id at or past `first` that `type` refers to.
+// btf__add_type copies a type with its strings but keeps its ids; libbpf
+// v1.1 has no public visitor of a type's ids (btf_type_visit_type_ids is
+// internal), so this walks the kinds that carry one.
+void ShiftTypeIds(btf_type* type, std::uint32_t first, std::uint32_t shift) {
+  const auto fix = [&](__u32& id) {
+    if (id >= first) id += shift;
+  };
+  switch (btf_kind(type)) {
+    case BTF_KIND_PTR:
+    case BTF_KIND_TYPEDEF:
+    case BTF_KIND_VOLATILE:
+    case BTF_KIND_CONST:
+    case BTF_KIND_RESTRICT:
+    case BTF_KIND_FUNC:
+    case BTF_KIND_VAR:
+    case BTF_KIND_DECL_TAG:
+    case BTF_KIND_TYPE_TAG:
+      fix(type->type);
+      break;
+    case BTF_KIND_ARRAY:
+      fix(btf_array(type)->type);
+      fix(btf_array(type)->index_type);
+      break;
+    case BTF_KIND_STRUCT:
+    case BTF_KIND_UNION: {
+      btf_member* member = btf_members(type);
+      for (std::uint16_t i = 0; i < btf_vlen(type); ++i) fix(member[i].type);
+      break;
+    }
+    case BTF_KIND_FUNC_PROTO: {
+      fix(type->type);
+      btf_param* param = btf_params(type);
+      for (std::uint16_t i = 0; i < btf_vlen(type); ++i) fix(param[i].type);
+      break;
+    }
+    case BTF_KIND_DATASEC: {
+      btf_var_secinfo* var = btf_var_secinfos(type);
+      for (std::uint16_t i = 0; i < btf_vlen(type); ++i) fix(var[i].type);
+      break;
+    }
+    default:
+      break;  // INT, ENUM, ENUM64, FWD, FLOAT: no type ids
+  }
+}
+
 }  // namespace
+
+CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module) {
+  CoreBtf core;
+  std::vector<std::string> modules;
+  for (std::string_view name : {std::string_view("kvm"), vendor_module}) {
+    if (!name.empty() && Exists(btf_dir + "/" + std::string(name))) modules.emplace_back(name);
+  }
+  // Everything in vmlinux: libbpf finds it there by itself, no listing needed.
+  if (modules.empty()) return core;
+  // What it costs, for the log: the time, and how much it raised the
+  // process's peak RSS (0 when an earlier peak was higher).
+  const auto start = std::chrono::steady_clock::now();
+  rusage usage_before{};
+  ::getrusage(RUSAGE_SELF, &usage_before);
+  const std::string vmlinux_path = btf_dir + "/vmlinux";
+  BtfPtr vmlinux(btf__parse(vmlinux_path.c_str(), nullptr));
+  if (!vmlinux) {
+    core.error = "reading " + vmlinux_path + " failed: " + ErrnoText(errno);
+    return core;
+  }
+  BtfPtr merged(btf__new_empty());
+  if (!merged || btf__add_btf(merged.get(), vmlinux.get()) < 0) {
+    core.error = "copying " + vmlinux_path + " failed: " + ErrnoText(errno);
+    return core;
+  }
+  // vmlinux keeps its ids (1 .. first-1). A module's BTF is split BTF on top
+  // of vmlinux: its own ids start at `first` in every module, so each one's
+  // go after the modules copied before it.
+  const std::uint32_t first = btf__type_cnt(vmlinux.get());
+  std::uint32_t shift = 0;
+  std::string held = "vmlinux";
+  for (const std::string& name : modules) {
+    const std::string path = btf_dir + "/" + name;
+    BtfPtr module(btf__parse_split(path.c_str(), vmlinux.get()));
+    if (!module) {
+      core.error = "reading " + path + " failed: " + ErrnoText(errno);
+      return core;
+    }
+    const std::uint32_t end = btf__type_cnt(module.get());
+    for (std::uint32_t id = first; id < end; ++id) {
+      const int added =
+          btf__add_type(merged.get(), module.get(), btf__type_by_id(module.get(), id));
+      if (added < 0) {
+        core.error = "copying " + path + " failed: " + ErrnoText(added);
+        return core;
+      }
+      // Ours: btf__type_by_id hands out the type's place in merged's buffer.
+      ShiftTypeIds(const_cast<btf_type*>(btf__type_by_id(merged.get(), added)), first, shift);
+    }
+    shift += end - first;
+    held += "+" + name;
+  }
+  std::uint32_t size = 0;
+  const void* raw = btf__raw_data(merged.get(), &size);
+  if (raw == nullptr) {
+    core.error = "encoding the merged BTF failed: " + ErrnoText(errno);
+    return core;
+  }
+  // A file only this process can reach, gone with its fd; libbpf opens it by path.
+  UniqueFd fd(::memfd_create("kvm_exit_core_btf", MFD_CLOEXEC));
+  if (!fd.valid()) {
+    core.error = "memfd_create failed: " + ErrnoText(errno);
+    return core;
+  }
+  for (std::uint32_t done = 0; done < size;) {
+    const ssize_t n = ::write(fd.get(), static_cast<const char*>(raw) + done, size - done);
+    if (n <= 0) {
+      core.error = "writing the merged BTF failed: " + ErrnoText(n < 0 ? errno : EIO);
+      return core;
+    }
+    done += static_cast<std::uint32_t>(n);
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  core.path = "/proc/self/fd/" + std::to_string(fd.get());
+  core.fd = std::move(fd);
+  rusage usage_after{};
+  ::getrusage(RUSAGE_SELF, &usage_after);
+  core.note = "CO-RE BTF " + held + ": " + std::to_string(btf__type_cnt(merged.get()) - 1) +
+              " types, " + std::to_string(size / 1024) + " KiB, built in " + std::to_string(ms) +
+              " ms, peak RSS +" +
+              std::to_string((usage_after.ru_maxrss - usage_before.ru_maxrss) / 1024) + " MiB";
+  return core;
+}
 
 void BpfExitSource::SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const {
   kvm_exit_bpf__destroy(skeleton);
@@ -295,82 +436,181 @@ std::string BpfExitSource::Attach() {
     return missing;
   }
   const std::optional<VendorModule> vendor = FindVendorModule(options_.sys_root);
-  std::string why_not_tp_btf;
+  // Why the raw tracepoint (tp_btf, raw_tp) cannot count here; "" if it can.
+  std::string why_not_raw;
   if (options_.hook == KernelHook::kTracepoint) {
-    why_not_tp_btf = "kernel.hook is tracepoint";
+    why_not_raw = "kernel.hook is tracepoint";
   } else if (!vendor) {
-    why_not_tp_btf =
-        "neither kvm_amd nor kvm_intel is loaded, and tp_btf reads the exit reason from their "
-        "vCPU structs";
+    why_not_raw =
+        "neither kvm_amd nor kvm_intel is loaded, and tp_btf and raw_tp read the exit reason from "
+        "their vCPU structs";
   } else if (!Exists(options_.sys_root + "/kernel/btf/" + vendor->name)) {
-    why_not_tp_btf = "the kernel has no BTF for " + std::string(vendor->name) +
-                     " (/sys/kernel/btf/" + vendor->name +
-                     " missing: built without CONFIG_DEBUG_INFO_BTF_MODULES)";
+    why_not_raw = "the kernel has no BTF for " + std::string(vendor->name) + " (/sys/kernel/btf/" +
+                  vendor->name + " missing: built without CONFIG_DEBUG_INFO_BTF_MODULES)";
   }
-  if (options_.hook == KernelHook::kTpBtf && !why_not_tp_btf.empty()) {
-    return "kernel.hook is tp_btf, but " + why_not_tp_btf + "; or set kernel.hook: tracepoint";
+  const bool forced_raw =
+      options_.hook == KernelHook::kTpBtf || options_.hook == KernelHook::kRawTp;
+  if (forced_raw && !why_not_raw.empty()) {
+    return "kernel.hook is " + std::string(KernelHookName(options_.hook)) + ", but " + why_not_raw +
+           "; or set kernel.hook: tracepoint";
   }
-  if (why_not_tp_btf.empty()) {
-    std::string error = LoadAndAttach(true, vendor->isa);
-    if (error.empty() || options_.hook == KernelHook::kTpBtf) return error;
-    why_not_tp_btf = "tp_btf failed: " + error;
+  // tp_btf on a tracepoint of a module: libbpf finds its attach target in
+  // the module's BTF, listing the kernel's BTF objects (BPF_BTF_GET_NEXT_ID),
+  // which only CAP_SYS_ADMIN may do. Where kvm is built in it is in vmlinux.
+  const bool kvm_is_module = Exists(options_.sys_root + "/kernel/btf/kvm");
+  const bool tp_btf_can_attach = !kvm_is_module || HasEffectiveCapability(CAP_SYS_ADMIN);
+
+  // The hooks to try, in order, each with why the ones before it are not used.
+  std::vector<std::pair<KernelHook, std::string>> attempts;
+  switch (options_.hook) {
+    case KernelHook::kTpBtf:
+    case KernelHook::kRawTp:
+      attempts.emplace_back(options_.hook, "");
+      break;
+    case KernelHook::kTracepoint:
+      attempts.emplace_back(options_.hook, why_not_raw);
+      break;
+    case KernelHook::kAuto:
+      if (!why_not_raw.empty()) {
+        attempts.emplace_back(KernelHook::kTracepoint, why_not_raw);
+        break;
+      }
+      if (tp_btf_can_attach) {
+        attempts.emplace_back(KernelHook::kTpBtf, "");
+        attempts.emplace_back(KernelHook::kRawTp, "");
+      } else {
+        attempts.emplace_back(KernelHook::kRawTp,
+                              "tp_btf on kvm's module tracepoint needs CAP_SYS_ADMIN, which this "
+                              "process lacks; raw_tp needs only CAP_BPF and CAP_PERFMON");
+      }
+      attempts.emplace_back(KernelHook::kTracepoint, "");
+      break;
   }
-  std::string error = LoadAndAttach(false, 0);
-  if (error.empty()) hook_note_ = std::move(why_not_tp_btf);
-  return error;
+
+  // One standalone BTF for CO-RE (vmlinux + the kvm modules' BTF), so that
+  // libbpf does not list the kernel's BTF objects to find the module types
+  // (CAP_SYS_ADMIN). Without it libbpf looks them up itself, as before.
+  CoreBtf core_btf =
+      BuildCoreBtf(options_.sys_root + "/kernel/btf", vendor ? vendor->name : std::string_view());
+  core_btf_note_ = core_btf.error.empty() ? core_btf.note : "";
+  // Why the hooks before the one attached were passed over, each in turn.
+  std::string why_not;
+  const auto add_why = [&why_not](const std::string& why) {
+    why_not += (why_not.empty() ? "" : "; ") + why;
+  };
+  std::string error;
+  for (const auto& [hook, note] : attempts) {
+    if (!note.empty()) add_why(note);
+    error = LoadAndAttach(hook, hook == KernelHook::kTracepoint ? 0 : vendor->isa, core_btf);
+    if (error.empty()) {
+      hook_note_ = std::move(why_not);
+      if (!core_btf.error.empty()) {
+        hook_note_ += std::string(hook_note_.empty() ? "" : "; ") +
+                      "libbpf looked up the kvm module BTF itself: " + core_btf.error;
+      }
+      return "";
+    }
+    add_why(std::string(KernelHookName(hook)) + " failed: " + error);
+  }
+  return attempts.size() > 1 ? why_not : error;
 }
 
-std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vendor_isa) {
+namespace {
+
+// Error text for a refused load or attach (EPERM/EACCES) on `hook`: what
+// that hook needs, not a generic "run as root".
+std::string PermissionHint(KernelHook hook, bool attaching) {
+  switch (hook) {
+    case KernelHook::kTpBtf:
+      return "; tp_btf on kvm's module tracepoint needs CAP_SYS_ADMIN besides CAP_BPF and "
+             "CAP_PERFMON (libbpf lists the kernel's BTF objects to find kvm's); raw_tp needs only "
+             "CAP_BPF and CAP_PERFMON: set kernel.hook: raw_tp or auto";
+    case KernelHook::kRawTp:
+      return "; raw_tp needs CAP_BPF and CAP_PERFMON";
+    case KernelHook::kTracepoint:
+      if (!attaching) return "; the classic tracepoint needs CAP_BPF and CAP_PERFMON to load";
+      // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
+      // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
+      return "; the classic tracepoint attaches with perf_event_open, which needs CAP_SYS_ADMIN "
+             "where kernel.perf_event_paranoid > 2 (Debian's default is 3); raw_tp needs only "
+             "CAP_BPF and CAP_PERFMON: set kernel.hook: raw_tp or auto";
+    case KernelHook::kAuto:
+      break;
+  }
+  return "";
+}
+
+// The name of the exit program's hook for messages.
+std::string HookTarget(KernelHook hook, std::string_view tracepoint) {
+  switch (hook) {
+    case KernelHook::kTpBtf:
+      return "tp_btf/" + std::string(tracepoint);
+    case KernelHook::kRawTp:
+      return "raw_tp/" + std::string(tracepoint);
+    default:
+      return "tracepoint kvm:" + std::string(tracepoint);
+  }
+}
+
+}  // namespace
+
+std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa,
+                                         const CoreBtf& core_btf) {
   TakeLibbpfWarning();  // forget warnings of earlier attempts
-  SkeletonPtr skeleton(kvm_exit_bpf__open());
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  // A CO-RE target that is not the running vmlinux: libbpf then never loads
+  // module BTF for relocations (nor lists BTF objects to find it).
+  if (!core_btf.path.empty()) open_opts.btf_custom_path = core_btf.path.c_str();
+  SkeletonPtr skeleton(kvm_exit_bpf__open_opts(&open_opts));
   if (!skeleton) return "opening the BPF object failed: " + ErrnoText(errno);
-  bpf_program* program =
-      use_tp_btf ? skeleton->progs.count_kvm_exit_btf : skeleton->progs.count_kvm_exit;
-  bpf_link** link =
-      use_tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
   const bool timing = options_.exit_handling_time;
-  // The kvm_entry program of the same hook completes each exit's interval;
-  // without timing it is not even loaded.
-  bpf_program* entry_program =
-      use_tp_btf ? skeleton->progs.time_kvm_entry_btf : skeleton->progs.time_kvm_entry;
-  bpf_link** entry_link =
-      use_tp_btf ? &skeleton->links.time_kvm_entry_btf : &skeleton->links.time_kvm_entry;
-  bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, use_tp_btf);
-  bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !use_tp_btf);
-  bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timing && use_tp_btf);
-  bpf_program__set_autoload(skeleton->progs.time_kvm_entry, timing && !use_tp_btf);
-  // One program per drill-down kind, on that kind's tracepoint, on the exit
-  // program's hook (the _btf twin on tp_btf); loaded only when the kind is on.
-  struct DrilldownProgram {
-    DrilldownKind kind;
-    bpf_program* classic;
-    bpf_link** classic_link;
-    bpf_program* btf;
-    bpf_link** btf_link;
+  // Every program, one row per tracepoint, one column per hook (ProgramColumn).
+  // The exit program always loads; the kvm_entry program only with timing;
+  // each drill-down program only when its kind is on.
+  struct ProgramRow {
+    std::array<bpf_program*, 3> programs;
+    std::array<bpf_link**, 3> links;
     const char* tracepoint;
+    bool on;
+    std::string off_hint;  // how to do without it, when attaching it fails
   };
   auto& progs = skeleton->progs;
   auto& links = skeleton->links;
-  const std::array<DrilldownProgram, KVM_DRILLDOWN_KIND_NR> drilldown_programs = {{
-      {DrilldownKind::kIo, progs.count_kvm_pio, &links.count_kvm_pio, progs.count_kvm_pio_btf,
-       &links.count_kvm_pio_btf, "kvm_pio"},
-      {DrilldownKind::kMsr, progs.count_kvm_msr, &links.count_kvm_msr, progs.count_kvm_msr_btf,
-       &links.count_kvm_msr_btf, "kvm_msr"},
-      {DrilldownKind::kMmio, progs.count_kvm_mmio, &links.count_kvm_mmio, progs.count_kvm_mmio_btf,
-       &links.count_kvm_mmio_btf, "kvm_mmio"},
-      {DrilldownKind::kHypercall, progs.count_kvm_hypercall, &links.count_kvm_hypercall,
-       progs.count_kvm_hypercall_btf, &links.count_kvm_hypercall_btf, "kvm_hypercall"},
-      {DrilldownKind::kUserspace, progs.count_kvm_userspace_exit, &links.count_kvm_userspace_exit,
-       progs.count_kvm_userspace_exit_btf, &links.count_kvm_userspace_exit_btf,
-       "kvm_userspace_exit"},
-  }};
+#define KVMEXIT_PROGRAM_ROW(name)                     \
+  {progs.name, progs.name##_btf, progs.name##_raw}, { \
+    &links.name, &links.name##_btf, &links.name##_raw \
+  }
   const auto drilldown_on = [&](DrilldownKind kind) {
     return std::find(options_.drilldown.begin(), options_.drilldown.end(), kind) !=
            options_.drilldown.end();
   };
-  for (const DrilldownProgram& drill : drilldown_programs) {
-    bpf_program__set_autoload(drill.classic, drilldown_on(drill.kind) && !use_tp_btf);
-    bpf_program__set_autoload(drill.btf, drilldown_on(drill.kind) && use_tp_btf);
+  const auto drill_hint = [](DrilldownKind kind) {
+    return "; or remove " + std::string(DrilldownKindName(kind)) + " from collector.drilldown";
+  };
+  // Attached in this order: the entry program before the exit program, so
+  // that no exit is stamped before its entry can complete it; the exit
+  // program last, so that a failure leaves nothing half attached.
+  std::array<ProgramRow, 2 + KVM_DRILLDOWN_KIND_NR> rows = {{
+      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", timing,
+       "; or set collector.exit_handling_time: false"},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_pio), "kvm_pio", drilldown_on(DrilldownKind::kIo),
+       drill_hint(DrilldownKind::kIo)},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_msr), "kvm_msr", drilldown_on(DrilldownKind::kMsr),
+       drill_hint(DrilldownKind::kMsr)},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_mmio), "kvm_mmio", drilldown_on(DrilldownKind::kMmio),
+       drill_hint(DrilldownKind::kMmio)},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_hypercall), "kvm_hypercall",
+       drilldown_on(DrilldownKind::kHypercall), drill_hint(DrilldownKind::kHypercall)},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_userspace_exit), "kvm_userspace_exit",
+       drilldown_on(DrilldownKind::kUserspace), drill_hint(DrilldownKind::kUserspace)},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_exit), "kvm_exit", true, ""},
+  }};
+#undef KVMEXIT_PROGRAM_ROW
+  const std::size_t column = ProgramColumn(hook);
+  for (const ProgramRow& row : rows) {
+    for (std::size_t c = 0; c < row.programs.size(); ++c) {
+      bpf_program__set_autoload(row.programs[c], row.on && c == column);
+    }
   }
   skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
   skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
@@ -399,12 +639,12 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drilldown_capacity); err != 0) {
     return "setting drilldown capacity failed: " + ErrnoText(err);
   }
-  const char* what = use_tp_btf ? "tp_btf/kvm_exit" : "tracepoint kvm:kvm_exit";
+  const std::string what = HookTarget(hook, "kvm_exit");
   if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) {
     std::string detail = TakeLibbpfWarning();
-    return "loading the BPF program for " + std::string(what) + " failed: " + ErrnoText(err) +
+    return "loading the BPF program for " + what + " failed: " + ErrnoText(err) +
            (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-           (err == -EPERM ? "; run as root or grant CAP_BPF and CAP_PERFMON" : "");
+           (err == -EPERM || err == -EACCES ? PermissionHint(hook, false) : "");
   }
   // The first counters free before the first exit; the sampler hands out
   // the rest as they are needed (ReplenishFreeCounters).
@@ -412,52 +652,22 @@ std::string BpfExitSource::LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vend
   counters_withheld_ = 0;
   if (std::string error = FreeMoreCounters(*skeleton); !error.empty()) return error;
   if (std::string error = CreateProgramBarrier(); !error.empty()) return error;
-  // The skeleton owns the links: destroying it detaches. The entry program
-  // first, so that no exit is stamped before its entry can complete it.
-  if (timing) {
-    *entry_link = bpf_program__attach(entry_program);
-    if (*entry_link == nullptr) {
+  // The skeleton owns the links: destroying it detaches.
+  for (const ProgramRow& row : rows) {
+    if (!row.on) continue;
+    bpf_link** link = row.links[column];
+    *link = bpf_program__attach(row.programs[column]);
+    if (*link == nullptr) {
       const int err = -errno;
       std::string detail = TakeLibbpfWarning();
-      return "attaching to " +
-             std::string(use_tp_btf ? "tp_btf/kvm_entry" : "tracepoint kvm:kvm_entry") +
-             " failed: " + ErrnoText(err) + (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-             "; or set collector.exit_handling_time: false";
+      const bool refused = err == -EACCES || err == -EPERM;
+      return "attaching to " + HookTarget(hook, row.tracepoint) + " failed: " + ErrnoText(err) +
+             (detail.empty() ? "" : " (libbpf: " + detail + ")") +
+             (refused ? PermissionHint(hook, true) : "") + row.off_hint;
     }
-  }
-  for (const DrilldownProgram& drill : drilldown_programs) {
-    if (!drilldown_on(drill.kind)) continue;
-    bpf_link** drill_link = use_tp_btf ? drill.btf_link : drill.classic_link;
-    *drill_link = bpf_program__attach(use_tp_btf ? drill.btf : drill.classic);
-    if (*drill_link == nullptr) {
-      const int err = -errno;
-      std::string detail = TakeLibbpfWarning();
-      return "attaching to " + std::string(use_tp_btf ? "tp_btf/" : "tracepoint kvm:") +
-             drill.tracepoint + " failed: " + ErrnoText(err) +
-             (detail.empty() ? "" : " (libbpf: " + detail + ")") + "; or remove " +
-             std::string(DrilldownKindName(drill.kind)) + " from collector.drilldown";
-    }
-  }
-  *link = bpf_program__attach(program);
-  if (*link == nullptr) {
-    const int err = -errno;
-    std::string detail = TakeLibbpfWarning();
-    const bool refused = err == -EACCES || err == -EPERM;
-    std::string hint;
-    if (refused && use_tp_btf) {
-      hint = "; run as root or grant CAP_BPF and CAP_PERFMON";
-    } else if (refused) {
-      // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
-      // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
-      hint =
-          "; run as root, or grant CAP_SYS_ADMIN, or set sysctl kernel.perf_event_paranoid=2 "
-          "(see docs/deploy.md)";
-    }
-    return "attaching to " + std::string(what) + " failed: " + ErrnoText(err) +
-           (detail.empty() ? "" : " (libbpf: " + detail + ")") + hint;
   }
   skeleton_ = std::move(skeleton);
-  uses_tp_btf_ = use_tp_btf;
+  attached_hook_ = hook;
   return "";
 }
 
@@ -709,8 +919,10 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   if (!skeleton_) return stats;
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
-  bpf_program* program =
-      uses_tp_btf_ ? skeleton_->progs.count_kvm_exit_btf : skeleton_->progs.count_kvm_exit;
+  const std::array<bpf_program*, 3> programs = {skeleton_->progs.count_kvm_exit,
+                                                skeleton_->progs.count_kvm_exit_btf,
+                                                skeleton_->progs.count_kvm_exit_raw};
+  bpf_program* program = programs[ProgramColumn(attached_hook_)];
   if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;

@@ -33,6 +33,27 @@ struct BpfProgramStats {
   std::uint64_t missed = 0;  // runs the kernel skipped (recursion guard); counted from Linux 6.7
 };
 
+// A standalone BTF for CO-RE: vmlinux's types, then those of kvm's module
+// BTF, then those of the vendor module's, each module's type ids shifted past
+// the ones before it. Given to libbpf as btf_custom_path, it spares libbpf
+// listing the kernel's BTF objects to find the module types, which needs
+// CAP_SYS_ADMIN; the files under /sys/kernel/btf are world-readable.
+struct CoreBtf {
+  UniqueFd fd;        // a memfd holding the raw BTF
+  std::string path;   // /proc/self/fd/N, or "" when no module BTF is needed or it failed
+  std::string error;  // why it could not be built, or ""
+  std::string note;   // what it holds: types, bytes, build time (for the log)
+};
+
+// Builds it from `btf_dir` (/sys/kernel/btf): vmlinux, kvm (if a module) and
+// `vendor_module` (if given and present). Without module BTF, returns no path.
+CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module);
+
+// The column of a hook's program in the program table: tracepoint 0, tp_btf 1, raw_tp 2.
+constexpr std::size_t ProgramColumn(KernelHook hook) {
+  return hook == KernelHook::kTpBtf ? 1 : hook == KernelHook::kRawTp ? 2 : 0;
+}
+
 class BpfExitSource {
  public:
   explicit BpfExitSource(BpfSourceOptions options);
@@ -45,13 +66,13 @@ class BpfExitSource {
   std::string Attach();
   bool attached() const { return skeleton_ != nullptr; }
 
-  // The program that is attached: "tp_btf", "tracepoint", or "" before Attach succeeds.
-  std::string_view hook() const {
-    if (!skeleton_) return "";
-    return uses_tp_btf_ ? "tp_btf" : "tracepoint";
-  }
-  // Why the tracepoint is used rather than tp_btf ("" when tp_btf is attached). For the log.
+  // The program that is attached: "tp_btf", "raw_tp", "tracepoint", or "" before Attach
+  // succeeds.
+  std::string_view hook() const { return skeleton_ ? KernelHookName(attached_hook_) : ""; }
+  // Why this hook rather than the one auto prefers ("" when none was passed over). For the log.
   const std::string& hook_note() const { return hook_note_; }
+  // The CO-RE BTF of the last attach attempt: what it held, its size, build time; or "".
+  const std::string& core_btf_note() const { return core_btf_note_; }
 
   // Reads every map (batch lookups where the kernel has them), summing per-CPU values.
   // Returns "" or an error message; on error *snapshot is left empty.
@@ -96,14 +117,16 @@ class BpfExitSource {
   // grace period); false if the kernel refused the update that waits.
   bool WaitForRunningPrograms() const;
 
-  // Opens, loads and attaches one of the two programs (the other is not loaded).
-  // btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for tp_btf.
-  std::string LoadAndAttach(bool use_tp_btf, std::uint32_t btf_vendor_isa);
+  // Opens, loads and attaches the programs of one hook (the others are not
+  // loaded). btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for
+  // tp_btf and raw_tp; core_btf the CO-RE target (libbpf's own without a path).
+  std::string LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa, const CoreBtf& core_btf);
 
   BpfSourceOptions options_;
   SkeletonPtr skeleton_;
-  bool uses_tp_btf_ = false;  // which of the two programs skeleton_ has attached
+  KernelHook attached_hook_ = KernelHook::kTracepoint;  // whose programs skeleton_ attached
   std::string hook_note_;
+  std::string core_btf_note_;
   int possible_cpus_ = 1;
   std::uint32_t counters_freed_ = 0;     // indexes 1..counters_freed_ were handed out
   std::uint32_t counters_withheld_ = 0;  // taken back without the wait: never reused

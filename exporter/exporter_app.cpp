@@ -140,7 +140,8 @@ void ExporterApp::TryAttach() {
   LogInfo("BPF program attached to kvm:kvm_exit (" + std::string(source_.hook()) +
           (source_.hook_note().empty() ? "" : ": " + source_.hook_note()) +
           "); exit reason names from " + OriginName(names_.origin()) +
-          (note.empty() ? "" : " (" + note + ")"));
+          (note.empty() ? "" : " (" + note + ")") +
+          (source_.core_btf_note().empty() ? "" : "; " + source_.core_btf_note()));
 }
 
 void ExporterApp::SampleLoop() {

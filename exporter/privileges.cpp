@@ -94,12 +94,18 @@ PrivilegeNeeds ProbePrivilegeNeeds(KernelHook hook) {
 
 std::vector<cap_value_t> CapabilitiesToKeep(const PrivilegeNeeds& needs) {
   std::vector<cap_value_t> keep = {CAP_BPF, CAP_PERFMON};
-  if (needs.perf_event_paranoid > 2 || needs.hook == KernelHook::kTpBtf) {
+  if (needs.hook == KernelHook::kTpBtf ||
+      (needs.hook == KernelHook::kTracepoint && needs.perf_event_paranoid > 2)) {
     keep.push_back(CAP_SYS_ADMIN);
   }
   if (!needs.root) keep.push_back(CAP_DAC_READ_SEARCH);
   std::ranges::sort(keep);
   return keep;
+}
+
+bool HasEffectiveCapability(cap_value_t capability) {
+  const CapState held(cap_get_proc());
+  return held && Has(held, capability, CAP_EFFECTIVE);
 }
 
 std::string DropCapabilities(const std::vector<cap_value_t>& keep_unsorted) {

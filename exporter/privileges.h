@@ -25,14 +25,22 @@ struct PrivilegeNeeds {
 PrivilegeNeeds ProbePrivilegeNeeds(KernelHook hook);
 
 // The capabilities to keep, ascending:
-// - CAP_BPF, CAP_PERFMON: load the program and attach it (bpf(), perf_event_open);
-// - CAP_SYS_ADMIN when perf_event_paranoid > 2 (Debian/Ubuntu kernels refuse
-//   perf_event_open without it) or kernel.hook is tp_btf (libbpf lists the
-//   kvm modules' BTF with BPF_BTF_GET_NEXT_ID, which wants CAP_SYS_ADMIN);
+// - CAP_BPF, CAP_PERFMON: load the program and attach it (bpf(); raw_tp
+//   attaches by name with BPF_RAW_TRACEPOINT_OPEN, the classic tracepoint
+//   with perf_event_open);
+// - CAP_SYS_ADMIN only where the configured hook needs it: kernel.hook
+//   tp_btf (libbpf lists the kernel's BTF objects with BPF_BTF_GET_NEXT_ID to
+//   find kvm's, which wants CAP_SYS_ADMIN), or tracepoint with
+//   perf_event_paranoid > 2 (Debian/Ubuntu kernels refuse perf_event_open
+//   without it). auto and raw_tp never need it: a later attach under auto
+//   without it uses raw_tp;
 // - CAP_DAC_READ_SEARCH when not root: tracefs is root-only (0700), and so
 //   are Proxmox's VM configs (0640 root:www-data).
 // Never CAP_NET_BIND_SERVICE: the listening socket is bound before the drop.
 std::vector<cap_value_t> CapabilitiesToKeep(const PrivilegeNeeds& needs);
+
+// Whether the calling thread holds `capability` in its effective set.
+bool HasEffectiveCapability(cap_value_t capability);
 
 // Leaves the process with the capabilities of `keep` it holds, in its
 // effective and permitted sets; clears the inheritable and ambient sets;

@@ -59,8 +59,8 @@ SelfMetrics::SelfMetrics()
           registry_, "kvm_exit_exporter_bpf_attached",
           "1 when the BPF program is attached to kvm:kvm_exit, else 0 (see the log for why).")),
       hook_info_(Gauges(registry_, "kvm_exit_exporter_bpf_hook_info",
-                        "How the BPF program hooks kvm:kvm_exit (config kernel.hook): tp_btf or "
-                        "tracepoint; always 1.")),
+                        "How the BPF program hooks kvm:kvm_exit (config kernel.hook): tp_btf, "
+                        "raw_tp or tracepoint; always 1.")),
       reason_names_info_(Gauges(registry_, "kvm_exit_exporter_reason_names_info",
                                 "Where exit reason names come from (kernel tracepoint format or "
                                 "uapi headers); always 1.")),

@@ -171,6 +171,9 @@ collect_files() {
   fi
   # perf kvm stat, the independent tool the handling-time checks compare with.
   add_dynamic_binary "$(command -v perf)" /bin/perf
+  # util-linux setpriv: the least-privilege phases run the exporter as the
+  # systemd unit does (a non-root uid with ambient capabilities).
+  add_dynamic_binary "$(command -v setpriv)" /usr/bin/setpriv
   add_file "$SCRIPT_DIR/guest/init.sh" /init
   for f in "$SCRIPT_DIR"/guest/*.sh; do
     add_file "$f" "/e2e/$(basename "$f")"

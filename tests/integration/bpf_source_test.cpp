@@ -2,12 +2,15 @@
 // atomic removal. Counting real exits needs a nested VM (tests/e2e).
 #include "bpf_exit_source.h"
 
+#include <bpf/btf.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +22,7 @@ namespace kvmexit {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 constexpr const char* kTracefs = "/sys/kernel/tracing";
 
@@ -50,6 +54,152 @@ TEST(BpfSourceTest, LoadsAndAttachesToKvmExit) {
   EXPECT_EQ(snapshot.vm_map_capacity, 1024u);
   EXPECT_EQ(snapshot.overflow_capacity, static_cast<std::uint32_t>(KVM_EXIT_OVERFLOW_CAPACITY));
   EXPECT_EQ(snapshot.lost, 0u);
+}
+
+// The name and kind of type `id`, and of what it refers to (its members'
+// types for a struct or union), resolved in `btf`: equal in a module's BTF and
+// in the merged copy exactly when the copy's type ids were shifted right.
+std::string Describe(const btf* btf, std::uint32_t id) {
+  const btf_type* type = btf__type_by_id(btf, id);
+  if (type == nullptr) return "<no type " + std::to_string(id) + ">";
+  const auto name_of = [btf](std::uint32_t ref) {
+    const btf_type* t = btf__type_by_id(btf, ref);
+    return t == nullptr ? std::string("<none>")
+                        : std::to_string(btf_kind(t)) + ":" + btf__name_by_offset(btf, t->name_off);
+  };
+  std::string text = name_of(id);
+  if (btf_is_composite(type)) {
+    const btf_member* member = btf_members(type);
+    for (std::uint16_t i = 0; i < btf_vlen(type); ++i) text += " " + name_of(member[i].type);
+  } else if (btf_is_ptr(type) || btf_is_typedef(type) || btf_is_func(type) || btf_is_mod(type)) {
+    text += " -> " + name_of(type->type);
+  }
+  return text;
+}
+
+// The CO-RE BTF for an unprivileged load: vmlinux + kvm + a vendor module in
+// one standalone BTF whose every module type reads as in the module's own BTF.
+TEST(CoreBtfTest, MergesVmlinuxKvmAndTheVendorModule) {
+  const std::string dir = "/sys/kernel/btf";
+  if (!std::filesystem::exists(dir + "/kvm")) GTEST_SKIP() << "no kvm module BTF here";
+  std::string vendor;
+  for (const char* name : {"kvm_amd", "kvm_intel"}) {
+    if (std::filesystem::exists(dir + "/" + name)) vendor = name;
+  }
+  // Any other kvm vendor module tests the id shift as well.
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename();
+    if (vendor.empty() && name.starts_with("kvm_")) vendor = name;
+  }
+  if (vendor.empty()) GTEST_SKIP() << "no kvm vendor module BTF here";
+
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
+  const auto start = std::chrono::steady_clock::now();
+  const CoreBtf core = BuildCoreBtf(dir, vendor);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  ASSERT_EQ(core.error, "");
+  ASSERT_FALSE(core.path.empty());
+  std::printf("%s; %lld ms here, peak RSS %ld -> %ld KiB\n", core.note.c_str(),
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()),
+              before.ru_maxrss, after.ru_maxrss);
+  EXPECT_THAT(core.note, HasSubstr("vmlinux+kvm+" + vendor));
+
+  const std::unique_ptr<btf, void (*)(btf*)> merged(btf__parse(core.path.c_str(), nullptr),
+                                                    btf__free);
+  ASSERT_NE(merged, nullptr);
+  const std::unique_ptr<btf, void (*)(btf*)> vmlinux(
+      btf__parse((dir + "/vmlinux").c_str(), nullptr), btf__free);
+  ASSERT_NE(vmlinux, nullptr);
+  const std::uint32_t first = btf__type_cnt(vmlinux.get());
+  std::uint32_t shift = 0;
+  for (const std::string& name : {std::string("kvm"), vendor}) {
+    SCOPED_TRACE(name);
+    const std::unique_ptr<btf, void (*)(btf*)> module(
+        btf__parse_split((dir + "/" + name).c_str(), vmlinux.get()), btf__free);
+    ASSERT_NE(module, nullptr);
+    const std::uint32_t end = btf__type_cnt(module.get());
+    int mismatches = 0;
+    for (std::uint32_t id = first; id < end; ++id) {
+      const std::string want = Describe(module.get(), id);
+      const std::string got = Describe(merged.get(), id + shift);
+      if (want != got && ++mismatches <= 3) ADD_FAILURE() << id << ": " << want << " vs " << got;
+    }
+    EXPECT_EQ(mismatches, 0);
+    shift += end - first;
+  }
+  EXPECT_EQ(btf__type_cnt(merged.get()), first + shift);
+  // What the exit program relocates against.
+  EXPECT_GT(btf__find_by_name_kind(merged.get(), "kvm_vcpu", BTF_KIND_STRUCT), 0);
+  EXPECT_GT(btf__find_by_name_kind(merged.get(), "trace_event_raw_kvm_exit", BTF_KIND_STRUCT), 0);
+}
+
+// The same with made-up BTF, wherever this runs: two split modules on one
+// base, the second's ids shifted past the first's, every kind that refers to
+// a type included.
+TEST(CoreBtfTest, ShiftsTheSecondModulesTypeIds) {
+  char dir_template[] = "/tmp/kvmexit-btf-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  using BtfPtr = std::unique_ptr<btf, void (*)(btf*)>;
+  const auto write = [&](const btf* b, const std::string& name) {
+    std::uint32_t size = 0;
+    const void* raw = btf__raw_data(b, &size);
+    std::ofstream(dir + "/" + name, std::ios::binary)
+        .write(static_cast<const char*>(raw), static_cast<std::streamsize>(size));
+  };
+  BtfPtr base(btf__new_empty(), btf__free);
+  const int u32 = btf__add_int(base.get(), "u32", 4, 0);  // 1
+  const int task = btf__add_struct(base.get(), "task_struct", 4);
+  btf__add_field(base.get(), "pid", u32, 0, 0);
+  write(base.get(), "vmlinux");
+  const std::uint32_t first = btf__type_cnt(base.get());
+
+  // "kvm": a struct and a pointer to it.
+  BtfPtr kvm(btf__new_empty_split(base.get()), btf__free);
+  const int vcpu = btf__add_struct(kvm.get(), "kvm_vcpu", 8);
+  btf__add_field(kvm.get(), "vcpu_id", u32, 0, 0);
+  btf__add_field(kvm.get(), "task", btf__add_ptr(kvm.get(), task), 32, 0);
+  write(kvm.get(), "kvm");
+
+  // "vendor": refers to its own types in every kind that can.
+  BtfPtr vendor(btf__new_empty_split(base.get()), btf__free);
+  const int own_vcpu = btf__add_struct(vendor.get(), "kvm_vcpu", 4);
+  btf__add_field(vendor.get(), "vcpu_id", u32, 0, 0);
+  const int ptr = btf__add_ptr(vendor.get(), own_vcpu);
+  const int array = btf__add_array(vendor.get(), u32, own_vcpu, 2);
+  const int typedef_id = btf__add_typedef(vendor.get(), "vcpu_t", own_vcpu);
+  const int konst = btf__add_const(vendor.get(), typedef_id);
+  const int svm = btf__add_struct(vendor.get(), "vcpu_svm", 32);
+  btf__add_field(vendor.get(), "vcpu", own_vcpu, 0, 0);
+  btf__add_field(vendor.get(), "self", ptr, 64, 0);
+  btf__add_field(vendor.get(), "pair", array, 128, 0);
+  const int proto = btf__add_func_proto(vendor.get(), ptr);
+  btf__add_func_param(vendor.get(), "svm", konst);
+  btf__add_func(vendor.get(), "to_svm", BTF_FUNC_STATIC, proto);
+  write(vendor.get(), "vendor");
+
+  const CoreBtf core = BuildCoreBtf(dir, "vendor");
+  ASSERT_EQ(core.error, "");
+  BtfPtr merged(btf__parse(core.path.c_str(), nullptr), btf__free);
+  ASSERT_NE(merged, nullptr);
+  const std::uint32_t shift = btf__type_cnt(kvm.get()) - first;
+  EXPECT_EQ(btf__type_cnt(merged.get()), btf__type_cnt(vendor.get()) + shift);
+  EXPECT_EQ(Describe(merged.get(), vcpu), Describe(kvm.get(), vcpu));
+  for (std::uint32_t id = first; id < btf__type_cnt(vendor.get()); ++id) {
+    EXPECT_EQ(Describe(merged.get(), id + shift), Describe(vendor.get(), id)) << id;
+  }
+  const btf_type* array_type = btf__type_by_id(merged.get(), array + shift);
+  EXPECT_EQ(btf_array(array_type)->type, own_vcpu + shift);
+  EXPECT_EQ(btf_array(array_type)->index_type, static_cast<std::uint32_t>(u32));
+  const btf_type* proto_type = btf__type_by_id(merged.get(), proto + shift);
+  EXPECT_EQ(proto_type->type, ptr + shift);
+  EXPECT_EQ(btf_params(proto_type)[0].type, konst + shift);
+  EXPECT_EQ(btf__find_by_name_kind(merged.get(), "vcpu_svm", BTF_KIND_STRUCT), svm + shift);
+  std::filesystem::remove_all(dir);
 }
 
 // BPF programs this process holds: distinct prog_id of its program and link fds.
@@ -241,7 +391,8 @@ TEST(BpfSourceHookTest, TracepointHookAttachesTheClassicTracepoint) {
   if (error.starts_with("skip: ")) GTEST_SKIP() << error;
   ASSERT_EQ(error, "");
   EXPECT_EQ(source.hook(), "tracepoint");
-  EXPECT_EQ(source.hook_note(), "kernel.hook is tracepoint");
+  // The fake /sys has no vmlinux BTF: libbpf's own lookup follows, noted.
+  EXPECT_THAT(source.hook_note(), StartsWith("kernel.hook is tracepoint"));
 }
 
 TEST(BpfSourceHookTest, AutoWithoutAVendorModuleFallsBackToTheTracepoint) {

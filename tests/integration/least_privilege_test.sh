@@ -38,10 +38,10 @@ mask() {
   for cap in "$@"; do bits=$((bits | (1 << cap))); done
   printf '%016x' "$bits"
 }
-# The documented set (docs/security.md): CAP_BPF and CAP_PERFMON, plus
-# CAP_SYS_ADMIN where kernel.perf_event_paranoid > 2 (Debian/Ubuntu default).
+# The documented set (docs/security.md) for kernel.hook auto: CAP_BPF and
+# CAP_PERFMON, whatever kernel.perf_event_paranoid is (a later attach without
+# CAP_SYS_ADMIN uses raw_tp, which opens no perf event).
 root_caps=("$CAP_BPF" "$CAP_PERFMON")
-[ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 2 ] && root_caps+=("$CAP_SYS_ADMIN")
 
 # status_field PID FIELD: that line of /proc/PID/status, value only.
 status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
@@ -210,7 +210,6 @@ if start_exporter "$work/user.log" "$port" \
   --ambient-caps=-all,$granted --bounding-set=-all,$granted -- \
   "$exporter" --web.listen-address=127.0.0.1:"$port"; then
   user_caps=("$CAP_BPF" "$CAP_PERFMON" "$CAP_DAC_READ_SEARCH")
-  [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -gt 2 ] && user_caps+=("$CAP_SYS_ADMIN")
   # Without CAP_SETPCAP the bounding set stays as granted; no_new_privs makes it moot.
   check_threads "non-root" "${pids[-1]}" "$(mask "${user_caps[@]}")" \
     "$(mask "$CAP_BPF" "$CAP_PERFMON" "$CAP_DAC_READ_SEARCH" "$CAP_SYS_PTRACE")"

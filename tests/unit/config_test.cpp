@@ -68,6 +68,14 @@ TEST(ConfigParse, TelemetryPathsThatReachTheServerUnchangedAreAccepted) {
   }
 }
 
+TEST(ConfigParse, EveryKernelHookName) {
+  for (const KernelHook hook :
+       {KernelHook::kAuto, KernelHook::kTpBtf, KernelHook::kRawTp, KernelHook::kTracepoint}) {
+    const std::string name(KernelHookName(hook));
+    EXPECT_EQ(ParseOk("kernel:\n  hook: " + name + "\n").kernel.hook, hook) << name;
+  }
+}
+
 TEST(ConfigParse, TelemetryPathLongerThan1024BytesIsRefused) {
   const std::string path = "/" + std::string(1024, 'm');
   EXPECT_NE(ParseFails("web:\n  telemetry_path: " + path + "\n")
@@ -259,7 +267,7 @@ const BadConfig kBadConfigs[] = {
     {"kernel:\n  tracefs_path: sys/kernel/tracing\n",
      "cfg.yml:2:17: kernel.tracefs_path must be an absolute path, got \"sys/kernel/tracing\""},
     {"kernel:\n  hook: kprobe\n",
-     "cfg.yml:2:9: kernel.hook must be auto, tp_btf or tracepoint, got \"kprobe\""},
+     "cfg.yml:2:9: kernel.hook must be auto, tp_btf, raw_tp or tracepoint, got \"kprobe\""},
     {"kernel:\n  attach_retry_interval: 50ms\n",
      "cfg.yml:2:26: kernel.attach_retry_interval must be from 100ms to 1h, got \"50ms\""},
     {"kernel:\n  attach_retry_interval: 61m\n", "must be from 100ms to 1h, got \"61m\""},

@@ -45,11 +45,19 @@ TEST(CapabilitiesToKeepTest, NonRootAlsoKeepsDacReadSearchForTracefs) {
               ElementsAre(CAP_DAC_READ_SEARCH, CAP_PERFMON, CAP_BPF));
 }
 
-TEST(CapabilitiesToKeepTest, DebianParanoidThreeKeepsSysAdminForPerfEventOpen) {
-  EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{.perf_event_paranoid = 3}),
-              ElementsAre(CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF));
-  EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{.perf_event_paranoid = 2}),
-              ElementsAre(CAP_PERFMON, CAP_BPF));
+TEST(CapabilitiesToKeepTest, DebianParanoidThreeKeepsSysAdminOnlyForTheClassicTracepoint) {
+  // perf_event_open, which only the classic tracepoint uses, wants it there.
+  EXPECT_THAT(
+      CapabilitiesToKeep(PrivilegeNeeds{.perf_event_paranoid = 3, .hook = KernelHook::kTracepoint}),
+      ElementsAre(CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF));
+  EXPECT_THAT(
+      CapabilitiesToKeep(PrivilegeNeeds{.perf_event_paranoid = 2, .hook = KernelHook::kTracepoint}),
+      ElementsAre(CAP_PERFMON, CAP_BPF));
+  // auto attaches raw_tp without it; raw_tp never opens a perf event.
+  for (const KernelHook hook : {KernelHook::kAuto, KernelHook::kRawTp}) {
+    EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{.perf_event_paranoid = 3, .hook = hook}),
+                ElementsAre(CAP_PERFMON, CAP_BPF));
+  }
 }
 
 TEST(CapabilitiesToKeepTest, ForcedTpBtfKeepsSysAdminForModuleBtf) {
@@ -57,6 +65,8 @@ TEST(CapabilitiesToKeepTest, ForcedTpBtfKeepsSysAdminForModuleBtf) {
               ElementsAre(CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF));
   EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{.hook = KernelHook::kTracepoint}),
               ElementsAre(CAP_PERFMON, CAP_BPF));
+  EXPECT_THAT(CapabilitiesToKeep(PrivilegeNeeds{.root = false, .hook = KernelHook::kRawTp}),
+              ElementsAre(CAP_DAC_READ_SEARCH, CAP_PERFMON, CAP_BPF));
 }
 
 TEST(ProbePrivilegeNeedsTest, ReadsTheRunningSystem) {

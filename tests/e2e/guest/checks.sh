@@ -541,6 +541,43 @@ $RATES_CONFIG" || return 0
   end_phase "$failed_before"
 }
 
+# The shipped systemd unit's way (issue 23): uid UNIT_UID with only CAP_BPF,
+# CAP_PERFMON and CAP_DAC_READ_SEARCH, Debian's perf_event_paranoid 3, the
+# default config: auto must attach raw_tp (tp_btf wants CAP_SYS_ADMIN to find
+# kvm's module BTF, the classic tracepoint's perf_event_open too) and count
+# exactly, with no gap against the hist trigger; exit handling time on raw_tp;
+# then every drill-down kind's raw_tp program, with the kinds phase's checks.
+phase_least_privilege() {
+  local failed_before=$FAILED out="$WORK/vmm-lp.out" p0="$WORK/prom-lp0" p1="$WORK/prom-lp1"
+  EXPORTER_PREFIX=$UNIT_PREFIX
+  exporter_start least_priv "$TIMING_CONFIG
+$RATES_CONFIG" || { EXPORTER_PREFIX=; return 0; }
+  EXPORTER_PREFIX=
+  check_unit_identity least_priv_identity
+  info "least privilege: $(grep -m1 'attached to kvm:kvm_exit' "$EXPORTER_LOG" || true)"
+  cross_snapshot lp0 || { end_phase "$failed_before"; return 0; }
+  check_hook least_priv_hook_raw_tp "$p0" raw_tp
+  run_vmm least_priv_vmm "$out" -name guest=leastpriv,debug-threads=on --io 10000 --cpuid 5000 || { end_phase "$failed_before"; return 0; }
+  settle
+  cross_snapshot lp1 || { end_phase "$failed_before"; return 0; }
+  finish_vmm least_priv_vmm "$VMM_PID" "$out"
+  check_delta least_priv_total_io "$p0" "$p1" kvm_exits_total "isa=svm;reason=$IO_NAME;code=$CODE_IO" 10000
+  check_delta least_priv_total_cpuid "$p0" "$p1" kvm_exits_total "isa=svm;reason=$CPUID_NAME;code=$CODE_CPUID" 5000
+  check_delta least_priv_total_hlt "$p0" "$p1" kvm_exits_total "isa=svm;reason=$HLT_NAME;code=$CODE_HLT" 1
+  check_crosscheck crosscheck_least_priv lp0 lp1
+  expect_eq least_priv_lost_zero "kvm_exit_lost_exits_total" "$(metric "$p1" kvm_exit_lost_exits_total)" 0
+  expect_eq least_priv_prog_missed_zero "kvm_exit_exporter_bpf_prog_missed_total" \
+    "$(metric "$p1" kvm_exit_exporter_bpf_prog_missed_total)" 0
+  check_exit_time_svm exit_time_raw_tp
+  end_phase "$failed_before"
+  info "least privilege: the drill-down kinds on raw_tp (drill_kinds_* and drill_manykinds_* again)"
+  EXPORTER_PREFIX=$UNIT_PREFIX
+  phase_drilldown_kinds svm $CODE_IO 124 129 "1024 78" "$RATES_CONFIG
+kernel:
+  hook: raw_tp"
+  EXPORTER_PREFIX=
+}
+
 main() {
   local start
   start=$(now)
@@ -560,6 +597,7 @@ main() {
     phase_per_vcpu
     phase_exit_time
     phase_overflow
+    phase_least_privilege
     # Port IO on the classic tracepoint (kvm:kvm_pio); the kinds below and the
     # Intel suite's io phase run the tp_btf twins (kernel.hook auto).
     phase_drilldown_io svm "$IO_NAME" $CODE_IO "$RATES_CONFIG
@@ -574,7 +612,7 @@ $RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu exit_time overflow drilldown_io drilldown_kinds perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

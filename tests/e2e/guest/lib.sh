@@ -233,6 +233,28 @@ $TIMING_COLLECTOR_KEYS"
 
 EXPORTER_PID=
 have_exporter() { [ -x "$EXPORTER" ]; }
+# A command exporter_start runs the exporter under (its words split), e.g.
+# UNIT_PREFIX; empty: the exporter runs as root, as PID 1's child.
+EXPORTER_PREFIX=
+
+# The shipped systemd unit's identity (deploy/systemd/kvm_exit_exporter.service):
+# a non-root uid whose only capabilities are the unit's ambient ones, with
+# no_new_privs. util-linux setpriv (build_image.sh copies it to
+# /usr/bin/setpriv; busybox's cannot change the uid) sets it up.
+UNIT_UID=4242
+UNIT_CAPS=+bpf,+perfmon,+dac_read_search
+UNIT_PREFIX="/usr/bin/setpriv --reuid=$UNIT_UID --regid=$UNIT_UID --clear-groups --inh-caps=-all,$UNIT_CAPS --ambient-caps=-all,$UNIT_CAPS --bounding-set=-all,$UNIT_CAPS --no-new-privs --"
+UNIT_CAPEFF=000000c000000004 # CAP_BPF 39, CAP_PERFMON 38, CAP_DAC_READ_SEARCH 2
+
+# check_unit_identity NAME: the running exporter has the unit's uid and
+# exactly its capabilities, and the kernel's perf_event_paranoid is Debian's
+# default (3: perf_event_open wants CAP_SYS_ADMIN), untouched
+check_unit_identity() {
+  local status="/proc/$EXPORTER_PID/status" got
+  got="uid $(awk '/^Uid:/ { print $2 }' "$status") CapEff $(awk '/^CapEff:/ { print $2 }' "$status") NoNewPrivs $(awk '/^NoNewPrivs:/ { print $2 }' "$status") paranoid $(cat /proc/sys/kernel/perf_event_paranoid)"
+  info "least privilege exporter: $got"
+  expect_eq "$1" "the exporter's identity" "$got" "uid $UNIT_UID CapEff $UNIT_CAPEFF NoNewPrivs 1 paranoid 3"
+}
 
 # scrape FILE -> 0 when /metrics answered. A failed attempt is retried twice
 # and recorded in $SCRAPE_ERRORS: the `scrapes_all_answered` check reports
@@ -261,8 +283,9 @@ scrape() {
 exporter_start() {
   local name=$1 config="$WORK/exporter-$1.yaml" log="$WORK/exporter-$1.log" attached=${3:-1} i
   printf '%s\n' "$2" >"$config"
-  info "starting exporter ($name): $(tr '\n' ' ' <"$config")"
-  "$EXPORTER" --config.file="$config" --web.listen-address=0.0.0.0:$EXPORTER_PORT >"$log" 2>&1 &
+  info "starting exporter ($name)${EXPORTER_PREFIX:+ under $EXPORTER_PREFIX}: $(tr '\n' ' ' <"$config")"
+  # shellcheck disable=SC2086 # the prefix's words, split on purpose
+  $EXPORTER_PREFIX "$EXPORTER" --config.file="$config" --web.listen-address=0.0.0.0:$EXPORTER_PORT >"$log" 2>&1 &
   EXPORTER_PID=$!
   EXPORTER_LOG=$log
   i=0

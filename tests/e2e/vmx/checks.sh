@@ -197,6 +197,8 @@ check_vcpus_share_counters() {
 phase_host_and_vms() {
   local p=$1 p0 p1 alpha beta f
   exporter_start "$p" "$3" || return 0
+  # Under UNIT_PREFIX: the unit's uid and capabilities, paranoid untouched.
+  [ -z "$EXPORTER_PREFIX" ] || check_unit_identity "${p}_identity"
   snapshot "${p}0" || { exporter_stop; return 0; }
   p0="$WORK/prom-${p}0" p1="$WORK/prom-${p}1"
   check_hook "${p}_hook" "$p0" "$2"
@@ -292,6 +294,13 @@ $TIMING_CONFIG"
     phase_per_vcpu btf tp_btf "collector:
   per_vcpu: true
   exit_handling_time: true"
+    # The shipped systemd unit's way (issue 23): uid UNIT_UID with only
+    # CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH, perf_event_paranoid 3:
+    # auto must attach raw_tp (tp_btf and the classic tracepoint want
+    # CAP_SYS_ADMIN here) and count as exactly, gap-free.
+    EXPORTER_PREFIX=$UNIT_PREFIX
+    phase_host_and_vms raw_tp raw_tp "$TIMING_CONFIG"
+    EXPORTER_PREFIX=
     # Drill-downs (issue 14): port IO.
     phase_drilldown_io vmx "$IO_NAME" $VMX_IO ""
     # MSR, MMIO, hypercall and VMM-exit drill-downs: VMX exit reasons
