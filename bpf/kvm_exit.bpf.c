@@ -561,11 +561,15 @@ static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long 
 		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
 		return 0;
 	}
-	if (hook == HOOK_TP_BTF) {
-		vcpu_id = vcpu->vcpu_id; /* a BTF load, no helper call */
-	} else if (bpf_core_read(&vcpu_id, sizeof(vcpu_id), &vcpu->vcpu_id) != 0) {
-		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
-		return 0;
+	/* Only per-vCPU counting keys by it: spare raw_tp a probe read otherwise. */
+	vcpu_id = 0;
+	if (count_per_vcpu) {
+		if (hook == HOOK_TP_BTF) {
+			vcpu_id = vcpu->vcpu_id; /* a BTF load, no helper call */
+		} else if (bpf_core_read(&vcpu_id, sizeof(vcpu_id), &vcpu->vcpu_id) != 0) {
+			count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
+			return 0;
+		}
 	}
 	count_exit(isa, reason, vcpu_id, 0);
 	return 0;

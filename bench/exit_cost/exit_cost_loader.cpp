@@ -10,6 +10,7 @@
 // Used by the nested per-exit cost benchmark (bench/exit_cost/README.md).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <array>
 #include <csignal>
 #include <unistd.h>
 
@@ -241,8 +242,8 @@ int RunVariant(const std::string& name) {
   bpf_program* entry = nullptr;
   bpf_object__for_each_program(program, skeleton->obj) {
     const bool is_it = name == bpf_program__name(program);
-    const bool is_entry = (floor_timed || name == "ours_btf_tasklocal") &&
-                          entry_half == bpf_program__name(program);
+    const bool is_entry =
+        (floor_timed || name == "ours_btf_tasklocal") && entry_half == bpf_program__name(program);
     bpf_program__set_autoload(program, is_it || is_entry);
     if (is_it) chosen = program;
     if (is_entry) entry = program;
@@ -316,58 +317,65 @@ std::uint32_t VendorIsa() {
 int main(int argc, char** argv) {
   const std::string program = argc > 1 ? argv[1] : "";
   if (program == "ours" || program == "ours_tp" || program == "ours_timed" ||
-      program == "ours_per_vcpu" || program == "ours_drilldown" || program == "ours_drilldown_all" ||
-      program == "ours_tp_drilldown_all") {
+      program == "ours_per_vcpu" || program == "ours_drilldown" ||
+      program == "ours_drilldown_all" || program == "ours_tp_drilldown_all" ||
+      program == "ours_raw" || program == "ours_raw_timed" || program == "ours_raw_per_vcpu" ||
+      program == "ours_raw_drilldown_all") {
     // What the exporter attaches (BpfExitSource::Attach): with kernel.hook
-    // auto on kvm_amd, tp_btf; "ours_tp" is the classic-tracepoint fallback.
-    // "ours" and "ours_tp" count only (collector.exit_handling_time: false);
+    // auto on kvm_amd, tp_btf as root; "ours_tp" is the classic-tracepoint
+    // fallback; "ours_raw" the same counting on raw_tp (auto without
+    // CAP_SYS_ADMIN, e.g. the systemd unit).
+    // "ours", "ours_raw" and "ours_tp" count only (collector.exit_handling_time: false);
     // "ours_timed" is the default: tp_btf counting plus the kvm_entry program
-    // that times each exit. "ours_drilldown" is "ours" plus the port IO
-    // drill-down (collector.drilldown: [io]): count_kvm_pio on kvm:kvm_pio and
-    // its drilldown map at the exporter's capacity (collector.vm_map_capacity,
-    // default 16384). "ours_drilldown_all" turns on every kind
-    // (collector.drilldown: [io, msr, mmio, hypercall, userspace]). The
+    // that times each exit ("ours_raw_timed" on raw_tp). "ours_drilldown" is "ours" plus the port
+    // IO drill-down (collector.drilldown: [io]): count_kvm_pio on kvm:kvm_pio and its drilldown map
+    // at the exporter's capacity (collector.vm_map_capacity, default 16384). "ours_drilldown_all"
+    // turns on every kind (collector.drilldown: [io, msr, mmio, hypercall, userspace]). The
     // drill-down programs follow the exit program's hook, as in the exporter:
-    // the _btf twins on tp_btf; "ours_tp_drilldown_all" is every kind on the
-    // classic tracepoints.
-    const bool tp_btf = program != "ours_tp" && program != "ours_tp_drilldown_all";
-    const bool timed = program == "ours_timed";
-    // "ours_per_vcpu": collector.per_vcpu: true, one counter (and index cache
-    // tag) per vCPU instead of per VM.
-    const bool per_vcpu = program == "ours_per_vcpu";
-    const bool drill_all = program == "ours_drilldown_all" || program == "ours_tp_drilldown_all";
+    // the _btf twins on tp_btf, the _raw ones on raw_tp;
+    // "ours_tp_drilldown_all" is every kind on the classic tracepoints.
+    const bool classic = program == "ours_tp" || program == "ours_tp_drilldown_all";
+    const bool raw = program.starts_with("ours_raw");
+    // The column of the program table: 0 classic, 1 tp_btf, 2 raw_tp (as ProgramColumn).
+    const std::size_t column = classic ? 0 : raw ? 2 : 1;
+    const bool timed = program == "ours_timed" || program == "ours_raw_timed";
+    // "ours_per_vcpu" ("ours_raw_per_vcpu" on raw_tp): collector.per_vcpu: true, one counter (and
+    // index cache tag) per vCPU instead of per VM.
+    const bool per_vcpu = program == "ours_per_vcpu" || program == "ours_raw_per_vcpu";
+    const bool drill_all = program.ends_with("drilldown_all");
     const bool drill_io = program == "ours_drilldown" || drill_all;
     OursPtr skeleton(kvm_exit_bpf__open());
     if (!skeleton) return Fail("opening ours", -errno);
-    bpf_program__set_autoload(skeleton->progs.count_kvm_exit_btf, tp_btf);
-    bpf_program__set_autoload(skeleton->progs.count_kvm_exit, !tp_btf);
-    bpf_program__set_autoload(skeleton->progs.time_kvm_entry_btf, timed);
-    bpf_program__set_autoload(skeleton->progs.time_kvm_entry, false);
-    // Per kind (io first): {classic, its link, tp_btf twin, its link}.
-    struct KindProgram {
-      bpf_program* classic;
-      bpf_link** classic_link;
-      bpf_program* btf;
-      bpf_link** btf_link;
+    // Per tracepoint: its program and link per hook column.
+    struct Row {
+      std::array<bpf_program*, 3> programs;
+      std::array<bpf_link**, 3> links;
     };
     auto& progs = skeleton->progs;
     auto& links = skeleton->links;
-    const KindProgram kinds[] = {
-        {progs.count_kvm_pio, &links.count_kvm_pio, progs.count_kvm_pio_btf,
-         &links.count_kvm_pio_btf},
-        {progs.count_kvm_msr, &links.count_kvm_msr, progs.count_kvm_msr_btf,
-         &links.count_kvm_msr_btf},
-        {progs.count_kvm_mmio, &links.count_kvm_mmio, progs.count_kvm_mmio_btf,
-         &links.count_kvm_mmio_btf},
-        {progs.count_kvm_hypercall, &links.count_kvm_hypercall, progs.count_kvm_hypercall_btf,
-         &links.count_kvm_hypercall_btf},
-        {progs.count_kvm_userspace_exit, &links.count_kvm_userspace_exit,
-         progs.count_kvm_userspace_exit_btf, &links.count_kvm_userspace_exit_btf},
+#define OURS_ROW(name)                                  \
+  Row {                                                 \
+    {progs.name, progs.name##_btf, progs.name##_raw}, { \
+      &links.name, &links.name##_btf, &links.name##_raw \
+    }                                                   \
+  }
+    const Row exit_row = OURS_ROW(count_kvm_exit);
+    const Row entry_row = OURS_ROW(time_kvm_entry);
+    const Row kinds[] = {
+        OURS_ROW(count_kvm_pio),
+        OURS_ROW(count_kvm_msr),
+        OURS_ROW(count_kvm_mmio),
+        OURS_ROW(count_kvm_hypercall),
+        OURS_ROW(count_kvm_userspace_exit),
     };
+#undef OURS_ROW
     const auto kind_on = [&](std::size_t kind) { return kind == 0 ? drill_io : drill_all; };
-    for (std::size_t kind = 0; kind < std::size(kinds); ++kind) {
-      bpf_program__set_autoload(kinds[kind].classic, kind_on(kind) && !tp_btf);
-      bpf_program__set_autoload(kinds[kind].btf, kind_on(kind) && tp_btf);
+    for (std::size_t c = 0; c < 3; ++c) {
+      bpf_program__set_autoload(exit_row.programs[c], c == column);
+      bpf_program__set_autoload(entry_row.programs[c], timed && c == column);
+      for (std::size_t kind = 0; kind < std::size(kinds); ++kind) {
+        bpf_program__set_autoload(kinds[kind].programs[c], kind_on(kind) && c == column);
+      }
     }
     // As BpfExitSource sizes it: 2,048 VMs per kind on, a token map when none is.
     constexpr std::uint32_t kDrilldownVms = 2048;
@@ -376,7 +384,7 @@ int main(int argc, char** argv) {
         err != 0) {
       return Fail("sizing drilldown", err);
     }
-    skeleton->rodata->btf_vendor_isa = tp_btf ? VendorIsa() : 0;
+    skeleton->rodata->btf_vendor_isa = classic ? 0 : VendorIsa();
     skeleton->rodata->time_exits = timed ? 1 : 0;
     skeleton->rodata->count_per_vcpu = per_vcpu ? 1 : 0;
     if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) return Fail("loading ours", err);
@@ -391,21 +399,19 @@ int main(int argc, char** argv) {
     // As the exporter does: the entry program first, so no exit is stamped
     // without a program to close its interval.
     if (timed) {
-      skeleton->links.time_kvm_entry_btf = bpf_program__attach(skeleton->progs.time_kvm_entry_btf);
-      if (skeleton->links.time_kvm_entry_btf == nullptr) return Fail("attaching kvm_entry", -errno);
+      *entry_row.links[column] = bpf_program__attach(entry_row.programs[column]);
+      if (*entry_row.links[column] == nullptr) return Fail("attaching kvm_entry", -errno);
     }
-    bpf_program* chosen =
-        tp_btf ? skeleton->progs.count_kvm_exit_btf : skeleton->progs.count_kvm_exit;
-    bpf_link** link =
-        tp_btf ? &skeleton->links.count_kvm_exit_btf : &skeleton->links.count_kvm_exit;
-    *link = bpf_program__attach(chosen);
-    if (*link == nullptr) return Fail("attaching", -errno);
+    bpf_program* chosen = exit_row.programs[column];
+    *exit_row.links[column] = bpf_program__attach(chosen);
+    if (*exit_row.links[column] == nullptr) return Fail("attaching", -errno);
     // The skeleton's links own them: destroying it detaches.
     for (std::size_t kind = 0; kind < std::size(kinds); ++kind) {
       if (!kind_on(kind)) continue;
-      bpf_link** kind_link = tp_btf ? kinds[kind].btf_link : kinds[kind].classic_link;
-      *kind_link = bpf_program__attach(tp_btf ? kinds[kind].btf : kinds[kind].classic);
-      if (*kind_link == nullptr) return Fail("attaching a drill-down kind", -errno);
+      *kinds[kind].links[column] = bpf_program__attach(kinds[kind].programs[column]);
+      if (*kinds[kind].links[column] == nullptr) {
+        return Fail("attaching a drill-down kind", -errno);
+      }
     }
     WaitForSignal();
     const ReasonCounts counts = SumOursCounters(*skeleton);
@@ -418,8 +424,7 @@ int main(int argc, char** argv) {
       for (const auto& [item, count] : ports) counted += count;
       bpf_prog_info info{};
       std::uint32_t length = sizeof(info);
-      if (bpf_obj_get_info_by_fd(bpf_program__fd(tp_btf ? kinds[0].btf : kinds[0].classic), &info,
-                                 &length) == 0) {
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(kinds[0].programs[column]), &info, &length) == 0) {
         // Its own line (guest_bench.sh appends it to the run's BENCH line).
         std::printf(
             "LOADER extra pio_run_cnt=%llu pio_run_time_ns=%llu pio_counted=%llu pio_items=%zu\n",
@@ -448,7 +453,9 @@ int main(int argc, char** argv) {
   if (!program.empty()) return RunVariant(program);
   std::fprintf(stderr,
                "usage: exit_cost_loader "
-               "ours|ours_tp|ours_timed|ours_per_vcpu|ours_drilldown|ours_drilldown_all|ours_tp_drilldown_all|"
+               "ours|ours_tp|ours_timed|ours_per_vcpu|ours_drilldown|ours_drilldown_all|ours_tp_"
+               "drilldown_all|"
+               "ours_raw|ours_raw_timed|ours_raw_per_vcpu|ours_raw_drilldown_all|"
                "reference|<program "
                "of variants.bpf.c>\n");
   return 2;

@@ -69,9 +69,20 @@ ensure_packages() {
 # --- Kernel --------------------------------------------------------------------
 
 # Prints the package linux-image-amd64 depends on, e.g. linux-image-6.1.0-56-amd64.
+# E2E_KERNEL picks the kernel line: empty, the one linux-image-amd64 depends
+# on (6.1 on Debian 12); e.g. 6.12, the newest linux-image-6.12.N+deb12-amd64
+# (bookworm-security; the -unsigned build of the same kernel if that is all
+# apt knows). Its modules are .ko.xz: extract_kernel stores them plain.
 kernel_package_from_apt() {
-  apt-cache depends "$KERNEL_META_PACKAGE" 2>/dev/null \
-    | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+  if [[ -z ${E2E_KERNEL:-} ]]; then
+    apt-cache depends "$KERNEL_META_PACKAGE" 2>/dev/null \
+      | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+    return
+  fi
+  local line=${E2E_KERNEL//./\\.}
+  apt-cache search --names-only "^linux-image-$line\.[0-9]+\+deb[0-9]+-amd64(-unsigned)?\$" 2>/dev/null \
+    | awk '{ print $1 }' | sort -V \
+    | awk '{ base = $1; sub(/-unsigned$/, "", base); if (base != last) { n++; last = base } pick[n] = (pick[n] == "" || $1 !~ /-unsigned$/) ? $1 : pick[n] } END { if (n) print pick[n] }'
 }
 
 resolve_kernel_package() {
@@ -84,7 +95,7 @@ resolve_kernel_package() {
     apt_update_once
     pkg=$(kernel_package_from_apt)
   fi
-  [[ -n $pkg ]] || die "cannot tell which kernel $KERNEL_META_PACKAGE depends on (apt-cache depends)"
+  [[ -n $pkg ]] || die "cannot tell which kernel to boot (E2E_KERNEL='${E2E_KERNEL:-}': apt-cache depends $KERNEL_META_PACKAGE, or search linux-image-$E2E_KERNEL.*)"
   printf '%s\n' "$pkg" >"$cache/kernel-package"
   printf '%s\n' "$pkg"
 }

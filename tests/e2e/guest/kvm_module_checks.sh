@@ -101,6 +101,8 @@ $RATES_CONFIG" 0 || return 1
   if metric_is "$prom" kvm_exit_exporter_bpf_attached "" 1; then
     pass kvm_module_attach_after_load
     info "kvm modules: attached $took s after insmod (attach_retry_interval ${KVM_ATTACH_RETRY_MS}ms), hook: $(metric_values "$prom" kvm_exit_exporter_bpf_hook_info hook | awk '$2 == 1 { print $1 }')"
+    # It dropped CAP_SYS_ADMIN after its first attempt: auto's later attach is raw_tp.
+    check_hook kvm_module_late_attach_hook_raw_tp "$prom" raw_tp
   else
     fail kvm_module_attach_after_load "kvm_exit_exporter_bpf_attached still $(metric "$prom" kvm_exit_exporter_bpf_attached) $took s after insmod kvm_amd (attach_retry_interval ${KVM_ATTACH_RETRY_MS}ms)"
     show_file exporter "$EXPORTER_LOG" 10
