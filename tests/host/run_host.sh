@@ -24,7 +24,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 readonly SCRIPT_DIR REPO GUEST_EXPORTER_PORT=9756
-# shellcheck source=../e2e/report.sh
+# shellcheck source-path=SCRIPTDIR source=../e2e/report.sh
 . "$REPO/tests/e2e/report.sh"
 
 die() { printf 'run_host: error: %s\n' "$*" >&2; exit 1; }
@@ -75,7 +75,7 @@ dpkg --compare-versions "$new_version" gt "$version" || die "$new_version is not
 log "packages: $(basename "$deb"), upgrade to $new_version"
 
 # The image holds the package's Depends (no network in the guest).
-mapfile -t depends < <(dpkg-deb -f "$deb" Depends | tr ',|' '\n\n' | sed 's/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | sort -u)
+mapfile -t depends < <(dpkg-deb -f "$deb" Depends | tr ',|' '\n' | sed 's/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | sort -u)
 image_start=$SECONDS
 image=$("$SCRIPT_DIR/build_image.sh" "${depends[@]}") || die "build_image.sh failed"
 log "image $image ($((SECONDS - image_start)) s)"

@@ -8,7 +8,7 @@
 # the port forward, and waits for /mnt/host/promcheck.done.
 set -u
 SHARE=/mnt/host
-# shellcheck source=../../e2e/guest/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../../e2e/guest/lib.sh
 . "$SHARE/lib.sh"
 WORK=/tmp/host-test
 mkdir -p "$WORK"
@@ -120,7 +120,7 @@ if [[ -n $HOST_DEBUG_DROPIN_CAPS ]]; then
   info "HOST_DEBUG_DROPIN_CAPS: drop-in adds $HOST_DEBUG_DROPIN_CAPS"
 fi
 started=$SECONDS
-if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$deb_old" >"$WORK/apt-install.log" 2>&1; then
+if DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y --no-install-recommends "$deb_old" >"$WORK/apt-install.log" 2>&1; then
   pass apt_install
   info "apt install ./${deb_old##*/}: $((SECONDS - started)) s"
 else
@@ -132,7 +132,7 @@ cp "$WORK/dpkg-L.txt" "$SHARE/dpkg-L.txt"
 info "the package installs $(wc -l <"$WORK/dpkg-L.txt") paths; unit enabled: $(systemctl is-enabled "$UNIT" 2>&1)"
 systemctl cat "$UNIT" --no-pager 2>&1 | grep -E '^(ExecStart|CapabilityBoundingSet|AmbientCapabilities)=|^# /(lib|etc|usr)/' | sed 's/^/  unit: /'
 if [[ -e /etc/systemd/system/$UNIT.d ]]; then
-  fail no_dropin "drop-ins: $(ls /etc/systemd/system/"$UNIT".d | tr '\n' ' ')"
+  fail no_dropin "drop-ins: $(find "/etc/systemd/system/$UNIT.d" -mindepth 1 -printf '%f ')"
 else
   pass no_dropin
 fi
@@ -177,7 +177,7 @@ cat >"$WORK/$LV_NAME.xml" <<XML
   </devices>
 </domain>
 XML
-lv_pid= qa_pid= qb_pid=
+lv_pid='' qa_pid='' qb_pid=''
 if timeout 60 virsh define "$WORK/$LV_NAME.xml" >"$WORK/virsh.log" 2>&1 &&
   timeout 90 virsh start "$LV_NAME" >>"$WORK/virsh.log" 2>&1; then
   lv_pid=$(cat "/run/libvirt/qemu/$LV_NAME.pid" 2>/dev/null)
@@ -299,10 +299,10 @@ fi
 # ---- 7. Upgrade over the running service ---------------------------------------------
 section "upgrade"
 old_pid=$(main_pid) old_version=$(dpkg-query -W -f '${Version}' "$PKG" 2>/dev/null)
-if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$deb_new" >"$WORK/apt-upgrade.log" 2>&1; then
+if DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y --no-install-recommends "$deb_new" >"$WORK/apt-upgrade.log" 2>&1; then
   new_version=$(dpkg-query -W -f '${Version}' "$PKG")
   info "upgraded $old_version -> $new_version"
-  [[ $new_version != "$old_version" ]] && pass upgrade_installed || fail upgrade_installed "version still $new_version"
+  if [[ $new_version != "$old_version" ]]; then pass upgrade_installed; else fail upgrade_installed "version still $new_version"; fi
 else
   fail upgrade_installed "apt-get install $deb_new failed"
   show tail -n 20 "$WORK/apt-upgrade.log"
@@ -318,13 +318,13 @@ if wait_attached 40; then pass upgrade_attached; else fail upgrade_attached "kvm
 
 # ---- 8. Remove, purge, journal ---------------------------------------------------------
 section "remove and purge"
-DEBIAN_FRONTEND=noninteractive apt-get remove -y "$PKG" >"$WORK/apt-remove.log" 2>&1 || fail apt_remove "apt-get remove failed"
+DEBIAN_FRONTEND=noninteractive timeout 300 apt-get remove -y "$PKG" >"$WORK/apt-remove.log" 2>&1 || fail apt_remove "apt-get remove failed"
 if [[ $(systemctl is-active "$UNIT") != active && ! -e /usr/bin/kvm_exit_exporter && -e /etc/kvm_exit_exporter/config.yml ]]; then
   pass apt_remove
 else
   fail apt_remove "after remove: service $(systemctl is-active "$UNIT"), binary $(ls /usr/bin/kvm_exit_exporter 2>&1), conffile $(ls /etc/kvm_exit_exporter/config.yml 2>&1)"
 fi
-DEBIAN_FRONTEND=noninteractive apt-get purge -y "$PKG" >"$WORK/apt-purge.log" 2>&1 || fail apt_purge "apt-get purge failed"
+DEBIAN_FRONTEND=noninteractive timeout 300 apt-get purge -y "$PKG" >"$WORK/apt-purge.log" 2>&1 || fail apt_purge "apt-get purge failed"
 left=()
 while read -r path; do
   [[ -e $path && ! -d $path ]] && left+=("$path")
