@@ -97,10 +97,15 @@ section "machine"
 info "kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 / 1024 " MiB" }' /proc/meminfo)"
 info "kernel.perf_event_paranoid = $(cat /proc/sys/kernel/perf_event_paranoid)"
 info "kernel.unprivileged_bpf_disabled = $(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
-if [[ -c /dev/kvm ]] && grep -q '^kvm_amd ' /proc/modules; then
+# udev loads kvm_amd at boot; the control service may start first.
+deadline=$((SECONDS + 60))
+until [[ -c /dev/kvm ]] && grep -q '^kvm_amd .* Live ' /proc/modules || ((SECONDS >= deadline)); do
+  udevadm settle --timeout=5 2>/dev/null || sleep 1
+done
+if [[ -c /dev/kvm ]] && grep -q '^kvm_amd .* Live ' /proc/modules; then
   pass kvm_amd_loaded
 else
-  fail kvm_amd_loaded "no /dev/kvm or kvm_amd (modules: $(grep -o '^kvm[a-z_]*' /proc/modules | tr '\n' ' '))"
+  fail kvm_amd_loaded "no /dev/kvm or no live kvm_amd 60 s after boot (/dev/kvm: $(ls -l /dev/kvm 2>&1); modules: $(grep '^kvm' /proc/modules | tr '\n' ' '))"
 fi
 if [[ ! -d $KVM_EXIT_EVENT ]]; then
   mount -t tracefs tracefs "$TRACEFS" 2>/dev/null || true
