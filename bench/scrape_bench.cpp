@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Scrape cost at realistic map shapes: 10, 100 and 1,000 VMs x 4 vCPUs x 20
 // reasons, per-vCPU counting off and on. For each shape it reports scrape
 // latency (median, p99) over HTTP, plain and gzip (Prometheus asks for gzip),

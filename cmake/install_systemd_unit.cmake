@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Runs at install time (install(SCRIPT) in CMakeLists.txt, for `cmake --install`
 # and for cpack alike): installs deploy/systemd/kvm_exit_exporter.service with
 # ExecStart pointing at the binary where this installation puts it:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Derives the name tables of the drill-down labels from the installed uapi
 # headers (Debian's linux-libc-dev), so that they follow the kernel instead of
 # a hand-copied list:

@@ -1,10 +1,11 @@
+# SPDX-License-Identifier: Apache-2.0
 # The Debian package kvm-exit-exporter, built by CPack:
 #   cmake --build build --target package      (or: cd build && cpack -G DEB)
 # writes build/kvm-exit-exporter_<version>-<release>_<arch>.deb.
 #
 # Its files are what the install() rules of CMakeLists.txt install, with the
-# prefix /usr; this file adds the package's own documents (copyright,
-# changelog) and control data: computed dependencies (dpkg-shlibdeps), the
+# prefix /usr; this file adds the package's own documents (copyright, the
+# upstream changelog.gz, changelog.Debian.gz) and control data: computed dependencies (dpkg-shlibdeps), the
 # conffile and the maintainer scripts of deploy/debian/. tests/package/
 # check_deb.sh builds, inspects, installs and lints the result.
 
@@ -24,7 +25,19 @@ set(KVMEXIT_PACKAGE_MAINTAINER "${kvmexit_git_author}"
     CACHE STRING "Maintainer field of the Debian package (\"Name <email>\")")
 
 # --- /usr/share/doc/kvm-exit-exporter ----------------------------------------
+# copyright names the licences (Apache-2.0; bpf/ GPL-2.0 OR BSD-3-Clause) in
+# DEP-5 form; Debian ships no separate LICENSE file (lintian: extra-license-file).
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/debian/copyright DESTINATION ${KVMEXIT_PACKAGE_DOC_DIR})
+
+# The upstream changelog, CHANGELOG.md, as Debian names it: changelog.gz,
+# compressed without a timestamp (gzip -n) so rebuilds give the same file.
+set(kvmexit_upstream_changelog ${CMAKE_BINARY_DIR}/packaging/changelog)
+configure_file(${CMAKE_SOURCE_DIR}/CHANGELOG.md ${kvmexit_upstream_changelog} COPYONLY)
+execute_process(COMMAND gzip -9nf ${kvmexit_upstream_changelog} RESULT_VARIABLE kvmexit_gzip_result)
+if(NOT kvmexit_gzip_result EQUAL 0)
+  message(FATAL_ERROR "gzip ${kvmexit_upstream_changelog} failed: ${kvmexit_gzip_result}")
+endif()
+install(FILES ${kvmexit_upstream_changelog}.gz DESTINATION ${KVMEXIT_PACKAGE_DOC_DIR})
 
 # changelog.Debian.gz, one entry for this build. Dated with the packaged
 # commit (not the build time) and compressed without a timestamp (gzip -n),

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Generates the Grafana dashboards in this folder and the panel list in README.md.
 
 The dashboards are written by this script, not by hand, so that every metric
@@ -68,6 +69,10 @@ METRICS = {
     "storm": "kvm_exit:storm_threshold:exits_per_second",
     "r_vm_overhead": "instance_vm:kvm_vm_exit_handling_seconds_nonidle:rate1m",
     "overhead": "kvm_exit:overhead_threshold:vcpu_seconds_per_second",
+    # known exit storms (docs/storms.md, group kvm_exit_exporter.storm_signatures)
+    "sig_threshold": "kvm_exit:storm_signature_threshold:min",
+    "r_sig_rate": "instance_vm_signature:kvm_vm_signature_exits:rate2m",
+    "r_sig_share": "instance_vm_signature:kvm_vm_signature_exits:share2m",
 }
 
 # Label filters shared by all queries; Grafana replaces the $variables.
@@ -196,8 +201,9 @@ def stat(title, desc, targets, unit="short", w=4, h=5, mappings=None, thresholds
 
 
 def table(title, desc, targets, w=12, h=9, rename=None, units=None, sort_by=None,
-          hide=("Time",)):
-    """Instant-query table; several targets are merged on their labels."""
+          hide=("Time",), links=None):
+    """Instant-query table; several targets are merged on their labels. links maps a
+    (renamed) column to the data links of its cells."""
     for t in targets:
         t.instant, t.fmt = True, "table"
     p = _base("table", title, desc, targets, "short", w, h)
@@ -214,6 +220,10 @@ def table(title, desc, targets, w=12, h=9, rename=None, units=None, sort_by=None
         {"matcher": {"id": "byName", "options": name},
          "properties": [{"id": "unit", "value": unit}]}
         for name, unit in (units or {}).items()
+    ] + [
+        {"matcher": {"id": "byName", "options": name},
+         "properties": [{"id": "links", "value": value}]}
+        for name, value in (links or {}).items()
     ]
     p["options"] = {"showHeader": True, "cellHeight": "sm",
                     "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
@@ -286,8 +296,15 @@ def query_var(name: str, label: str, query: str, multi=True, include_all=True) -
     }
 
 
-def variables(vm_multi=True) -> list[dict]:
-    return [
+def textbox_var(name: str, label: str, default: str, desc: str) -> dict:
+    return {"name": name, "label": label, "type": "textbox", "description": desc,
+            "query": default, "current": {"text": default, "value": default},
+            "options": [{"selected": True, "text": default, "value": default}],
+            "hide": 0, "skipUrlSync": False}
+
+
+def variables(vm_multi=True, storms=False) -> list[dict]:
+    out = [
         datasource_var(),
         query_var("job", "Job", "label_values(@build_info@, job)"),
         query_var("instance", "Instance", 'label_values(@build_info@{job=~"$job"}, instance)'),
@@ -295,6 +312,12 @@ def variables(vm_multi=True) -> list[dict]:
                   multi=vm_multi, include_all=vm_multi),
         query_var("reason", "Exit reason", "label_values(@exits@{@S@}, reason)"),
     ]
+    if storms:
+        out.append(textbox_var("storms_doc", "Storm catalogue URL", STORMS_DOC,
+                               "Where docs/storms.md of kvm_exit_exporter is served (e.g. its "
+                               "page in your copy of the repository): the Known causes tables "
+                               "link each signature to its section there."))
+    return out
 
 
 def vm_start_annotation() -> dict:
@@ -326,7 +349,7 @@ def layout(panels: list[dict]) -> list[dict]:
     return out
 
 
-def dashboard(uid, title, desc, panels, time_from, vm_multi=True, annotations=()):
+def dashboard(uid, title, desc, panels, time_from, vm_multi=True, annotations=(), storms=False):
     return {
         "uid": uid,
         "title": title,
@@ -348,7 +371,7 @@ def dashboard(uid, title, desc, panels, time_from, vm_multi=True, annotations=()
                    "asDropdown": True, "includeVars": True, "keepTime": True,
                    "icon": "external link", "targetBlank": False, "tooltip": "", "url": ""}],
         "annotations": {"list": list(annotations)},
-        "templating": {"list": variables(vm_multi)},
+        "templating": {"list": variables(vm_multi, storms)},
         "panels": layout(panels),
     }
 
@@ -541,6 +564,46 @@ def drill_vm_row(k: DrillKind) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
+# "Known causes": the storm signatures of docs/storms.md a VM matches now. The
+# rules (group kvm_exit_exporter.storm_signatures) record per VM and signature
+# the matching events per second and their share of the VM's exits; a
+# signature is active while both are above its thresholds, the condition of
+# KvmVmKnownExitStorm without its 5 minutes. Signatures on a drill-down family
+# need that collector.drilldown kind.
+# ---------------------------------------------------------------------------
+STORMS_DOC = "docs/storms.md"
+STORMS_ACTIVE = ("(@r_sig_rate@{@SV@} > on (signature) group_left () "
+                 "@sig_threshold@{bound=\"rate\"}) and on (job, instance, vm, pid, signature) "
+                 "(@r_sig_share@{@SV@} > on (signature) group_left () "
+                 "@sig_threshold@{bound=\"share\"})")
+STORMS_NOTE = ("A signature is listed while the VM is above both its thresholds "
+               "(kvm_exit:storm_signature_threshold:min: events per second and share of the "
+               "VM's exits), the condition of the KvmVmKnownExitStorm alert without its 5 "
+               "minutes, so a boot burst shows here for a while without alerting. Signatures "
+               "on port, MSR, MMIO page or VMM-exit items need that collector.drilldown kind "
+               "(io, msr, mmio, userspace) and stay absent without it. Click a signature for "
+               "its cause and fix in the storm catalogue (docs/storms.md; set the Storm "
+               "catalogue URL variable to where you serve it).")
+
+
+def known_causes(title: str, desc: str, w: int, h: int) -> dict:
+    def anchored(expr: str) -> str:  # adds the catalogue section as a label
+        return f'label_replace({expr}, "runbook", "{STORMS_DOC}#$1", "signature", "(.*)")'
+    return table(title, desc + " " + STORMS_NOTE,
+                 [Target(anchored(STORMS_ACTIVE)),
+                  Target(anchored(f"@r_sig_share@{{@SV@}} and on (job, instance, vm, pid, "
+                                  f"signature) ({STORMS_ACTIVE})"))],
+                 rename={"Value #A": "Events/s", "Value #B": "Share of the VM's exits",
+                         "vm": "VM", "pid": "PID", "instance": "Instance",
+                         "signature": "Signature", "runbook": "Runbook"},
+                 units={"Share of the VM's exits": "percentunit", "Events/s": "short"},
+                 links={"Signature": [{"title": "Cause and fix of ${__value.raw}",
+                                       "url": "${storms_doc}#${__value.raw}",
+                                       "targetBlank": True}]},
+                 hide=("Time", "job", "__name__"), sort_by="Events/s", w=w, h=h)
+
+
+# ---------------------------------------------------------------------------
 # The three dashboards
 # ---------------------------------------------------------------------------
 
@@ -610,6 +673,10 @@ def overview() -> dict:
                    "track the Prometheus rate above; a gap points at lost scrapes.",
                    [Target("sum by (instance) (@exp_rate_all@{@S@})", "{{instance}}")], w=24,
                    h=7),
+        row("Known causes (storm signatures, docs/storms.md)"),
+        known_causes("Known causes per VM",
+                     "Which known exit storms are the selected VMs in right now, and how many "
+                     "exits per second does each cause?", 24, 8),
         row("Where the time goes (exit handling time)"),
         timeseries("Time lost to non-idle exits per VM (vCPU-s/s, top 20)",
                    "Which VMs lose the most vCPU time to exit handling, idle reasons (HLT) left "
@@ -768,7 +835,7 @@ def overview() -> dict:
     ]
     return dashboard("kvm-exits-overview", "KVM exits / Overview",
                      "Host and fleet view of KVM VM exits counted by kvm_exit_exporter.",
-                     p, "now-6h", annotations=[vm_start_annotation()])
+                     p, "now-6h", annotations=[vm_start_annotation()], storms=True)
 
 
 def boot() -> dict:
@@ -863,6 +930,10 @@ def vm_drilldown() -> dict:
               rename={"Value": "Exits in range", "isa": "ISA", "reason": "Reason",
                       "code": "Code"},
               sort_by="Exits in range", w=10, h=10),
+        row("Known causes (storm signatures, docs/storms.md)"),
+        known_causes("Known causes",
+                     "Which known exit storm is this VM in right now, and how many exits per "
+                     "second does it cause?", 24, 6),
         row("Which port (needs collector.drilldown: [io])"),
         timeseries("Port IO by port (port IO/s, top 10)",
                    "Which IO ports is this VM's port IO going to (a serial console polled in a "
@@ -954,9 +1025,11 @@ def vm_drilldown() -> dict:
               sort_by="Exits in range", w=10, h=10),
     ]
     return dashboard("kvm-exits-vm", "KVM exits / VM drill-down",
-                     "One VM's exits: by reason; by IO port, MSR, MMIO page, hypercall and "
-                     "exit to the VMM (drill-down); by vCPU; and its identity.",
-                     p, "now-1h", vm_multi=False, annotations=[vm_start_annotation()])
+                     "One VM's exits: by reason and the known storm they match; by IO port, "
+                     "MSR, MMIO page, hypercall and exit to the VMM (drill-down); by vCPU; and "
+                     "its identity.",
+                     p, "now-1h", vm_multi=False, annotations=[vm_start_annotation()],
+                     storms=True)
 
 
 DASHBOARDS = {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Accept-Encoding as RFC 9110 section 12.5.3 defines it, reduced to the one
 // question the HTTP server asks: may the response be gzip-compressed?
 #pragma once

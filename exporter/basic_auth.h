@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HTTP Basic authentication against bcrypt hashes (web config
 // basic_auth_users), checked with the system's crypt library (libxcrypt).
 #pragma once

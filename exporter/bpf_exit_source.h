@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Owns the BPF program and its maps: load, attach (and retry), read snapshots, retire VMs.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "cgroup_layout.h"
 
 #include <fcntl.h>
@@ -10,7 +11,6 @@
 #include <vector>
 
 #include "file_text.h"
-#include "label_value.h"
 #include "qemu_cmdline.h"
 #include "text.h"
 
@@ -142,7 +142,7 @@ CgroupVm ParseCgroupLayout(std::string_view cgroup_path) {
 std::string NameFromCgroup(const CgroupVm& cgroup) {
   switch (cgroup.kind) {
     case CgroupVm::Kind::kLibvirtMachine:
-      return TrimmedLabelValue(cgroup.name);
+      return cgroup.name;
     case CgroupVm::Kind::kKubernetesPod:
       return "pod-" + cgroup.id;
     case CgroupVm::Kind::kProxmox:
@@ -178,7 +178,7 @@ ProxmoxConfig ReadProxmoxConfig(const std::string& pve_root, const std::string& 
 
 std::string ProxmoxName(const std::string& vmid, const ProxmoxConfig& config) {
   if (vmid.empty()) return {};
-  if (auto name = TrimmedLabelValue(config.name); !name.empty()) return name;
+  if (!Trim(config.name).empty()) return config.name;
   return "vmid-" + vmid;
 }
 

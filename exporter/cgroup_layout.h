@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cgroup layouts: which VM a process's cgroup path says it runs, for the
 // managers that give each VM a cgroup of its own: libvirt (systemd machine
 // scopes, or cgroupfs machines), Proxmox ("qemu.slice/<vmid>.scope", with the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The exporter's configuration: what to count and how to label it.
 // Parsed from YAML (yaml-cpp); every problem is reported with file:line:column.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a configuration reload (SIGHUP) may change while the exporter runs.
 // The HTTP server, the BPF program and its maps are built once from web.*,
 // kernel.* and collector.*; changing those needs a restart. The VM tracker's

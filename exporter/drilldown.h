@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Drill-down series (collector.drilldown): which items of a VM's exits (ports,
 // MSRs, ...) get a series of their own, and how the rest fold into "other", exactly.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The drill-down kinds (config collector.drilldown): which of KVM's own
 // tracepoints are counted per VM and item. A header of its own, like
 // kernel_hook.h, so the configuration can name a kind without depending on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The label values of the drill-down items (bpf/kvm_exit.h encodes them per
 // kind): ports, MSR indices and names, MMIO pages, hypercall numbers and
 // names, KVM_EXIT_* reasons and errno names.

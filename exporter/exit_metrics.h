@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Writes the exit metric families as exposition text straight from a VM view:
 // no registry, no per-series objects, nothing kept between scrapes.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One consistent read of the BPF maps: the raw material every scrape starts from.
 #pragma once
 

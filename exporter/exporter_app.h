@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Wires the pieces together: BPF source -> snapshot -> VM tracker, reason names,
 // rates -> exit families (streamed) + self metrics (prometheus-cpp) -> HTTP.
 // One mutex serialises scrapes and the sampler.

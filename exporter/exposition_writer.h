@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Prometheus text exposition format (0.0.4) written straight into one string.
 //
 // The exporter used to build prometheus-cpp MetricFamily objects and serialize

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading a whole file into memory: the one file reader of the exporter, used
 // for /proc files, the configuration, tracefs formats and Proxmox VM configs.
 // Reads to EOF instead of trusting the file size (procfs and tracefs report

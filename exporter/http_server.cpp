@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "http_server.h"
 
 #include <gnutls/gnutls.h>
@@ -13,9 +14,27 @@
 #include <vector>
 
 #include "accept_encoding.h"
+#include "tls_priorities.h"
 #include "unique_fd.h"
 
 namespace kvmexit {
+
+// What every TLS connection needs from the web config; lives as long as the
+// daemon, which keeps pointers into it.
+struct TlsSessionSetup {
+  explicit TlsSessionSetup(const WebConfig::Tls& config) : tls(config) {}
+  ~TlsSessionSetup() {
+    if (legacy_versions != nullptr) gnutls_priority_deinit(legacy_versions);
+  }
+  TlsSessionSetup(const TlsSessionSetup&) = delete;
+  TlsSessionSetup& operator=(const TlsSessionSetup&) = delete;
+
+  const WebConfig::Tls& tls;
+  std::string handshake_priorities;  // MHD_OPTION_HTTPS_PRIORITIES
+  // TlsPriorities::legacy_versions, parsed; null when the handshake string is exact.
+  gnutls_priority_t legacy_versions = nullptr;
+};
+
 namespace {
 
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -132,6 +151,17 @@ bool VerifiesClientCertificate(ClientAuth auth) {
          auth == ClientAuth::kRequireAndVerifyClientCert;
 }
 
+// GnuTLS's post-client-hello hook: the version is settled, the suite not yet
+// chosen. A TLS 1.2 (or older) handshake switches to the priorities that offer
+// only cipher_suites; TLS 1.3 keeps its standard suites. The hook takes no
+// context argument: the session's database pointer, unused otherwise (no
+// session cache is set up), carries the priorities.
+int OnClientHello(gnutls_session_t session) noexcept {
+  auto* legacy_versions = static_cast<gnutls_priority_t>(gnutls_db_get_ptr(session));
+  if (legacy_versions == nullptr || gnutls_protocol_get_version(session) == GNUTLS_TLS1_3) return 0;
+  return gnutls_priority_set(session, legacy_versions);
+}
+
 // MHD_OPTION_NOTIFY_CONNECTION: runs when a connection starts, before its TLS
 // handshake. libmicrohttpd only ever *requests* a client certificate (when it
 // has a trust list); client_auth_type decides whether one is required, and
@@ -139,9 +169,14 @@ bool VerifiesClientCertificate(ClientAuth auth) {
 void OnConnectionStarted(void* cls, MHD_Connection* connection, void** /*socket_context*/,
                          MHD_ConnectionNotificationCode code) noexcept {
   if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
-  const auto& tls = *static_cast<const WebConfig::Tls*>(cls);
+  const auto& setup = *static_cast<const TlsSessionSetup*>(cls);
+  const WebConfig::Tls& tls = setup.tls;
   gnutls_session_t session = TlsSession(connection);
   if (session == nullptr) return;
+  if (setup.legacy_versions != nullptr) {
+    gnutls_db_set_ptr(session, setup.legacy_versions);
+    gnutls_handshake_set_post_client_hello_function(session, &OnClientHello);
+  }
   switch (tls.client_auth) {
     case ClientAuth::kNoClientCert:
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_IGNORE);
@@ -172,18 +207,6 @@ bool ClientCertificateAccepted(const std::optional<WebConfig::Tls>& tls,
   }
   unsigned status = 0;
   return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
-}
-
-// GnuTLS priorities: the system's defaults, without the versions below min_version.
-std::string TlsPriorities(TlsVersion min_version) {
-  std::string priorities = "NORMAL:-VERS-ALL";
-  for (const auto& [version, name] :
-       {std::pair{TlsVersion::kTls13, "TLS1.3"}, std::pair{TlsVersion::kTls12, "TLS1.2"},
-        std::pair{TlsVersion::kTls11, "TLS1.1"}, std::pair{TlsVersion::kTls10, "TLS1.0"}}) {
-    if (version < min_version) break;
-    priorities.append(":+VERS-").append(name);
-  }
-  return priorities;
 }
 
 int BoundPort(int fd) {
@@ -415,9 +438,22 @@ std::string HttpServer::AddTlsOptions(std::vector<MHD_OptionItem>& mhd_options, 
   if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
     return "this libmicrohttpd was built without TLS support";
   }
-  // Pointers into options_, which lives as long as the daemon.
+  // Pointers into options_ and tls_setup_, which live as long as the daemon.
   const WebConfig::Tls& tls = *options_.web.tls;
-  tls_priorities_ = TlsPriorities(tls.min_version);
+  tls_setup_ = std::make_unique<TlsSessionSetup>(tls);
+  // ParseWebConfig checked both strings with GnuTLS; a failure here is a
+  // web config that did not come through it.
+  TlsPriorities priorities = MakeTlsPriorities(tls);
+  tls_setup_->handshake_priorities = std::move(priorities.handshake);
+  if (!priorities.legacy_versions.empty()) {
+    if (const int status = gnutls_priority_init(&tls_setup_->legacy_versions,
+                                                priorities.legacy_versions.c_str(), nullptr);
+        status < 0) {
+      tls_setup_->legacy_versions = nullptr;
+      return "GnuTLS refuses the priorities \"" + priorities.legacy_versions +
+             "\": " + gnutls_strerror(status);
+    }
+  }
   flags |= MHD_USE_TLS;
   mhd_options.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls.cert_pem.c_str())});
   mhd_options.push_back({MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(tls.key_pem.c_str())});
@@ -425,11 +461,10 @@ std::string HttpServer::AddTlsOptions(std::vector<MHD_OptionItem>& mhd_options, 
     mhd_options.push_back(
         {MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(tls.client_ca_pem.c_str())});
   }
-  mhd_options.push_back(
-      {MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls_priorities_.c_str())});
+  mhd_options.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0,
+                         const_cast<char*>(tls_setup_->handshake_priorities.c_str())});
   mhd_options.push_back({MHD_OPTION_NOTIFY_CONNECTION,
-                         reinterpret_cast<intptr_t>(&OnConnectionStarted),
-                         const_cast<WebConfig::Tls*>(&tls)});
+                         reinterpret_cast<intptr_t>(&OnConnectionStarted), tls_setup_.get()});
   return "";
 }
 

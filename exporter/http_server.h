@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP front: the metrics path, a landing page, a health check, and clear
 // errors for everything else. Built on libmicrohttpd in its event-driven
 // (epoll) mode, so that a connection that sends its request slowly costs a
@@ -22,6 +23,8 @@ struct MHD_Connection;
 struct MHD_OptionItem;
 
 namespace kvmexit {
+
+struct TlsSessionSetup;  // http_server.cpp
 
 // The limits below bound what any number of clients can take from the
 // exporter: at most connection_limit sockets (plus the listening socket and
@@ -93,10 +96,11 @@ class HttpServer {
 
   HttpServerOptions options_;
   ScrapeFn scrape_;
+  // Before daemon_: the daemon's connections use it until MHD_stop_daemon.
+  std::unique_ptr<TlsSessionSetup> tls_setup_;  // null: plain HTTP
   std::unique_ptr<MHD_Daemon, DaemonDeleter> daemon_;
   int port_ = 0;
   std::unique_ptr<BasicAuth> basic_auth_;  // null: no authentication
-  std::string tls_priorities_;             // GnuTLS priority string; MHD keeps the pointer
 
   friend struct HttpRequestHandler;
 };

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How the BPF program hooks kvm:kvm_exit: the BPF source's vocabulary, kept in
 // a header of its own so that the configuration can name a hook without the
 // BPF source depending on the configuration (or the other way round).

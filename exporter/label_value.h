@@ -1,7 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 // Label values: turns text from outside the exporter (command-line arguments,
 // cgroup names, configuration files, process names) into a valid UTF-8
-// Prometheus label value of bounded size; every VM name found by an identity
-// source passes through here. Nothing here throws.
+// Prometheus label value of bounded size. Nothing here throws.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +18,9 @@ inline constexpr std::size_t kMaxVmLabelBytes = 128;
 std::string SanitizeLabelValue(std::string_view text,
                                std::size_t max_bytes = kMaxVmLabelBytes) noexcept;
 
-// SanitizeLabelValue of `text` without its surrounding whitespace: how every
-// identity source turns what it found into a VM name ("" when nothing is left).
+// SanitizeLabelValue of `text` without its surrounding whitespace ("" when
+// nothing is left). The one exit of every VM name, whichever identity source
+// found it: IdentifyVm (vm_identity.cpp) applies it; the sources do not.
 std::string TrimmedLabelValue(std::string_view text) noexcept;
 
 }  // namespace kvmexit

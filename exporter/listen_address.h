@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // web.listen_address, parsed by one function for the configuration check, the
 // command-line flag and the HTTP server alike, so that what passes the check
 // is exactly what the server binds.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Minimal logfmt logging to stderr, in the style of Prometheus exporters:
 //   ts=2026-11-27T05:40:00.123Z level=warn msg="..."
 #pragma once

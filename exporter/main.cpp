@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // kvm_exit_exporter: Prometheus exporter for KVM VM exits.
 #include <malloc.h>
 

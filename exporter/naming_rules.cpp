@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "naming_rules.h"
 
 #include <re2/re2.h>
@@ -163,7 +164,7 @@ std::string JoinArgs(const std::vector<std::string>& argv) {
   return joined;
 }
 
-// The name `rule` gives `text`, as a label value; "" when it does not match.
+// The name `rule` gives `text`, unbounded; "" when it does not match or is blank.
 std::string NameFromRule(const NamingRule& rule, std::string_view text) {
   if (!rule.compiled) return {};
   const re2::RE2& regex = *rule.compiled;
@@ -181,7 +182,9 @@ std::string NameFromRule(const NamingRule& rule, std::string_view text) {
     expanded += piece.group < 0 ? piece.text
                                 : std::string_view(groups[static_cast<std::size_t>(piece.group)]);
   }
-  return TrimmedLabelValue(expanded);
+  // Blank is no name, so the next rule gets its turn; IdentifyVm makes the
+  // name a label value.
+  return Trim(expanded).empty() ? std::string() : expanded;
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The site's own naming rules (config vms.naming_rules): the first rule whose
 // regex matches the process's command line or cgroup path names the VM, with
 // the regex's groups inserted into the rule's name. IdentifyVm asks them first,
@@ -41,11 +42,12 @@ struct NamingRuleProblem {
 // stray "$" and "${name}" are problems. nullopt when the rule is usable.
 std::optional<NamingRuleProblem> CompileNamingRule(NamingRule& rule);
 
-// The VM name the first matching rule gives `process`, as a label value; ""
-// when no rule matches. A rule whose name comes out empty does not count as a
-// match, and one that CompileNamingRule did not accept never matches. Rules see
-// the first 16 KiB of the command line and of the cgroup path. May throw
-// std::bad_alloc only; IdentifyVm catches it.
+// The VM name the first matching rule gives `process`, as the rule expands it
+// (IdentifyVm makes it a label value); "" when no rule matches. A rule whose
+// name comes out blank does not count as a match, and one that
+// CompileNamingRule did not accept never matches. Rules see the first 16 KiB
+// of the command line and of the cgroup path. May throw std::bad_alloc only;
+// IdentifyVm catches it.
 std::string NameFromRules(const std::vector<NamingRule>& rules, const ProcessInfo& process);
 
 }  // namespace kvmexit

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Other VMMs: Firecracker, cloud-hypervisor and crosvm, recognised by their
 // program name, and the VM id each carries on its own command line
 // (Firecracker's --id, cloud-hypervisor's --api-socket path, crosvm's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Least privilege: once the exporter has tried to attach, it drops every
 // capability except what a later attach (kvm loaded after the exporter
 // started) needs, for the rest of the run. docs/security.md says which

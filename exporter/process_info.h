@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Process reading: what /proc says about one process (name, command line,
 // cgroup, start time), read once through one directory handle so that a pid
 // reused mid-read cannot mix two processes; the identity sources work on the

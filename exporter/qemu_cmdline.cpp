@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "qemu_cmdline.h"
 
 #include <cctype>
@@ -22,6 +23,23 @@ std::string UuidFromSmbios(const std::vector<std::string>& argv) {
   return {};
 }
 
+// libvirt gives every QEMU it starts a secret object with the fixed alias
+// "masterKey0" (its key for the other secrets), in either -object syntax:
+// `secret,id=masterKey0,...` or JSON `{"qom-type":"secret","id":"masterKey0",...}`.
+// `-name guest=NAME` is no such sign: it is plain QEMU syntax, which people
+// and scripts write too, and a QEMU they start is not libvirt's.
+bool DefinesLibvirtMasterKey(const std::vector<std::string>& argv) {
+  for (std::size_t i = 1; i + 1 < argv.size(); ++i) {
+    if (argv[i] != "-object" && argv[i] != "--object") continue;
+    const std::string_view object = argv[i + 1];
+    if (object.find("id=masterKey0") != std::string_view::npos ||
+        object.find("\"id\":\"masterKey0\"") != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 QemuCmdline ParseQemuCmdline(const std::vector<std::string>& argv) {
@@ -30,11 +48,9 @@ QemuCmdline ParseQemuCmdline(const std::vector<std::string>& argv) {
     const auto elements = SplitQemuOptionList(*value);
     // QEMU's implied key: a first element without '=' is the guest name.
     if (elements.front().find('=') == std::string::npos) qemu.name = elements.front();
-    if (auto guest = QemuOptionValue(elements, "guest")) {
-      qemu.name = std::move(*guest);
-      qemu.libvirt_style = true;
-    }
+    if (auto guest = QemuOptionValue(elements, "guest")) qemu.name = std::move(*guest);
   }
+  qemu.started_by_libvirt = DefinesLibvirtMasterKey(argv);
   qemu.uuid = CanonicalUuid(LastOptionValue(argv, {"-uuid", "--uuid"}, false).value_or(""));
   if (qemu.uuid.empty()) qemu.uuid = UuidFromSmbios(argv);
   const auto vmid = LastOptionValue(argv, {"-id", "--id"}, false);

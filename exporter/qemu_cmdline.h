@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QEMU and libvirt command lines: the VM's name (-name), UUID (-uuid, else
 // -smbios type=1,uuid=) and Proxmox vmid (-id), read the way QEMU parses its
 // own options, plus the option syntax other sources share (QEMU option lists,
@@ -16,10 +17,10 @@
 namespace kvmexit {
 
 struct QemuCmdline {
-  std::string name;            // -name guest=NAME or -name NAME
-  bool libvirt_style = false;  // `guest=` key: what libvirt (and KubeVirt's libvirt) write
-  std::string uuid;            // -uuid, else -smbios type=1,uuid=
-  std::string proxmox_vmid;    // -id N: an option only Proxmox's QEMU has
+  std::string name;                 // -name guest=NAME or -name NAME
+  bool started_by_libvirt = false;  // an -object defines libvirt's master key, "masterKey0"
+  std::string uuid;                 // -uuid, else -smbios type=1,uuid=
+  std::string proxmox_vmid;         // -id N: an option only Proxmox's QEMU has
 };
 
 // What a QEMU command line says about its VM; fields are "" where it says nothing.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Exit rates over a sliding window, from periodic samples of monotonic counters.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Exit reason names: code -> name per isa, taken from the running kernel's
 // kvm:kvm_exit tracepoint format, or from tables built from the uapi headers.
 #pragma once

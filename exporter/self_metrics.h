@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The exporter's own instrumentation, on a prometheus-cpp registry: its
 // health, its errors, its cost, and the boot-exits histogram. Each figure is
 // updated where its event happens (an attach failure is counted where the

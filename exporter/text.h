@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small text helpers shared by every parser in the exporter (configuration,
 // tracepoint formats, /proc files, command lines, cgroup paths): trimming,
 // splitting, digit checks and exact number parsing. One copy here, so that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Buffers of large responses, handed back when a response has been sent and
 // reused by the next scrape.
 //

@@ -1,7 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "vm_identity.h"
 
-#include <algorithm>
-#include <iterator>
+#include <string>
 
 #include "cgroup_layout.h"
 #include "config.h"
@@ -29,7 +29,7 @@ std::string_view Platform(const ProcessInfo& process, const QemuCmdline& qemu,
       break;
   }
   if (!qemu.proxmox_vmid.empty()) return kPlatformProxmox;
-  if (qemu.libvirt_style) return kPlatformLibvirt;
+  if (qemu.started_by_libvirt) return kPlatformLibvirt;
   return LooksLikeQemu(process, qemu) ? kPlatformQemu : kPlatformProcess;
 }
 
@@ -44,23 +44,27 @@ VmIdentity Identify(const ProcessInfo& process, const std::vector<NamingRule>& r
   VmIdentity identity;
   identity.uuid = qemu.uuid.empty() ? proxmox.uuid : qemu.uuid;
   identity.platform = Platform(process, qemu, cgroup, other_vmm);
-  if (identity.name = NameFromRules(rules, process); !identity.name.empty()) {
-    identity.platform = kPlatformRule;
-    return identity;
-  }
 
-  // The first non-empty name wins, in this order.
+  // Every source's name as the source found it, in precedence order: text
+  // from outside the exporter, of any length and alphabet. Each passes through
+  // TrimmedLabelValue here and nowhere else, so no source can hand a label an
+  // unbounded or invalid value (fuzz_vm_identity found one source after
+  // another doing so while each source sanitized its own).
   const std::string candidates[] = {
-      TrimmedLabelValue(identity.platform == kPlatformKubevirt ? KubevirtName(qemu.name)
-                                                               : qemu.name),
+      NameFromRules(rules, process),
+      identity.platform == kPlatformKubevirt ? KubevirtName(qemu.name) : qemu.name,
       NameFromCgroup(cgroup),
       ProxmoxName(vmid, proxmox),
-      TrimmedLabelValue(OtherVmmId(other_vmm, process.argv)),
-      TrimmedLabelValue(process.comm),
+      OtherVmmId(other_vmm, process.argv),
+      process.comm,
   };
-  const auto chosen = std::find_if(std::begin(candidates), std::end(candidates),
-                                   [](const std::string& name) { return !name.empty(); });
-  identity.name = chosen != std::end(candidates) ? *chosen : "pid-" + std::to_string(process.pid);
+  for (const std::string& candidate : candidates) {
+    identity.name = TrimmedLabelValue(candidate);
+    if (identity.name.empty()) continue;
+    if (&candidate == &candidates[0]) identity.platform = kPlatformRule;
+    return identity;
+  }
+  identity.name = "pid-" + std::to_string(process.pid);
   return identity;
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VM identity: which VM a VMM process (a tgid counted by the BPF program) is,
 // named the way its platform names it. IdentifyVm only combines the sources,
 // each in its own file, in a fixed precedence: the site's naming rules

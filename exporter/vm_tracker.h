@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Turns the tgids found in the BPF map into VMs: who they are, when they
 // started, when they ended, their boot-window exits, and which ones get their
 // own series (the rest are folded into vm="other").

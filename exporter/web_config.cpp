@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "web_config.h"
 
 #include <gnutls/gnutls.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -11,6 +13,7 @@
 #include "config.h"
 #include "file_text.h"
 #include "text.h"
+#include "tls_priorities.h"
 #include "yaml_document.h"
 
 namespace kvmexit {
@@ -120,15 +123,90 @@ TlsVersion ParseTlsVersion(const Entry& entry) {
   entry.Fail("unknown TLS version \"" + text + "\"; use one of TLS10, TLS11, TLS12, TLS13");
 }
 
+bool ParseBool(const Entry& entry) {
+  const std::string& text = Scalar(entry);
+  if (text != "true" && text != "false") entry.Fail("must be true or false, got \"" + text + "\"");
+  return text == "true";
+}
+
+// The names of a YAML list, each once, each accepted by `check` (which throws
+// at the name's place); an empty value is an empty list.
+template <typename Check>
+std::vector<std::string> ParseNameList(const Entry& entry, Check check) {
+  std::vector<std::string> names;
+  if (entry.value.IsNull()) return names;
+  if (!entry.value.IsSequence()) entry.Fail("must be a list of names");
+  for (const YAML::Node& item : entry.value) {
+    if (!item.IsScalar()) throw YamlProblem(item.Mark(), entry.name + ": must be a list of names");
+    const std::string& name = item.Scalar();
+    check(item.Mark(), name);
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
+std::vector<std::string> ParseCipherSuites(const Entry& entry) {
+  return ParseNameList(entry, [&](const YAML::Mark& mark, const std::string& name) {
+    const GoCipherSuite* suite = FindGoCipherSuite(name);
+    if (suite == nullptr) {
+      throw YamlProblem(mark, entry.name + ": unknown cipher suite \"" + name +
+                                  "\"; use Go's names, such as "
+                                  "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (docs/deploy.md lists "
+                                  "them)");
+    }
+    if (!suite->refused.empty()) {
+      throw YamlProblem(
+          mark, entry.name + ": " + name + " is " + std::string(suite->refused) + "; remove it");
+    }
+  });
+}
+
+std::vector<std::string> ParseCurves(const Entry& entry) {
+  return ParseNameList(entry, [&](const YAML::Mark& mark, const std::string& name) {
+    if (FindGoCurve(name) == nullptr) {
+      throw YamlProblem(
+          mark, entry.name + ": unknown curve \"" + name + "\"; use one of " + GoCurveNames());
+    }
+  });
+}
+
 bool NeedsClientCa(ClientAuth auth) {
   return auth == ClientAuth::kVerifyClientCertIfGiven ||
          auth == ClientAuth::kRequireAndVerifyClientCert;
+}
+
+// Versions, suites and curves that GnuTLS cannot offer exactly as written
+// are refused here, so that --config.check finds them and not a handshake.
+void CheckTlsPriorities(const Entry& section, const WebConfig::Tls& tls,
+                        const std::optional<YAML::Mark>& max_version_mark,
+                        const std::optional<YAML::Mark>& cipher_suites_mark,
+                        const std::optional<YAML::Mark>& curves_mark) {
+  if (tls.max_version < tls.min_version) {
+    throw YamlProblem(*max_version_mark,
+                      section.name +
+                          ".max_version: " + std::string(TlsVersionName(tls.max_version)) +
+                          " is below min_version " + std::string(TlsVersionName(tls.min_version)));
+  }
+  if (!tls.cipher_suites.empty() && tls.min_version == TlsVersion::kTls13) {
+    throw YamlProblem(*cipher_suites_mark,
+                      section.name +
+                          ".cipher_suites applies to TLS 1.0-1.2 only (TLS 1.3 suites are not "
+                          "configurable), and min_version is TLS13; remove it");
+  }
+  if (const std::string problem = TlsPrioritiesProblem(tls); !problem.empty()) {
+    if (cipher_suites_mark)
+      throw YamlProblem(*cipher_suites_mark, section.name + ".cipher_suites: " + problem);
+    throw YamlProblem(curves_mark.value_or(section.key_mark), section.name + ": " + problem);
+  }
 }
 
 std::optional<WebConfig::Tls> ParseTls(const Entry& section) {
   WebConfig::Tls tls;
   bool any = false;
   std::optional<YAML::Mark> client_ca_mark;
+  std::optional<YAML::Mark> max_version_mark;
+  std::optional<YAML::Mark> cipher_suites_mark;
+  std::optional<YAML::Mark> curves_mark;
   ForEachEntry(section.value, section.name, [&](const Entry& entry) {
     any = true;
     if (entry.key == "cert_file") {
@@ -143,19 +221,24 @@ std::optional<WebConfig::Tls> ParseTls(const Entry& section) {
     } else if (entry.key == "min_version") {
       tls.min_version = ParseTlsVersion(entry);
     } else if (entry.key == "max_version") {
-      // TLS 1.3 is the highest version anyway; a lower cap is not offered.
-      if (ParseTlsVersion(entry) != TlsVersion::kTls13) {
-        Unsupported(entry, "only TLS13, the default, can be given");
-      }
+      tls.max_version = ParseTlsVersion(entry);
+      max_version_mark = entry.mark();
+    } else if (entry.key == "cipher_suites") {
+      tls.cipher_suites = ParseCipherSuites(entry);
+      cipher_suites_mark = entry.key_mark;
+    } else if (entry.key == "curve_preferences") {
+      tls.curve_preferences = ParseCurves(entry);
+      curves_mark = entry.key_mark;
+    } else if (entry.key == "prefer_server_cipher_suites") {
+      tls.prefer_server_cipher_suites = ParseBool(entry);
     } else if (entry.key == "cert" || entry.key == "key" || entry.key == "client_ca") {
       Unsupported(entry, "inline PEM; put it in a file and use " + entry.key + "_file");
-    } else if (entry.key == "cipher_suites" || entry.key == "curve_preferences" ||
-               entry.key == "prefer_server_cipher_suites") {
-      Unsupported(entry, "GnuTLS chooses ciphers and curves from its system priorities");
     } else if (entry.key == "client_allowed_sans") {
       Unsupported(entry, "client certificates are checked against client_ca_file only");
     } else {
-      Unknown(entry, "cert_file, key_file, client_auth_type, client_ca_file, min_version");
+      Unknown(entry,
+              "cert_file, key_file, client_auth_type, client_ca_file, min_version, max_version, "
+              "cipher_suites, curve_preferences, prefer_server_cipher_suites");
     }
   });
   if (!any) return std::nullopt;  // `tls_server_config:` with nothing below: plain HTTP
@@ -177,6 +260,7 @@ std::optional<WebConfig::Tls> ParseTls(const Entry& section) {
                           std::string(kClientAuthNames[static_cast<int>(tls.client_auth)].name) +
                           " needs client_ca_file, the CA that signs client certificates");
   }
+  CheckTlsPriorities(section, tls, max_version_mark, cipher_suites_mark, curves_mark);
   return tls;
 }
 

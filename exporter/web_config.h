@@ -1,9 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
 // The --web.config.file: TLS, basic authentication and extra response headers,
 // in the file format of the Prometheus exporter-toolkit, so that a file
 // written for node_exporter works here. Keys this exporter cannot honour
-// (cipher_suites, client_allowed_sans, rate_limit...) are refused by name,
+// (client_allowed_sans, rate_limit...) are refused by name,
 // never silently ignored: a security setting that is not applied must not
-// look as if it were.
+// look as if it were. TLS defaults and the cipher suite and curve names:
+// tls_priorities.h.
 #pragma once
 
 #include <map>
@@ -36,6 +38,14 @@ struct WebConfig {
     std::string client_ca_file;  // empty: none
     ClientAuth client_auth = ClientAuth::kNoClientCert;
     TlsVersion min_version = TlsVersion::kTls12;
+    TlsVersion max_version = TlsVersion::kTls13;
+    // Go's names of TLS 1.0-1.2 suites, each known to tls_priorities.h; empty:
+    // the defaults. TLS 1.3's suites are not configurable, as in Go.
+    std::vector<std::string> cipher_suites;
+    // Go's curve names (X25519, CurveP256...), preferred first; empty: all four.
+    std::vector<std::string> curve_preferences;
+    // The server's order of suites and curves wins (exporter-toolkit's default).
+    bool prefer_server_cipher_suites = true;
     // PEM contents, read by LoadWebConfigFile; empty after ParseWebConfig.
     std::string cert_pem;
     std::string key_pem;

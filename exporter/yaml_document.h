@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one way the exporter reads a YAML text (the configuration, the web
 // configuration): a single document, with every problem placed at its
 // file:line:column. yaml-cpp 0.7's own entry points hang on some hostile

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages needed to build, run and test kvm_exit_exporter.
 # Usage: scripts/install_deps.sh [runtime|build|test]   (each level includes the previous)
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds and runs every test: unit, integration (real BPF program and daemon),
 # monitoring (dashboards, rules, deploy files) and the nested-VM suite that
 # produces real kvm:kvm_exit events. Needs root. Extra arguments go to ctest,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loads one kvm_exit counting program (ours, the reference written the
 // common way, or one of the investigation variants of variants.bpf.c), keeps
 // it attached until SIGTERM/SIGINT, then prints the kernel's BPF statistics

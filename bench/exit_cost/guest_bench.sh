@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # Guest side of the per-exit cost benchmark (bench/exit_cost/README.md).
 # Installed as /e2e/checks.sh by run_exit_cost.sh (an extra initramfs archive

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Per-exit cost of the kvm_exit program, measured where kvm:kvm_exit really
 # fires: inside the nested guest of the e2e suite (QEMU TCG, AMD SVM,
 # Debian's kernel with kvm_amd). One boot runs the same exit-heavy test_vmm

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the guest of the nested end-to-end suite: Debian's amd64 kernel (the
 # one linux-image-amd64 depends on) and an initramfs holding busybox, the test
 # VMM, the exporter with its shared libraries, the kvm modules and the guest

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by run_e2e.sh and run_e2e_vmx.sh: the closing report of a suite.
 
 # e2e_report RESULTS START SERIAL_TXT EMULATOR_FAILURES: prints every check,

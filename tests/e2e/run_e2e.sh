@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs the nested end-to-end suite: boots QEMU (TCG, AMD SVM) on Debian's
 # kernel with an initramfs whose /init loads kvm_amd and runs the checks of
 # guest/checks.sh against real kvm:kvm_exit events, then reads the results

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs the Intel (VMX) end-to-end suite: Bochs, which emulates VMX with EPT,
 # boots Debian's kernel from an ISOLINUX ISO; its /init loads kvm_intel and
 # runs vmx/checks.sh against real VMX exits, then powers off. The results are

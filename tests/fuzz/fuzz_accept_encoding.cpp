@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the Accept-Encoding parser (exporter/accept_encoding.cpp) with the raw
 // header value. Beyond sanitizer findings it checks that gzip is never granted
 // by a header that names neither gzip nor "*".

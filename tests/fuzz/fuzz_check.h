@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the fuzz targets share: an invariant check that aborts (so libFuzzer
 // records the input as a crash) and an independent UTF-8 validator, written
 // apart from label_value.cpp's decoder so the two can disagree.

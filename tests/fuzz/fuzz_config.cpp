@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes configuration parsing (ParseConfig in exporter/config.cpp) with YAML
 // text: every input must give either a Config or a ConfigError carrying an
 // actionable message, never a crash or an escaped exception.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes label values and the exposition writer (exporter/label_value.cpp,
 // exporter/exposition_writer.cpp): outside text goes through
 // SanitizeLabelValue, as every VM name does, then into the text format. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes the kvm:kvm_exit tracepoint format parser
 // (ReasonNames::FromTracepointFormat in exporter/reason_names.cpp) with the
 // text of an events/kvm/kvm_exit/format file, then asks the parsed tables for

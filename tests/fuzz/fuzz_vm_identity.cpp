@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes process and cgroup parsing and VM naming: everything IdentifyVm
 // (exporter/vm_identity.cpp) combines, on a ProcessInfo built from the input
 // instead of /proc, so nothing real is read.
@@ -74,7 +75,7 @@ bool IsKnownPlatform(std::string_view platform) {
   return std::find(kPlatforms.begin(), kPlatforms.end(), platform) != kPlatforms.end();
 }
 
-// A name that ends up in a label: clean, bounded, and neither empty nor padded.
+// A VM name as IdentifyVm gives it: clean, bounded, and neither empty nor padded.
 void CheckName(std::string_view name, const char* what) {
   Check(kvmexit::fuzz::IsCleanLabelValue(name, kvmexit::kMaxVmLabelBytes), what);
   Check(name == kvmexit::Trim(name), what);
@@ -121,8 +122,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto other_vmm = kvmexit::DetectOtherVmm(process);
   (void)kvmexit::OtherVmmId(other_vmm, process.argv);
 
+  // Raw, like every source's name: IdentifyVm bounds it below.
   const auto rule_name = kvmexit::NameFromRules(Rules(), process);
-  if (!rule_name.empty()) CheckName(rule_name, "a naming rule gave an unclean name");
+  Check(rule_name.empty() || !kvmexit::Trim(rule_name).empty(), "a naming rule gave a blank name");
 
   // The combination: "" as the Proxmox root reads no file.
   static const std::vector<kvmexit::NamingRule> kNoRules;

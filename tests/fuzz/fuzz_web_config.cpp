@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzzes web configuration parsing (ParseWebConfig in exporter/web_config.cpp,
 // the --web.config.file) with YAML text: every input must give either a
 // WebConfig or a WebConfigError naming its source, never a crash, a hang or an

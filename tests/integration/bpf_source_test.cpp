@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The real BPF program on the running kernel: load, attach, batch reads,
 // atomic removal. Counting real exits needs a nested VM (tests/e2e).
 #include "bpf_exit_source.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The real daemon on loopback: serves exposition that promtool accepts, rejects
 # bad configs with a located message, keeps serving when it cannot attach,
 # reloads its config on SIGHUP, logs and ignores SIGQUIT/SIGUSR1/SIGUSR2, and

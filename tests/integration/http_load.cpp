@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hostile and bursty HTTP clients against a running exporter, from loopback
 // addresses only: slow connections that trickle a request, a burst of parallel
 // scrapes, and POSTs that announce a body they never send. Prints the scrape

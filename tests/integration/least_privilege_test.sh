@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Least privilege (docs/security.md), measured on the real daemon:
 #   as root: once serving, every thread holds exactly the documented
 #     capabilities (CapEff = CapPrm = CapBnd, nothing inheritable or ambient,
@@ -32,7 +33,7 @@ chmod 755 "$work"
 # shellcheck source-path=SCRIPTDIR source=test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
 # Capability bit numbers (linux/capability.h).
-readonly CAP_DAC_READ_SEARCH=2 CAP_SYS_PTRACE=19 CAP_SYS_ADMIN=21 CAP_PERFMON=38 CAP_BPF=39
+readonly CAP_DAC_READ_SEARCH=2 CAP_SYS_PTRACE=19 CAP_PERFMON=38 CAP_BPF=39
 mask() {
   local bits=0 cap
   for cap in "$@"; do bits=$((bits | (1 << cap))); done
@@ -147,7 +148,9 @@ map_id_named() {
   local info id
   for info in /proc/"$daemon"/fdinfo/*; do
     id=$(sed -n 's/^map_id:[[:space:]]*//p' "$info")
-    if [ -n "$id" ] && bpftool map show id "$id" | grep -q " name $1 "; then
+    # grep without -q: exiting at the match can fail bpftool's write (SIGPIPE)
+    # and so the pipeline under pipefail, whatever matched.
+    if [ -n "$id" ] && bpftool map show id "$id" | grep " name $1 " >/dev/null; then
       echo "$id"
       return
     fi

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The real daemon on loopback under hostile and bursty clients (http_load):
 #   1,000 connections trickling a request (500 from 127.0.0.1, 500 from
 #     127.0.0.2-11) while 127.0.0.200 scrapes: every scrape answers in < 1 s;

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
 # Helpers of the integration scripts that start the real daemon (source it):
 # a scratch directory $work, background processes ($pids) killed on exit,
 # PASS/FAIL lines with a closing tally, a free loopback port, and a wait for

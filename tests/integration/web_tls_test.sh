@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # --web.config.file against the real daemon: certificates made with openssl at
 # test time (a CA, a server, a client, an expired server certificate), curl as
-# the client, then a real Prometheus scraping over TLS with basic auth.
+# the client, then a real Prometheus scraping over TLS with basic auth, and
+# openssl s_client probing which versions, cipher suites and curves are offered.
 # Prints one line per check and a closing tally.
 set -euo pipefail
 
@@ -205,6 +207,138 @@ if [ "$code" = 0 ] && grep -q "over TLS with basic auth" <<<"$output"; then
   pass "--config.check accepts a good web config"
 else
   fail "--config.check accepts a good web config" "exit $code: $output"
+fi
+
+# --- 6. versions, cipher suites and curves (openssl s_client) ---------------
+# tls_probe PORT WANT NAME S_CLIENT_ARGS...: WANT is "refused", or what the
+# handshake settles on as "PROTOCOL CIPHER GROUP" in s_client's words, e.g.
+# "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 X25519".
+tls_probe() {
+  local port=$1 want=$2 name=$3 got
+  shift 3
+  if echo | timeout 10 openssl s_client -connect "127.0.0.1:$port" "$@" >"$work/s_client.out" 2>&1; then
+    # TLS 1.3 has no "Protocol :" line; its suites exist in TLS 1.3 only, and
+    # "New, TLSv1.3, Cipher is ..." names the suite's version.
+    got=$(awk '/^New, / {split($0, n, ", "); suite_version = n[2]; c = $NF}
+      /^ *Protocol *:/ {p = $3}
+      /Server Temp Key:/ {sub(/.*Temp Key: /, ""); split($0, k, ", "); g = k[1] == "ECDH" ? k[2] : k[1]}
+      END {print (p != "" ? p : suite_version), c, g}' "$work/s_client.out")
+  else
+    got=refused
+  fi
+  if [ "$got" = "$want" ]; then pass "$name"; else fail "$name" "openssl s_client $*: got $got, want $want"; fi
+}
+# tls_config FILE KEY_LINES...: a web config with the server certificate and KEY_LINES.
+tls_config() {
+  local file=$1
+  shift
+  printf '%s\n' "tls_server_config:" "  cert_file: server.crt" "  key_file: server.key" "$@" >"$file"
+}
+# OpenSSL 3 refuses TLS 1.0/1.1 itself below security level 0: lower it, so
+# that a refusal is the exporter's (the legacy control below is accepted).
+old_tls=(-cipher 'ALL:@SECLEVEL=0')
+
+# The defaults: TLS 1.2 with forward-secret AEAD suites only, TLS 1.3 with its
+# three GCM/ChaCha suites, curves X25519 and P-256/384/521.
+tls_config defaults.yml
+port=$(free_port)
+if start_exporter "$port" defaults.yml; then
+  tls_probe "$port" refused "defaults: TLS 1.0 refused" -tls1 "${old_tls[@]}"
+  tls_probe "$port" refused "defaults: TLS 1.1 refused" -tls1_1 "${old_tls[@]}"
+  tls_probe "$port" refused "defaults: static RSA, CBC (AES128-SHA) refused" -tls1_2 -cipher AES128-SHA
+  tls_probe "$port" refused "defaults: static RSA, GCM (AES256-GCM-SHA384) refused" \
+    -tls1_2 -cipher AES256-GCM-SHA384
+  tls_probe "$port" refused "defaults: ECDHE with CBC (ECDHE-RSA-AES128-SHA) refused" \
+    -tls1_2 -cipher ECDHE-RSA-AES128-SHA
+  tls_probe "$port" refused "defaults: finite-field DHE refused" -tls1_2 -cipher DHE-RSA-AES128-GCM-SHA256
+  for cipher in ECDHE-RSA-AES128-GCM-SHA256 ECDHE-RSA-AES256-GCM-SHA384 ECDHE-RSA-CHACHA20-POLY1305; do
+    tls_probe "$port" "TLSv1.2 $cipher X25519" "defaults: TLS 1.2 $cipher accepted" -tls1_2 -cipher "$cipher"
+  done
+  for suite in TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA256; do
+    tls_probe "$port" "TLSv1.3 $suite X25519" "defaults: TLS 1.3 $suite accepted" -tls1_3 -ciphersuites "$suite"
+  done
+  tls_probe "$port" refused "defaults: TLS 1.3 TLS_AES_128_CCM_SHA256 refused" \
+    -tls1_3 -ciphersuites TLS_AES_128_CCM_SHA256
+  for group in P-256:prime256v1 P-384:secp384r1 P-521:secp521r1; do
+    tls_probe "$port" "TLSv1.3 TLS_AES_128_GCM_SHA256 ${group#*:}" "defaults: curve ${group%%:*} accepted" \
+      -tls1_3 -groups "${group%%:*}"
+  done
+  # prefer_server_cipher_suites defaults to true: the server's order (AES-GCM
+  # first) wins over a client that lists ChaCha20 first.
+  tls_probe "$port" "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 X25519" "defaults: the server's suite order wins" \
+    -tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256
+  tls_probe "$port" refused "defaults: curve X448 refused" -tls1_3 -groups X448
+  tls_probe "$port" refused "defaults: group ffdhe2048 refused" -tls1_3 -groups ffdhe2048
+else
+  fail "exporter starts with the default TLS settings" "$(cat "$work/exporter-$port.log")"
+fi
+
+# Narrowed: one TLS 1.2 suite and one curve. TLS 1.3 keeps its suites (Go's
+# meaning of cipher_suites), on P-384 only.
+tls_config narrow.yml "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]" \
+  "  curve_preferences: [CurveP384]"
+port=$(free_port)
+if start_exporter "$port" narrow.yml; then
+  tls_probe "$port" "TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384 secp384r1" \
+    "narrowed: the one TLS 1.2 suite accepted, on P-384" -tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384
+  for cipher in ECDHE-RSA-AES128-GCM-SHA256 ECDHE-RSA-CHACHA20-POLY1305 AES256-GCM-SHA384 ECDHE-RSA-AES256-SHA; do
+    tls_probe "$port" refused "narrowed: TLS 1.2 $cipher refused" -tls1_2 -cipher "$cipher"
+  done
+  tls_probe "$port" refused "narrowed: TLS 1.2 on X25519 refused" \
+    -tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384 -curves X25519
+  tls_probe "$port" refused "narrowed: TLS 1.2 on P-256 refused" \
+    -tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384 -curves P-256
+  for suite in TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA256; do
+    tls_probe "$port" "TLSv1.3 $suite secp384r1" "narrowed: TLS 1.3 $suite still accepted, on P-384" \
+      -tls1_3 -ciphersuites "$suite"
+  done
+  tls_probe "$port" refused "narrowed: TLS 1.3 on X25519 refused" -tls1_3 -groups X25519
+  tls_probe "$port" refused "narrowed: TLS 1.3 on P-256 refused" -tls1_3 -groups P-256
+else
+  fail "exporter starts with narrowed cipher_suites and curve_preferences" "$(cat "$work/exporter-$port.log")"
+fi
+
+# prefer_server_cipher_suites: false: the client's order wins.
+tls_config client_order.yml "  prefer_server_cipher_suites: false"
+port=$(free_port)
+if start_exporter "$port" client_order.yml; then
+  tls_probe "$port" "TLSv1.2 ECDHE-RSA-CHACHA20-POLY1305 X25519" \
+    "prefer_server_cipher_suites false: the client's suite order wins" \
+    -tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256
+else
+  fail "exporter starts with prefer_server_cipher_suites: false" "$(cat "$work/exporter-$port.log")"
+fi
+
+# The control for the version probes: min_version TLS10 with CBC suites lets
+# the same TLS 1.0 and 1.1 probes through.
+tls_config legacy.yml "  min_version: TLS10" \
+  "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA]"
+port=$(free_port)
+if start_exporter "$port" legacy.yml; then
+  tls_probe "$port" "TLSv1 ECDHE-RSA-AES128-SHA X25519" "min_version TLS10: TLS 1.0 accepted" \
+    -tls1 "${old_tls[@]}"
+  tls_probe "$port" "TLSv1.1 ECDHE-RSA-AES128-SHA X25519" "min_version TLS10: TLS 1.1 accepted" \
+    -tls1_1 "${old_tls[@]}"
+  tls_probe "$port" refused "min_version TLS10, CBC only: TLS 1.2 GCM refused" \
+    -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256
+else
+  fail "exporter starts with min_version TLS10 and CBC suites" "$(cat "$work/exporter-$port.log")"
+fi
+
+# A suite name Go does not know: a located error from --config.check, exit 1.
+tls_config bad_suite.yml "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-RSA-AES256-GCM-SHA384]"
+output=$("$exporter" --web.config.file="$work/bad_suite.yml" --config.check 2>&1) && code=0 || code=$?
+want="$work/bad_suite.yml:4:58: tls_server_config.cipher_suites: unknown cipher suite \"ECDHE-RSA-AES256-GCM-SHA384\""
+if [ "$code" = 1 ] && grep -qF "$want" <<<"$output"; then
+  pass "unknown cipher suite: located error, exit 1"
+else
+  fail "unknown cipher suite: located error, exit 1" "exit $code: $output"
+fi
+output=$("$exporter" --web.config.file="$work/narrow.yml" --config.check 2>&1) && code=0 || code=$?
+if [ "$code" = 0 ]; then
+  pass "--config.check accepts cipher_suites and curve_preferences"
+else
+  fail "--config.check accepts cipher_suites and curve_preferences" "exit $code: $output"
 fi
 
 tally web_tls_test

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Static checks of the Grafana dashboards in dashboards/*.json.
 
 Checks that each file parses, that no data source UID is hard-coded (every

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Serves testdata/sample_metrics.txt as a fake kvm_exit_exporter whose counters move.
 
 A static file makes every rate() 0 and every histogram_quantile() NaN, so the

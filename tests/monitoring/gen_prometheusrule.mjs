@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Writes deploy/kubernetes/prometheusrule.yaml from deploy/prometheus/kvm_exit_exporter.rules.yml,
 // so the Prometheus Operator gets exactly the rules that promtool tests.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs every dashboard query and every rule against a live Prometheus.
 
 Started by prom_live_check.sh, which runs a Prometheus that scrapes one

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Evaluates every dashboard query, variable query and rule against a real
 # Prometheus that scrapes a running kvm_exit_exporter.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs prom_live_check.sh against a fake exporter: fake_exporter.py on
 # 127.0.0.1 serving testdata/sample_metrics.txt with its counters and
 # histograms growing at a constant rate (so rate() and histogram_quantile()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Checks dashboards/, deploy/ and tests/monitoring/ with real tools:
-#   promtool (rules, rule unit tests, configs, sample exposition), the dashboard
+#   promtool (rules, rule unit tests, configs, sample exposition), the storm
+#   signatures' cross-check (rules, docs/storms.md, tests), the dashboard
 #   generator and checker, kubernetes-models + TypeScript for the manifests, the
 #   Compose Specification schema and dockerfile-utils for deploy/docker, apt for
 #   the Dockerfile's package names, systemd-analyze for the unit, and the live
@@ -66,6 +68,10 @@ rules=deploy/prometheus/kvm_exit_exporter.rules.yml
 step "promtool check rules ($rules)" promtool check rules "$rules"
 step "promtool test rules (tests/monitoring/rules_test.yml)" \
   promtool test rules tests/monitoring/rules_test.yml
+step "promtool test rules (tests/monitoring/storms_test.yml: storm signatures)" \
+  promtool test rules tests/monitoring/storms_test.yml
+step "storm signatures agree across rules, docs/storms.md and their tests" \
+  node tests/monitoring/check_storms.mjs
 step "promtool check config (deploy/prometheus/prometheus.yml)" \
   promtool check config deploy/prometheus/prometheus.yml
 

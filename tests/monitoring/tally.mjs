@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared by the deployment validators: the one list of capabilities the
 // exporter may be granted (docs/deploy.md says why each), and a pass/fail tally
 // that ends with the plain "N passed, N failed" line.

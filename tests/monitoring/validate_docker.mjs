@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Validates deploy/docker/ and dashboards/provisioning/ without a Docker engine.
 //
 // - compose.yml: YAML parse, JSON-schema validation against the Compose

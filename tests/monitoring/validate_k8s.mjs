@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Validates deploy/kubernetes/*.yaml.
 //
 // 1. Every YAML document is loaded (npm `yaml`) and validated against its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the Debian package from a configured build directory and checks it end
 # to end, without touching this machine's dpkg database or services:
 #   - cpack -G DEB (into a temporary directory);
@@ -110,6 +111,12 @@ for package in libc6 libstdc++6 libbpf1 libyaml-cpp0.7 libmicrohttpd12 libpromet
   libre2-9 libcap2 libgnutls30 libcrypt1; do
   has_dep "$package" && pass "Depends names $package" || fail "Depends lacks $package: $depends"
 done
+# The docs' source of truth for the dependency list (tests/docs/check_docs.py)
+# is this field: the same package names, so neither can go stale alone.
+documented=$(sed '/^#/d' "$repo/tests/docs/package_depends.txt" | tr ',|' '\n' |
+  sed 's/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | sort -u)
+[[ "$documented" == "$dep_names" ]] && pass "Depends names the packages of tests/docs/package_depends.txt" ||
+  fail "Depends and tests/docs/package_depends.txt differ: $(diff <(echo "$documented") <(echo "$dep_names") | sed -n 's/^[<>] //p' | tr '\n' ' ')"
 # Computed, not listed by hand: every library the binary needs comes from a
 # package that Depends names (dpkg-shlibdeps), whatever the libraries are.
 mkdir -p "$tmp/deb"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cgroup layouts: libvirt machines, Proxmox scopes and VM configs, Kubernetes pods.
 // How these combine with other sources into a VM identity: vm_identity_test.
 #include "cgroup_layout.h"
@@ -49,7 +50,8 @@ TEST(ParseCgroupLayoutTest, NothingRecognised) {
 }
 
 TEST(NameFromCgroupTest, LibvirtDomainOrPodUid) {
-  EXPECT_EQ(NameFromCgroup({Kind::kLibvirtMachine, " db ", ""}), "db");
+  // As found: IdentifyVm, not the source, makes it a label value.
+  EXPECT_EQ(NameFromCgroup({Kind::kLibvirtMachine, " db ", ""}), " db ");
   EXPECT_EQ(NameFromCgroup({Kind::kKubernetesPod, "", "0b7e"}), "pod-0b7e");
   EXPECT_EQ(NameFromCgroup({Kind::kProxmox, "", "100"}), "");
 }
@@ -70,6 +72,7 @@ TEST(ProxmoxNameTest, ConfiguredNameElseVmid) {
   EXPECT_EQ(ProxmoxName("100", {.name = "db", .uuid = ""}), "db");
   EXPECT_EQ(ProxmoxName("100", {}), "vmid-100");
   EXPECT_EQ(ProxmoxName("", {.name = "db", .uuid = ""}), "");
+  EXPECT_EQ(ProxmoxName("100", {.name = " \t", .uuid = ""}), "vmid-100");  // blank: no name
 }
 
 TEST(KubevirtNameTest, FirstUnderscoreSeparatesNamespaceAndVmi) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Drill-down folding (which items keep a series, what goes into "other") and labels.
 #include "drilldown.h"
 #include "drilldown_labels.h"

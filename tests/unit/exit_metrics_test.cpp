@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Metric families built from given map contents, checked in exposition text.
 #include "exit_metrics.h"
 

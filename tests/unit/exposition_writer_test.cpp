@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The text exposition writer: escaping, number formatting, label sets and
 // histogram layout, checked against the exact text the format requires.
 #include "exposition_writer.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one file reader: bounds, errors, and files that report size 0.
 #include "file_text.h"
 

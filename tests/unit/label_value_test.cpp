@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Label values: valid, bounded UTF-8 whatever the input.
 #include "label_value.h"
 

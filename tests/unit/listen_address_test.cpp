@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one listen-address parser: what the config check accepts is what the server binds.
 #include "listen_address.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The site's naming rules on their own: compiling and checking a rule (RE2
 // syntax, the name's group references), matching, capture groups, skipping,
 // and patterns that made std::regex hang or crash. The located messages of a
@@ -50,7 +51,7 @@ TEST(NameFromRulesTest, NoRulesNoName) { EXPECT_EQ(NameFromRules({}, Process({"q
 TEST(NameFromRulesTest, CmdlineIsTheArgumentsJoinedBySpaces) {
   const std::vector<NamingRule> rules = {CmdlineRule(R"(-drive file=/vm/(\w+)\.img)", " img-$1 ")};
   EXPECT_EQ(NameFromRules(rules, Process({"qemu", "-drive", "file=/vm/t7.img,if=virtio"})),
-            "img-t7");  // trimmed like every name
+            " img-t7 ");  // as expanded: IdentifyVm trims every source's name
 }
 
 TEST(NameFromRulesTest, CgroupRulesSeeTheCgroupPath) {
@@ -63,7 +64,8 @@ TEST(NameFromRulesTest, CgroupRulesSeeTheCgroupPath) {
 TEST(NameFromRulesTest, UncompiledRulesAndEmptyNamesDoNotMatch) {
   const std::vector<NamingRule> rules = {
       Uncompiled(NamingRule::Source::kCmdline, "qemu", "not-compiled"),
-      CmdlineRule("(x)?qemu", "$1"),  // the group took no part: ""
+      CmdlineRule("(x)?qemu", "$1"),     // the group took no part: ""
+      CmdlineRule("(x)?qemu", " $1\t"),  // blank
       CmdlineRule("qemu", "third"),
   };
   EXPECT_EQ(NameFromRules(rules, Process({"qemu"})), "third");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Firecracker, cloud-hypervisor and crosvm: recognition and their own VM ids.
 // How these combine with other sources into a VM identity: vm_identity_test.
 #include "other_vmm.h"

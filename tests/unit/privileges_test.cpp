@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Least privilege: which capabilities are kept for which host (pure), and,
 // as root, what DropCapabilities leaves a process with and that the BPF
 // program still loads, attaches and has its maps read and deleted with only

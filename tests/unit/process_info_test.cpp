@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Process reading: /proc/PID/stat and /proc/PID/cgroup parsing, and a fake
 // /proc tree for missing and zombie processes. Real processes are read in
 // vm_identity_test (RealProcessTest).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // QEMU/libvirt command lines and the option syntax other sources share.
 // How these combine with other sources into a VM identity: vm_identity_test.
 #include "qemu_cmdline.h"
@@ -11,19 +12,37 @@ constexpr char kUuid[] = "8f0d4a3e-1c2b-4d5e-9f60-718293a4b5c6";
 
 using Args = std::vector<std::string>;
 
-TEST(ParseQemuCmdlineTest, LibvirtGuestKeyUuidAndProxmoxId) {
+TEST(ParseQemuCmdlineTest, GuestKeyUuidAndProxmoxId) {
   const auto qemu = ParseQemuCmdline({"kvm", "-id", "102", "-name", "guest=web01,debug-threads=on",
                                       "-uuid", "8F0D4A3E-1C2B-4D5E-9F60-718293A4B5C6"});
   EXPECT_EQ(qemu.name, "web01");
-  EXPECT_TRUE(qemu.libvirt_style);
+  EXPECT_FALSE(qemu.started_by_libvirt);  // guest= is QEMU syntax anyone writes
   EXPECT_EQ(qemu.uuid, kUuid);
   EXPECT_EQ(qemu.proxmox_vmid, "102");
 }
 
-TEST(ParseQemuCmdlineTest, ImpliedNameKeyIsNotLibvirtStyle) {
+TEST(ParseQemuCmdlineTest, LibvirtsMasterKeyInEitherObjectSyntax) {
+  const Args libvirt_9 = {"qemu-system-x86_64",
+                          "-name",
+                          "guest=web01,debug-threads=on",
+                          "-S",
+                          "-object",
+                          R"({"qom-type":"secret","id":"masterKey0","format":"raw",)"
+                          R"("file":"/var/lib/libvirt/qemu/domain-1-web01/master-key.aes"})"};
+  EXPECT_TRUE(ParseQemuCmdline(libvirt_9).started_by_libvirt);
+  EXPECT_TRUE(ParseQemuCmdline({"qemu-kvm", "-object",
+                                "secret,id=masterKey0,format=raw,file=/var/lib/libvirt/"
+                                "qemu/domain-2-db/master-key.aes"})
+                  .started_by_libvirt);
+  EXPECT_FALSE(ParseQemuCmdline({"qemu-kvm", "-object", "secret,id=mysecret,data=x", "-name",
+                                 "guest=masterKey0"})
+                   .started_by_libvirt);
+}
+
+TEST(ParseQemuCmdlineTest, ImpliedNameKey) {
   const auto qemu = ParseQemuCmdline({"qemu-system-x86_64", "-name", "plain,process=p"});
   EXPECT_EQ(qemu.name, "plain");
-  EXPECT_FALSE(qemu.libvirt_style);
+  EXPECT_FALSE(qemu.started_by_libvirt);
   EXPECT_EQ(qemu.proxmox_vmid, "");
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The exporter's own instrumentation: what each event does to its family, in
 // the exposition text prometheus-cpp writes.
 #include "self_metrics.h"

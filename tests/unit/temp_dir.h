@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Test helpers for tests that read files: a temporary directory removed with
 // everything in it when the test ends, and a one-call file writer.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared text helpers: the edge cases every parser relies on.
 #include "text.h"
 

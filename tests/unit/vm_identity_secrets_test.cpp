@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Command-line secrets never reach a label. A QEMU command line carries
 // passwords and keys (`-object secret,data=...`, `password=` of -vnc/-spice,
 // Ceph keys in -drive); /metrics is readable by anyone who reaches the port.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // VM identity: how IdentifyVm combines the sources (name precedence and
 // platform) for every supported platform layout, on made-up processes and on
 // real helper processes whose command line and cgroup look like QEMU/libvirt,
@@ -27,6 +28,7 @@
 #include "label_value.h"
 #include "naming_rules.h"
 #include "temp_dir.h"
+#include "text.h"
 
 namespace kvmexit {
 namespace {
@@ -34,6 +36,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kUuid[] = "8f0d4a3e-1c2b-4d5e-9f60-718293a4b5c6";
+// The -object libvirt 9.0 gives every QEMU it starts.
+constexpr char kLibvirtMasterKey[] =
+    R"({"qom-type":"secret","id":"masterKey0","format":"raw",)"
+    R"("file":"/var/lib/libvirt/qemu/domain-1-web01/master-key.aes"})";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -83,10 +89,19 @@ void WriteProxmoxConfig(const fs::path& pve_root, std::string_view vmid,
 // QEMU and libvirt command lines
 
 TEST(IdentifyVmTest, LibvirtGuestNameAndUuid) {
-  const auto process =
-      Process({"/usr/bin/qemu-system-x86_64", "-name", "guest=web01,debug-threads=on", "-S",
-               "-uuid", "8F0D4A3E-1C2B-4D5E-9F60-718293A4B5C6", "-machine", "q35"});
+  const auto process = Process(
+      {"/usr/bin/qemu-system-x86_64", "-name", "guest=web01,debug-threads=on", "-S", "-object",
+       kLibvirtMasterKey, "-uuid", "8F0D4A3E-1C2B-4D5E-9F60-718293A4B5C6", "-machine", "q35"});
   EXPECT_EQ(Identify(process), Expected("web01", kPlatformLibvirt, kUuid));
+}
+
+// Found on a Debian 12 host: `qemu-system-x86_64 -name guest=NAME` started by
+// hand was labelled libvirt's. Outside libvirt's cgroup and without its master
+// key it is a plain QEMU, named the same.
+TEST(IdentifyVmTest, GuestKeyStartedByHandIsPlainQemu) {
+  EXPECT_EQ(Identify(Process(
+                {"qemu-system-x86_64", "-enable-kvm", "-name", "guest=byhand", "-uuid", kUuid})),
+            Expected("byhand", kPlatformQemu, kUuid));
 }
 
 TEST(IdentifyVmTest, PlainQemuName) {
@@ -264,6 +279,63 @@ TEST(IdentifyVmTest, NamesAreCappedAndValidUtf8) {
       Identify(Process({"qemu-system-x86_64", "-name", "guest=" + std::string(500, 'n') + "\xff"}))
           .name;
   EXPECT_EQ(name, std::string(kMaxVmLabelBytes, 'n'));
+}
+
+// Every source, fed an overlong value with an invalid byte and a control
+// character in it, gives a bounded clean name: the bound is IdentifyVm's, not
+// each source's (fuzz_vm_identity found a 150-digit Proxmox vmid in a cgroup
+// after the kubepods pod UID had been bounded at its source).
+TEST(IdentifyVmTest, EverySourceIsBoundedAtTheOneExit) {
+  const std::string overlong = " " + std::string(300, 'v') + "\x01\xff" + std::string(300, 'w');
+  const std::string digits(150, '7');
+  TempDir pve;
+  WriteProxmoxConfig(pve.path(), "105", "name: " + overlong + "\n");
+  struct Case {
+    const char* source;
+    VmIdentity identity;
+    std::string_view platform;
+  };
+  const Case cases[] = {
+      {"qemu -name", Identify(Process({"qemu-system-x86_64", "-name", overlong})), kPlatformQemu},
+      {"libvirt guest=",
+       Identify(Process({"qemu-system-x86_64", "-name", "guest=" + overlong + ",debug-threads=on",
+                         "-object", kLibvirtMasterKey})),
+       kPlatformLibvirt},
+      {"kubevirt domain",
+       Identify(Process({"qemu-kvm", "-name", "guest=ns_" + overlong},
+                        "/kubepods/pod0b7e5a3c-96f1-4c1a-8d3b-2f6a1e9c7d40/c")),
+       kPlatformKubevirt},
+      {"libvirt cgroup scope",
+       Identify(Process({}, "/machine.slice/machine-qemu\\x2d1\\x2d" + overlong + ".scope", "x")),
+       kPlatformLibvirt},
+      {"proxmox cgroup vmid (the fuzz reproducer)",
+       Identify(Process({"/usr/bin/kvm"}, "/qemu.slice/" + digits + ".scope")), kPlatformProxmox},
+      {"proxmox -id", Identify(Process({"/usr/bin/kvm", "-id", digits})), kPlatformProxmox},
+      {"proxmox config name",
+       Identify(Process({"/usr/bin/kvm"}, "/qemu.slice/105.scope"), {}, pve.path().string()),
+       kPlatformProxmox},
+      {"firecracker --id", Identify(Process({"firecracker", "--id", overlong})),
+       kPlatformFirecracker},
+      {"cloud-hypervisor socket",
+       Identify(Process({"cloud-hypervisor", "--api-socket", "/run/" + overlong + ".sock"})),
+       kPlatformCloudHypervisor},
+      {"crosvm tag", Identify(Process({"crosvm", "run", "--syslog-tag", overlong})),
+       kPlatformCrosvm},
+      {"naming rule",
+       Identify(Process({"qemu-system-x86_64"}),
+                {Rule(NamingRule::Source::kCmdline, "qemu", std::string(300, 'r') + "$0\t")}),
+       kPlatformRule},
+      {"process name", Identify(Process({}, "/", overlong)), kPlatformProcess},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.source);
+    const std::string& name = c.identity.name;
+    EXPECT_EQ(c.identity.platform, c.platform);
+    EXPECT_FALSE(name.empty());
+    EXPECT_LE(name.size(), kMaxVmLabelBytes);
+    EXPECT_EQ(name, SanitizeLabelValue(name));  // valid UTF-8, no control character
+    EXPECT_EQ(name, std::string(Trim(name)));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -504,6 +576,8 @@ TEST_F(RealProcessTest, LibvirtCommandLine) {
                                          "-name",
                                          "guest=web01,debug-threads=on",
                                          "-S",
+                                         "-object",
+                                         kLibvirtMasterKey,
                                          "-uuid",
                                          kUuid,
                                          "-machine",

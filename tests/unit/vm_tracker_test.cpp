@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "vm_tracker.h"
 
 #include <gmock/gmock.h>

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # The nested end-to-end checks (issue 3), run by /init inside the QEMU guest
 # where kvm_amd makes real kvm:kvm_exit events. Prints one line per check:

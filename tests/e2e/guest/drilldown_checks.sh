@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # The drill-downs (issue 14), exact, shared by the AMD (QEMU) and Intel
 # (Bochs) suites: sourced by guest/checks.sh and vmx/checks.sh after lib.sh.

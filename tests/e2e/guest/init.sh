@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # PID 1 of the nested test guest (initramfs /init): mounts the kernel file
 # systems, loads kvm_amd, brings up the NIC for the host's port forward, runs

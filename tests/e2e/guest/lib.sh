@@ -1,4 +1,5 @@
 # shellcheck shell=dash
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck disable=SC2034 # the variables are used by checks.sh
 # Helpers of the guest-side checks (busybox sh and awk), sourced by checks.sh.
 

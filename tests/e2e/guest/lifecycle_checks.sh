@@ -1,4 +1,5 @@
 # shellcheck shell=dash
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck disable=SC3043 # busybox sh has `local`
 # Nested checks of the VM tracker (issue 4) and the live Prometheus check
 # (issue 5). Sourced by checks.sh, whose helpers they use (run_vmm,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # Side by side with an independent tool (issue 13): `perf kvm stat record`
 # (Debian's linux-perf, copied into the image with its libraries by

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # The Intel (VMX) end-to-end checks, run by vmx/init.sh inside Bochs, where
 # kvm_intel makes real VMX exits. Prints one line per check:

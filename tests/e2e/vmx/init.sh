@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # PID 1 of the Intel (VMX) test guest under Bochs: mounts the kernel file
 # systems, loads kvm_intel, runs /e2e/vmx/checks.sh and powers off. Results go
