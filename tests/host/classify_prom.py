@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Splits prom_live_check.py's failures into "needs a non-default setting"
 and real failures, for the host suite, which runs the exporter at its
 packaged defaults (no exit_handling_time, no drill-down).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # mmdebstrap's customize hook for tests/host/build_image.sh: $1 is the
 # finished root tree. Adds the control service that drives the host suite's
 # guest, its network and a quiet boot.

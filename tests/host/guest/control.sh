@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The host suite's checks, run inside the booted Debian 12 image as root by
 # host-test-control.service (tests/host/image_customize.sh) from the 9p share
 # /mnt/host, which run_host.sh fills with this script, tests/e2e/guest/lib.sh
