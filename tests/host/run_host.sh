@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The host suite: the exporter as users run it. Boots a Debian 12 system
 # image (tests/host/build_image.sh, cached) under QEMU TCG with AMD SVM, so
 # that the guest's kvm_amd makes real kvm:kvm_exit events; the guest installs
@@ -12,7 +13,8 @@
 # usage: run_host.sh BUILD_DIR OUT_DIR
 #   BUILD_DIR  a configured and built tree (CPackConfig.cmake, kvm_exit_exporter)
 # Environment: HOST_TIMEOUT (seconds for the guest, default 900),
-# HOST_KERNEL_PACKAGE (default linux-image-amd64: Debian 12's 6.1),
+# HOST_KERNEL (default 6.1: Debian 12's linux-image-amd64; 6.12: its
+# linux-image-6.12-amd64; both are in the image),
 # HOST_IMAGE_CACHE (default /var/cache/kvm-exit-exporter-tests),
 # HOST_PROM_SECONDS (default 20: Prometheus scrapes before the queries run),
 # HOST_DEBUG_DROPIN_CAPS (debugging the suite only: capabilities a drop-in
@@ -78,7 +80,12 @@ log "packages: $(basename "$deb"), upgrade to $new_version"
 mapfile -t depends < <(dpkg-deb -f "$deb" Depends | tr ',|' '\n' | sed 's/(.*)//; s/[[:space:]]//g' | sed '/^$/d' | sort -u)
 image_start=$SECONDS
 image=$("$SCRIPT_DIR/build_image.sh" "${depends[@]}") || die "build_image.sh failed"
-log "image $image ($((SECONDS - image_start)) s)"
+kernel_version=${HOST_KERNEL:-6.1}
+kernels=("$image/vmlinuz-$kernel_version".*)
+[[ ${#kernels[@]} == 1 && -f ${kernels[0]} ]] || die "no single $kernel_version kernel in $image: ${kernels[*]}"
+kernel=${kernels[0]}
+initrd=$image/initrd.img-${kernel##*/vmlinuz-}
+log "image $image ($((SECONDS - image_start)) s), kernel ${kernel##*/vmlinuz-}"
 for dep in "${depends[@]}"; do
   grep -q "^$dep " "$image/packages.txt" || die "the image lacks $dep, a Depends of the package"
 done
@@ -134,7 +141,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
   -accel tcg,thread=single -cpu qemu64,+svm -m 3G -smp 2 \
   -nodefaults -display none -no-reboot \
   -serial "file:$CONSOLE_LOG" -serial "file:$CONTROL_LOG" \
-  -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+  -kernel "$kernel" -initrd "$initrd" \
   -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=auto" \
   -drive "file=$image/disk.raw,format=raw,if=virtio,snapshot=on" \
   -virtfs "local,path=$OUT/share,mount_tag=hostshare,security_model=none,id=hostshare" \
