@@ -217,7 +217,7 @@ section "identity"
 sleep 10
 scrape_to "$WORK/vms.prom" || fail scrape_vms "no /metrics"
 grep -E '^kvm_vm_info' "$WORK/vms.prom" | sed 's/^/  labels: /'
-# check_identity CHECK PID NAME UUID PLATFORM [known_bug]
+# check_identity CHECK PID NAME UUID PLATFORM
 check_identity() {
   local line
   line=$(grep -E "^kvm_vm_info\\{.*pid=\"$2\"" "$WORK/vms.prom" | head -n 1)
@@ -233,10 +233,6 @@ check_identity() {
     info "identity $1: vm=\"$got_vm\" vm_uuid=\"$got_uuid\" platform=\"$got_platform\""
     if [[ $got_vm == "$3" && $got_uuid == "$4" && $got_platform == "$5" ]]; then
       pass "$1"
-    elif [[ $got_vm == "$3" && $got_uuid == "$4" && $got_platform == libvirt && ${6:-} == known_bug ]]; then
-      # Known: qemu_cmdline.cpp takes `-name guest=` for libvirt's style; the
-      # fix is not decided yet, so this reports it without failing the suite.
-      skip "$1" "known bug: a QEMU started by hand with -name guest=NAME gets platform=\"libvirt\" (expected \"$5\")"
     else
       fail "$1" "labels vm=\"$got_vm\" vm_uuid=\"$got_uuid\" platform=\"$got_platform\", expected vm=\"$3\" vm_uuid=\"$4\" platform=\"$5\""
     fi
@@ -244,7 +240,9 @@ check_identity() {
 }
 check_identity identity_libvirt "$lv_pid" "$LV_NAME" "$LV_UUID" libvirt
 check_identity identity_qemu_name "$qa_pid" "$QA_NAME" "$QA_UUID" qemu
-check_identity identity_qemu_guest_name "$qb_pid" "$QB_NAME" "$QB_UUID" qemu known_bug
+# -name guest=NAME without libvirt's cgroup is a QEMU started by hand: main
+# labelled it platform="libvirt" until c455d2d (vm identity: ... is qemu, not libvirt).
+check_identity identity_qemu_guest_name "$qb_pid" "$QB_NAME" "$QB_UUID" qemu
 for v in "lv:$lv_pid" "qa:$qa_pid" "qb:$qb_pid"; do
   n=$(metric_count "$WORK/vms.prom" kvm_vm_boot_exits "pid=${v#*:}")
   if [[ -n ${v#*:} && $n -gt 0 ]]; then
