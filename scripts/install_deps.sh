@@ -19,6 +19,7 @@ test_packages=(
   curl python3 prometheus
   openssl apache2-utils # tests/integration/web_tls_test.sh: certificates, htpasswd -B
   qemu-system-x86 busybox-static cpio xz-utils zstd kmod
+  mmdebstrap e2fsprogs # tests/host/build_image.sh: the Debian 12 system image of the host suite
   bochs bochsbios vgabios isolinux syslinux-common xorriso # tests/e2e/run_e2e_vmx.sh (Intel VMX suite)
   lintian systemd # tests/package/check_deb.sh: lintian, systemd-analyze verify
   clang-14 libclang-rt-14-dev # scripts/fuzz.sh: libFuzzer, ASan and UBSan runtimes
