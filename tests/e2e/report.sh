@@ -1,6 +1,23 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: Apache-2.0
-# Sourced by run_e2e.sh and run_e2e_vmx.sh: the closing report of a suite.
+# Sourced by the host side of the VM suites (tests/e2e/run_e2e.sh,
+# run_e2e_vmx.sh, tests/host/run_host.sh): a free port for the guest's
+# forwarded exporter, and the closing report of a suite. The caller defines
+# log and die.
+
+# A loopback TCP port nobody listens on.
+free_port() {
+  local port tries=0
+  while ((tries < 50)); do
+    port=$((20000 + RANDOM % 30000))
+    if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+      printf '%s\n' "$port"
+      return 0
+    fi
+    tries=$((tries + 1))
+  done
+  die "no free loopback port found"
+}
 
 # e2e_report RESULTS START SERIAL_TXT EMULATOR_FAILURES: prints every check,
 # the wall time since START and `N passed, N failed[, N skipped]`; returns 1

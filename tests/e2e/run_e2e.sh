@@ -29,20 +29,6 @@ usage() {
   exit 2
 }
 
-# A loopback TCP port nobody listens on.
-free_port() {
-  local port tries=0
-  while ((tries < 50)); do
-    port=$((20000 + RANDOM % 30000))
-    if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-      printf '%s\n' "$port"
-      return 0
-    fi
-    tries=$((tries + 1))
-  done
-  die "no free loopback port found"
-}
-
 # http_get PORT PATH: body of an HTTP/1.0 GET to 127.0.0.1:PORT (curl-free).
 http_get() {
   # shellcheck disable=SC2016 # expanded by the inner bash

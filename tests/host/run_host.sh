@@ -40,20 +40,6 @@ mkdir -p "$2"
 OUT=$(cd "$2" && pwd)
 start=$(date +%s.%N)
 
-# A loopback TCP port nobody listens on.
-free_port() {
-  local port tries=0
-  while ((tries < 50)); do
-    port=$((20000 + RANDOM % 30000))
-    if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-      printf '%s\n' "$port"
-      return 0
-    fi
-    tries=$((tries + 1))
-  done
-  die "no free loopback port found"
-}
-
 "$REPO/scripts/install_deps.sh" test >/dev/null
 
 # ---- The packages: this tree's, and the same with a higher version (upgrade) ----------
