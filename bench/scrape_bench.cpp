@@ -42,6 +42,7 @@
 
 #include "bpf_exit_source.h"
 #include "exporter_app.h"
+#include "fake_vmms.h"
 #include "unique_fd.h"
 
 namespace {
@@ -53,31 +54,6 @@ constexpr int kVcpusPerVm = 4;
 constexpr int kReasonsPerVm = 20;
 constexpr std::uint32_t kMapCapacity = 131072;   // room for the largest shape's 80,000 entries
 constexpr std::uint32_t kDrilldownMaxKeys = 32;  // collector.drilldown_max_keys default
-
-// Child processes stand in for VMMs, so VM naming and liveness run for real.
-class FakeVmms {
- public:
-  explicit FakeVmms(int count) {
-    for (int i = 0; i < count; ++i) {
-      const pid_t pid = ::fork();
-      if (pid == 0) {
-        ::pause();
-        ::_exit(0);
-      }
-      pids_.push_back(pid);
-    }
-  }
-  ~FakeVmms() {
-    for (pid_t pid : pids_) ::kill(pid, SIGKILL);
-    for (pid_t pid : pids_) ::waitpid(pid, nullptr, 0);
-  }
-  FakeVmms(const FakeVmms&) = delete;
-  FakeVmms& operator=(const FakeVmms&) = delete;
-  const std::vector<pid_t>& pids() const { return pids_; }
-
- private:
-  std::vector<pid_t> pids_;
-};
 
 std::vector<VmExitCount> MapContents(const std::vector<pid_t>& pids, bool per_vcpu) {
   std::vector<VmExitCount> counts;
@@ -323,7 +299,8 @@ double RawReadMillis(const std::vector<VmExitCount>& contents,
 
 std::optional<ShapeResult> RunShape(int vms, bool per_vcpu, int scrapes, int io_keys = 0,
                                     int kinds = 1) {
-  FakeVmms vmms(vms);
+  // Child processes stand in for VMMs, so VM naming and liveness run for real.
+  kvmexit::bench::FakeVmms vmms(vms);
   const std::vector<VmExitCount> contents = MapContents(vmms.pids(), per_vcpu);
   const std::vector<kvmexit::DrilldownCount> drilldown =
       DrilldownContents(vmms.pids(), io_keys, io_keys > 0 ? kinds : 0);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "exposition_writer.h"
+#include "fake_vmms.h"
 #include "file_text.h"
 #include "process_info.h"
 #include "vcpu_time.h"
@@ -45,51 +46,13 @@ double Median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-void* Idle(void*) {
-  ::pause();
-  return nullptr;
-}
-
-// VMS children, each with kVcpus threads besides its main one.
-class FakeVmms {
- public:
-  explicit FakeVmms(int count) {
-    for (int i = 0; i < count; ++i) {
-      const pid_t pid = ::fork();
-      if (pid == 0) {
-        for (int t = 0; t < kVcpus; ++t) {
-          pthread_t thread;
-          pthread_attr_t attr;
-          pthread_attr_init(&attr);
-          pthread_attr_setstacksize(&attr, 64 * 1024);
-          pthread_create(&thread, &attr, Idle, nullptr);
-        }
-        ::pause();
-        ::_exit(0);
-      }
-      pids_.push_back(pid);
-    }
-    ::usleep(500'000);  // every thread started
-  }
-  ~FakeVmms() {
-    for (pid_t pid : pids_) ::kill(pid, SIGKILL);
-    for (pid_t pid : pids_) ::waitpid(pid, nullptr, 0);
-  }
-  FakeVmms(const FakeVmms&) = delete;
-  FakeVmms& operator=(const FakeVmms&) = delete;
-  const std::vector<pid_t>& pids() const { return pids_; }
-
- private:
-  std::vector<pid_t> pids_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace kvmexit;
   const int vms = argc > 1 ? std::stoi(argv[1]) : 1000;
   const int rounds = argc > 2 ? std::stoi(argv[2]) : 5;
-  FakeVmms fakes(vms);
+  kvmexit::bench::FakeVmms fakes(vms, kVcpus);
   std::vector<VcpuTimeProcess> processes;
   for (pid_t pid : fakes.pids()) {
     const auto start = ReadStartTicks("/proc", static_cast<std::uint32_t>(pid));
