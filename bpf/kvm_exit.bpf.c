@@ -526,8 +526,7 @@ int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __u32 *reason)
 {
 	if (btf_vendor_isa == KVM_EXIT_ISA_SVM && isa == KVM_EXIT_ISA_SVM) {
-		/* kvm's to_svm(): struct kvm_vcpu is embedded in struct vcpu_svm. */
-		struct vcpu_svm *svm = (void *)vcpu - bpf_core_field_offset(struct vcpu_svm, vcpu);
+		struct vcpu_svm *svm = kvm_to_svm(vcpu);
 		struct vmcb *vmcb;
 
 		if (bpf_core_read(&vmcb, sizeof(vmcb), &svm->vmcb) != 0)
@@ -535,7 +534,7 @@ static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __
 		return bpf_core_read(reason, sizeof(*reason), &vmcb->control.exit_code);
 	}
 	if (btf_vendor_isa == KVM_EXIT_ISA_VMX && isa == KVM_EXIT_ISA_VMX) {
-		struct vcpu_vmx *vmx = (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
+		struct vcpu_vmx *vmx = kvm_to_vmx(vcpu);
 
 		if (bpf_core_read(reason, sizeof(*reason), &vmx->exit_reason.full) != 0)
 			return -1;
@@ -553,9 +552,8 @@ static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long 
 
 	/*
 	 * Never NULL in KVM, but Linux 6.12 types tp_btf pointer arguments as
-	 * maybe-NULL and refuses the arithmetic of read_exit_reason on them
-	 * ("pointer arithmetic on trusted_ptr_or_null_ prohibited") unless
-	 * they are checked first.
+	 * maybe-NULL and refuses a load through one unchecked (vcpu->vcpu_id
+	 * below); kvm_to_svm/kvm_to_vmx check before their arithmetic.
 	 */
 	if (!vcpu || read_exit_reason(vcpu, isa, &reason) != 0) {
 		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);

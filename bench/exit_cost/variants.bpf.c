@@ -174,12 +174,12 @@ int empty_raw(void *ctx)
 static __always_inline __u32 exit_reason_of(struct kvm_vcpu *vcpu, __u32 isa)
 {
 	if (isa == KVM_EXIT_ISA_SVM && bpf_core_type_exists(struct vcpu_svm)) {
-		struct vcpu_svm *svm = (void *)vcpu - bpf_core_field_offset(struct vcpu_svm, vcpu);
+		struct vcpu_svm *svm = kvm_to_svm(vcpu);
 
 		return BPF_CORE_READ(svm, vmcb, control.exit_code);
 	}
 	if (isa == KVM_EXIT_ISA_VMX && bpf_core_type_exists(struct vcpu_vmx)) {
-		struct vcpu_vmx *vmx = (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
+		struct vcpu_vmx *vmx = kvm_to_vmx(vcpu);
 
 		return BPF_CORE_READ(vmx, exit_reason.full) &
 		       (KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY);
@@ -194,7 +194,7 @@ static __always_inline __u32 exit_reason_of(struct kvm_vcpu *vcpu, __u32 isa)
  */
 static __always_inline int floor_count(struct kvm_vcpu *vcpu, __u32 *reason)
 {
-	struct vcpu_svm *svm = (void *)vcpu - bpf_core_field_offset(struct vcpu_svm, vcpu);
+	struct vcpu_svm *svm = kvm_to_svm(vcpu);
 	struct vmcb *vmcb;
 	__u32 zero = 0;
 	struct reason_counts *counts;
@@ -224,7 +224,7 @@ int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
  */
 static __always_inline int floor_count_vmx(struct kvm_vcpu *vcpu, __u32 *reason)
 {
-	struct vcpu_vmx *vmx = (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
+	struct vcpu_vmx *vmx = kvm_to_vmx(vcpu);
 	__u32 zero = 0;
 	struct reason_counts *counts;
 
