@@ -37,12 +37,27 @@ vt_start() {
   VT_PID=$!
 }
 
-# vt_window TAG: scrapes $WORK/vt-TAG-0.prom, waits VT_GAP_S, scrapes -1.prom
+# vt_window TAG PID...: scrapes $WORK/vt-TAG-0.prom once every PID has its
+# vCPU time series (up to 3 s more: a vCPU thread is found at its first guest
+# tick and brings its whole history, which must not fall inside the window),
+# waits VT_GAP_S, scrapes -1.prom
 vt_window() {
+  local tag=$1 tries=0 pid missing
+  shift
   sleep "$VT_WARMUP_S"
-  scrape "$WORK/vt-$1-0.prom" || return 1
+  while :; do
+    scrape "$WORK/vt-$tag-0.prom" || return 1
+    missing=0
+    for pid in "$@"; do
+      [ "$(metric_count "$WORK/vt-$tag-0.prom" kvm_vm_vcpu_seconds_total "pid=$pid")" = 4 ] ||
+        missing=1
+    done
+    [ "$missing" = 0 ] || [ "$tries" -ge 3 ] && break
+    tries=$((tries + 1))
+    sleep 1
+  done
   sleep "$VT_GAP_S"
-  scrape "$WORK/vt-$1-1.prom"
+  scrape "$WORK/vt-$tag-1.prom"
 }
 
 # vt_delta TAG PID MODE -> seconds MODE grew between the window's scrapes
@@ -102,7 +117,7 @@ check_vcpu_time_spin() {
   local cpu=$1 out="$WORK/vt-spin.out"
   vt_start "$out" "$cpu" -name guest=vtspin --mode spin --seconds $((VT_WARMUP_S + VT_GAP_S + 4))
   local pid=$VT_PID
-  vt_window spin || { fail vcpu_time_spin "wget $METRICS_URL failed"; vt_stop "$pid"; return 0; }
+  vt_window spin "$pid" || { fail vcpu_time_spin "wget $METRICS_URL failed"; vt_stop "$pid"; return 0; }
   vt_stop "$pid"
   if ! vt_shares spin "$pid"; then
     fail vcpu_time_spin "no kvm_vm_vcpu_seconds_total series for the spinning VM (pid $pid)"
@@ -122,7 +137,7 @@ check_vcpu_time_pair() {
   p1=$VT_PID
   vt_start "$WORK/vt-pair2.out" "$cpu" -name guest=vtpair2 --mode spin --seconds $((VT_WARMUP_S + VT_GAP_S + 4))
   p2=$VT_PID
-  vt_window pair || { fail vcpu_time_pair "wget $METRICS_URL failed"; vt_stop "$p1"; vt_stop "$p2"; return 0; }
+  vt_window pair "$p1" "$p2" || { fail vcpu_time_pair "wget $METRICS_URL failed"; vt_stop "$p1"; vt_stop "$p2"; return 0; }
   vt_stop "$p1"
   vt_stop "$p2"
   for pid in $p1 $p2; do
@@ -143,7 +158,7 @@ check_vcpu_time_halt() {
   vt_start "$WORK/vt-halt.out" "$cpu" -name guest=vthalt --mode spinhalt --spin-ms 500 \
     --seconds $((VT_WARMUP_S + VT_GAP_S + 4))
   pid=$VT_PID
-  vt_window halt || { fail vcpu_time_halt "wget $METRICS_URL failed"; vt_stop "$pid"; return 0; }
+  vt_window halt "$pid" || { fail vcpu_time_halt "wget $METRICS_URL failed"; vt_stop "$pid"; return 0; }
   vt_stop "$pid"
   if ! vt_shares halt "$pid"; then
     fail vcpu_time_halt "no kvm_vm_vcpu_seconds_total series for the halted VM (pid $pid)"
@@ -161,7 +176,7 @@ check_vcpu_time_io_delay() {
   vmm_start "$out" -name guest=vtio,debug-threads=on --io-seconds $((VT_WARMUP_S + VT_GAP_S + 4)) \
     --io-delay-us 4000
   pid=$VMM_PID
-  vt_window io || { fail vcpu_time_io_delay "wget $METRICS_URL failed"; vt_stop "$pid"; return 0; }
+  vt_window io "$pid" || { fail vcpu_time_io_delay "wget $METRICS_URL failed"; vt_stop "$pid"; return 0; }
   vt_stop "$pid"
   if ! vt_shares io "$pid"; then
     fail vcpu_time_io_delay "no kvm_vm_vcpu_seconds_total series for the IO-delay VM (pid $pid): its vCPU thread was never charged a guest tick"
