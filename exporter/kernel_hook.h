@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string_view>
+#include <utility>
 
 namespace kvmexit {
 
@@ -19,24 +20,24 @@ enum class KernelHook {
 // The names used in config (kernel.hook) and logs.
 inline constexpr std::string_view kKernelHookNames = "auto, tp_btf, raw_tp or tracepoint";
 
+// Each hook with its name, once: parsing and naming both read this table.
+inline constexpr std::pair<KernelHook, std::string_view> kKernelHookTable[] = {
+    {KernelHook::kAuto, "auto"},
+    {KernelHook::kTpBtf, "tp_btf"},
+    {KernelHook::kRawTp, "raw_tp"},
+    {KernelHook::kTracepoint, "tracepoint"},
+};
+
 inline std::optional<KernelHook> ParseKernelHook(std::string_view name) {
-  if (name == "auto") return KernelHook::kAuto;
-  if (name == "tp_btf") return KernelHook::kTpBtf;
-  if (name == "raw_tp") return KernelHook::kRawTp;
-  if (name == "tracepoint") return KernelHook::kTracepoint;
+  for (const auto& [hook, hook_name] : kKernelHookTable) {
+    if (name == hook_name) return hook;
+  }
   return std::nullopt;
 }
 
 inline std::string_view KernelHookName(KernelHook hook) {
-  switch (hook) {
-    case KernelHook::kAuto:
-      return "auto";
-    case KernelHook::kTpBtf:
-      return "tp_btf";
-    case KernelHook::kRawTp:
-      return "raw_tp";
-    case KernelHook::kTracepoint:
-      return "tracepoint";
+  for (const auto& [table_hook, hook_name] : kKernelHookTable) {
+    if (hook == table_hook) return hook_name;
   }
   return "";
 }
