@@ -40,10 +40,10 @@
 #include <string>
 #include <vector>
 
-#include "bpf_exit_source.h"
-#include "exporter_app.h"
+#include "app/exporter_app.h"
 #include "fake_vmms.h"
-#include "unique_fd.h"
+#include "source/bpf_exit_source.h"
+#include "util/unique_fd.h"
 
 namespace {
 

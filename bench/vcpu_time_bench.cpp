@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
-#include "exposition_writer.h"
 #include "fake_vmms.h"
-#include "file_text.h"
-#include "process_info.h"
-#include "vcpu_time.h"
-#include "vcpu_time_metrics.h"
+#include "identity/process_info.h"
+#include "model/vcpu_time.h"
+#include "render/exposition_writer.h"
+#include "render/vcpu_time_metrics.h"
+#include "util/file_text.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #   KVM_HC_*        linux/kvm_para.h     kvm_vm_hypercalls_total{name}
 #   MSR_KVM_*       asm/kvm_para.h       kvm_vm_msr_exits_total{name} (KVM's own MSRs)
 # Writes OUT: C++ arrays of UapiName {code, "NAME"} rows, included by
-# exporter/drilldown_labels.cpp (which declares UapiName).
+# exporter/render/drilldown_labels.cpp (which declares UapiName).
 
 # The #define lines of HEADER matching PREFIX followed by a number, as
 # "value;NAME" pairs in file order.

@@ -10,7 +10,7 @@ build_packages=(
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
   prometheus-cpp-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev
   libre2-dev # vms.naming_rules regexes
-  libcap-dev # exporter/privileges.cpp: drop capabilities after attaching
+  libcap-dev # exporter/app/privileges.cpp: drop capabilities after attaching
   libgnutls28-dev libcrypt-dev # --web.config.file: client certificates (GnuTLS), bcrypt (libxcrypt)
   dpkg-dev file # the Debian package: cpack -G DEB computes Depends with dpkg-shlibdeps (and file)
 )

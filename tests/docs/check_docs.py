@@ -25,9 +25,9 @@ Sources of truth, and what must agree with them:
   matrix        tests/docs/tested_matrix.json: the README's table between
                 the tested-matrix markers is what --write writes, and every
                 suite it names is a test in its CMake file.
-  coverage      every metric family in exporter/*.cpp and every key of
-                exporter/default_config.yaml appears in README.md or docs/*.md.
-  live keys     exporter/config_reload.cpp: the README's table of keys that
+  coverage      every metric family in exporter/*/*.cpp and every key of
+                exporter/config/default_config.yaml appears in README.md or docs/*.md.
+  live keys     exporter/config/config_reload.cpp: the README's table of keys that
                 change on SIGHUP names exactly those DiffConfig applies live.
 
 Python 3 standard library only.
@@ -165,9 +165,9 @@ def check_version(root: Path, problems: list[str]) -> None:
     changelog = root / "CHANGELOG.md"
     if not changelog.exists() or f"## [{version}]" not in changelog.read_text(encoding="utf-8"):
         problems.append(f"CHANGELOG.md: no '## [{version}]' section")
-    build_info = (root / "exporter/build_info.h.in").read_text(encoding="utf-8")
+    build_info = (root / "exporter/util/build_info.h.in").read_text(encoding="utf-8")
     if "kVersion = \"@PROJECT_VERSION@\"" not in build_info:
-        problems.append("exporter/build_info.h.in: kVersion is not @PROJECT_VERSION@")
+        problems.append("exporter/util/build_info.h.in: kVersion is not @PROJECT_VERSION@")
     packaging = (root / "cmake/packaging.cmake").read_text(encoding="utf-8")
     if "set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})" not in packaging:
         problems.append("cmake/packaging.cmake: CPACK_PACKAGE_VERSION is not ${PROJECT_VERSION}")
@@ -298,9 +298,9 @@ def write_matrix(root: Path) -> None:
 
 
 def config_keys(root: Path) -> list[str]:
-    """Dotted keys of exporter/default_config.yaml (maps only; list items are skipped)."""
+    """Dotted keys of exporter/config/default_config.yaml (maps only; list items are skipped)."""
     keys, stack = [], []
-    for line in (root / "exporter/default_config.yaml").read_text(encoding="utf-8").split("\n"):
+    for line in (root / "exporter/config/default_config.yaml").read_text(encoding="utf-8").split("\n"):
         match = re.match(r"^( *)([a-z_]+):", line)
         if not match:
             continue
@@ -316,7 +316,7 @@ def check_coverage(root: Path, problems: list[str]) -> None:
     docs = "\n".join(p.read_text(encoding="utf-8")
                      for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
     families = set()
-    for source in sorted((root / "exporter").glob("*.cpp")):
+    for source in sorted((root / "exporter").glob("*/*.cpp")):
         families.update(re.findall(r"\"(kvm_[a-z0-9_]+)\"", source.read_text(encoding="utf-8")))
     families -= NOT_METRICS
     for name in sorted(families):
@@ -329,13 +329,13 @@ def check_coverage(root: Path, problems: list[str]) -> None:
     for key in config_keys(root):
         leaf = key.split(".")[-1]
         if key not in docs and not re.search(r"(?<![\w.])" + re.escape(leaf) + r":", docs):
-            problems.append(f"config key {key} (exporter/default_config.yaml) is documented "
+            problems.append(f"config key {key} (exporter/config/default_config.yaml) is documented "
                             "nowhere in README.md or docs/*.md")
 
 
 def check_live_keys(root: Path, problems: list[str]) -> None:
     """The README's reload table names exactly the keys DiffConfig applies live."""
-    source = (root / "exporter/config_reload.cpp").read_text(encoding="utf-8")
+    source = (root / "exporter/config/config_reload.cpp").read_text(encoding="utf-8")
     live = set(re.findall(r"\"([a-z_.]+)\",\s*live\)", source))
     readme = (root / "README.md").read_text(encoding="utf-8")
     match = re.search(r"^\| live on `SIGHUP` \| restart needed \|\n\|[^\n]*\n\| ([^|]*) \|", readme,
@@ -346,7 +346,7 @@ def check_live_keys(root: Path, problems: list[str]) -> None:
     named = set(re.findall(r"`([a-z_.]+)`", match.group(1)))
     if named != live:
         problems.append(f"README.md: the live-on-SIGHUP keys are {sorted(named)}, "
-                        f"exporter/config_reload.cpp applies {sorted(live)} live")
+                        f"exporter/config/config_reload.cpp applies {sorted(live)} live")
 
 
 def main() -> int:

@@ -21,11 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHECKER = REPO / "tests/docs/check_docs.py"
 # What check_docs.py reads.
 FILES = ["README.md", "CHANGELOG.md", "CMakeLists.txt", "dashboards/README.md",
-         "exporter/default_config.yaml", "exporter/build_info.h.in", "cmake/packaging.cmake",
+         "exporter/config/default_config.yaml", "exporter/util/build_info.h.in", "cmake/packaging.cmake",
          "deploy/systemd/kvm_exit_exporter.service", "tests/e2e/CMakeLists.txt",
          "tests/e2e/build_image.sh", "tests/integration/CMakeLists.txt",
-         "exporter/config_reload.cpp"]
-DIRS = [("docs", "*.md"), ("exporter", "*.cpp"), ("tests/docs", "*")]
+         "exporter/config/config_reload.cpp"]
+DIRS = [("docs", "*.md"), ("exporter", "*/*.cpp"), ("tests/docs", "*")]
 
 
 class PlantedContradictions(unittest.TestCase):
@@ -38,7 +38,9 @@ class PlantedContradictions(unittest.TestCase):
             (self.tmp / directory).mkdir(parents=True, exist_ok=True)
             for path in (REPO / directory).glob(pattern):
                 if path.is_file():
-                    shutil.copy2(path, self.tmp / directory / path.name)
+                    copy = self.tmp / path.relative_to(REPO)
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, copy)
 
     def tearDown(self) -> None:
         shutil.rmtree(self.tmp)
@@ -107,13 +109,13 @@ class PlantedContradictions(unittest.TestCase):
         self.assert_fails(r"docs/deploy.md:\d+: lists package dependencies without libre2-9")
 
     def test_undocumented_metric(self) -> None:
-        path = self.tmp / "exporter/self_metrics.cpp"
+        path = self.tmp / "exporter/render/self_metrics.cpp"
         path.write_text(path.read_text(encoding="utf-8")
                         + '\n// "kvm_exit_exporter_planted_total"\n', encoding="utf-8")
         self.assert_fails(r"metric family kvm_exit_exporter_planted_total")
 
     def test_undocumented_config_key(self) -> None:
-        self.edit("exporter/default_config.yaml", "\nrates:\n", "\nrates:\n  planted_key: 1\n")
+        self.edit("exporter/config/default_config.yaml", "\nrates:\n", "\nrates:\n  planted_key: 1\n")
         self.assert_fails(r"config key rates.planted_key")
 
     def test_key_said_to_reload_live(self) -> None:

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Fuzzes configuration parsing (ParseConfig in exporter/config.cpp) with YAML
+// Fuzzes configuration parsing (ParseConfig in exporter/config/config.cpp) with YAML
 // text: every input must give either a Config or a ConfigError carrying an
 // actionable message, never a crash or an escaped exception.
 #include <cstddef>
@@ -7,7 +7,7 @@
 #include <string_view>
 #include <variant>
 
-#include "config.h"
+#include "config/config.h"
 #include "fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Fuzzes label values and the exposition writer (exporter/label_value.cpp,
-// exporter/exposition_writer.cpp): outside text goes through
+// Fuzzes label values and the exposition writer (exporter/identity/label_value.cpp,
+// exporter/render/exposition_writer.cpp): outside text goes through
 // SanitizeLabelValue, as every VM name does, then into the text format. The
 // output is parsed back by a small independent parser and must give exactly
 // the values written; it must be valid UTF-8 with no raw newline in a value.
@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "exposition_writer.h"
 #include "fuzz_check.h"
-#include "label_value.h"
+#include "identity/label_value.h"
+#include "render/exposition_writer.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzzes the kvm:kvm_exit tracepoint format parser
-// (ReasonNames::FromTracepointFormat in exporter/reason_names.cpp) with the
+// (ReasonNames::FromTracepointFormat in exporter/render/reason_names.cpp) with the
 // text of an events/kvm/kvm_exit/format file, then asks the parsed tables for
 // names the way a scrape does.
 #include <linux/types.h>  // kvm_exit.h uses __u32
@@ -12,7 +12,7 @@
 
 #include "fuzz_check.h"
 #include "kvm_exit.h"
-#include "reason_names.h"
+#include "render/reason_names.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view format(reinterpret_cast<const char*>(data), size);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzzes process and cgroup parsing and VM naming: everything IdentifyVm
-// (exporter/vm_identity.cpp) combines, on a ProcessInfo built from the input
+// (exporter/identity/vm_identity.cpp) combines, on a ProcessInfo built from the input
 // instead of /proc, so nothing real is read.
 //
 // Input: the three /proc/PID files the exporter reads, separated by "\n@@\n":
@@ -14,16 +14,16 @@
 #include <string_view>
 #include <vector>
 
-#include "cgroup_layout.h"
-#include "config.h"
+#include "config/config.h"
 #include "fuzz_check.h"
-#include "label_value.h"
-#include "naming_rules.h"
-#include "other_vmm.h"
-#include "process_info.h"
-#include "qemu_cmdline.h"
-#include "text.h"
-#include "vm_identity.h"
+#include "identity/cgroup_layout.h"
+#include "identity/label_value.h"
+#include "identity/naming_rules.h"
+#include "identity/other_vmm.h"
+#include "identity/process_info.h"
+#include "identity/qemu_cmdline.h"
+#include "identity/vm_identity.h"
+#include "util/text.h"
 
 namespace {
 

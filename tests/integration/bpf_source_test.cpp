@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The real BPF program on the running kernel: load, attach, batch reads,
 // atomic removal. Counting real exits needs a nested VM (tests/e2e).
-#include "bpf_exit_source.h"
+#include "source/bpf_exit_source.h"
 
 #include <bpf/btf.h>
 #include <gmock/gmock.h>

@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "unique_fd.h"
+#include "util/unique_fd.h"
 
 namespace {
 
@@ -155,7 +155,7 @@ constexpr auto kScrapeTimeout = std::chrono::milliseconds(30000);
 // A scrape must answer within this with --assert (Prometheus' default timeout is 10 s).
 constexpr double kMaxScrapeMs = 1000;
 // The server's own descriptors beyond its idle count: its connection limit
-// (256, exporter/http_server.h) and a little slack.
+// (256, exporter/http/http_server.h) and a little slack.
 constexpr int kMaxExtraFds = 256 + 8;
 
 bool SlowClients(const Options& options, int baseline_fds) {

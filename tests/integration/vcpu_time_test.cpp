@@ -18,9 +18,9 @@
 
 #include <gtest/gtest.h>
 
-#include "exporter_app.h"
-#include "process_info.h"
-#include "task_times.h"
+#include "app/exporter_app.h"
+#include "identity/process_info.h"
+#include "source/task_times.h"
 
 namespace kvmexit {
 namespace {

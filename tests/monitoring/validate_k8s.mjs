@@ -186,7 +186,7 @@ check(Boolean(cfgMount) && cfgFile === `${cfgMount.mountPath}/config.yml` &&
       cm.data?.["config.yml"] !== undefined,
       "ConfigMap config.yml is mounted at the --config.file path", cfgFile);
 {
-  const defaults = YAML.parse(readFileSync(resolve(root, "exporter/default_config.yaml"), "utf8"));
+  const defaults = YAML.parse(readFileSync(resolve(root, "exporter/config/default_config.yaml"), "utf8"));
   const cfg = YAML.parse(cm.data["config.yml"]);
   const unknown = [];
   const walk = (obj, ref, path) => {
@@ -196,7 +196,7 @@ check(Boolean(cfgMount) && cfgFile === `${cfgMount.mountPath}/config.yml` &&
     }
   };
   walk(cfg, defaults, "");
-  check(unknown.length === 0, "ConfigMap config.yml uses only keys of exporter/default_config.yaml",
+  check(unknown.length === 0, "ConfigMap config.yml uses only keys of exporter/config/default_config.yaml",
         unknown.join(", "));
   const cfgPort = Number(String(cfg?.web?.listen_address ?? "").split(":").pop());
   check(!cfg?.web?.listen_address || cfgPort === metricsPort?.containerPort,

@@ -153,7 +153,7 @@ share=/usr/share/kvm_exit_exporter
 expected=( # package path : source file it must equal ("" = checked separately)
   "/usr/bin/kvm_exit_exporter:"
   "/lib/systemd/system/kvm_exit_exporter.service:"
-  "/etc/kvm_exit_exporter/config.yml:exporter/default_config.yaml"
+  "/etc/kvm_exit_exporter/config.yml:exporter/config/default_config.yaml"
   "$share/prometheus/kvm_exit_exporter.rules.yml:deploy/prometheus/kvm_exit_exporter.rules.yml"
   "/usr/share/doc/kvm-exit-exporter/copyright:deploy/debian/copyright"
   "/usr/share/doc/kvm-exit-exporter/changelog.Debian.gz:"

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+// The exporter's configuration: what to count and how to label it.
+// Parsed from YAML (yaml-cpp); every problem is reported with file:line:column.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "identity/naming_rules.h"
+#include "source/drilldown_kind.h"
+#include "source/kernel_hook.h"
+#include "util/listen_address.h"
+
+namespace kvmexit {
+
+struct Config {
+  struct Web {
+    // Parsed once, here: what passes the check is what the server binds.
+    ListenAddress listen_address{.host = "0.0.0.0", .port = 9756};
+    std::string telemetry_path = "/metrics";
+    friend bool operator==(const Web&, const Web&) = default;
+  } web;
+
+  struct Kernel {
+    std::string tracefs_path = "/sys/kernel/tracing";
+    std::chrono::milliseconds attach_retry_interval{10'000};
+    KernelHook hook = KernelHook::kAuto;
+    friend bool operator==(const Kernel&, const Kernel&) = default;
+  } kernel;
+
+  struct Collector {
+    bool per_vm = true;
+    bool per_vcpu = false;
+    bool exit_handling_time = false;  // time each exit until the vCPU's next entry
+    // Where the vCPU threads' time goes (vcpu_time.h), read from /proc by the
+    // sampler every vcpu_time_interval: nothing in the BPF program.
+    bool vcpu_time = true;
+    std::chrono::milliseconds vcpu_time_interval{15'000};
+    std::uint32_t vm_map_capacity = 16384;
+    // The `le` range of kvm_exit_handling_seconds (exit_metrics.h,
+    // SelectExitBuckets): rendering only, so a reload applies it live.
+    struct ExitHandlingBuckets {
+      std::chrono::microseconds min{1};
+      std::chrono::microseconds max{1'000'000};
+      friend bool operator==(const ExitHandlingBuckets&, const ExitHandlingBuckets&) = default;
+    } exit_handling_buckets;
+    // Drill-down kinds counted per VM and item (port, ...), ascending, each
+    // once. Empty (the default): no drill-down program is loaded.
+    std::vector<DrilldownKind> drilldown{};
+    // Per VM and kind, the items with their own series; the rest sum into "other".
+    std::uint32_t drilldown_max_keys = 32;
+    bool DrilldownOn(DrilldownKind kind) const {
+      return std::find(drilldown.begin(), drilldown.end(), kind) != drilldown.end();
+    }
+    friend bool operator==(const Collector&, const Collector&) = default;
+  } collector;
+
+  struct Rates {
+    std::chrono::milliseconds window{30'000};
+    std::chrono::milliseconds sample_interval{1'000};
+    friend bool operator==(const Rates&, const Rates&) = default;
+  } rates;
+
+  struct Vms {
+    std::uint32_t max_vms = 1000;
+    std::chrono::milliseconds grace_period{300'000};
+    std::chrono::milliseconds boot_window{120'000};
+    std::vector<NamingRule> naming_rules;
+    friend bool operator==(const Vms&, const Vms&) = default;
+  } vms;
+
+  // Lets a reload tell whether anything changed.
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+struct ConfigError {
+  std::string message;  // "<source>:<line>:<column>: <what is wrong>; <what is allowed>"
+};
+
+// Parses `yaml_text`; `source_name` (a path, or "<embedded default>") prefixes error messages.
+// Missing keys keep their defaults; unknown keys, wrong types and out-of-range values are errors.
+std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
+                                              std::string_view source_name);
+
+// Bound of a config file: a real one is a few kilobytes; a wrong path (a disk
+// image, a log) is refused before it is read rather than parsed into memory.
+inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1024} * 1024;
+
+// Reads and parses a file; an unreadable file is a ConfigError naming the path and errno text.
+// Only a regular file of at most kMaxConfigFileBytes is read: a FIFO, a device
+// or a directory is refused at once.
+std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);
+
+// Parses a duration such as "500ms", "10s", "5m", "1h". Returns nullopt when malformed.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// ParseDuration with microseconds too: "1us", "250us", "10ms", "1s". For the
+// keys finer than a millisecond (collector.exit_handling_buckets).
+std::optional<std::chrono::microseconds> ParseFineDuration(std::string_view text);
+
+// The largest bound the BPF program buckets exit handling time by, 2^20 us
+// (KVM_EXIT_TIME_BUCKETS in bpf/kvm_exit.h; exit_metrics.cpp checks they agree).
+inline constexpr std::chrono::microseconds kMaxExitHandlingBucket{1 << 20};
+
+// The inverse of ParseDuration, in the largest unit that is exact: 90000ms -> "90s",
+// 300000ms -> "5m", 0 -> "0s". For messages and logs.
+std::string FormatDuration(std::chrono::milliseconds duration);
+
+// The inverse of ParseFineDuration, likewise: 1000us -> "1ms", 1048576us -> "1048576us".
+std::string FormatFineDuration(std::chrono::microseconds duration);
+
+// Settings given as command-line flags. Each replaces its YAML key and is
+// checked by that key's rule, with the flag's name in the message.
+struct ConfigOverrides {
+  std::optional<std::string> listen_address;  // --web.listen-address
+  std::optional<std::string> telemetry_path;  // --web.telemetry-path
+};
+
+// The one way a configuration is made at start-up: the file at `path` (the
+// embedded default when `path` is empty), then the overrides, all validated.
+std::variant<Config, ConfigError> LoadConfig(const std::string& path,
+                                             const ConfigOverrides& overrides);
+
+// The configuration compiled into the binary (exporter/config/default_config.yaml).
+extern const std::string_view kDefaultConfigYaml;
+
+}  // namespace kvmexit

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+// Owns the BPF program and its maps: load, attach (and retry), read snapshots, retire VMs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "source/core_btf.h"
+#include "source/drilldown_kind.h"
+#include "source/exit_snapshot.h"
+#include "source/kernel_hook.h"
+#include "source/program_stats.h"
+#include "util/unique_fd.h"
+
+struct kvm_exit_bpf;
+
+namespace kvmexit {
+
+struct BpfSourceOptions {
+  std::string tracefs_root = "/sys/kernel/tracing";
+  std::uint32_t vm_map_capacity = 16384;
+  bool per_vcpu = false;
+  bool exit_handling_time = true;  // load and attach the kvm_entry program that times exits
+  KernelHook hook = KernelHook::kAuto;
+  // Drill-down kinds whose programs are loaded and attached (none: none is).
+  std::vector<DrilldownKind> drilldown{};
+  std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
+};
+
+// The column of a hook's program in the program table: tracepoint 0, tp_btf 1, raw_tp 2.
+constexpr std::size_t ProgramColumn(KernelHook hook) {
+  return hook == KernelHook::kTpBtf ? 1 : hook == KernelHook::kRawTp ? 2 : 0;
+}
+
+class BpfExitSource {
+ public:
+  explicit BpfExitSource(BpfSourceOptions options);
+  ~BpfExitSource();
+  BpfExitSource(const BpfExitSource&) = delete;
+  BpfExitSource& operator=(const BpfExitSource&) = delete;
+
+  // Opens, loads and attaches the program. Returns "" on success, else a message
+  // saying what is missing and what to do. Safe to call again after a failure.
+  std::string Attach();
+  bool attached() const { return skeleton_ != nullptr; }
+
+  // The program that is attached: "tp_btf", "raw_tp", "tracepoint", or "" before Attach
+  // succeeds.
+  std::string_view hook() const { return skeleton_ ? KernelHookName(attached_hook_) : ""; }
+  // Why this hook rather than the one auto prefers ("" when none was passed over). For the log.
+  const std::string& hook_note() const { return hook_note_; }
+  // The CO-RE BTF of the last attach attempt: what it held, its size, build time; or "".
+  const std::string& core_btf_note() const { return core_btf_note_; }
+
+  // Reads every map (batch lookups where the kernel has them), summing per-CPU values.
+  // Returns "" or an error message; on error *snapshot is left empty.
+  std::string Read(ExitSnapshot* snapshot) const;
+
+  // Removes the counters of `keys`, returning the counts they held in the end
+  // (so the caller can keep host totals monotonic), and frees them for reuse.
+  std::vector<VmExitCount> Remove(const std::vector<vm_exit_key>& keys);
+
+  // Hands the program more free counters when fewer than half a chunk are
+  // left, given how many are in use (the snapshot's per-VM counts). The
+  // sampler calls it after each read; "" or an error message.
+  std::string ReplenishFreeCounters(std::size_t counters_in_use);
+  // Counter indexes handed to the free list so far (1..this), for tests.
+  std::uint32_t counters_freed() const { return counters_freed_; }
+  // Counters of ended VMs kept out of use: Remove could not wait for the programs.
+  std::uint32_t counters_withheld() const { return counters_withheld_; }
+
+  // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
+  void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
+
+  // Fills the maps with given counts (all on CPU 0): the per-VM counters, and drilldown
+  // with `drilldown` (needs a drill-down kind on). For benchmarks and tests
+  // that need realistic map shapes without running VMs.
+  std::string FillForTesting(const std::vector<VmExitCount>& counts,
+                             const std::vector<DrilldownCount>& drilldown = {});
+
+  BpfProgramStats ProgramStats() const;
+
+ private:
+  struct SkeletonDeleter {
+    void operator()(kvm_exit_bpf* skeleton) const;
+  };
+
+  using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
+
+  // Pushes the next chunk of never-used counter indexes onto the free list.
+  std::string FreeMoreCounters(const kvm_exit_bpf& skeleton);
+  // Creates the maps WaitForRunningPrograms updates.
+  std::string CreateProgramBarrier();
+  // Returns once every BPF program running at the call has finished (an RCU
+  // grace period); false if the kernel refused the update that waits.
+  bool WaitForRunningPrograms() const;
+
+  // Opens, loads and attaches the programs of one hook (the others are not
+  // loaded). btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for
+  // tp_btf and raw_tp; core_btf the CO-RE target (libbpf's own without a path).
+  std::string LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa, const CoreBtf& core_btf);
+
+  BpfSourceOptions options_;
+  SkeletonPtr skeleton_;
+  KernelHook attached_hook_ = KernelHook::kTracepoint;  // whose programs skeleton_ attached
+  std::string hook_note_;
+  std::string core_btf_note_;
+  int possible_cpus_ = 1;
+  std::uint32_t counters_freed_ = 0;     // indexes 1..counters_freed_ were handed out
+  std::uint32_t counters_withheld_ = 0;  // taken back without the wait: never reused
+  UniqueFd barrier_inner_;
+  UniqueFd barrier_outer_;
+  // Drill-down counts of the last read: the next one reserves that many, so
+  // 160,000 of them (1,000 VMs) are not copied a dozen times as they grow.
+  mutable std::size_t last_drilldown_counts_ = 0;
+};
+
+}  // namespace kvmexit
