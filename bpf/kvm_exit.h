@@ -84,12 +84,18 @@ enum kvm_exit_timing_lost_index {
  * kind, not per item, keeps a scrape's read small: 1,000 VMs x 5 kinds is
  * 5,000 entries, not 160,000, whatever the host's CPU count.
  */
+/*
+ * The kinds, one row each in drilldown_kinds.def (item encodings below):
+ * io     kvm:kvm_pio: item = port | KVM_DRILLDOWN_IO_WRITE if out
+ * msr    kvm:kvm_msr: item = index | KVM_DRILLDOWN_MSR_* flags
+ * mmio   kvm:kvm_mmio: item = gpa >> 12 | KVM_DRILLDOWN_MMIO_WRITE
+ * hypercall  kvm:kvm_hypercall: item = hypercall number (rax)
+ * userspace  kvm:kvm_userspace_exit: item = KVM_EXIT_* | -errno << 32
+ */
 enum kvm_drilldown_kind {
-	KVM_DRILLDOWN_IO = 0,     /* kvm:kvm_pio: item = port | KVM_DRILLDOWN_IO_WRITE if out */
-	KVM_DRILLDOWN_MSR,        /* kvm:kvm_msr: item = index | KVM_DRILLDOWN_MSR_* flags */
-	KVM_DRILLDOWN_MMIO,       /* kvm:kvm_mmio: item = gpa >> 12 | KVM_DRILLDOWN_MMIO_WRITE */
-	KVM_DRILLDOWN_HYPERCALL,  /* kvm:kvm_hypercall: item = hypercall number (rax) */
-	KVM_DRILLDOWN_USERSPACE,  /* kvm:kvm_userspace_exit: item = KVM_EXIT_* | -errno << 32 */
+#define DRILLDOWN_KIND(ENUM, ...) KVM_DRILLDOWN_##ENUM,
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
 	KVM_DRILLDOWN_KIND_NR,
 };
 
@@ -98,6 +104,7 @@ enum kvm_drilldown_kind {
 #define KVM_DRILLDOWN_MSR_FAULT (1ULL << 33) /* KVM injected #GP instead of completing it */
 #define KVM_DRILLDOWN_MMIO_WRITE (1ULL << 63)
 #define KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT 32 /* KVM_RUN's -errno; 0 when it returned 0 */
+#define KVM_DRILLDOWN_USERSPACE_ERRNO_MASK (~0ULL << KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT)
 
 struct drilldown_key {
 	__u32 tgid; /* VMM process id, as in vm_exit_key */
@@ -125,18 +132,18 @@ struct drilldown_items {
 	struct drilldown_slot other[KVM_DRILLDOWN_OTHER_SLOTS];
 };
 
-/* The part of an item its kind's "other" keeps: direction, fault, errno. */
+/*
+ * The part of an item its kind's "other" keeps: direction, fault, errno (the
+ * rows' other_keeps). KVM_RUN fails in few ways, so userspace keeps the errno.
+ */
 static inline __u64 kvm_drilldown_other_item(__u32 kind, __u64 item)
 {
 	switch (kind) {
-	case KVM_DRILLDOWN_IO:
-		return item & KVM_DRILLDOWN_IO_WRITE;
-	case KVM_DRILLDOWN_MSR:
-		return item & (KVM_DRILLDOWN_MSR_WRITE | KVM_DRILLDOWN_MSR_FAULT);
-	case KVM_DRILLDOWN_MMIO:
-		return item & KVM_DRILLDOWN_MMIO_WRITE;
-	case KVM_DRILLDOWN_USERSPACE: /* the errno: KVM_RUN fails in few ways */
-		return item & ~0xffffffffULL;
+#define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, other_keeps, ...) \
+	case KVM_DRILLDOWN_##ENUM:                                             \
+		return item & (other_keeps);
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
 	default:
 		return 0;
 	}

@@ -7,15 +7,6 @@
 
 namespace kvmexit {
 
-// drilldown_kind.h mirrors the contract's kinds; config and BPF must agree.
-static_assert(static_cast<int>(DrilldownKind::kIo) == KVM_DRILLDOWN_IO);
-static_assert(static_cast<int>(DrilldownKind::kMsr) == KVM_DRILLDOWN_MSR);
-static_assert(static_cast<int>(DrilldownKind::kMmio) == KVM_DRILLDOWN_MMIO);
-static_assert(static_cast<int>(DrilldownKind::kHypercall) == KVM_DRILLDOWN_HYPERCALL);
-static_assert(static_cast<int>(DrilldownKind::kUserspace) == KVM_DRILLDOWN_USERSPACE);
-static_assert(kAllDrilldownKinds.size() == KVM_DRILLDOWN_KIND_NR);
-static_assert(kMaxDrilldownKeys == KVM_DRILLDOWN_ITEM_SLOTS);
-
 void AdmitDrilldownItems(const SortedDrilldownCounts& counts, std::uint32_t max_keys,
                          std::vector<DrilldownItem>& own) {
   std::array<std::uint32_t, KVM_DRILLDOWN_KIND_NR> have{};

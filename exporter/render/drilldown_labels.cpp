@@ -186,4 +186,25 @@ std::string UserspaceErrorLabel(std::uint64_t item) {
   return name != nullptr ? name : std::to_string(error);
 }
 
+DrilldownLabelValues IoLabelValues(std::uint64_t item) {
+  return {IoPortLabel(item), IoDirectionLabel(item)};
+}
+
+DrilldownLabelValues MsrLabelValues(std::uint64_t item) {
+  return {MsrIndexLabel(item), std::string(MsrName(item)), MsrDirectionLabel(item),
+          MsrFaultLabel(item)};
+}
+
+DrilldownLabelValues MmioLabelValues(std::uint64_t item) {
+  return {MmioPageLabel(item), MmioDirectionLabel(item)};
+}
+
+DrilldownLabelValues HypercallLabelValues(std::uint64_t item) {
+  return {HypercallNumberLabel(item), std::string(HypercallName(item))};
+}
+
+DrilldownLabelValues UserspaceLabelValues(std::uint64_t item) {
+  return {UserspaceExitLabel(item), UserspaceErrorLabel(item)};
+}
+
 }  // namespace kvmexit

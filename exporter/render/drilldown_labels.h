@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The label values of the drill-down items (bpf/kvm_exit.h encodes them per
 // kind): ports, MSR indices and names, MMIO pages, hypercall numbers and
-// names, KVM_EXIT_* reasons and errno names.
+// names, KVM_EXIT_* reasons and errno names. Each kind's <Name>LabelValues
+// gives an item's values in the order of its row's labels
+// (bpf/drilldown_kinds.def); the family writer pairs them with the names.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kvmexit {
 
@@ -35,5 +38,13 @@ std::string_view HypercallName(std::uint64_t item);
 // and "none" when KVM_RUN returned 0, else the errno's name ("EINTR").
 std::string UserspaceExitLabel(std::uint64_t item);
 std::string UserspaceErrorLabel(std::uint64_t item);
+
+// An item's label values, in the order of its kind's row's `labels`.
+using DrilldownLabelValues = std::vector<std::string>;
+
+// One per row of drilldown_kinds.def: IoLabelValues, MsrLabelValues, ...
+#define DRILLDOWN_KIND(ENUM, Name, ...) DrilldownLabelValues Name##LabelValues(std::uint64_t item);
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
 
 }  // namespace kvmexit

@@ -170,90 +170,68 @@ void WriteVcpuExits(const VmView& view, const std::vector<std::string>& vm_label
   }
 }
 
-// One drill-down kind as a family: its name, what it counts, and how an item
-// becomes labels (an own item; the part of an item its "other" series keeps).
-struct DrilldownFamily {
-  DrilldownKind kind;
-  std::string_view name;
-  std::string_view counts;      // the first sentence of the help text
-  std::string_view item_label;  // the label that reads "other" in the folded series
-  std::string (*own_labels)(std::uint64_t item);
-  std::string (*other_labels)(std::uint64_t item);
-};
-
-const std::array<DrilldownFamily, KVM_DRILLDOWN_KIND_NR> kDrilldownFamilies = {{
-    {DrilldownKind::kIo, "kvm_vm_io_port_exits_total",
-     "Port IO operations (kvm:kvm_pio) per VM by port and direction.", "port",
-     [](std::uint64_t item) {
-       return RenderLabels({{"port", IoPortLabel(item)}, {"direction", IoDirectionLabel(item)}});
-     },
-     [](std::uint64_t item) {
-       return RenderLabels({{"port", "other"}, {"direction", IoDirectionLabel(item)}});
-     }},
-    {DrilldownKind::kMsr, "kvm_vm_msr_exits_total",
-     "MSR accesses KVM handled (kvm:kvm_msr) per VM by MSR, direction and whether KVM "
-     "injected a fault (#GP).",
-     "msr",
-     [](std::uint64_t item) {
-       return RenderLabels({{"msr", MsrIndexLabel(item)},
-                            {"name", MsrName(item)},
-                            {"direction", MsrDirectionLabel(item)},
-                            {"fault", MsrFaultLabel(item)}});
-     },
-     [](std::uint64_t item) {
-       return RenderLabels({{"msr", "other"},
-                            {"name", ""},
-                            {"direction", MsrDirectionLabel(item)},
-                            {"fault", MsrFaultLabel(item)}});
-     }},
-    {DrilldownKind::kMmio, "kvm_vm_mmio_exits_total",
-     "MMIO accesses KVM emulated (kvm:kvm_mmio) per VM by guest-physical 4 KiB page and "
-     "direction.",
-     "page",
-     [](std::uint64_t item) {
-       return RenderLabels(
-           {{"page", MmioPageLabel(item)}, {"direction", MmioDirectionLabel(item)}});
-     },
-     [](std::uint64_t item) {
-       return RenderLabels({{"page", "other"}, {"direction", MmioDirectionLabel(item)}});
-     }},
-    {DrilldownKind::kHypercall, "kvm_vm_hypercalls_total",
-     "Hypercalls KVM handled (kvm:kvm_hypercall) per VM by number and KVM_HC_* name.", "nr",
-     [](std::uint64_t item) {
-       return RenderLabels({{"nr", HypercallNumberLabel(item)}, {"name", HypercallName(item)}});
-     },
-     [](std::uint64_t) {
-       return RenderLabels({{"nr", "other"}, {"name", ""}});
-     }},
-    {DrilldownKind::kUserspace, "kvm_vm_userspace_exits_total",
-     "Returns of KVM_RUN to the VMM (kvm:kvm_userspace_exit), the exits that cost a trip to "
-     "user space, per VM by KVM_EXIT_* reason and errno (error=\"none\" when KVM_RUN "
-     "succeeded).",
-     "exit_reason",
-     [](std::uint64_t item) {
-       return RenderLabels(
-           {{"exit_reason", UserspaceExitLabel(item)}, {"error", UserspaceErrorLabel(item)}});
-     },
-     [](std::uint64_t item) {
-       return RenderLabels({{"exit_reason", "other"}, {"error", UserspaceErrorLabel(item)}});
-     }},
+// Each kind's label values (drilldown_labels.h), indexed by kind.
+using LabelValuesOf = DrilldownLabelValues (*)(std::uint64_t item);
+const std::array<LabelValuesOf, KVM_DRILLDOWN_KIND_NR> kLabelValuesOf = {{
+#define DRILLDOWN_KIND(ENUM, Name, ...) &Name##LabelValues,
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
 }};
+
+// The space-separated words of a row's label list.
+std::vector<std::string_view> Words(std::string_view text) {
+  std::vector<std::string_view> words;
+  while (!text.empty()) {
+    const std::size_t end = std::min(text.find(' '), text.size());
+    if (end > 0) words.push_back(text.substr(0, end));
+    text.remove_prefix(std::min(end + 1, text.size()));
+  }
+  return words;
+}
 
 // The item labels of one kind, rendered once per scrape: 1,000 VMs mostly
 // share their ports, MSRs and exit reasons, so 32,000 series have a few
 // hundred distinct label sets.
+// A kind's items rendered as labels once per scrape: as its own series, or
+// (`other`) as the folded series, whose item is already reduced to the bits
+// "other" keeps: the first label reads "other", the labels the row does not
+// keep are "".
 class DrilldownItemLabels {
  public:
-  explicit DrilldownItemLabels(std::string (*render)(std::uint64_t item)) : render_(render) {}
+  DrilldownItemLabels(const DrilldownKindInfo& row, bool other)
+      : names_(Words(row.labels)),
+        values_of_(kLabelValuesOf[static_cast<std::size_t>(row.kind)]),
+        other_(other) {
+    const std::vector<std::string_view> kept = Words(row.other_keeps);
+    for (std::string_view name : names_) {
+      keep_.push_back(std::find(kept.begin(), kept.end(), name) != kept.end());
+    }
+  }
 
   std::string_view For(std::uint64_t item) {
     auto [it, added] = rendered_.try_emplace(item);
-    if (added) it->second = render_(item);
+    if (added) it->second = Render(item);
     return it->second;
   }
 
  private:
-  std::string (*render_)(std::uint64_t item);
+  std::string Render(std::uint64_t item) const {
+    const DrilldownLabelValues values = values_of_(item);
+    std::vector<Label> labels;
+    labels.reserve(names_.size());
+    for (std::size_t i = 0; i < names_.size() && i < values.size(); ++i) {
+      std::string_view value = values[i];
+      if (other_ && i == 0) value = "other";
+      if (other_ && i > 0 && !keep_[i]) value = "";
+      labels.push_back({names_[i], value});
+    }
+    return RenderLabels(labels);
+  }
+
+  std::vector<std::string_view> names_;
+  std::vector<bool> keep_;
+  LabelValuesOf values_of_;
+  bool other_;
   std::unordered_map<std::uint64_t, std::string> rendered_;
 };
 
@@ -270,26 +248,26 @@ std::pair<SortedDrilldownCounts::const_iterator, SortedDrilldownCounts::const_it
 }
 
 void WriteVmDrilldown(const VmView& view, const std::vector<std::string>& vm_labels,
-                      const DrilldownFamily& family, std::uint32_t max_keys,
+                      const DrilldownKindInfo& family, std::uint32_t max_keys,
                       ExpositionWriter& out) {
-  out.Family(family.name,
-             std::string(family.counts) + " Per VM at most " + std::to_string(max_keys) +
+  out.Family(family.family,
+             std::string(family.help) + " Per VM at most " + std::to_string(max_keys) +
                  " (collector.drilldown_max_keys) items have their own series, kept while the "
                  "VM lives; the rest are summed into " +
-                 std::string(family.item_label) + "=\"other\".",
+                 std::string(Words(family.labels).front()) + "=\"other\".",
              MetricType::kCounter);
   const auto kind = static_cast<std::uint32_t>(family.kind);
-  DrilldownItemLabels own_labels(family.own_labels);
-  DrilldownItemLabels other_labels(family.other_labels);
+  DrilldownItemLabels own_labels(family, /*other=*/false);
+  DrilldownItemLabels other_labels(family, /*other=*/true);
   for (std::size_t i = 0; i < view.vms.size(); ++i) {
     const FoldedDrilldown& drill = view.vms[i].drilldown;
     const auto [own_first, own_last] = OfKind(drill.own, kind);
     for (auto it = own_first; it != own_last; ++it) {
-      out.Sample(family.name, {vm_labels[i], own_labels.For(it->key.item)}, it->count);
+      out.Sample(family.family, {vm_labels[i], own_labels.For(it->key.item)}, it->count);
     }
     const auto [other_first, other_last] = OfKind(drill.other, kind);
     for (auto it = other_first; it != other_last; ++it) {
-      out.Sample(family.name, {vm_labels[i], other_labels.For(it->key.item)}, it->count);
+      out.Sample(family.family, {vm_labels[i], other_labels.For(it->key.item)}, it->count);
     }
   }
 }
@@ -411,8 +389,7 @@ void WriteExitFamilies(const VmView& view, const RateView& rates, const ReasonNa
     if (options.exit_handling_time) WriteVmExitTime(view, vm_labels, reasons, out);
     if (options.per_vcpu) WriteVcpuExits(view, vm_labels, reasons, out);
     for (DrilldownKind kind : options.drilldown) {
-      WriteVmDrilldown(view, vm_labels, kDrilldownFamilies[static_cast<std::size_t>(kind)],
-                       options.drilldown_max_keys, out);
+      WriteVmDrilldown(view, vm_labels, DrilldownKindRow(kind), options.drilldown_max_keys, out);
     }
     WriteVmIdentity(view, vm_labels, out);
     WriteBootFamilies(view, reasons, out);

@@ -67,6 +67,10 @@ void AppendDouble(std::string& out, double value) {
 }
 
 std::string RenderLabels(std::initializer_list<Label> labels) {
+  return RenderLabels(std::span<const Label>(labels.begin(), labels.size()));
+}
+
+std::string RenderLabels(std::span<const Label> labels) {
   std::string text;
   for (const Label& label : labels) {
     if (!text.empty()) text += ',';

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,7 @@ struct Label {
 // requires (backslash, double quote, newline). Render a label set once and
 // pass it to many ExpositionWriter::Sample calls.
 std::string RenderLabels(std::initializer_list<Label> labels);
+std::string RenderLabels(std::span<const Label> labels);
 
 class ExpositionWriter {
  public:
