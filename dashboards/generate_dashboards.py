@@ -55,13 +55,8 @@ METRICS = {
     "handling": "kvm_exit_handling_seconds",  # histogram per isa/reason/code/idle, host level
     "vm_handling": "kvm_vm_exit_handling_seconds_total",  # counter per VM and reason
     "timing_lost": "kvm_exit_timing_lost_total",
-    # drill-down per VM (issue 14; collector.drilldown: [io, msr, mmio, hypercall,
-    # userspace], each kind off by default)
-    "io_ports": "kvm_vm_io_port_exits_total",  # kind io: per VM, port, direction
-    "msrs": "kvm_vm_msr_exits_total",  # kind msr: per VM, msr, name, direction, fault
-    "mmio_pages": "kvm_vm_mmio_exits_total",  # kind mmio: per VM, page, direction
-    "hypercalls": "kvm_vm_hypercalls_total",  # kind hypercall: per VM, nr, name
-    "vmm_exits": "kvm_vm_userspace_exits_total",  # kind userspace: per VM, exit_reason, error
+    # drill-down per VM: @drill_<kind>@ for each row of bpf/drilldown_kinds.def,
+    # added below (collector.drilldown, each kind off by default)
     "drill_lost": "kvm_drilldown_overflow_events_total",  # counter per kind
     # recording rules (deploy/prometheus/kvm_exit_exporter.rules.yml)
     "r_host": "instance:kvm_exits:rate1m",
@@ -80,6 +75,29 @@ METRICS = {
     "r_sig_rate": "instance_vm_signature:kvm_vm_signature_exits:rate2m",
     "r_sig_share": "instance_vm_signature:kvm_vm_signature_exits:share2m",
 }
+
+
+# The drill-down kinds, one row each in bpf/drilldown_kinds.def (the table the
+# exporter, its BPF programs and the e2e suites expand too).
+DRILLDOWN_ROW = re.compile(
+    r'^DRILLDOWN_KIND\((?P<enum>\w+),\s*(?P<name_token>\w+),\s*"(?P<kind>[^"]+)",\s*'
+    r'(?P<tracepoint>\w+),\s*(?P<bits>[^"]*?),\s*"(?P<family>[^"]+)",\s*'
+    r'"(?P<labels>[^"]*)",\s*"(?P<keeps>[^"]*)",\s*(?P<help>(?:"(?:[^"\\]|\\.)*"\s*)+)\)',
+    re.M | re.S)
+
+
+def drilldown_rows() -> list[dict]:
+    text = (HERE.parent / "bpf" / "drilldown_kinds.def").read_text(encoding="utf-8")
+    rows = [m.groupdict() for m in DRILLDOWN_ROW.finditer(text)]
+    for row in rows:  # C string pieces, as one text
+        row["help"] = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', row["help"])).replace('\\"', '"')
+    if not rows:
+        raise SystemExit("bpf/drilldown_kinds.def: no DRILLDOWN_KIND rows")
+    return rows
+
+
+DRILLDOWN_ROWS = drilldown_rows()
+METRICS.update({f"drill_{row['kind']}": row["family"] for row in DRILLDOWN_ROWS})
 
 # Label filters shared by all queries; Grafana replaces the $variables.
 SELECTORS = {
@@ -432,7 +450,7 @@ OTHER_NOTE = ("port=\"other\" sums, exactly, the port IO of (port, direction) pa
               "collector.drilldown_max_keys per VM: a different set of ports in each VM.")
 
 
-def other_share(title: str, desc: str, sel: str, w: int, h: int, metric: str = "@io_ports@",
+def other_share(title: str, desc: str, sel: str, w: int, h: int, metric: str = "@drill_io@",
                 item: str = "port") -> dict:
     """Share of a drill-down family in item="other" (port="other" by default):
     now and over the range. 0 when no VM folded any item; empty when the family
@@ -457,73 +475,92 @@ def other_share(title: str, desc: str, sel: str, w: int, h: int, metric: str = "
 # leave it out (a different set of items in every VM).
 # ---------------------------------------------------------------------------
 class DrillKind:
-    """One drill-down kind: its family, item label, grouping labels and texts.
+    """One drill-down kind: its family, item label and grouping labels from its
+    row in bpf/drilldown_kinds.def, and the texts of its panels.
     noun: what is counted ("MSR accesses"); per: the item as a title says it
-    ("MSR"); items: the table title ("MSRs"); question: what the graph answers."""
-    def __init__(self, kind: str, metric: str, item: str, by: str, legend: str, noun: str,
-                 unit: str, per: str, items: str, question: str, other: str, row_title: str,
-                 explain: str):
-        self.kind, self.metric, self.item, self.by, self.legend = kind, metric, item, by, legend
+    ("MSR"); items: the table title ("MSRs"); question: what the graph answers;
+    legend: the series legend (default: every label's value)."""
+    def __init__(self, row: dict, noun: str, unit: str, per: str, items: str, question: str,
+                 other: str, row_title: str, explain: str, legend: str = ""):
+        labels = row["labels"].split()
+        self.kind, self.metric, self.item = row["kind"], f"@drill_{row['kind']}@", labels[0]
+        self.by = ", ".join(labels)
+        self.legend = legend or " ".join(f"{{{{{label}}}}}" for label in labels)
         self.noun, self.unit, self.per, self.items, self.question = noun, unit, per, items, question
-        self.needs = (f"Needs collector.drilldown: [{kind}] (off by default); empty "
+        self.needs = (f"Needs collector.drilldown: [{self.kind}] (off by default); empty "
                       "without it.")
         self.other = other
-        self.row_title = f"{row_title} (needs collector.drilldown: [{kind}])"
+        self.row_title = f"{row_title} (needs collector.drilldown: [{self.kind}])"
         self.explain = explain
 
     def sel(self, extra: str = "") -> str:
         return f"{self.metric}{{@SV@{extra}}}"
 
 
-MSR = DrillKind(
-    "msr", "@msrs@", "msr", "msr, name, direction, fault",
-    "{{msr}} {{name}} {{direction}} fault={{fault}}",
-    "MSR accesses", "accesses/s", "MSR", "MSRs",
-    "Which MSRs is this VM reading and writing, does KVM fault any access, and since when?",
-    "msr=\"other\" (name \"\") sums, exactly, the accesses of (MSR, direction, fault) items "
-    "beyond collector.drilldown_max_keys per VM, direction and fault kept: a different set of "
-    "MSRs in each VM.",
-    "Which MSR",
-    "One count per RDMSR/WRMSR that exits (kvm:kvm_msr): msr is the index (8 hex digits), name "
-    "the kernel's macro name (\"\" when not in the exporter's table), direction read (RDMSR) "
-    "or write (WRMSR), fault=true when KVM injected #GP (an MSR KVM does not emulate).")
-MMIO = DrillKind(
-    "mmio", "@mmio_pages@", "page", "page, direction", "{{page}} {{direction}}",
-    "MMIO accesses", "accesses/s", "page", "MMIO pages",
-    "Which MMIO pages is this VM accessing (a device register polled in a loop, the local "
-    "APIC), reading or writing, and since when?",
-    "page=\"other\" sums, exactly, the accesses of (page, direction) pairs beyond "
-    "collector.drilldown_max_keys per VM, direction kept: a different set of pages in each VM.",
-    "Which MMIO page",
-    "One count per MMIO read or write KVM emulates (kvm:kvm_mmio), by its 4 KiB guest-physical "
-    "page (0xfee00000 is the local APIC, 0xfec00000 the IOAPIC, others usually a device's "
-    "BAR), whether an in-kernel device or the VMM (KVM_EXIT_MMIO) handles it.")
-HYPERCALL = DrillKind(
-    "hypercall", "@hypercalls@", "nr", "nr, name", "{{nr}} {{name}}",
-    "hypercalls", "hypercalls/s", "number", "Hypercalls",
-    "Which hypercalls is this VM making, and since when?",
-    "nr=\"other\" (name \"\") sums, exactly, the hypercalls of numbers beyond "
-    "collector.drilldown_max_keys per VM: a different set in each VM.",
-    "Which hypercall",
-    "One count per VMCALL/VMMCALL KVM handles as a hypercall (kvm:kvm_hypercall): nr is the "
-    "number in RAX, name its KVM_HC_* name from linux/kvm_para.h (\"\" for a number the "
-    "exporter does not know).")
-USERSPACE = DrillKind(
-    "userspace", "@vmm_exits@", "exit_reason", "exit_reason, error",
-    "{{exit_reason}} {{error}}",
-    "exits to the VMM", "exits/s", "exit reason", "Exits to the VMM",
-    "Why does this VM's VMM process get control back from KVM_RUN (which KVM_EXIT_* it has "
-    "to handle, or a signal), and since when?",
-    "exit_reason=\"other\" sums, exactly, the exits of (exit_reason, error) pairs beyond "
-    "collector.drilldown_max_keys per VM, error kept.",
-    "Exits to the VMM",
-    "One count per return of KVM_RUN to the VMM process (kvm:kvm_userspace_exit): "
-    "exit_reason is the KVM_EXIT_* the VMM has to handle (KVM_EXIT_IO, KVM_EXIT_MMIO, ...); "
-    "error is \"none\" when KVM_RUN returned 0, else its errno name (KVM_EXIT_INTR with "
-    "EINTR: a signal interrupted KVM_RUN, e.g. the VMM kicking the vCPU).")
-DRILL_KINDS = (MSR, MMIO, HYPERCALL, USERSPACE)
+def generic_prose(row: dict) -> dict:
+    """Texts for a kind without its own below: from its row's help and labels."""
+    item = row["labels"].split()[0]
+    keeps = row["keeps"].split()
+    kept = f", {' and '.join(keeps)} kept" if keeps else ""
+    return dict(noun=f"{row['kind']} events", unit="events/s", per=item, items=f"{item[:1].upper()}{item[1:]}s",
+                question=f"Which {item} is this VM's {row['kind']} drill-down about, and since when?",
+                other=f"{item}=\"other\" sums, exactly, the events of items beyond "
+                      f"collector.drilldown_max_keys per VM{kept}.",
+                row_title=f"Which {item}", explain=f"{row['help']}")
+
+
+# The panels' texts of each kind but io (which has panels of its own above);
+# a kind not listed here gets generic_prose.
+DRILL_PROSE = {
+    "msr": dict(
+        noun='MSR accesses',
+        unit='accesses/s',
+        per='MSR',
+        items='MSRs',
+        question='Which MSRs is this VM reading and writing, does KVM fault any access, and since when?',
+        other='msr="other" (name "") sums, exactly, the accesses of (MSR, direction, fault) items beyond collector.drilldown_max_keys per VM, direction and fault kept: a different set of MSRs in each VM.',
+        row_title='Which MSR',
+        explain='One count per RDMSR/WRMSR that exits (kvm:kvm_msr): msr is the index (8 hex digits), name the kernel\'s macro name ("" when not in the exporter\'s table), direction read (RDMSR) or write (WRMSR), fault=true when KVM injected #GP (an MSR KVM does not emulate).',
+        legend='{{msr}} {{name}} {{direction}} fault={{fault}}',
+    ),
+    "mmio": dict(
+        noun='MMIO accesses',
+        unit='accesses/s',
+        per='page',
+        items='MMIO pages',
+        question='Which MMIO pages is this VM accessing (a device register polled in a loop, the local APIC), reading or writing, and since when?',
+        other='page="other" sums, exactly, the accesses of (page, direction) pairs beyond collector.drilldown_max_keys per VM, direction kept: a different set of pages in each VM.',
+        row_title='Which MMIO page',
+        explain="One count per MMIO read or write KVM emulates (kvm:kvm_mmio), by its 4 KiB guest-physical page (0xfee00000 is the local APIC, 0xfec00000 the IOAPIC, others usually a device's BAR), whether an in-kernel device or the VMM (KVM_EXIT_MMIO) handles it.",
+    ),
+    "hypercall": dict(
+        noun='hypercalls',
+        unit='hypercalls/s',
+        per='number',
+        items='Hypercalls',
+        question='Which hypercalls is this VM making, and since when?',
+        other='nr="other" (name "") sums, exactly, the hypercalls of numbers beyond collector.drilldown_max_keys per VM: a different set in each VM.',
+        row_title='Which hypercall',
+        explain='One count per VMCALL/VMMCALL KVM handles as a hypercall (kvm:kvm_hypercall): nr is the number in RAX, name its KVM_HC_* name from linux/kvm_para.h ("" for a number the exporter does not know).',
+    ),
+    "userspace": dict(
+        noun='exits to the VMM',
+        unit='exits/s',
+        per='exit reason',
+        items='Exits to the VMM',
+        question="Why does this VM's VMM process get control back from KVM_RUN (which KVM_EXIT_* it has to handle, or a signal), and since when?",
+        other='exit_reason="other" sums, exactly, the exits of (exit_reason, error) pairs beyond collector.drilldown_max_keys per VM, error kept.',
+        row_title='Exits to the VMM',
+        explain='One count per return of KVM_RUN to the VMM process (kvm:kvm_userspace_exit): exit_reason is the KVM_EXIT_* the VMM has to handle (KVM_EXIT_IO, KVM_EXIT_MMIO, ...); error is "none" when KVM_RUN returned 0, else its errno name (KVM_EXIT_INTR with EINTR: a signal interrupted KVM_RUN, e.g. the VMM kicking the vCPU).',
+    ),
+}
+DRILL_KINDS = tuple(
+    DrillKind(row, **(DRILL_PROSE[row["kind"]] if row["kind"] in DRILL_PROSE
+                      else generic_prose(row)))
+    for row in DRILLDOWN_ROWS if row["kind"] != "io")
+MSR = next(k for k in DRILL_KINDS if k.kind == "msr")  # the overview's host-wide MSR panels
 # Host-wide top MSRs: "other" left out, faulting and not summed.
-TOP_MSRS = ("topk({n}, sum by (msr, name, direction) ({fn}(@msrs@{{@SV@, msr!=\"other\"}}"
+TOP_MSRS = ("topk({n}, sum by (msr, name, direction) ({fn}(@drill_msr@{{@SV@, msr!=\"other\"}}"
             "[{window}])))")
 LOST_NOTE = ("kvm_drilldown_overflow_events_total has one series per kind in "
              "collector.drilldown (io: port IO, msr, mmio, hypercall, userspace: exits to the "
@@ -561,7 +598,7 @@ def drill_vm_row(k: DrillKind) -> list[dict]:
                Target(f"sum by ({k.by}) ({k.sel()})")],
               rename={"Value #A": f"{cap(k.noun)} in range", "Value #B": "Share in range",
                       "Value #C": "Since tracked",
-                      **{label: LABEL_TITLES[label] for label in k.by.split(", ")}},
+                      **{label: LABEL_TITLES.get(label, cap(label)) for label in k.by.split(", ")}},
               units={"Share in range": "percentunit"},
               sort_by=f"{cap(k.noun)} in range", w=8, h=10),
         other_share(f"{cap(k.noun)} in {k.item}=\"other\" (share)",
@@ -748,18 +785,18 @@ def overview() -> dict:
                    "step. port=\"other\" is left out, because " + OTHER_NOTE + " A port folded into "
                    "\"other\" in some VM is missing from its line here, so a line is a lower "
                    "bound; the share panel beside shows how much is folded. " + DRILL_NOTE,
-                   [Target("topk(10, sum by (port, direction) (rate(@io_ports@{@SV@, "
+                   [Target("topk(10, sum by (port, direction) (rate(@drill_io@{@SV@, "
                            "port!=\"other\"}[$__rate_interval])))", "{{port}} {{direction}}")],
                    w=12, h=9),
         table("Top ports over the time range, all selected VMs",
               "Which IO ports took the most port IO in the selected range, and in how many "
               "VMs? Top 20 (port, direction) by port IO in range, summed over the selected VMs; "
               "port=\"other\" left out (see the share panel). " + DRILL_NOTE,
-              [Target("topk(20, sum by (port, direction) (increase(@io_ports@{@SV@, "
+              [Target("topk(20, sum by (port, direction) (increase(@drill_io@{@SV@, "
                       "port!=\"other\"}[$__range])))"),
-               Target("count by (port, direction) (increase(@io_ports@{@SV@, "
+               Target("count by (port, direction) (increase(@drill_io@{@SV@, "
                       "port!=\"other\"}[$__range]) > 0) and on (port, direction) "
-                      "topk(20, sum by (port, direction) (increase(@io_ports@{@SV@, "
+                      "topk(20, sum by (port, direction) (increase(@drill_io@{@SV@, "
                       "port!=\"other\"}[$__range])))")],
               rename={"Value #A": "Port IO in range", "Value #B": "VMs",
                       "port": "Port", "direction": "Direction"},
@@ -788,12 +825,12 @@ def overview() -> dict:
               "(see the share panel). " + MSR.needs,
               [Target(TOP_MSRS.format(fn="increase", window="$__range", n=20)),
                # 0, not a blank cell, for the top MSRs that did not fault
-               Target("(sum by (msr, name, direction) (increase(@msrs@{@SV@, msr!=\"other\", "
+               Target("(sum by (msr, name, direction) (increase(@drill_msr@{@SV@, msr!=\"other\", "
                       "fault=\"true\"}[$__range])) and on (msr, name, direction) "
                       + TOP_MSRS.format(fn="increase", window="$__range", n=20) + ") or 0 * "
                       + TOP_MSRS.format(fn="increase", window="$__range", n=20)),
                Target("count by (msr, name, direction) (sum by (job, instance, vm, pid, msr, "
-                      "name, direction) (increase(@msrs@{@SV@, msr!=\"other\"}[$__range])) "
+                      "name, direction) (increase(@drill_msr@{@SV@, msr!=\"other\"}[$__range])) "
                       "> 0) and on (msr, name, direction) "
                       + TOP_MSRS.format(fn="increase", window="$__range", n=20))],
               rename={"Value #A": "MSR accesses in range", "Value #B": "Faulted (#GP)",
@@ -989,17 +1026,17 @@ def vm_drilldown() -> dict:
                    "direction) at each step; direction read is IN, write is OUT. " + OTHER_NOTE
                    + " " + DRILL_NOTE,
                    [Target("topk(10, sum by (port, direction) "
-                           "(rate(@io_ports@{@SV@}[$__rate_interval])))", "{{port}} {{direction}}")],
+                           "(rate(@drill_io@{@SV@}[$__rate_interval])))", "{{port}} {{direction}}")],
                    w=10, h=10),
         table("Ports over the time range",
               "How much port IO did each port take in the selected range, what share of this "
               "VM's port IO is that, and how much since the exporter started tracking the VM? "
               "At most collector.drilldown_max_keys ports plus port=\"other\" per direction. "
               + OTHER_NOTE + " " + DRILL_NOTE,
-              [Target("sum by (port, direction) (increase(@io_ports@{@SV@}[$__range]))"),
-               Target("sum by (port, direction) (increase(@io_ports@{@SV@}[$__range])) "
-                      "/ on () group_left () sum(increase(@io_ports@{@SV@}[$__range]))"),
-               Target("sum by (port, direction) (@io_ports@{@SV@})")],
+              [Target("sum by (port, direction) (increase(@drill_io@{@SV@}[$__range]))"),
+               Target("sum by (port, direction) (increase(@drill_io@{@SV@}[$__range])) "
+                      "/ on () group_left () sum(increase(@drill_io@{@SV@}[$__range]))"),
+               Target("sum by (port, direction) (@drill_io@{@SV@})")],
               rename={"Value #A": "Port IO in range", "Value #B": "Share in range",
                       "Value #C": "Since tracked", "port": "Port", "direction": "Direction"},
               units={"Share in range": "percentunit"},

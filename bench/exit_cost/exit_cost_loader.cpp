@@ -362,12 +362,10 @@ int main(int argc, char** argv) {
   }
     const Row exit_row = OURS_ROW(count_kvm_exit);
     const Row entry_row = OURS_ROW(time_kvm_entry);
-    const Row kinds[] = {
-        OURS_ROW(count_kvm_pio),
-        OURS_ROW(count_kvm_msr),
-        OURS_ROW(count_kvm_mmio),
-        OURS_ROW(count_kvm_hypercall),
-        OURS_ROW(count_kvm_userspace_exit),
+    const Row kinds[] = {  // one per drill-down kind, in the contract's order
+#define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, ...) OURS_ROW(count_##tracepoint),
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
     };
 #undef OURS_ROW
     const auto kind_on = [&](std::size_t kind) { return kind == 0 ? drill_io : drill_all; };
@@ -381,7 +379,7 @@ int main(int argc, char** argv) {
     // As BpfExitSource sizes it: 2,048 VMs per kind on, a token map when none is.
     constexpr std::uint32_t kDrilldownVms = 2048;
     if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown,
-                                           drill_io ? kDrilldownVms * (drill_all ? 5 : 1) : 1);
+                                           drill_io ? kDrilldownVms * (drill_all ? KVM_DRILLDOWN_KIND_NR : 1) : 1);
         err != 0) {
       return Fail("sizing drilldown", err);
     }
