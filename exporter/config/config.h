@@ -101,7 +101,7 @@ inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1024} * 1024;
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);
 
 // The largest bound the BPF program buckets exit handling time by, 2^20 us
-// (KVM_EXIT_TIME_BUCKETS in bpf/kvm_exit.h; config.cpp checks they agree).
+// (KVM_EXIT_TIME_BUCKETS in bpf/kvm_exit.h; config_values.cpp checks they agree).
 inline constexpr std::chrono::microseconds kMaxExitHandlingBucket{1 << 20};
 
 // Settings given as command-line flags. Each replaces its YAML key and is
