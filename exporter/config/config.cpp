@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
+// ParseConfig walks the file section by section with the table of keys
+// (config_keys.cpp); LoadConfig adds the command-line flags.
 #include "config/config.h"
 
-#include <optional>
-#include <span>
+#include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "config/config_keys.h"
 #include "config/config_values.h"
-#include "config/duration.h"
 #include "config/yaml_walker.h"
 #include "util/file_text.h"
 #include "util/listen_address.h"
@@ -16,112 +18,33 @@
 namespace kvmexit {
 namespace {
 
-using namespace std::chrono_literals;
-using std::chrono::milliseconds;
-
-void ParseSection(const YamlValue& section, std::span<const YamlField> fields) {
-  WalkMap(section, fields, {.label = "section " + Quoted(section.name)});
-}
-
-void ParseWeb(const YamlValue& section, Config::Web& web) {
-  const YamlField fields[] = {
-      {"listen_address",
-       [&](const YamlValue& value) { web.listen_address = ReadListenAddress(value); }},
-      {"telemetry_path",
-       [&](const YamlValue& value) { web.telemetry_path = ReadTelemetryPath(value); }},
-  };
-  ParseSection(section, fields);
-}
-
-void ParseKernel(const YamlValue& section, Config::Kernel& kernel) {
-  const YamlField fields[] = {
-      {"tracefs_path",
-       [&](const YamlValue& value) { kernel.tracefs_path = ReadAbsolutePath(value); }},
-      {"attach_retry_interval",
-       [&](const YamlValue& value) {
-         kernel.attach_retry_interval = ReadDuration(value, 100ms, 1h);
-       }},
-      {"hook", [&](const YamlValue& value) { kernel.hook = ReadKernelHook(value); }},
-  };
-  ParseSection(section, fields);
-}
-
-void ParseCollector(const YamlValue& section, Config::Collector& collector) {
-  const YamlField fields[] = {
-      {"per_vm", [&](const YamlValue& value) { collector.per_vm = ReadBool(value); }},
-      {"per_vcpu", [&](const YamlValue& value) { collector.per_vcpu = ReadBool(value); }},
-      {"exit_handling_time",
-       [&](const YamlValue& value) { collector.exit_handling_time = ReadBool(value); }},
-      {"vcpu_time", [&](const YamlValue& value) { collector.vcpu_time = ReadBool(value); }},
-      {"vcpu_time_interval",
-       [&](const YamlValue& value) {
-         collector.vcpu_time_interval = ReadDuration(value, 1s, 5min);
-       }},
-      {"vm_map_capacity",
-       [&](const YamlValue& value) {
-         collector.vm_map_capacity = ReadUint32(value, 16, 4'194'304);
-       }},
-      {"exit_handling_buckets",
-       [&](const YamlValue& value) {
-         collector.exit_handling_buckets = ReadExitHandlingBuckets(value);
-       }},
-      {"drilldown",
-       [&](const YamlValue& value) { collector.drilldown = ReadDrilldownKinds(value); }},
-      {"drilldown_max_keys",
-       [&](const YamlValue& value) {
-         collector.drilldown_max_keys = ReadUint32(value, 1, kMaxDrilldownKeys);
-       }},
-  };
-  ParseSection(section, fields);
-}
-
-void ParseRates(const YamlValue& section, Config::Rates& rates) {
-  constexpr milliseconds kMinSampleInterval = 100ms;
-  std::optional<YamlValue> window;
-  std::optional<YamlValue> sample_interval;
-  const YamlField fields[] = {
-      {"window",
-       [&](const YamlValue& value) {
-         rates.window = ReadDuration(value, 2 * kMinSampleInterval, 1h);
-         window = value;
-       }},
-      {"sample_interval",
-       [&](const YamlValue& value) {
-         rates.sample_interval = ReadDuration(value, kMinSampleInterval, 1min);
-         sample_interval = value;
-       }},
-  };
-  ParseSection(section, fields);
-  // A rate needs at least two samples inside the window.
-  if (rates.window < 2 * rates.sample_interval) {
-    const YamlValue& culprit = window ? *window : sample_interval ? *sample_interval : section;
-    culprit.Fail("rates.window (" + FormatDuration(rates.window) +
-                 ") must be at least twice rates.sample_interval (" +
-                 FormatDuration(rates.sample_interval) + ")");
+// Hands each key of the section `section` to its row of ConfigKeys(), then
+// checks the rules between them.
+void ReadSection(const YamlValue& section, std::string_view section_name, Config& config) {
+  GivenValues given{section, {}};
+  std::vector<YamlField> fields;
+  for (const ConfigKey& key : ConfigKeys()) {
+    if (key.section() != section_name) continue;
+    fields.push_back({key.key(), [&key, &config, &given](const YamlValue& value) {
+                        key.read(value, config);
+                        given.by_key.emplace_back(key.key(), value);
+                      }});
   }
+  WalkMap(section, fields, {.label = "section " + Quoted(section_name)});
+  CheckKeysTogether(section_name, config, given);
 }
 
-void ParseVms(const YamlValue& section, Config::Vms& vms) {
-  const YamlField fields[] = {
-      {"max_vms", [&](const YamlValue& value) { vms.max_vms = ReadUint32(value, 1, 100'000); }},
-      {"grace_period",
-       [&](const YamlValue& value) { vms.grace_period = ReadDuration(value, 0ms, 24h); }},
-      {"boot_window",
-       [&](const YamlValue& value) { vms.boot_window = ReadDuration(value, 1s, 24h); }},
-      {"naming_rules", [&](const YamlValue& value) { vms.naming_rules = ReadNamingRules(value); }},
-  };
-  ParseSection(section, fields);
-}
-
-Config ParseDocument(const YamlValue& root) {
+// The sections are those of ConfigKeys(), in the order their first key comes.
+Config ReadDocument(const YamlValue& root) {
   Config config;
-  const YamlField sections[] = {
-      {"web", [&](const YamlValue& value) { ParseWeb(value, config.web); }},
-      {"kernel", [&](const YamlValue& value) { ParseKernel(value, config.kernel); }},
-      {"collector", [&](const YamlValue& value) { ParseCollector(value, config.collector); }},
-      {"rates", [&](const YamlValue& value) { ParseRates(value, config.rates); }},
-      {"vms", [&](const YamlValue& value) { ParseVms(value, config.vms); }},
-  };
+  std::vector<YamlField> sections;
+  for (const ConfigKey& key : ConfigKeys()) {
+    const std::string_view name = key.section();
+    const auto same_section = [name](const YamlField& section) { return section.key == name; };
+    if (std::any_of(sections.begin(), sections.end(), same_section)) continue;
+    sections.push_back(
+        {name, [name, &config](const YamlValue& value) { ReadSection(value, name, config); }});
+  }
   WalkMap(root, sections, {.noun = "section", .label = "the configuration"});
   return config;
 }
@@ -132,7 +55,7 @@ std::variant<Config, ConfigError> ParseConfig(std::string_view yaml_text,
                                               std::string_view source_name) {
   Config config;
   std::string error = WalkYamlText(
-      yaml_text, source_name, [&config](const YamlValue& root) { config = ParseDocument(root); });
+      yaml_text, source_name, [&config](const YamlValue& root) { config = ReadDocument(root); });
   if (!error.empty()) return ConfigError{std::move(error)};
   return config;
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The exporter's configuration: what to count and how to label it.
 // Parsed from YAML (yaml-cpp); every problem is reported with file:line:column.
-// Durations ("30s", "100us"): duration.h.
+// Which key is read how: config_keys.h; durations: duration.h.
 #pragma once
 
 #include <algorithm>
