@@ -85,7 +85,11 @@ for target in "${targets[@]}"; do
     "$build/$target" "${options[@]}" "${inputs[@]}" >"$log" 2>&1 || fail "$target" "$log"
     # Address randomisation off: compared pointer values steer libFuzzer's
     # mutations, so with it on the same seed explored different inputs.
-    setarch "$(uname -m)" -R "$build/$target" "${options[@]}" -seed=1 -runs="$regress_runs" \
+    # -reload=0: libFuzzer rereads its corpus directories once a second by
+    # default and runs what it finds there again; when that falls depends on
+    # the clock, so on a loaded machine the same seed explored differently.
+    setarch "$(uname -m)" -R "$build/$target" "${options[@]}" -reload=0 -seed=1 \
+      -runs="$regress_runs" \
       "$work/$target" "${seeds[@]}" >"$log" 2>&1 || fail "$target" "$log"
   else
     echo "== $target: ${seconds}s"
