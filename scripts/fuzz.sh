@@ -6,10 +6,13 @@
 #   scripts/fuzz.sh --regress [TARGET...]
 #       The test suite's gate (ctest `fuzz`): replays every input of the
 #       committed corpus (tests/fuzz/corpus/<target>/, the regression seeds
-#       included) one by one, then explores a fixed number of runs
-#       (FUZZ_REGRESS_RUNS, default 20000) from a fixed seed. The same tree
-#       gives the same inputs on every machine and every run: a red gate means
-#       this tree has a bug, never that this run was unlucky.
+#       included) and every file of the tree that seeds the target as it is
+#       now (SEEDS in tests/fuzz/CMakeLists.txt, copied to
+#       <build>/fuzz-seeds/<target>/ at configure) one by one, then explores
+#       a fixed number of runs (FUZZ_REGRESS_RUNS, default 20000) from a
+#       fixed seed. The same tree gives the same inputs on every machine and
+#       every run: a red gate means this tree has a bug, never that this run
+#       was unlucky.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default: 20 s, every target)
 #       Exploration from a random seed for a bounded time, to find new bugs.
 #       A finding is fixed where the shared mechanism is, and its reproducer
@@ -67,24 +70,30 @@ fail() {
 
 summary=()
 for target in "${targets[@]}"; do
-  seeds="$repo/tests/fuzz/corpus/$target"
-  [ -d "$seeds" ] || { echo "fuzz.sh: no seed corpus $seeds" >&2; exit 1; }
+  seeds=("$repo/tests/fuzz/corpus/$target")
+  [ -d "${seeds[0]}" ] || { echo "fuzz.sh: no seed corpus ${seeds[0]}" >&2; exit 1; }
+  # Files of the tree that seed the target as they are now (SEEDS in tests/fuzz/CMakeLists.txt).
+  [ -d "$build/fuzz-seeds/$target" ] && seeds+=("$build/fuzz-seeds/$target")
   mkdir -p "$work/$target"
   log="$work/$target.log"
   options=(-max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
     -artifact_prefix="$artifacts/$target-")
   if [ "$mode" = regress ]; then
     # Each committed input alone first, so a regression names its file.
-    mapfile -t inputs < <(find "$seeds" -type f | sort)
+    mapfile -t inputs < <(find "${seeds[@]}" -type f | sort)
     echo "== $target: replaying ${#inputs[@]} corpus inputs, then $regress_runs runs from seed 1"
     "$build/$target" "${options[@]}" "${inputs[@]}" >"$log" 2>&1 || fail "$target" "$log"
     # Address randomisation off: compared pointer values steer libFuzzer's
     # mutations, so with it on the same seed explored different inputs.
-    setarch "$(uname -m)" -R "$build/$target" "${options[@]}" -seed=1 -runs="$regress_runs" \
-      "$work/$target" "$seeds" >"$log" 2>&1 || fail "$target" "$log"
+    # -reload=0: libFuzzer rereads its corpus directories once a second by
+    # default and runs what it finds there again; when that falls depends on
+    # the clock, so on a loaded machine the same seed explored differently.
+    setarch "$(uname -m)" -R "$build/$target" "${options[@]}" -reload=0 -seed=1 \
+      -runs="$regress_runs" \
+      "$work/$target" "${seeds[@]}" >"$log" 2>&1 || fail "$target" "$log"
   else
     echo "== $target: ${seconds}s"
-    "$build/$target" "${options[@]}" -max_total_time="$seconds" "$work/$target" "$seeds" \
+    "$build/$target" "${options[@]}" -max_total_time="$seconds" "$work/$target" "${seeds[@]}" \
       >"$log" 2>&1 || fail "$target" "$log"
   fi
   # The last status line ("#N DONE cov: ... ft: ... corp: ...") and the final stats.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The exporter's configuration: what to count and how to label it.
 // Parsed from YAML (yaml-cpp); every problem is reported with file:line:column.
+// Which key is read how: config_keys.h; durations: duration.h.
 #pragma once
 
 #include <algorithm>
@@ -99,23 +100,9 @@ inline constexpr std::size_t kMaxConfigFileBytes = std::size_t{1024} * 1024;
 // or a directory is refused at once.
 std::variant<Config, ConfigError> LoadConfigFile(const std::string& path);
 
-// Parses a duration such as "500ms", "10s", "5m", "1h". Returns nullopt when malformed.
-std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
-
-// ParseDuration with microseconds too: "1us", "250us", "10ms", "1s". For the
-// keys finer than a millisecond (collector.exit_handling_buckets).
-std::optional<std::chrono::microseconds> ParseFineDuration(std::string_view text);
-
 // The largest bound the BPF program buckets exit handling time by, 2^20 us
-// (KVM_EXIT_TIME_BUCKETS in bpf/kvm_exit.h; exit_metrics.cpp checks they agree).
+// (KVM_EXIT_TIME_BUCKETS in bpf/kvm_exit.h; config_values.cpp checks they agree).
 inline constexpr std::chrono::microseconds kMaxExitHandlingBucket{1 << 20};
-
-// The inverse of ParseDuration, in the largest unit that is exact: 90000ms -> "90s",
-// 300000ms -> "5m", 0 -> "0s". For messages and logs.
-std::string FormatDuration(std::chrono::milliseconds duration);
-
-// The inverse of ParseFineDuration, likewise: 1000us -> "1ms", 1048576us -> "1048576us".
-std::string FormatFineDuration(std::chrono::microseconds duration);
 
 // Settings given as command-line flags. Each replaces its YAML key and is
 // checked by that key's rule, with the flag's name in the message.

@@ -15,6 +15,7 @@
 #include <ostream>
 #include <string>
 
+#include "config/duration.h"
 #include "temp_dir.h"
 #include "util/unique_fd.h"
 

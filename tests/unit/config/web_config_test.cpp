@@ -156,15 +156,20 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         BadInput{"tls_server_config: [\n",
                  "web.yml:2:1: invalid YAML: end of sequence flow not found"},
-        BadInput{"- a\n", "web.yml:1:1: the web config must be a map"},
+        // The walker the configuration shares (yaml_walker.h) says which keys a map
+        // takes and what it found instead, where this file said "must be a map".
+        BadInput{"- a\n",
+                 "web.yml:1:1: the web config must be a map of keys (tls_server_config, "
+                 "http_server_config, basic_auth_users), got a list"},
         BadInput{"a: 1\n---\nb: 2\n", "web.yml:3:1: only one YAML document is allowed, found 2"},
         // yaml-cpp 0.7's LoadAll loops forever on it (the config's fuzzer found it).
         BadInput{",\n", "web.yml:1:1: invalid YAML: unexpected \",\" (no value can start with it)"},
         BadInput{"tls_config:\n",
-                 "web.yml:1:1: unknown key \"tls_config\"; allowed: tls_server_config, "
+                 "web.yml:1:1: unknown key \"tls_config\"; allowed keys: tls_server_config, "
                  "http_server_config, basic_auth_users"},
+        // Where the first one is, as the configuration says it.
         BadInput{"basic_auth_users: {}\nbasic_auth_users: {}\n",
-                 "web.yml:2:1: the web config: key \"basic_auth_users\" is given twice"},
+                 "web.yml:2:1: duplicate key \"basic_auth_users\" (first at line 1)"},
         BadInput{"rate_limit:\n  interval: 1s\n",
                  "web.yml:1:1: rate_limit is not supported by kvm_exit_exporter (limit clients "
                  "with a reverse proxy); remove it"},
@@ -177,7 +182,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"tls_server_config:\n  cert_file:\n  key_file: b\n",
                  "web.yml:2:3: tls_server_config.cert_file: must not be empty"},
         BadInput{"tls_server_config:\n  cert_file: [a]\n  key_file: b\n",
-                 "web.yml:2:14: tls_server_config.cert_file: must be a string"},
+                 "web.yml:2:14: tls_server_config.cert_file must be a file path, got a list"},
         BadInput{kTls + "  client_auth_type: RequireClientCert\n",
                  "web.yml:4:21: tls_server_config.client_auth_type: unknown client auth type "
                  "\"RequireClientCert\"; use one of NoClientCert, RequestClientCert, "
@@ -220,7 +225,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA is one of Go's insecure suites, which "
                  "exporter-toolkit refuses too (tls.InsecureCipherSuites); remove it"},
         BadInput{kTls + "  cipher_suites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n",
-                 "web.yml:4:18: tls_server_config.cipher_suites: must be a list of names"},
+                 "web.yml:4:18: tls_server_config.cipher_suites must be a list of names, got "
+                 "\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\""},
         BadInput{kTls + "  cipher_suites: [TLS_RSA_WITH_AES_128_GCM_SHA256]\n",
                  "web.yml:4:19: tls_server_config.cipher_suites: TLS_RSA_WITH_AES_128_GCM_SHA256 "
                  "is a static RSA key exchange suite, without forward secrecy: Go lists it as "
@@ -247,11 +253,17 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{kTls + "  curve_preferences: [X25519, X448]\n",
                  "web.yml:4:31: tls_server_config.curve_preferences: unknown curve \"X448\"; use "
                  "one of CurveP256, CurveP384, CurveP521, X25519"},
+        // Which item, and what it is.
         BadInput{kTls + "  curve_preferences: [[X25519]]\n",
-                 "web.yml:4:23: tls_server_config.curve_preferences: must be a list of names"},
+                 "web.yml:4:23: tls_server_config.curve_preferences[0] must be a name, got a "
+                 "list"},
+        // One boolean rule for both files: unquoted, as Go's yaml reads a bool.
         BadInput{kTls + "  prefer_server_cipher_suites: yes\n",
-                 "web.yml:4:32: tls_server_config.prefer_server_cipher_suites: must be true or "
-                 "false, got \"yes\""},
+                 "web.yml:4:32: tls_server_config.prefer_server_cipher_suites must be true or "
+                 "false (a YAML boolean, unquoted), got \"yes\""},
+        BadInput{kTls + "  prefer_server_cipher_suites: \"false\"\n",
+                 "web.yml:4:32: tls_server_config.prefer_server_cipher_suites must be true or "
+                 "false (a YAML boolean, unquoted), got \"false\""},
         BadInput{kTls + "  client_allowed_sans: [client]\n",
                  "web.yml:4:3: tls_server_config.client_allowed_sans is not supported by "
                  "kvm_exit_exporter (client certificates are checked against client_ca_file "
@@ -259,19 +271,22 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"tls_server_config:\n  cert: |\n    PEM\n",
                  "web.yml:2:3: tls_server_config.cert is not supported by kvm_exit_exporter "
                  "(inline PEM; put it in a file and use cert_file); remove it"},
+        // The key as it is written in the file, then where it is: the allowed
+        // names are those of that map.
         BadInput{kTls + "  certfile: x\n",
-                 "web.yml:4:3: unknown key \"tls_server_config.certfile\"; allowed: cert_file, "
-                 "key_file, client_auth_type, client_ca_file, min_version, max_version, "
-                 "cipher_suites, curve_preferences, prefer_server_cipher_suites"},
+                 "web.yml:4:3: unknown key \"certfile\" in tls_server_config; allowed keys: "
+                 "cert_file, key_file, client_auth_type, client_ca_file, min_version, "
+                 "max_version, cipher_suites, curve_preferences, prefer_server_cipher_suites"},
         BadInput{"http_server_config:\n  http2: true\n",
                  "web.yml:2:3: http_server_config.http2 is not supported by kvm_exit_exporter "
                  "(libmicrohttpd serves HTTP/1.1 only; set it to false); remove it"},
         BadInput{"http_server_config:\n  http2: maybe\n",
-                 "web.yml:2:10: http_server_config.http2: must be true or false, got \"maybe\""},
+                 "web.yml:2:10: http_server_config.http2 must be true or false (a YAML boolean, "
+                 "unquoted), got \"maybe\""},
         BadInput{"http_server_config:\n  headers:\n    Content-Type: foo\n",
-                 "web.yml:3:5: unknown key \"http_server_config.headers.Content-Type\"; allowed: "
-                 "Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, "
-                 "X-XSS-Protection, Strict-Transport-Security"},
+                 "web.yml:3:5: unknown header \"Content-Type\" in http_server_config.headers; "
+                 "allowed headers: Content-Security-Policy, X-Frame-Options, "
+                 "X-Content-Type-Options, X-XSS-Protection, Strict-Transport-Security"},
         BadInput{"http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
                  "web.yml:3:22: http_server_config.headers.X-Frame-Options: must be deny or "
                  "sameorigin, got \"allow\""},
@@ -291,7 +306,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"basic_auth_users:\n  \"a:b\": " + std::string(kHash) + "\n",
                  "web.yml:2:3: basic_auth_users: user name \"a:b\" must be non-empty and without "
                  "':' (Basic authentication separates user and password with it)"},
-        BadInput{"basic_auth_users: [alice]\n", "web.yml:1:19: basic_auth_users must be a map"}));
+        BadInput{"basic_auth_users: [alice]\n",
+                 "web.yml:1:19: basic_auth_users must be a map of user names, got a list"},
+        BadInput{"basic_auth_users:\n  alice: " + std::string(kHash) +
+                     "\n  alice: " + std::string(kHash) + "\n",
+                 "web.yml:3:3: duplicate user name \"alice\" in basic_auth_users (first at line "
+                 "2)"}));
 
 WebConfig::Tls TlsOf(std::string_view extra_keys) {
   const WebConfig config = ParseOk(kTls + std::string(extra_keys));
