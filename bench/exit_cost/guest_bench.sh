@@ -64,7 +64,7 @@ fail() { echo "BENCH FAIL $*" >&2; }
 
 # perf_record_start (started with its events enabled through its control FIFO):
 # the e2e suites' helper, one copy.
-# shellcheck source-path=SCRIPTDIR source=../../tests/e2e/guest/perf_kvm_checks.sh
+# shellcheck source-path=SCRIPTDIR source=../../tests/e2e/lib/perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
 
 # vmm_field OUTFILE KEY -> value of KEY= on test_vmm's DONE line

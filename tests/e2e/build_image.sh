@@ -178,7 +178,7 @@ collect_files() {
   local kdir=$1 vmm=$2 exporter=$3 m name f
   add_file "$(command -v busybox)" /bin/busybox
   add_file "$vmm" /bin/test_vmm
-  # collector.vcpu_time's vCPUs that spin or halt (guest/vcpu_time_checks.sh).
+  # collector.vcpu_time's vCPUs that spin or halt (lib/vcpu_time_checks.sh).
   add_file "$VCPU_TIME_VMM" /bin/vcpu_time_vmm
   if [[ -n $exporter ]]; then
     add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
@@ -188,8 +188,9 @@ collect_files() {
   # util-linux setpriv: the least-privilege phases run the exporter as the
   # systemd unit does (a non-root uid with ambient capabilities).
   add_dynamic_binary "$(command -v setpriv)" /usr/bin/setpriv
-  add_file "$SCRIPT_DIR/guest/init.sh" /init
-  for f in "$SCRIPT_DIR"/guest/*.sh; do
+  add_file "$SCRIPT_DIR/lib/init.sh" /init
+  for f in "$SCRIPT_DIR"/lib/*.sh "$SCRIPT_DIR"/svm/*.sh; do
+    [[ $f != */lib/host.sh ]] || continue # the host side's
     add_file "$f" "/e2e/$(basename "$f")"
   done
   for m in "${MODULES[@]}"; do

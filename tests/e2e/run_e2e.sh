@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs the nested end-to-end suite: boots QEMU (TCG, AMD SVM) on Debian's
 # kernel with an initramfs whose /init loads kvm_amd and runs the checks of
-# guest/checks.sh against real kvm:kvm_exit events, then reads the results
+# svm/checks.sh against real kvm:kvm_exit events, then reads the results
 # from the serial console log.
 #
 # usage: run_e2e.sh EXPORTER_BINARY|'' VMM_BINARY|'' OUT_DIR
@@ -17,8 +17,8 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
-# shellcheck source-path=SCRIPTDIR source=report.sh
-. "$SCRIPT_DIR/report.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/host.sh
+. "$SCRIPT_DIR/lib/host.sh"
 readonly GUEST_EXPORTER_PORT=9756 GUEST_ACK_PORT=9757
 
 die() { printf 'run_e2e: error: %s\n' "$*" >&2; exit 1; }

@@ -20,8 +20,8 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
-# shellcheck source-path=SCRIPTDIR source=report.sh
-. "$SCRIPT_DIR/report.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/host.sh
+. "$SCRIPT_DIR/lib/host.sh"
 # Bochs 2.7's tigerlake and corei7_icelake_u models hang during boot (XSAVE
 # size mismatch); these two boot and offer VMX with EPT.
 readonly DEFAULT_CPU=corei7_haswell_4770

@@ -12,11 +12,11 @@
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
 set -o pipefail
-# shellcheck source-path=SCRIPTDIR source=../guest/lib.sh
-. /e2e/lib.sh
-# shellcheck source=../guest/perf_kvm_checks.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. /e2e/common.sh
+# shellcheck source=../lib/perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
-# shellcheck source=../guest/drilldown_checks.sh
+# shellcheck source=../lib/drilldown_checks.sh
 . /e2e/drilldown_checks.sh
 
 VMX=1 # the tracepoint's isa value for Intel VMX
@@ -41,7 +41,7 @@ start_vmm() {
   local name=$1
   shift
   vmm_start "$WORK/vmm-$name.out" -name "guest=$name,debug-threads=on" "$@"
-  # shellcheck disable=SC2153 # VMM_PID is set by vmm_start (lib.sh)
+  # shellcheck disable=SC2153 # VMM_PID is set by vmm_start (common.sh)
   VMM_PIDS="$VMM_PIDS $name:$VMM_PID"
 }
 
@@ -145,7 +145,7 @@ EXIT_TIME_IO=200        # io exits of the timed VMM (Bochs is slow: fewer than t
 EXIT_TIME_DELAY_US=4000 # its IO handler sleeps this long per exit
 EXIT_TIME_HLT=3         # HLT exits: the first two are re-entered (timed), the last is not
 
-# check_exit_time_vmx NAME: one VMM with a slow IO handler, timed exactly (lib.sh check_exit_time)
+# check_exit_time_vmx NAME: one VMM with a slow IO handler, timed exactly (common.sh check_exit_time)
 check_exit_time_vmx() {
   local name=$1 p0="$WORK/$1-0.prom" p1="$WORK/$1-1.prom"
   scrape "$p0" || { fail "$name" "wget $METRICS_URL failed"; return 0; }

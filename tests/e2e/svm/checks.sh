@@ -11,22 +11,22 @@
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
 set -o pipefail
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. /e2e/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. /e2e/common.sh
 # Boot windows, VM lifecycle, soak, max_vms (issue 4); the Prometheus check (issue 5).
-# shellcheck source=lifecycle_checks.sh
+# shellcheck source=../lib/lifecycle_checks.sh
 . /e2e/lifecycle_checks.sh
 # Unloading and loading kvm around the exporter (issue 11).
-# shellcheck source=kvm_module_checks.sh
+# shellcheck source=../lib/kvm_module_checks.sh
 . /e2e/kvm_module_checks.sh
 # Drill-downs: port IO, MSRs, MMIO, hypercalls, exits to the VMM (issue 14).
-# shellcheck source=drilldown_checks.sh
+# shellcheck source=../lib/drilldown_checks.sh
 . /e2e/drilldown_checks.sh
 # Where the vCPU threads' time goes (issue 26).
-# shellcheck source=vcpu_time_checks.sh
+# shellcheck source=../lib/vcpu_time_checks.sh
 . /e2e/vcpu_time_checks.sh
 # perf kvm stat on the same workload (issue 13).
-# shellcheck source=perf_kvm_checks.sh
+# shellcheck source=../lib/perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
 
 # Every exporter phase uses short rate windows so that check 6 is quick.
@@ -432,7 +432,7 @@ EXIT_TIME_IO=500       # io exits of the timed VMM
 EXIT_TIME_DELAY_US=4000 # its IO handler sleeps this long per exit
 EXIT_TIME_HLT=3        # HLT exits: the first two are re-entered (timed), the last is not
 
-# check_exit_time_svm NAME: one VMM with a slow IO handler, timed exactly (lib.sh check_exit_time)
+# check_exit_time_svm NAME: one VMM with a slow IO handler, timed exactly (common.sh check_exit_time)
 check_exit_time_svm() {
   local name=$1 out="$WORK/vmm-$1.out" p0="$WORK/$1-0.prom" p1="$WORK/$1-1.prom"
   scrape "$p0" || { fail "$name" "wget $METRICS_URL failed"; return 0; }

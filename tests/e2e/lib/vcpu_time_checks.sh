@@ -8,7 +8,7 @@
 # kvm_vm_vcpu_seconds_total's modes between two scrapes VT_GAP_S apart, while
 # the VMM runs throughout.
 #
-# Run by guest/checks.sh; written to run in the Intel suite too (no config of
+# Run by svm/checks.sh; written to run in the Intel suite too (no config of
 # that suite's is needed), where on Bochs's one CPU the pinned VMMs share it
 # with the exporter and the shell, idle but for a sample a second.
 #

@@ -11,8 +11,8 @@
 # over the exits counted) for docs/benchmarks.md and must agree within
 # PERF_AVG_TOLERANCE. HLT is not compared: the test VMM's last HLT exits to
 # user space and never re-enters, so perf pairs none (and the exporter cannot
-# time it either). Sourced by guest/checks.sh (SVM) and vmx/checks.sh (VMX)
-# after lib.sh.
+# time it either). Sourced by svm/checks.sh (SVM) and vmx/checks.sh (VMX)
+# after common.sh.
 
 # Both tools time the same intervals; they differ by where each takes its
 # clock reading among the tracepoint's handlers (perf's and the BPF program's
