@@ -222,7 +222,7 @@ drill_vmms_run() {
 # drill_check_gone NAME KINDS VMM...: after the grace period (2 s, then the
 # next sample deletes the entries) no series of KINDS is left for the VMMs
 drill_check_gone() {
-  local gone="$WORK/$1-gone.prom" kinds=$2 kind vmm n=0
+  local name=$1 gone="$WORK/$1-gone.prom" kinds=$2 kind vmm n=0
   shift 2
   sleep 5
   if scrape "$gone"; then
@@ -232,7 +232,7 @@ drill_check_gone() {
         n=$((n + $(metric_count "$gone" "$DRILL_FAMILY" "pid=$(vmm_pid "$vmm")")))
       done
     done
-    expect_eq "$1" "series of kinds [$kinds] of the ended VMs after the grace period" "$n" 0
+    expect_eq "$name" "series of kinds [$kinds] of the ended VMs after the grace period" "$n" 0
   else
     fail drill_scrape "wget $METRICS_URL failed"
   fi
