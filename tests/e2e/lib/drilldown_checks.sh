@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # The drill-downs (issue 14), exact, shared by the AMD (QEMU) and Intel
-# (Bochs) suites: sourced by svm/checks.sh and vmx/checks.sh after common.sh.
+# (Bochs) suites: sourced by svm/checks.sh and vmx/checks.sh after
+# core_checks.sh; the vendor's exit codes come from /e2e/vendor.sh.
 # phase_drilldown_io: port IO. Each test_vmm IN/OUT is one IO exit and one
 # kvm:kvm_pio event, so every count below is exact by construction. (String
 # IO would not be: a `rep outsb` is one exit but one kvm_pio per batch the
