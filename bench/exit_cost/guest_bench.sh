@@ -5,7 +5,7 @@
 # Installed as /e2e/checks.sh by run_exit_cost.sh (an extra initramfs archive
 # laid over the e2e image), so the e2e /init runs it after loading kvm_amd
 # (with kernel.bpf_stats_enabled=1 already set) and prints `E2E DONE` and
-# powers off after it. With EXIT_COST_VMX=1 it is /e2e/vmx/checks.sh of the
+# powers off after it. With EXIT_COST_VMX=1 it is /e2e/checks.sh of the
 # Intel suite's image instead (Bochs; its /init loads kvm_intel and does the
 # same); the loader picks the vendor's exit-reason read for ours itself.
 #
@@ -64,7 +64,7 @@ fail() { echo "BENCH FAIL $*" >&2; }
 
 # perf_record_start (started with its events enabled through its control FIFO):
 # the e2e suites' helper, one copy.
-# shellcheck source-path=SCRIPTDIR source=../../tests/e2e/guest/perf_kvm_checks.sh
+# shellcheck source-path=SCRIPTDIR source=../../tests/e2e/lib/perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
 
 # vmm_field OUTFILE KEY -> value of KEY= on test_vmm's DONE line

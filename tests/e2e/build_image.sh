@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Builds the guest of the nested end-to-end suite: Debian's amd64 kernel (the
+# Builds the guest of a nested end-to-end suite: Debian's amd64 kernel (the
 # one linux-image-amd64 depends on) and an initramfs holding busybox, the test
-# VMM, the exporter with its shared libraries, the kvm modules and the guest
-# scripts.
+# VMMs, the exporter with its shared libraries, perf, setpriv, the vendor's
+# kvm modules and the guest scripts: /init is lib/init.sh, /e2e/ holds
+# lib/'s guest scripts and the vendor's vendor.sh and checks.sh, side by side
+# (so the scripts source /e2e/NAME.sh whatever their folder here).
 #
 # usage: build_image.sh OUT_DIR VMM_BINARY [EXPORTER_BINARY]
 #   OUT_DIR          build folder for the suite (default: $E2E_OUT_DIR);
@@ -11,6 +13,10 @@
 #   VMM_BINARY       static test VMM (tests/e2e/test_vmm.c); empty: built here
 #   EXPORTER_BINARY  kvm_exit_exporter; empty or absent: the guest skips the
 #                    exporter checks
+# Environment: E2E_VENDOR (svm, the default, or vmx: the folder whose
+# vendor.sh, checks.sh and modules go in), E2E_CHECKS (a script installed as
+# /e2e/checks.sh instead of the vendor's: bench/exit_cost), E2E_KERNEL (the
+# kernel line, see kernel_package_from_apt), VCPU_TIME_VMM.
 # Writes OUT_DIR/image/vmlinuz and OUT_DIR/image/initramfs.cpio.gz. Installs
 # the Debian packages it needs. Cached steps are skipped, so a second run with
 # unchanged inputs takes about a second.
@@ -19,52 +25,21 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
 readonly KERNEL_META_PACKAGE=linux-image-amd64
-# Modules in insmod order (there is no modules.dep in the guest); e1000 is the
-# NIC that QEMU's user networking is given. E2E_EXTRA_MODULES (paths like
-# these, space-separated) adds modules after them: the Intel suite's
-# arch/x86/kvm/kvm-intel, loaded in an order of its own.
-MODULES=(
-  virt/lib/irqbypass
-  drivers/crypto/ccp/ccp
-  arch/x86/kvm/kvm
-  arch/x86/kvm/kvm-amd
-  drivers/net/ethernet/intel/e1000/e1000
-)
-read -r -a EXTRA_MODULES <<<"${E2E_EXTRA_MODULES:-}"
-MODULES+=("${EXTRA_MODULES[@]}")
-readonly MODULES
-
+readonly VENDOR=${E2E_VENDOR:-svm}
+# shellcheck source-path=SCRIPTDIR source=lib/host.sh
+. "$SCRIPT_DIR/lib/host.sh"
 log() { printf 'build_image: %s\n' "$*" >&2; }
 die() { printf 'build_image: error: %s\n' "$*" >&2; exit 1; }
+
+[[ -f $SCRIPT_DIR/$VENDOR/modules ]] || die "E2E_VENDOR=$VENDOR: no $SCRIPT_DIR/$VENDOR/modules"
+# The vendor's modules in insmod order (paths in the kernel tree; the guest
+# has no modules.dep).
+mapfile -t MODULES < <(grep -v -E '^(#|$)' "$SCRIPT_DIR/$VENDOR/modules")
+readonly MODULES
 
 usage() {
   echo "usage: build_image.sh OUT_DIR VMM_BINARY|'' [EXPORTER_BINARY]" >&2
   exit 2
-}
-
-# --- Host packages -------------------------------------------------------------
-
-APT_UPDATED=0
-apt_update_once() {
-  if [[ $APT_UPDATED == 0 ]]; then
-    log "apt-get update"
-    apt-get update -qq >&2 || die "apt-get update failed"
-    APT_UPDATED=1
-  fi
-}
-
-ensure_packages() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$pkg")
-    fi
-  done
-  [[ ${#missing[@]} == 0 ]] && return 0
-  log "installing ${missing[*]}"
-  apt_update_once
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
-    || die "apt-get install ${missing[*]} failed"
 }
 
 # --- Kernel --------------------------------------------------------------------
@@ -178,7 +153,7 @@ collect_files() {
   local kdir=$1 vmm=$2 exporter=$3 m name f
   add_file "$(command -v busybox)" /bin/busybox
   add_file "$vmm" /bin/test_vmm
-  # collector.vcpu_time's vCPUs that spin or halt (guest/vcpu_time_checks.sh).
+  # collector.vcpu_time's vCPUs that spin or halt (lib/vcpu_time_checks.sh).
   add_file "$VCPU_TIME_VMM" /bin/vcpu_time_vmm
   if [[ -n $exporter ]]; then
     add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
@@ -188,10 +163,17 @@ collect_files() {
   # util-linux setpriv: the least-privilege phases run the exporter as the
   # systemd unit does (a non-root uid with ambient capabilities).
   add_dynamic_binary "$(command -v setpriv)" /usr/bin/setpriv
-  add_file "$SCRIPT_DIR/guest/init.sh" /init
-  for f in "$SCRIPT_DIR"/guest/*.sh; do
-    add_file "$f" "/e2e/$(basename "$f")"
+  add_file "$SCRIPT_DIR/lib/init.sh" /init
+  for f in "$SCRIPT_DIR"/lib/*.sh; do
+    case ${f##*/} in host.sh | init.sh) continue ;; esac # the host side's; /init
+    add_file "$f" "/e2e/${f##*/}"
   done
+  # The vendor's two guest scripts (its boot.sh is the host side's).
+  for f in vendor.sh checks.sh; do
+    [[ ! -e $SCRIPT_DIR/lib/$f ]] || die "lib/$f would collide with $VENDOR/$f in /e2e/"
+  done
+  add_file "$SCRIPT_DIR/$VENDOR/vendor.sh" /e2e/vendor.sh
+  add_file "${E2E_CHECKS:-$SCRIPT_DIR/$VENDOR/checks.sh}" /e2e/checks.sh
   for m in "${MODULES[@]}"; do
     name=$(basename "$m").ko
     add_file "$kdir/modules/$name" "/lib/modules/e2e/$name"

@@ -26,8 +26,8 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 readonly SCRIPT_DIR REPO GUEST_EXPORTER_PORT=9756
-# shellcheck source-path=SCRIPTDIR source=../e2e/report.sh
-. "$REPO/tests/e2e/report.sh"
+# shellcheck source-path=SCRIPTDIR source=../e2e/lib/host.sh
+. "$REPO/tests/e2e/lib/host.sh"
 
 die() { printf 'run_host: error: %s\n' "$*" >&2; exit 1; }
 log() { printf 'run_host: %s\n' "$*"; }
@@ -78,7 +78,7 @@ done
 
 cp "$SCRIPT_DIR/guest/control.sh" "$OUT/share/control.sh"
 printf 'HOST_DEBUG_DROPIN_CAPS=%q\n' "${HOST_DEBUG_DROPIN_CAPS:-}" >"$OUT/share/env"
-cp "$REPO/tests/e2e/guest/lib.sh" "$OUT/share/lib.sh"
+cp "$REPO/tests/e2e/lib/common.sh" "$OUT/share/lib.sh"
 chmod 0755 "$OUT/share/control.sh"
 
 # ---- Host side of the checks ------------------------------------------------------------

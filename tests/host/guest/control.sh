@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 # The host suite's checks, run inside the booted Debian 12 image as root by
 # host-test-control.service (tests/host/image_customize.sh) from the 9p share
-# /mnt/host, which run_host.sh fills with this script, tests/e2e/guest/lib.sh
+# /mnt/host, which run_host.sh fills with this script, tests/e2e/lib/common.sh
 # (metric parsing, reporting) and the two packages (install, upgrade).
 # Prints `E2E PASS|FAIL|SKIP name[: why]` per check and `E2E DONE` at the end;
 # `E2E PROMCHECK` asks the host to run Prometheus against the exporter through
 # the port forward, and waits for /mnt/host/promcheck.done.
 set -u
 SHARE=/mnt/host
-# shellcheck source-path=SCRIPTDIR source=../../e2e/guest/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../../e2e/lib/common.sh
 . "$SHARE/lib.sh"
 WORK=/tmp/host-test
 mkdir -p "$WORK"

@@ -11,8 +11,9 @@
 # over the exits counted) for docs/benchmarks.md and must agree within
 # PERF_AVG_TOLERANCE. HLT is not compared: the test VMM's last HLT exits to
 # user space and never re-enters, so perf pairs none (and the exporter cannot
-# time it either). Sourced by guest/checks.sh (SVM) and vmx/checks.sh (VMX)
-# after lib.sh.
+# time it either). Sourced by svm/checks.sh (SVM) and vmx/checks.sh (VMX)
+# after core_checks.sh, and by bench/exit_cost/guest_bench.sh for
+# perf_record_start alone (so: functions only).
 
 # Both tools time the same intervals; they differ by where each takes its
 # clock reading among the tracepoint's handlers (perf's and the BPF program's
@@ -48,11 +49,11 @@ perf_report_field() {
     }' "$1"
 }
 
-# phase_perf_kvm_stat ISA IO_NAME IO_CODE CPUID_NAME CPUID_CODE N_IO N_CPUID CONFIG
+# phase_perf_kvm_stat N_IO N_CPUID CONFIG: a VMM's N_IO io and N_CPUID cpuid
+# exits under perf and an exporter with CONFIG
 phase_perf_kvm_stat() {
-  local isa=$1 io_name=$2 io_code=$3 cpuid_name=$4 cpuid_code=$5 n_io=$6 n_cpuid=$7 config=$8
-  local failed_before=$FAILED data="$WORK/perf.data" report="$WORK/perf-report.txt"
-  local out="$WORK/vmm-perfkvm.out" prom="$WORK/perfkvm.prom" pid
+  local n_io=$1 n_cpuid=$2 config=$3 isa=$ISA
+  local data="$WORK/perf.data" report="$WORK/perf-report.txt" prom="$WORK/perfkvm.prom" pid
   local reason code expected row perf_n perf_avg ours_n ours_s ours_avg timing=1
   if ! command -v perf >/dev/null 2>&1; then
     skip perf_kvm_stat "perf is not in the image (build_image.sh adds linux-perf's /usr/bin/perf)"
@@ -64,25 +65,22 @@ phase_perf_kvm_stat() {
     show_file "perf record" "$WORK/perf-record.log"
     kill -KILL "$PERF_PID" 2>/dev/null || true
     wait "$PERF_PID" 2>/dev/null || true
-    end_phase "$failed_before"
+    exporter_stop
     return 0
   fi
-  vmm_start "$out" -name guest=perfkvm,debug-threads=on --io "$n_io" --cpuid "$n_cpuid"
-  pid=$VMM_PID
-  if ! vmm_wait_done "$pid" "$out" "$VMM_TIMEOUT_S"; then
-    fail perf_kvm_stat_vmm "test_vmm did not finish its scenario under perf"
-    show_file test_vmm "$out"
-    kill -KILL "$pid" "$PERF_PID" 2>/dev/null || true
-    wait "$pid" "$PERF_PID" 2>/dev/null || true
-    end_phase "$failed_before"
+  if ! vmm_run perf_kvm_stat_vmm perfkvm --io "$n_io" --cpuid "$n_cpuid"; then
+    kill -KILL "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    exporter_stop
     return 0
   fi
-  sleep "$SETTLE_S"
+  pid=$(vmm_pid perfkvm)
+  settle
   scrape "$prom" || { fail perf_kvm_stat "wget $METRICS_URL failed"; }
-  vmm_stop "$pid" "$out" || fail perf_kvm_stat_vmm "test_vmm pid $pid exited non-zero"
+  vmm_stop perf_kvm_stat_vmm perfkvm
   kill -INT "$PERF_PID" 2>/dev/null || true
   wait "$PERF_PID" 2>/dev/null || true
-  end_phase "$failed_before"
+  exporter_stop
   # perf kvm stat prints its table with pr_info, to stderr.
   if ! perf kvm -i "$data" stat report --event=vmexit --pid="$pid" >"$report" 2>&1; then
     fail perf_kvm_stat_report "perf kvm stat report failed: $(tail -n 3 "$report" | tr '\n' ' ')"
@@ -90,7 +88,7 @@ phase_perf_kvm_stat() {
   fi
   [ -s "$prom" ] || return 0
   [ "$(metric_count "$prom" kvm_vm_exit_handling_seconds_total)" -gt 0 ] || timing=0
-  for reason in "$io_name:$io_code:$n_io" "$cpuid_name:$cpuid_code:$n_cpuid"; do
+  for reason in "$IO_NAME:$CODE_IO:$n_io" "$CPUID_NAME:$CODE_CPUID:$n_cpuid"; do
     code=${reason#*:}
     expected=${code#*:}
     code=${code%%:*}

@@ -1,21 +1,28 @@
 #!/bin/busybox sh
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
-# PID 1 of the nested test guest (initramfs /init): mounts the kernel file
-# systems, loads kvm_amd, brings up the NIC for the host's port forward, runs
+# PID 1 of both suites' guests (initramfs /init): mounts the kernel file
+# systems, loads the vendor's kvm modules (/lib/modules/e2e/order, from
+# svm/modules or vmx/modules), runs the vendor's vendor_boot (/e2e/vendor.sh:
+# the NIC under QEMU, a report of kvm_intel's parameters under Bochs), runs
 # /e2e/checks.sh and powers off. Results go to the serial console as
-# `E2E PASS|FAIL|SKIP <name>` lines and a final `E2E DONE`; QEMU exits 0 on
-# poweroff whatever happened, so the host reads only these markers.
+# `E2E PASS|FAIL|SKIP <name>` lines and a final `E2E DONE`; the emulator's
+# exit status on poweroff says nothing (QEMU 0, Bochs 1), so the host reads
+# only these markers.
 set -eu
 export PATH=/bin
 
 /bin/busybox --install -s /bin
 # shellcheck disable=SC3040 # busybox sh has pipefail
 set -o pipefail
+# shellcheck source=../svm/vendor.sh
+. /e2e/vendor.sh
 
-# Never return: PID 1 exiting panics the kernel. Whatever happens, power off.
+# Never return: PID 1 exiting panics the kernel. Whatever happens, power off
+# (after the vendor's pause: Bochs drops the last serial lines otherwise).
 finish() {
   sync
+  sleep "$POWEROFF_PAUSE_S"
   poweroff -f
   sleep 3600
 }
@@ -37,19 +44,7 @@ load_modules() {
   while read -r m; do
     insmod "/lib/modules/e2e/$m" || { echo "E2E FAIL insmod_$m: insmod /lib/modules/e2e/$m failed"; return 1; }
   done </lib/modules/e2e/order
-  [ -c /dev/kvm ] || { echo "E2E FAIL dev_kvm: /dev/kvm missing after loading kvm_amd"; return 1; }
-}
-
-# QEMU user networking: the guest is 10.0.2.15; the host reaches the exporter
-# through hostfwd on its own loopback only.
-setup_network() {
-  ip link set lo up
-  if ip link show eth0 >/dev/null 2>&1; then
-    ip addr add 10.0.2.15/24 dev eth0
-    ip link set eth0 up
-  else
-    echo "e2e: no eth0: the host cannot scrape the exporter"
-  fi
+  [ -c /dev/kvm ] || { echo "E2E FAIL dev_kvm: /dev/kvm missing after loading $KVM_VENDOR_MODULE"; return 1; }
 }
 
 main() {
@@ -59,9 +54,10 @@ main() {
   # BPF run counts (kvm_exit_exporter_bpf_prog_run_count_total) tell a
   # skipped BPF run from an exporter bug when a cross-check fails.
   echo 1 >/proc/sys/kernel/bpf_stats_enabled
-  echo "e2e: guest kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
+  echo "e2e: guest kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo), up $(awk '{ print $1 }' /proc/uptime) s"
   if load_modules; then
-    setup_network
+    ip link set lo up
+    vendor_boot
     /bin/sh /e2e/checks.sh || status=$?
     [ "$status" = 0 ] || echo "E2E FAIL checks_script: /e2e/checks.sh exited with status $status"
   fi

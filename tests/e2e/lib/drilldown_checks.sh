@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=dash
 # The drill-downs (issue 14), exact, shared by the AMD (QEMU) and Intel
-# (Bochs) suites: sourced by guest/checks.sh and vmx/checks.sh after lib.sh.
+# (Bochs) suites: sourced by svm/checks.sh and vmx/checks.sh after
+# core_checks.sh; the vendor's exit codes come from /e2e/vendor.sh.
 # phase_drilldown_io: port IO. Each test_vmm IN/OUT is one IO exit and one
 # kvm:kvm_pio event, so every count below is exact by construction. (String
 # IO would not be: a `rep outsb` is one exit but one kvm_pio per batch the
@@ -185,14 +186,13 @@ drill_check_kind() {
   return 0
 }
 
-# drill_check_vm TAG PROM VM PID EXPECTED TOTAL ISA IO_NAME IO_CODE: the io
-# kind, and the sum over ports against the VM's own io exit counter (no perf
-# involved).
+# drill_check_vm TAG PROM VM PID EXPECTED TOTAL: the io kind, and the sum
+# over ports against the VM's own io exit counter (no perf involved).
 drill_check_vm() {
   local tag=$1 prom=$2 vm=$3 pid=$4 vm_io
   drill_check_kind "$tag" io "$prom" "$vm" "$pid" "$5" "$6"
-  vm_io=$(metric "$prom" kvm_vm_exits_total "vm=$vm;pid=$pid;isa=$7;reason=$8;code=$9")
-  expect_eq "${tag}_sum_is_vm_io_exits" "$vm: sum over ports vs kvm_vm_exits_total{reason=$8} $vm_io" \
+  vm_io=$(metric "$prom" kvm_vm_exits_total "vm=$vm;pid=$pid;isa=$ISA;reason=$IO_NAME;code=$CODE_IO")
+  expect_eq "${tag}_sum_is_vm_io_exits" "$vm: sum over ports vs kvm_vm_exits_total{reason=$IO_NAME} $vm_io" \
     "$DRILL_SUM" "$vm_io"
 }
 
@@ -208,82 +208,66 @@ vms:
 $3"
 }
 
-# drill_vmms_run NAME1 OUT1 ARGS1 NAME2 OUT2 ARGS2: two test VMMs at once
-# (pids in DRILL_P1, DRILL_P2), then waits until both printed DONE and the
-# exporter has settled -> 0; else reports, kills both and returns 1
+# drill_vmms_run NAME1 ARGS1 NAME2 ARGS2: two test VMMs at once, then waits
+# until both printed DONE and the exporter has settled -> 0; else reports,
+# kills both and returns 1
 drill_vmms_run() {
   # shellcheck disable=SC2086 # the VMM's arguments, split on purpose
-  vmm_start "$2" -name "guest=$1,debug-threads=on" $3
-  DRILL_P1=$VMM_PID
+  vmm_start "$1" $2
   # shellcheck disable=SC2086
-  vmm_start "$5" -name "guest=$4,debug-threads=on" $6
-  DRILL_P2=$VMM_PID
-  if vmm_wait_done "$DRILL_P1" "$2" "$VMM_TIMEOUT_S" && vmm_wait_done "$DRILL_P2" "$5" "$VMM_TIMEOUT_S"; then
-    sleep "$SETTLE_S"
-    return 0
-  fi
-  fail drill_vmm "$1 or $4 did not finish"
-  show_file "$1" "$2"
-  show_file "$4" "$5"
-  kill -KILL "$DRILL_P1" "$DRILL_P2" 2>/dev/null || true
-  wait "$DRILL_P1" "$DRILL_P2" 2>/dev/null || true
-  return 1
+  vmm_start "$3" $4
+  vmm_wait drill_vmm "$1" "$3" || return 1
+  settle
 }
 
-# drill_vmms_stop NAME1 OUT1 NAME2 OUT2: ends both holds, checks the exit statuses
-drill_vmms_stop() {
-  vmm_stop "$DRILL_P1" "$2" || fail drill_vmm "test_vmm $1 exited non-zero"
-  vmm_stop "$DRILL_P2" "$4" || fail drill_vmm "test_vmm $3 exited non-zero"
-}
-
-# drill_check_gone NAME KINDS: after the grace period (2 s, then the next
-# sample deletes the entries) no series of KINDS is left for either VMM
+# drill_check_gone NAME KINDS VMM...: after the grace period (2 s, then the
+# next sample deletes the entries) no series of KINDS is left for the VMMs
 drill_check_gone() {
-  local gone="$WORK/$1-gone.prom" kind n=0
+  local name=$1 gone="$WORK/$1-gone.prom" kinds=$2 kind vmm n=0
+  shift 2
   sleep 5
   if scrape "$gone"; then
-    for kind in $2; do
+    for kind in $kinds; do
       drill_kind "$kind" || continue
-      n=$((n + $(metric_count "$gone" "$DRILL_FAMILY" "pid=$DRILL_P1") + $(metric_count "$gone" "$DRILL_FAMILY" "pid=$DRILL_P2")))
+      for vmm in "$@"; do
+        n=$((n + $(metric_count "$gone" "$DRILL_FAMILY" "pid=$(vmm_pid "$vmm")")))
+      done
     done
-    expect_eq "$1" "series of kinds [$2] of the ended VMs after the grace period" "$n" 0
+    expect_eq "$name" "series of kinds [$kinds] of the ended VMs after the grace period" "$n" 0
   else
     fail drill_scrape "wget $METRICS_URL failed"
   fi
 }
 
-# phase_drilldown_io ISA IO_NAME IO_CODE EXTRA_CONFIG: two VMs, one within
-# drilldown_max_keys, one beyond it; then host totals; then the series go
-# with the VMs after the grace period.
+# phase_drilldown_io EXTRA_CONFIG: two VMs, one within drilldown_max_keys,
+# one beyond it; then host totals; then the series go with the VMs after the
+# grace period.
 phase_drilldown_io() {
-  local isa=$1 io_name=$2 io_code=$3 prom="$WORK/drill1.prom" po pm op om
-  local failed_before=$FAILED host_io drill_all lost
-  drill_exporter_start drilldown_io io "$4" || return 0
-  op="$WORK/vmm-drill-ports.out" om="$WORK/vmm-drill-many.out"
-  if ! drill_vmms_run drillports "$op" "--io-ports $DRILL_PORTS_ARGS" drillmany "$om" "--io-ports $DRILL_MANY_ARGS"; then
-    end_phase "$failed_before"
+  local prom="$WORK/drill1.prom" host_io drill_all lost
+  drill_exporter_start drilldown_io io "$1" || return 0
+  if ! drill_vmms_run drillports "--io-ports $DRILL_PORTS_ARGS" drillmany "--io-ports $DRILL_MANY_ARGS"; then
+    exporter_stop
     return 0
   fi
-  po=$DRILL_P1 pm=$DRILL_P2
   if scrape "$prom"; then
-    drill_check_vm drill_ports "$prom" drillports "$po" "$DRILL_PORTS_EXPECTED" "$DRILL_PORTS_TOTAL" "$isa" "$io_name" "$io_code"
-    drill_check_vm drill_many "$prom" drillmany "$pm" "$DRILL_MANY_EXPECTED" "$DRILL_MANY_TOTAL" "$isa" "$io_name" "$io_code"
+    drill_check_vm drill_ports "$prom" drillports "$(vmm_pid drillports)" "$DRILL_PORTS_EXPECTED" "$DRILL_PORTS_TOTAL"
+    drill_check_vm drill_many "$prom" drillmany "$(vmm_pid drillmany)" "$DRILL_MANY_EXPECTED" "$DRILL_MANY_TOTAL"
     # Host: the exporter started with this phase and only these VMs did IO,
     # so every io exit since the attach is one kvm_pio of them.
-    host_io=$(metric "$prom" kvm_exits_total "isa=$isa;reason=$io_name;code=$io_code")
+    host_io=$(metric "$prom" kvm_exits_total "isa=$ISA;reason=$IO_NAME;code=$CODE_IO")
     lost=$(metric "$prom" kvm_drilldown_overflow_events_total "kind=io")
     drill_all=$(($(metric "$prom" kvm_vm_io_port_exits_total) + lost))
-    expect_eq drill_host_total_is_io_exits "all port series + overflow ($lost) vs kvm_exits_total{reason=$io_name} $host_io" \
+    expect_eq drill_host_total_is_io_exits "all port series + overflow ($lost) vs kvm_exits_total{reason=$IO_NAME} $host_io" \
       "$drill_all" "$host_io"
     expect_eq drill_host_total_is_workload "all port series" "$drill_all" "$((DRILL_PORTS_TOTAL + DRILL_MANY_TOTAL))"
     expect_eq drill_overflow_zero "kvm_drilldown_overflow_events_total{kind=io}" "$lost" 0
-    info "drilldown io: host io exits $host_io, port series sum $drill_all; drillmany series: $(drill_series io "$prom" drillmany "$pm" | tr '\n' ';')"
+    info "drilldown io: host io exits $host_io, port series sum $drill_all; drillmany series: $(drill_series io "$prom" drillmany "$(vmm_pid drillmany)" | tr '\n' ';')"
   else
     fail drill_scrape "wget $METRICS_URL failed"
   fi
-  drill_vmms_stop drillports "$op" drillmany "$om"
-  drill_check_gone drill_series_gone_with_vm io
-  end_phase "$failed_before"
+  vmm_stop drill_vmm drillports drillmany
+  drill_check_gone drill_series_gone_with_vm io drillports drillmany
+  exporter_stop
 }
 
 # ---- MSRs, MMIO pages, hypercalls, exits to the VMM -----------------------------------
@@ -304,73 +288,74 @@ drill_check_names() {
   if [ -z "$bad" ]; then pass "${tag}_names"; else fail "${tag}_names" "$4: $bad"; fi
 }
 
-# drill_userspace_expected OUT -> "EXIT_REASON ERROR VALUE" lines of the
+# drill_userspace_expected VMM -> "EXIT_REASON ERROR VALUE" lines of the
 # exits to the VMM that test_vmm counted (its runs_* on the DONE line)
 drill_userspace_expected() {
-  local out=$1 pair n
+  local vmm=$1 pair n
   for pair in KVM_EXIT_IO:none:runs_io KVM_EXIT_MMIO:none:runs_mmio KVM_EXIT_HLT:none:runs_hlt \
     KVM_EXIT_INTR:EINTR:runs_eintr; do
-    n=$(vmm_field "$out" "${pair##*:}")
+    n=$(vmm_field "$vmm" "${pair##*:}")
     [ "${n:-0}" = 0 ] || echo "${pair%%:*} $(echo "$pair" | cut -d: -f2) $n"
   done
 }
 
-# drill_check_vmm TAG OUT VCPUS IO MSR MSR_FAULTS MMIO HYPERCALLS: test_vmm's
+# drill_check_vmm TAG VMM VCPUS IO MSR MSR_FAULTS MMIO HYPERCALLS: test_vmm's
 # own counts (guest counters, handled exits, KVM_RUN returns) are the workload
 drill_check_vmm() {
-  local tag=$1 out=$2
+  local tag=$1 vmm=$2
   expect_eq "${tag}_vmm_msr" "test_vmm msr_reads + msr_writes" \
-    "$(($(vmm_field "$out" msr_reads) + $(vmm_field "$out" msr_writes)))" "$5"
-  expect_eq "${tag}_vmm_msr_faults" "test_vmm msr_faults (#GPs the guest took)" "$(vmm_field "$out" msr_faults)" "$6"
+    "$(($(vmm_field "$vmm" msr_reads) + $(vmm_field "$vmm" msr_writes)))" "$5"
+  expect_eq "${tag}_vmm_msr_faults" "test_vmm msr_faults (#GPs the guest took)" "$(vmm_field "$vmm" msr_faults)" "$6"
   expect_eq "${tag}_vmm_mmio" "test_vmm mmio_reads + mmio_writes" \
-    "$(($(vmm_field "$out" mmio_reads) + $(vmm_field "$out" mmio_writes)))" "$7"
-  expect_eq "${tag}_vmm_hypercalls" "test_vmm hypercalls" "$(vmm_field "$out" hypercalls)" "$8"
+    "$(($(vmm_field "$vmm" mmio_reads) + $(vmm_field "$vmm" mmio_writes)))" "$7"
+  expect_eq "${tag}_vmm_hypercalls" "test_vmm hypercalls" "$(vmm_field "$vmm" hypercalls)" "$8"
   expect_eq "${tag}_vmm_runs" "test_vmm runs_io runs_mmio runs_hlt runs_other" \
-    "$(vmm_field "$out" runs_io) $(vmm_field "$out" runs_mmio) $(vmm_field "$out" runs_hlt) $(vmm_field "$out" runs_other)" \
+    "$(vmm_field "$vmm" runs_io) $(vmm_field "$vmm" runs_mmio) $(vmm_field "$vmm" runs_hlt) $(vmm_field "$vmm" runs_other)" \
     "$4 $7 $3 0"
 }
 
-# drill_check_kinds_vm TAG PROM VM PID OUT VCPUS IO_EXPECTED MSR_EXPECTED
-# MSR_TOTAL MSR_FAULTS MMIO_EXPECTED MMIO_TOTAL HC_EXPECTED HC_TOTAL: one
-# VM's five kinds against its workload and test_vmm's own counts
+# drill_check_kinds_vm TAG PROM VM VCPUS IO_EXPECTED MSR_EXPECTED MSR_TOTAL
+# MSR_FAULTS MMIO_EXPECTED MMIO_TOTAL HC_EXPECTED HC_TOTAL: the five kinds of
+# the test VMM VM against its workload and test_vmm's own counts
 drill_check_kinds_vm() {
-  local tag=$1 prom=$2 vm=$3 pid=$4 out=$5 vcpus=$6 io_expected=$7 msr=$8 msr_total=$9 faults=${10}
-  local mmio=${11} mmio_total=${12} hc=${13} hc_total=${14} io_total us us_total
+  local tag=$1 prom=$2 vm=$3 pid vcpus=$4 io_expected=$5 msr=$6 msr_total=$7 faults=$8
+  local mmio=$9 mmio_total=${10} hc=${11} hc_total=${12} io_total us us_total
+  pid=$(vmm_pid "$vm")
   io_total=$(echo "$io_expected" | awk '{ s += $NF } END { print s + 0 }')
-  drill_check_vmm "$tag" "$out" "$vcpus" "$io_total" "$msr_total" "$faults" "$mmio_total" "$hc_total"
+  drill_check_vmm "$tag" "$vm" "$vcpus" "$io_total" "$msr_total" "$faults" "$mmio_total" "$hc_total"
   drill_check_kind "${tag}_io" io "$prom" "$vm" "$pid" "$io_expected" "$io_total"
   drill_check_kind "${tag}_msr" msr "$prom" "$vm" "$pid" "$msr" "$msr_total"
   # The #GPs KVM injected, own series and "other" (which keeps fault), are
   # the faults the guest's handler counted.
   expect_eq "${tag}_msr_faults" "$vm: msr series with fault=\"true\" vs test_vmm msr_faults" \
-    "$(metric "$prom" kvm_vm_msr_exits_total "vm=$vm;pid=$pid;fault=true")" "$(vmm_field "$out" msr_faults)"
+    "$(metric "$prom" kvm_vm_msr_exits_total "vm=$vm;pid=$pid;fault=true")" "$(vmm_field "$vm" msr_faults)"
   drill_check_names "${tag}_msr" msr "$prom" "$vm" "$pid" "$DRILL_MSR_NAMES"
   drill_check_kind "${tag}_mmio" mmio "$prom" "$vm" "$pid" "$mmio" "$mmio_total"
   drill_check_kind "${tag}_hypercall" hypercall "$prom" "$vm" "$pid" "$hc" "$hc_total"
   drill_check_names "${tag}_hypercall" hypercall "$prom" "$vm" "$pid" "$DRILL_HC_NAMES"
   # Exits to the VMM: per (exit_reason, error) what test_vmm's KVM_RUN returned.
-  us=$(drill_userspace_expected "$out")
-  us_total=$(vmm_field "$out" runs)
+  us=$(drill_userspace_expected "$vm")
+  us_total=$(vmm_field "$vm" runs)
   drill_check_kind "${tag}_userspace" userspace "$prom" "$vm" "$pid" "$us" "$us_total"
   expect_eq "${tag}_userspace_eintr" "$vm: userspace series with error=\"EINTR\" vs test_vmm runs_eintr" \
-    "$(metric "$prom" kvm_vm_userspace_exits_total "vm=$vm;pid=$pid;error=EINTR")" "$(vmm_field "$out" runs_eintr)"
-  info "drilldown kinds $vm: test_vmm $(grep '^TEST_VMM ' "$out" | cut -d' ' -f5-)"
+    "$(metric "$prom" kvm_vm_userspace_exits_total "vm=$vm;pid=$pid;error=EINTR")" "$(vmm_field "$vm" runs_eintr)"
+  info "drilldown kinds $vm: test_vmm $(grep '^TEST_VMM ' "$(vmm_out "$vm")" | cut -d' ' -f5-)"
 }
 
-# drill_host_exits PROM ISA CODES -> kvm_exits_total summed over the exit codes CODES
+# drill_host_exits PROM CODES -> the vendor's kvm_exits_total summed over the exit codes CODES
 drill_host_exits() {
   local code n=0
-  for code in $3; do
-    n=$((n + $(metric "$1" kvm_exits_total "isa=$2;code=$code")))
+  for code in $2; do
+    n=$((n + $(metric "$1" kvm_exits_total "isa=$ISA;code=$code")))
   done
   echo "$n"
 }
 
-# drill_reason_names ISA CODES -> "name(code)+..." as the kernel names them
+# drill_reason_names CODES -> "name(code)+..." as the kernel names them
 drill_reason_names() {
   local code names=
-  for code in $2; do
-    names="$names${names:++}$(kernel_reason_name "$1" "$code")($code)"
+  for code in $1; do
+    names="$names${names:++}$(kernel_reason_name "$ISA" "$code")($code)"
   done
   echo "$names"
 }
@@ -381,35 +366,33 @@ drill_kind_all() {
   echo $(($(metric "$1" "$DRILL_FAMILY") + $(metric "$1" kvm_drilldown_overflow_events_total "kind=$2")))
 }
 
-# phase_drilldown_kinds ISA IO_CODE MSR_CODES HYPERCALL_CODES PAGE_CODES
-# EXTRA_CONFIG: an exporter with all five kinds (drilldown_max_keys 4), two
-# VMs (every kind within the limit; MSR, MMIO and hypercalls beyond it), each
-# kind exact per VM; host totals against the exits of the codes given (SVM:
-# io 123, msr 124, vmmcall 129, npf 1024 + "PF excp" 78 (QEMU's SVM has no
-# NPT, so KVM shadows the guest's page tables); VMX: io 30, msr_read 31 +
-# msr_write 32, vmcall 18, ept_violation 48 + ept_misconfig 49); overflow 0
-# for every kind; the series go with the VMs after the grace period.
+# phase_drilldown_kinds EXTRA_CONFIG: an exporter with all five kinds
+# (drilldown_max_keys 4), two VMs (every kind within the limit; MSR, MMIO and
+# hypercalls beyond it), each kind exact per VM; host totals against the
+# exits of the vendor's codes (CODE_IO, CODE_MSR, CODE_HYPERCALL: SVM io 123,
+# msr 124, vmmcall 129; VMX io 30, msr_read 31 + msr_write 32, vmcall 18);
+# MMIO bounded by the page-fault exits (CODE_PAGE: SVM npf 1024 + "PF excp"
+# 78, as QEMU's SVM has no NPT and KVM shadows the guest's page tables; VMX
+# ept_violation 48 + ept_misconfig 49); overflow 0 for every kind; the series
+# go with the VMs after the grace period.
 phase_drilldown_kinds() {
-  local isa=$1 io_code=$2 msr_codes=$3 hc_codes=$4 page_codes=$5 prom="$WORK/drillkinds.prom" pk pm ok om
-  local failed_before=$FAILED kind lost host all runs mmio pages
-  drill_exporter_start drilldown_kinds "io, msr, mmio, hypercall, userspace" "$6" || return 0
-  ok="$WORK/vmm-drill-kinds.out" om="$WORK/vmm-drill-manykinds.out"
-  if ! drill_vmms_run drillkinds "$ok" "$DRILL_KINDS_ARGS" drillmanykinds "$om" "$DRILL_MANYK_ARGS"; then
-    end_phase "$failed_before"
+  local prom="$WORK/drillkinds.prom" kind lost host all runs mmio pages
+  drill_exporter_start drilldown_kinds "io, msr, mmio, hypercall, userspace" "$1" || return 0
+  if ! drill_vmms_run drillkinds "$DRILL_KINDS_ARGS" drillmanykinds "$DRILL_MANYK_ARGS"; then
+    exporter_stop
     return 0
   fi
-  pk=$DRILL_P1 pm=$DRILL_P2
   if scrape "$prom"; then
-    drill_check_kinds_vm drill_kinds "$prom" drillkinds "$pk" "$ok" 2 "$DRILL_KINDS_IO" \
+    drill_check_kinds_vm drill_kinds "$prom" drillkinds 2 "$DRILL_KINDS_IO" \
       "$DRILL_KINDS_MSR" "$DRILL_KINDS_MSR_TOTAL" "$DRILL_KINDS_MSR_FAULTS" \
       "$DRILL_KINDS_MMIO" "$DRILL_KINDS_MMIO_TOTAL" "$DRILL_KINDS_HC" "$DRILL_KINDS_HC_TOTAL"
     # The premise of the EINTR check: test_vmm's signals did interrupt KVM_RUN.
-    if [ "$(vmm_field "$ok" runs_eintr)" -gt 0 ]; then
+    if [ "$(vmm_field drillkinds runs_eintr)" -gt 0 ]; then
       pass drill_kinds_vmm_eintr_happened
     else
-      fail drill_kinds_vmm_eintr_happened "drillkinds: no KVM_RUN returned EINTR in $(vmm_field "$ok" seconds) s of --signal-us 1000"
+      fail drill_kinds_vmm_eintr_happened "drillkinds: no KVM_RUN returned EINTR in $(vmm_field drillkinds seconds) s of --signal-us 1000"
     fi
-    drill_check_kinds_vm drill_manykinds "$prom" drillmanykinds "$pm" "$om" 1 "$DRILL_MANYK_IO" \
+    drill_check_kinds_vm drill_manykinds "$prom" drillmanykinds 1 "$DRILL_MANYK_IO" \
       "$DRILL_MANYK_MSR" "$DRILL_MANYK_MSR_TOTAL" "$DRILL_MANYK_MSR_FAULTS" \
       "$DRILL_MANYK_MMIO" "$DRILL_MANYK_MMIO_TOTAL" "$DRILL_MANYK_HC" "$DRILL_MANYK_HC_TOTAL"
     # Host: the exporter started with this phase and only these VMs run, so
@@ -419,20 +402,20 @@ phase_drilldown_kinds() {
       expect_eq "drill_kinds_overflow_zero_$kind" "kvm_drilldown_overflow_events_total{kind=$kind} ($(metric_count "$prom" kvm_drilldown_overflow_events_total "kind=$kind") samples)" \
         "$lost $(metric_count "$prom" kvm_drilldown_overflow_events_total "kind=$kind")" "0 1"
     done
-    host=$(drill_host_exits "$prom" "$isa" "$io_code")
+    host=$(drill_host_exits "$prom" "$CODE_IO")
     all=$(drill_kind_all "$prom" io)
-    expect_eq drill_kinds_host_io "all io port series + overflow vs io exits ($io_code)" "$all" "$host"
-    host=$(drill_host_exits "$prom" "$isa" "$msr_codes")
+    expect_eq drill_kinds_host_io "all io port series + overflow vs io exits ($CODE_IO)" "$all" "$host"
+    host=$(drill_host_exits "$prom" "$CODE_MSR")
     all=$(drill_kind_all "$prom" msr)
-    expect_eq drill_kinds_host_msr "all msr series + overflow vs kvm_exits_total $(drill_reason_names "$isa" "$msr_codes")" "$all" "$host"
+    expect_eq drill_kinds_host_msr "all msr series + overflow vs kvm_exits_total $(drill_reason_names "$CODE_MSR")" "$all" "$host"
     expect_eq drill_kinds_host_msr_workload "all msr series + overflow" "$all" \
       "$((DRILL_KINDS_MSR_TOTAL + DRILL_MANYK_MSR_TOTAL))"
-    host=$(drill_host_exits "$prom" "$isa" "$hc_codes")
+    host=$(drill_host_exits "$prom" "$CODE_HYPERCALL")
     all=$(drill_kind_all "$prom" hypercall)
-    expect_eq drill_kinds_host_hypercall "all hypercall series + overflow vs kvm_exits_total $(drill_reason_names "$isa" "$hc_codes")" "$all" "$host"
+    expect_eq drill_kinds_host_hypercall "all hypercall series + overflow vs kvm_exits_total $(drill_reason_names "$CODE_HYPERCALL")" "$all" "$host"
     expect_eq drill_kinds_host_hypercall_workload "all hypercall series + overflow" "$all" \
       "$((DRILL_KINDS_HC_TOTAL + DRILL_MANYK_HC_TOTAL))"
-    runs=$(($(vmm_field "$ok" runs) + $(vmm_field "$om" runs)))
+    runs=$(($(vmm_field drillkinds runs) + $(vmm_field drillmanykinds runs)))
     expect_eq drill_kinds_host_userspace "all userspace series + overflow vs the KVM_RUN returns of both VMMs" \
       "$(drill_kind_all "$prom" userspace)" "$runs"
     # MMIO: every access is a page-fault exit (KVM finds no memslot and
@@ -440,20 +423,20 @@ phase_drilldown_kinds() {
     # cache an MMIO translation (then EPT misconfig, not violation): the page
     # exits are an upper bound only.
     mmio=$(drill_kind_all "$prom" mmio)
-    pages=$(drill_host_exits "$prom" "$isa" "$page_codes")
+    pages=$(drill_host_exits "$prom" "$CODE_PAGE")
     expect_eq drill_kinds_host_mmio_workload "all mmio series + overflow" "$mmio" \
       "$((DRILL_KINDS_MMIO_TOTAL + DRILL_MANYK_MMIO_TOTAL))"
     if [ "$mmio" -le "$pages" ]; then
       pass drill_kinds_host_mmio_at_most_page_exits
     else
-      fail drill_kinds_host_mmio_at_most_page_exits "all mmio series + overflow $mmio > kvm_exits_total $(drill_reason_names "$isa" "$page_codes") $pages"
+      fail drill_kinds_host_mmio_at_most_page_exits "all mmio series + overflow $mmio > kvm_exits_total $(drill_reason_names "$CODE_PAGE") $pages"
     fi
-    info "drilldown kinds: mmio accesses $mmio, page exits $(drill_reason_names "$isa" "$page_codes") $pages (not equal: the first touch of each guest RAM page takes one too); msr exits $(drill_host_exits "$prom" "$isa" "$msr_codes"), hypercall exits $(drill_host_exits "$prom" "$isa" "$hc_codes"), KVM_RUN returns $runs"
-    info "drilldown kinds: drillmanykinds series: $(for kind in msr mmio hypercall; do drill_series "$kind" "$prom" drillmanykinds "$pm" | tr '\n' ';'; done)"
+    info "drilldown kinds: mmio accesses $mmio, page exits $(drill_reason_names "$CODE_PAGE") $pages (not equal: the first touch of each guest RAM page takes one too); msr exits $(drill_host_exits "$prom" "$CODE_MSR"), hypercall exits $(drill_host_exits "$prom" "$CODE_HYPERCALL"), KVM_RUN returns $runs"
+    info "drilldown kinds: drillmanykinds series: $(for kind in msr mmio hypercall; do drill_series "$kind" "$prom" drillmanykinds "$(vmm_pid drillmanykinds)" | tr '\n' ';'; done)"
   else
     fail drill_scrape "wget $METRICS_URL failed"
   fi
-  drill_vmms_stop drillkinds "$ok" drillmanykinds "$om"
-  drill_check_gone drill_kinds_series_gone_with_vm "$DRILL_ALL_KINDS"
-  end_phase "$failed_before"
+  vmm_stop drill_vmm drillkinds drillmanykinds
+  drill_check_gone drill_kinds_series_gone_with_vm "$DRILL_ALL_KINDS" drillkinds drillmanykinds
+  exporter_stop
 }

@@ -2,10 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck disable=SC3043 # busybox sh has `local`
 # Nested checks of the VM tracker (issue 4) and the live Prometheus check
-# (issue 5). Sourced by checks.sh, whose helpers they use (run_vmm,
-# finish_vmm, check_value, show_series, cross_snapshot, check_crosscheck,
-# end_phase, settle, $IO_NAME, $RATES_CONFIG ...); `lifecycle_main` runs
-# every phase, each with an exporter of its own:
+# (issue 5). Sourced by svm/checks.sh after core_checks.sh (and $RATES_CONFIG
+# of its own); `lifecycle_main` runs every phase, each with an exporter of its
+# own:
 #   boot_window  vms.boot_window 10s: a VM's burst right after its start is
 #                counted exactly while the window is open and frozen after it;
 #                a second VM gets its own window; the histogram gets each
@@ -40,32 +39,6 @@ PROMCHECK_BOOT_WINDOW_S=5
 PROMCHECK_ACK_TIMEOUT_S=240
 
 # ---- Helpers ------------------------------------------------------------------------------
-
-# metric_is PROM METRIC FILTER VALUE: at least one series matches and they sum to VALUE
-metric_is() {
-  [ "$(metric_count "$1" "$2" "$3")" -ge 1 ] && [ "$(metric "$1" "$2" "$3")" = "$4" ]
-}
-# no_series PROM METRIC FILTER
-no_series() {
-  [ "$(metric_count "$1" "$2" "$3")" = 0 ]
-}
-
-# poll_scrape TIMEOUT_S PROM TEST ARGS...: scrapes into PROM until `TEST PROM
-# ARGS...` succeeds; returns 1 when TIMEOUT_S passed first.
-poll_scrape() {
-  local timeout=$1 prom=$2 test=$3 start
-  shift 3
-  start=$(now)
-  while :; do
-    if scrape "$prom" && "$test" "$prom" "$@"; then
-      return 0
-    fi
-    if [ -n "$(elapsed "$start" | awk -v t="$timeout" '$1 > t')" ]; then
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 
 # raw_value PROM METRIC FILTER -> the first matching sample's value as written
 # (`metric` rounds non-integers to 6 digits: too few for a unix time)
@@ -102,9 +75,9 @@ series() {
 # exits of a test VM (io, cpuid, one hlt) and its window flag.
 check_boot_figures() {
   local name=$1 prom=$2 f="vm=$3;pid=$4" got
-  got="io=$(metric "$prom" kvm_vm_boot_exits "$f;isa=svm;reason=$IO_NAME;code=$CODE_IO")"
-  got="$got cpuid=$(metric "$prom" kvm_vm_boot_exits "$f;isa=svm;reason=$CPUID_NAME;code=$CODE_CPUID")"
-  got="$got hlt=$(metric "$prom" kvm_vm_boot_exits "$f;isa=svm;reason=$HLT_NAME;code=$CODE_HLT")"
+  got="io=$(metric "$prom" kvm_vm_boot_exits "$f;isa=$ISA;reason=$IO_NAME;code=$CODE_IO")"
+  got="$got cpuid=$(metric "$prom" kvm_vm_boot_exits "$f;isa=$ISA;reason=$CPUID_NAME;code=$CODE_CPUID")"
+  got="$got hlt=$(metric "$prom" kvm_vm_boot_exits "$f;isa=$ISA;reason=$HLT_NAME;code=$CODE_HLT")"
   got="$got closed=$(metric "$prom" kvm_vm_boot_window_closed "$f")"
   if [ "$got" = "io=$5 cpuid=$6 hlt=1 closed=$7" ] && [ "$(metric_count "$prom" kvm_vm_boot_window_closed "$f")" = 1 ]; then
     pass "$name"
@@ -134,17 +107,9 @@ check_boot_histogram() {
   fi
 }
 
-# stop_quietly PID: ends a VMM whose exit status does not matter (a
-# --io-seconds loop dies of the SIGTERM)
-stop_quietly() {
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
 # ---- Phase boot_window: boot windows, then the lifecycle of ended VMs ------------------------
 
 phase_boot_window() {
-  local failed_before=$FAILED
   exporter_start boot_window "vms:
   boot_window: ${BOOT_WINDOW_S}s
   grace_period: ${BOOT_GRACE_S}s
@@ -152,30 +117,31 @@ $LC_RATES" || return 0
   if check_boot_windows; then
     check_lifecycle
   else
-    for pid in $BOOT_PID1 $BOOT_PID2; do stop_quietly "$pid"; done
+    # shellcheck disable=SC2086 # one name a word
+    vmm_stop "" $BOOT_VMMS
   fi
   check_boot_window_ends_with_vm
-  end_phase "$failed_before"
+  exporter_stop
 }
 
 # booter starts, makes its burst (io, cpuid, hlt) and idles, HLT-ed and never
 # re-entered, so it makes no exit at all after the burst. booter2 starts a few
-# seconds later. Sets BOOT_PID1 and BOOT_PID2; returns 1 when a check cannot go on.
-BOOT_PID1=
-BOOT_PID2=
+# seconds later. Lists the VMMs started in BOOT_VMMS; returns 1 when a check
+# cannot go on.
+BOOT_VMMS=
 check_boot_windows() {
   local p0="$WORK/boot0.prom" p1="$WORK/boot1.prom" p2="$WORK/boot2.prom" p3="$WORK/boot3.prom"
-  local o1="$WORK/vmm-booter.out" o2="$WORK/vmm-booter2.out" pid1 pid2 launch t0 burst age start_time total1 total2 vm_total
+  local pid1 pid2 launch t0 burst age start_time total1 total2 vm_total
   local offset btime_frac
   past_attach_rounding
   scrape "$p0" || { fail boot_window "wget $METRICS_URL failed"; return 1; }
   launch=$(wall_now)
   t0=$(now)
-  run_vmm boot_window_vmm "$o1" -name guest=booter,debug-threads=on --io 3000 --cpuid 1000 || return 1
-  pid1=$VMM_PID
-  BOOT_PID1=$pid1
+  vmm_run boot_window_vmm booter --io 3000 --cpuid 1000 || return 1
+  pid1=$(vmm_pid booter)
+  BOOT_VMMS=booter
   burst=$(elapsed "$t0")
-  info "boot_window: booter (pid $pid1) did its burst in $burst s: $(grep '^TEST_VMM' "$o1")"
+  info "boot_window: booter (pid $pid1) did its burst in $burst s: $(grep '^TEST_VMM' "$(vmm_out booter)")"
   scrape "$p1" || { fail boot_window "wget $METRICS_URL failed"; return 1; }
   age=$(elapsed "$t0")
   if [ -n "$(echo "$age" | awk -v w=$BOOT_WINDOW_S '$1 >= w - 1')" ]; then
@@ -196,12 +162,12 @@ check_boot_windows() {
 
   # A second VM, started once booter's window is well under way.
   sleep 2
-  run_vmm boot_window_vmm "$o2" -name guest=booter2,debug-threads=on --io 1500 --cpuid 200 || return 1
-  pid2=$VMM_PID
-  BOOT_PID2=$pid2
+  vmm_run boot_window_vmm booter2 --io 1500 --cpuid 200 || return 1
+  pid2=$(vmm_pid booter2)
+  BOOT_VMMS="booter booter2"
 
   # booter's window closes: figures unchanged, histogram +1 with booter's total.
-  if ! poll_scrape $((BOOT_WINDOW_S + 5)) "$p2" metric_is kvm_vm_boot_window_closed "vm=booter;pid=$pid1" 1; then
+  if ! scrape_until $((BOOT_WINDOW_S + 5)) "$p2" metric_is kvm_vm_boot_window_closed "vm=booter;pid=$pid1" 1; then
     fail boot_window_closes "kvm_vm_boot_window_closed{vm=\"booter\"} not 1 $(elapsed "$t0") s after booter's start (window ${BOOT_WINDOW_S} s)"
     show_series "$p2" '^kvm_vm_boot_window_closed'
     return 1
@@ -218,7 +184,7 @@ check_boot_windows() {
   check_boot_figures boot_window_second_vm_open "$p2" booter2 "$pid2" 1500 200 0
 
   # booter2's own window closes later, with its own figures.
-  if ! poll_scrape $((BOOT_WINDOW_S + 5)) "$p3" metric_is kvm_vm_boot_window_closed "vm=booter2;pid=$pid2" 1; then
+  if ! scrape_until $((BOOT_WINDOW_S + 5)) "$p3" metric_is kvm_vm_boot_window_closed "vm=booter2;pid=$pid2" 1; then
     fail boot_window_second_vm_closes "kvm_vm_boot_window_closed{vm=\"booter2\"} not 1 $(elapsed "$t0") s after booter's start"
     return 1
   fi
@@ -242,8 +208,7 @@ check_lifecycle() {
   entries0=$(metric "$l0" kvm_exit_exporter_map_entries "map=vm_exits")
   own0=$(metric_count "$l0" kvm_vm_exits_total)
   baseline=$(metric "$WORK/boot0.prom" kvm_exit_exporter_map_entries "map=vm_exits")
-  finish_vmm lifecycle_vmm "$BOOT_PID1" "$WORK/vmm-booter.out"
-  finish_vmm lifecycle_vmm "$BOOT_PID2" "$WORK/vmm-booter2.out"
+  vmm_stop lifecycle_vmm booter booter2
   t_end=$(now)
   # Still inside the grace period: every series as before the end.
   scrape "$l1" || { fail lifecycle "wget $METRICS_URL failed"; return 0; }
@@ -262,14 +227,14 @@ check_lifecycle() {
   fi
 
   # After the grace period (plus a sample): gone.
-  if ! poll_scrape $((BOOT_GRACE_S + 5)) "$l2" no_series kvm_vm_exits_total "vm=booter"; then
+  if ! scrape_until $((BOOT_GRACE_S + 5)) "$l2" no_series kvm_vm_exits_total "vm=booter"; then
     fail lifecycle_removed_after_grace "booter's kvm_vm_exits_total series still there $(elapsed "$t_end") s after it ended (grace ${BOOT_GRACE_S} s)"
     show_series "$l2" '^kvm_vm_exits_total|^kvm_exit_exporter_(vms|map_entries)'
     return 0
   fi
   info "lifecycle: booter's series went $(elapsed "$t_end") s after it ended (grace ${BOOT_GRACE_S} s)"
   # booter2 ended at the same time: wait for it too (one more sample at most).
-  poll_scrape 2 "$l2" no_series kvm_vm_exits_total "vm=booter2" || true
+  scrape_until 2 "$l2" no_series kvm_vm_exits_total "vm=booter2" || true
   hist_snapshot "$h2"
   exporter_snapshot "$l2" "$e2"
   for m in kvm_vm_exits_total kvm_vm_info kvm_vm_start_time_seconds kvm_vm_boot_exits kvm_vm_boot_window_closed; do
@@ -308,22 +273,22 @@ check_lifecycle() {
 # 40,000 io exits once took 11.8 s of a 10 s window while two builds shared
 # the CPUs, and the (correctly) frozen figure then missed the last exits.
 check_boot_window_ends_with_vm() {
-  local out="$WORK/vmm-brief.out" p0="$WORK/brief0.prom" p1="$WORK/brief1.prom" pid total vm_total status=0
+  local p0="$WORK/brief0.prom" p1="$WORK/brief1.prom" pid total vm_total status=0
   scrape "$p0" || { fail boot_window_vm_ends "wget $METRICS_URL failed"; return 0; }
-  vmm_start "$out" -name guest=brief,debug-threads=on --io 8000 --cpuid 1000 --hold-ms 0
+  vmm_start brief --io 8000 --cpuid 1000 --hold-ms 0
   pid=$VMM_PID
   wait "$pid" || status=$?
-  if [ "$status" != 0 ] || ! grep -q '^TEST_VMM DONE ' "$out"; then
+  if [ "$status" != 0 ] || ! grep -q '^TEST_VMM DONE ' "$(vmm_out brief)"; then
     fail boot_window_vm_ends_vmm "test_vmm brief exited with status $status"
-    show_file test_vmm "$out"
+    show_file test_vmm "$(vmm_out brief)"
     return 0
   fi
-  info "boot_window: brief (pid $pid) ran $(vmm_field "$out" seconds) s and exited: $(grep '^TEST_VMM' "$out")"
-  if awk -v s="$(vmm_field "$out" seconds)" -v w="$BOOT_WINDOW_S" 'BEGIN { exit !(s + 1 >= w) }'; then
-    fail boot_window_vm_ends_premise "brief ran $(vmm_field "$out" seconds) s, not inside its ${BOOT_WINDOW_S} s window: the machine is too loaded for this check"
+  info "boot_window: brief (pid $pid) ran $(vmm_field brief seconds) s and exited: $(grep '^TEST_VMM' "$(vmm_out brief)")"
+  if awk -v s="$(vmm_field brief seconds)" -v w="$BOOT_WINDOW_S" 'BEGIN { exit !(s + 1 >= w) }'; then
+    fail boot_window_vm_ends_premise "brief ran $(vmm_field brief seconds) s, not inside its ${BOOT_WINDOW_S} s window: the machine is too loaded for this check"
     return 0
   fi
-  if ! poll_scrape "$BOOT_GRACE_S" "$p1" metric_is kvm_vm_boot_window_closed "vm=brief;pid=$pid" 1; then
+  if ! scrape_until "$BOOT_GRACE_S" "$p1" metric_is kvm_vm_boot_window_closed "vm=brief;pid=$pid" 1; then
     fail boot_window_vm_ends "kvm_vm_boot_window_closed{vm=\"brief\",pid=\"$pid\"} not 1 within the grace period after the VM ended"
     show_series "$p1" '^kvm_vm_boot_(exits|window_closed)|^kvm_vm_exits_total'
     return 0
@@ -338,19 +303,18 @@ check_boot_window_ends_with_vm() {
 # ---- Phase soak: many short-lived VMs ---------------------------------------------------------
 
 phase_soak() {
-  local failed_before=$FAILED
   exporter_start soak "vms:
   grace_period: 1s
 $TIMING_CONFIG
 $LC_RATES" || return 0
   check_soak
-  end_phase "$failed_before"
+  exporter_stop
 }
 
 check_soak() {
   local p0="$WORK/soak0.prom" pm="$WORK/soak-mid.prom" p1="$WORK/soak1.prom" start i j pids status
   local vms=0 io_sum=0 cpuid_sum=0 failed_vms=0 entries0 series0 fds0 rss_first="" rss_end rss0
-  local peak_entries=0 peak_series=0 n out seconds fds1 skipped
+  local peak_entries=0 peak_series=0 n seconds fds1 skipped
   cross_snapshot s0 || return 0
   cp "$WORK/prom-s0" "$p0"
   entries0=$(metric "$p0" kvm_exit_exporter_map_entries "map=vm_exits")
@@ -363,22 +327,21 @@ check_soak() {
     pids=""
     j=0
     while [ "$j" -lt "$SOAK_PARALLEL" ]; do
-      /bin/test_vmm -name "guest=soak$((i + j)),debug-threads=on" --io "$SOAK_IO" --cpuid "$SOAK_CPUID" \
-        >"$WORK/vmm-soak$j.out" 2>&1 &
-      pids="$pids $!"
+      # Short-lived: no hold, so each ends at its last HLT.
+      vmm_spawn "soak$j" /bin/test_vmm -name "guest=soak$((i + j)),debug-threads=on" --io "$SOAK_IO" --cpuid "$SOAK_CPUID"
+      pids="$pids $VMM_PID"
       j=$((j + 1))
     done
     j=0
     for pid in $pids; do
       status=0
       wait "$pid" || status=$?
-      out="$WORK/vmm-soak$j.out"
-      if [ "$status" = 0 ] && grep -q '^TEST_VMM DONE ' "$out"; then
-        io_sum=$((io_sum + $(vmm_field "$out" io)))
-        cpuid_sum=$((cpuid_sum + $(vmm_field "$out" cpuid)))
+      if [ "$status" = 0 ] && grep -q '^TEST_VMM DONE ' "$(vmm_out "soak$j")"; then
+        io_sum=$((io_sum + $(vmm_field "soak$j" io)))
+        cpuid_sum=$((cpuid_sum + $(vmm_field "soak$j" cpuid)))
       else
         failed_vms=$((failed_vms + 1))
-        [ "$failed_vms" -gt 3 ] || show_file "soak VM $((i + j))" "$out"
+        [ "$failed_vms" -gt 3 ] || show_file "soak VM $((i + j))" "$(vmm_out "soak$j")"
       fi
       j=$((j + 1))
     done
@@ -404,7 +367,7 @@ check_soak() {
   pass soak_vms
 
   # Every VM ended: after the 1 s grace period (and a sample) nothing is left.
-  if ! poll_scrape 10 "$p1" metric_is kvm_exit_exporter_vms "" 0; then
+  if ! scrape_until 10 "$p1" metric_is kvm_exit_exporter_vms "" 0; then
     fail soak_vms_removed "kvm_exit_exporter_vms still $(metric "$p1" kvm_exit_exporter_vms) 10 s after the last VM ended (grace 1 s)"
   fi
   sleep 1 # one more sample: the entries of the last VMs are deleted right after
@@ -426,16 +389,14 @@ check_soak() {
     fail soak_rss_flat "exporter VmRSS grew by $((rss_end - rss_first)) kB ($rss_first -> $rss_end kB) between the first 10 % of the VMs and the end, tolerance $SOAK_RSS_TOLERANCE_KB kB"
   fi
   expect_eq soak_kernel_io "hist trigger io delta over the soak" \
-    "$(($(snapshot_value "$WORK/hist-s1" "$SVM" "$CODE_IO") - $(snapshot_value "$WORK/hist-s0" "$SVM" "$CODE_IO")))" "$io_sum"
+    "$(hist_delta "$WORK/hist-s0" "$WORK/hist-s1" "$CODE_IO")" "$io_sum"
   check_crosscheck crosscheck_soak s0 s1
   # When the kernel skipped the program on some exits (crosscheck_soak says
   # so), no count of the exporter can match the VMMs'.
   if skipped=$(kernel_skipped_runs s0 s1 "$WORK/hist-delta-crosscheck_soak" "$WORK/exp-delta-crosscheck_soak"); then
     skip soak_totals "the kernel skipped the BPF program on $skipped exit(s), see crosscheck_soak"
   else
-    check_delta soak_total_io "$p0" "$p1" kvm_exits_total "isa=svm;reason=$IO_NAME;code=$CODE_IO" "$io_sum"
-    check_delta soak_total_cpuid "$p0" "$p1" kvm_exits_total "isa=svm;reason=$CPUID_NAME;code=$CODE_CPUID" "$cpuid_sum"
-    check_delta soak_total_hlt "$p0" "$p1" kvm_exits_total "isa=svm;reason=$HLT_NAME;code=$CODE_HLT" "$vms"
+    check_exits soak_total kvm_exits_total "$p0" "$p1" "" "$io_sum" "$cpuid_sum" "$vms"
   fi
   expect_eq soak_nothing_lost "kvm_exit_overflow_exits_total + kvm_exit_lost_exits_total + map_delete errors" \
     "$(($(metric "$p1" kvm_exit_overflow_exits_total) + $(metric "$p1" kvm_exit_lost_exits_total) + $(metric "$p1" kvm_exit_exporter_errors_total "kind=map_delete")))" 0
@@ -444,35 +405,29 @@ check_soak() {
 # ---- Phase max_vms: the VMs beyond max_vms are vm="other" -------------------------------------
 
 phase_max_vms() {
-  local failed_before=$FAILED
   exporter_start max_vms "vms:
   max_vms: 2
   grace_period: 1s
 $LC_RATES" || return 0
   check_max_vms
-  end_phase "$failed_before"
+  exporter_stop
 }
 
 check_max_vms() {
-  local prom="$WORK/fold.prom" prom2="$WORK/fold2.prom" pids="" pid n other_all
+  local prom="$WORK/fold.prom" prom2="$WORK/fold2.prom" started="" n other_all
   # One after the other, each seen by the exporter before the next starts:
   # the first two seen get their own series.
   for n in 1 2 3; do
-    run_vmm max_vms_vmm "$WORK/vmm-fold$n.out" -name "guest=fold$n,debug-threads=on" --io $((1000 * n)) --cpuid $((100 * n)) || {
-      for pid in $pids; do stop_quietly "$pid"; done
-      return 0
-    }
-    pids="$pids $VMM_PID"
+    # shellcheck disable=SC2086 # one name a word
+    vmm_run max_vms_vmm "fold$n" --io $((1000 * n)) --cpuid $((100 * n)) || { vmm_stop "" $started; return 0; }
+    started="$started fold$n"
     settle
   done
-  # shellcheck disable=SC2086 # one pid a word
-  set -- $pids
+  set -- "$(vmm_pid fold1)" "$(vmm_pid fold2)" "$(vmm_pid fold3)"
   scrape "$prom" || { fail max_vms "wget $METRICS_URL failed"; return 0; }
-  check_value max_vms_own_first_io "$prom" kvm_vm_exits_total "vm=fold1;pid=$1;isa=svm;reason=$IO_NAME;code=$CODE_IO" 1000
-  check_value max_vms_own_second_io "$prom" kvm_vm_exits_total "vm=fold2;pid=$2;isa=svm;reason=$IO_NAME;code=$CODE_IO" 2000
-  check_value max_vms_other_io "$prom" kvm_vm_exits_total "vm=other;pid=;isa=svm;reason=$IO_NAME;code=$CODE_IO" 3000
-  check_value max_vms_other_cpuid "$prom" kvm_vm_exits_total "vm=other;pid=;isa=svm;reason=$CPUID_NAME;code=$CODE_CPUID" 300
-  check_value max_vms_other_hlt "$prom" kvm_vm_exits_total "vm=other;pid=;isa=svm;reason=$HLT_NAME;code=$CODE_HLT" 1
+  check_value max_vms_own_first_io "$prom" kvm_vm_exits_total "vm=fold1;pid=$1;isa=$ISA;reason=$IO_NAME;code=$CODE_IO" 1000
+  check_value max_vms_own_second_io "$prom" kvm_vm_exits_total "vm=fold2;pid=$2;isa=$ISA;reason=$IO_NAME;code=$CODE_IO" 2000
+  check_exits max_vms_other kvm_vm_exits_total "" "$prom" "vm=other;pid=" 3000 300 1
   expect_eq max_vms_folded "kvm_exit_exporter_vms_folded" "$(metric "$prom" kvm_exit_exporter_vms_folded)" 1
   expect_eq max_vms_tracked "kvm_exit_exporter_vms" "$(metric "$prom" kvm_exit_exporter_vms)" 3
   # The folded VM has no series of its own in any per-VM family.
@@ -487,8 +442,8 @@ check_max_vms() {
 
   # fold1 ends: after its grace period fold3 gets its own series, with the
   # counts "other" had (fold3 is idle), and nothing is folded any more.
-  finish_vmm max_vms_vmm "$1" "$WORK/vmm-fold1.out"
-  if poll_scrape 10 "$prom2" metric_is kvm_exit_exporter_vms_folded "" 0; then
+  vmm_stop max_vms_vmm fold1
+  if scrape_until 10 "$prom2" metric_is kvm_exit_exporter_vms_folded "" 0; then
     info "max_vms: after fold1's removal fold3 has its own series: $(series "$prom2" '^kvm_vm_exits_total\{vm="fold3"' | tr '\n' ';')"
     if [ -n "$other_all" ] && [ "$(series "$prom2" "^kvm_vm_exits_total\{vm=\"fold3\",pid=\"$3\"" | sed 's/^[^,]*,[^,]*,//')" = "$other_all" ] &&
       no_series "$prom2" kvm_vm_exits_total "vm=other"; then
@@ -499,15 +454,14 @@ check_max_vms() {
   else
     fail max_vms_unfolded_after_grace "kvm_exit_exporter_vms_folded still $(metric "$prom2" kvm_exit_exporter_vms_folded) after fold1 ended (grace 1 s)"
   fi
-  finish_vmm max_vms_vmm "$2" "$WORK/vmm-fold2.out"
-  finish_vmm max_vms_vmm "$3" "$WORK/vmm-fold3.out"
+  vmm_stop max_vms_vmm fold2 fold3
 }
 
 # ---- Phase promcheck: Prometheus on the host scrapes this exporter ----------------------------
 
 # Prints `E2E PROMCHECK vm=NAME` while VMs make exits; run_e2e.sh then runs
 # tests/monitoring/prom_live_check.sh against the port forward, records its
-# result and connects to port 9757 to say it is done. The boot window is short
+# result and connects to HOST_ACK_PORT to say it is done. The boot window is short
 # so that the boot histogram has a closed window by then.
 #
 # Every drill-down kind is on, and each kind has a VM that keeps making its
@@ -537,13 +491,11 @@ promcheck_series() {
 }
 
 phase_promcheck() {
-  local failed_before=$FAILED out="$WORK/vmm-promload.out" pid prom="$WORK/promcheck.prom"
-  local msr_out="$WORK/vmm-prommsr.out" mmio_out="$WORK/vmm-prommmio.out" hc_out="$WORK/vmm-promhcall.out"
-  local msr_pid mmio_pid hc_pid p name
-  case " $(cat /proc/cmdline) " in
-    *" e2e.hostscrape=1 "*) ;;
-    *) info "no Prometheus check requested (e2e.hostscrape=1 not on the kernel command line)"; return 0 ;;
-  esac
+  local pid prom="$WORK/promcheck.prom" name
+  if ! host_requested; then
+    info "no Prometheus check requested (e2e.hostscrape=1 not on the kernel command line)"
+    return 0
+  fi
   # One collector mapping with every key (a second `collector:` would not merge).
   exporter_start promcheck "vms:
   boot_window: ${PROMCHECK_BOOT_WINDOW_S}s
@@ -552,15 +504,12 @@ $TIMING_COLLECTOR_KEYS
   drilldown: [io, msr, mmio, hypercall, userspace]
 $RATES_CONFIG" || return 0
   past_attach_rounding
-  vmm_start "$out" -name guest=promload,debug-threads=on -uuid 66666666-7777-8888-9999-000000000000 --io-seconds 600
+  vmm_start promload -uuid 66666666-7777-8888-9999-000000000000 --io-seconds 600
   pid=$VMM_PID
-  vmm_start "$msr_out" -name guest=prommsr,debug-threads=on --msrs "$PROMCHECK_MSR:$PROMCHECK_FOREVER"
-  msr_pid=$VMM_PID
-  vmm_start "$mmio_out" -name guest=prommmio,debug-threads=on --mmio "$PROMCHECK_MMIO_GPA:$PROMCHECK_FOREVER"
-  mmio_pid=$VMM_PID
-  vmm_start "$hc_out" -name guest=promhcall,debug-threads=on --hypercalls "$PROMCHECK_HYPERCALL:$PROMCHECK_FOREVER"
-  hc_pid=$VMM_PID
-  if ! poll_scrape $((PROMCHECK_BOOT_WINDOW_S + 10)) "$prom" metric_is kvm_vm_boot_window_closed "vm=promload;pid=$pid" 1; then
+  vmm_start prommsr --msrs "$PROMCHECK_MSR:$PROMCHECK_FOREVER"
+  vmm_start prommmio --mmio "$PROMCHECK_MMIO_GPA:$PROMCHECK_FOREVER"
+  vmm_start promhcall --hypercalls "$PROMCHECK_HYPERCALL:$PROMCHECK_FOREVER"
+  if ! scrape_until $((PROMCHECK_BOOT_WINDOW_S + 10)) "$prom" metric_is kvm_vm_boot_window_closed "vm=promload;pid=$pid" 1; then
     fail promcheck_boot_window "promload's boot window did not close within $((PROMCHECK_BOOT_WINDOW_S + 10)) s"
     show_series "$prom" '^kvm_vm_'
   fi
@@ -569,35 +518,30 @@ $RATES_CONFIG" || return 0
   promcheck_series promcheck_port_series "$prom" kvm_vm_io_port_exits_total \
     "vm=promload;pid=$pid;port=0x0010;direction=write" "promload loops on outb \$0x10"
   promcheck_series promcheck_msr_series "$prom" kvm_vm_msr_exits_total \
-    "vm=prommsr;pid=$msr_pid;msr=$PROMCHECK_MSR_LABEL;direction=read;fault=false" "prommsr reads MSR $PROMCHECK_MSR"
+    "vm=prommsr;pid=$(vmm_pid prommsr);msr=$PROMCHECK_MSR_LABEL;direction=read;fault=false" "prommsr reads MSR $PROMCHECK_MSR"
   promcheck_series promcheck_mmio_series "$prom" kvm_vm_mmio_exits_total \
-    "vm=prommmio;pid=$mmio_pid;page=$PROMCHECK_MMIO_PAGE;direction=read" "prommmio reads GPA $PROMCHECK_MMIO_GPA"
+    "vm=prommmio;pid=$(vmm_pid prommmio);page=$PROMCHECK_MMIO_PAGE;direction=read" "prommmio reads GPA $PROMCHECK_MMIO_GPA"
   promcheck_series promcheck_hypercall_series "$prom" kvm_vm_hypercalls_total \
-    "vm=promhcall;pid=$hc_pid;nr=$PROMCHECK_HYPERCALL" "promhcall makes hypercall $PROMCHECK_HYPERCALL"
+    "vm=promhcall;pid=$(vmm_pid promhcall);nr=$PROMCHECK_HYPERCALL" "promhcall makes hypercall $PROMCHECK_HYPERCALL"
   promcheck_series promcheck_userspace_io_series "$prom" kvm_vm_userspace_exits_total \
     "vm=promload;pid=$pid;exit_reason=KVM_EXIT_IO;error=none" "promload's OUTs go to test_vmm"
   promcheck_series promcheck_userspace_mmio_series "$prom" kvm_vm_userspace_exits_total \
-    "vm=prommmio;pid=$mmio_pid;exit_reason=KVM_EXIT_MMIO;error=none" "prommmio's reads go to test_vmm"
+    "vm=prommmio;pid=$(vmm_pid prommmio);exit_reason=KVM_EXIT_MMIO;error=none" "prommmio's reads go to test_vmm"
   info "promcheck drill-down series: $(grep -E '^kvm_(vm_(msr_exits|mmio_exits|hypercalls|userspace_exits)_total|drilldown_overflow_events_total)' "$prom" | tr '\n' ';')"
-  echo "E2E PROMCHECK vm=promload pid=$pid"
-  if ! timeout "$PROMCHECK_ACK_TIMEOUT_S" nc -l -p 9757 >"$WORK/promcheck-ack" 2>&1; then
-    info "the host did not connect to port 9757 within $PROMCHECK_ACK_TIMEOUT_S s"
-  fi
-  info "host said: $(cat "$WORK/promcheck-ack")"
+  host_ask "E2E PROMCHECK vm=promload pid=$pid" "$PROMCHECK_ACK_TIMEOUT_S"
   # Every load VM must still be making its events when the check ends: a
   # VM that stopped early leaves flat counters, and the rate panels of its
   # kind would have been checked on nothing.
-  for p in "promload:$pid:$out" "prommsr:$msr_pid:$msr_out" "prommmio:$mmio_pid:$mmio_out" "promhcall:$hc_pid:$hc_out"; do
-    name=${p%%:*} p=${p#*:}
-    if kill -0 "${p%%:*}" 2>/dev/null; then
+  for name in promload prommsr prommmio promhcall; do
+    if kill -0 "$(vmm_pid "$name")" 2>/dev/null; then
       pass "promcheck_load_throughout_$name"
     else
-      fail "promcheck_load_throughout_$name" "test_vmm $name stopped before the host's check ended: $(grep '^TEST_VMM' "${p#*:}" || true)"
-      show_file "test_vmm $name" "${p#*:}"
+      fail "promcheck_load_throughout_$name" "test_vmm $name stopped before the host's check ended: $(grep '^TEST_VMM' "$(vmm_out "$name")" || true)"
+      show_file "test_vmm $name" "$(vmm_out "$name")"
     fi
-    stop_quietly "${p%%:*}"
+    vmm_stop "" "$name"
   done
-  end_phase "$failed_before"
+  exporter_stop
 }
 
 lifecycle_main() {

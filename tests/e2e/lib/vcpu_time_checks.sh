@@ -1,0 +1,184 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=dash
+# collector.vcpu_time (issue 26): where the vCPU threads' time goes, against
+# vCPUs whose state is known. /bin/vcpu_time_vmm (tests/e2e/vcpu_time_vmm.c)
+# spins in guest mode or halts for a given time; test_vmm's slow IO handler
+# makes a vCPU that mostly waits in its VMM. Each check takes the shares of
+# kvm_vm_vcpu_seconds_total's modes between two scrapes VT_GAP_S apart, while
+# the VMM runs throughout.
+#
+# Run by svm/checks.sh; written to run in the Intel suite too (no config of
+# that suite's is needed), where on Bochs's one CPU the pinned VMMs share it
+# with the exporter and the shell, idle but for a sample a second.
+#
+# Tolerances: guest time is charged a whole tick (CONFIG_HZ 250 here, read in
+# USER_HZ 100 units) to whatever mode the thread is in at the tick, so over
+# VT_GAP_S = 8 s (2,000 ticks) a share is exact to well under 1%; the wider
+# bounds below leave room for the nested guest itself (QEMU TCG runs its two
+# CPUs on one host thread, and its timer ticks exit the vCPU into KVM). The
+# modes are sampled every VT_INTERVAL_S, so their sum over the gap is the gap
+# within one interval either side.
+
+VT_VMM=/bin/vcpu_time_vmm
+VT_GAP_S=8
+VT_INTERVAL_S=1
+VT_WARMUP_S=3 # the VM tracked (its first exits), then a vCPU time sample
+VT_RUN_S=$((VT_WARMUP_S + VT_GAP_S + 4)) # how long each VMM runs: the window and some
+VT_CONFIG="collector:
+  vcpu_time: true
+  vcpu_time_interval: ${VT_INTERVAL_S}s"
+
+# vt_start NAME CPU ARGS... : starts vcpu_time_vmm as the VMM (and guest)
+# NAME, every thread pinned to CPU (taskset execs it: the same pid)
+vt_start() {
+  local name=$1 cpu=$2
+  shift 2
+  vmm_spawn "$name" taskset -c "$cpu" "$VT_VMM" -name "guest=$name" "$@"
+}
+
+# vt_has_series PROM PID...: every PID has its four vCPU time series
+vt_has_series() {
+  local prom=$1 pid
+  shift
+  for pid in "$@"; do
+    [ "$(metric_count "$prom" kvm_vm_vcpu_seconds_total "pid=$pid")" = 4 ] || return 1
+  done
+}
+
+# vt_window TAG VMM...: scrapes $WORK/vt-TAG-0.prom once every VMM has its
+# vCPU time series (up to 3 s more: a vCPU thread is found at its first guest
+# tick and brings its whole history, which must not fall inside the window),
+# waits VT_GAP_S, scrapes -1.prom
+vt_window() {
+  local tag=$1 pids="" vmm
+  shift
+  for vmm in "$@"; do pids="$pids $(vmm_pid "$vmm")"; done
+  sleep "$VT_WARMUP_S"
+  # shellcheck disable=SC2086 # one pid a word
+  scrape_until 3 "$WORK/vt-$tag-0.prom" vt_has_series $pids || [ -s "$WORK/vt-$tag-0.prom" ] || return 1
+  sleep "$VT_GAP_S"
+  scrape "$WORK/vt-$tag-1.prom"
+}
+
+# vt_delta TAG PID MODE -> seconds MODE grew between the window's scrapes
+vt_delta() {
+  awk -v a="$(metric "$WORK/vt-$1-0.prom" kvm_vm_vcpu_seconds_total "pid=$2;mode=$3")" \
+    -v b="$(metric "$WORK/vt-$1-1.prom" kvm_vm_vcpu_seconds_total "pid=$2;mode=$3")" \
+    'BEGIN { printf "%.4f\n", b - a }'
+}
+
+# vt_shares TAG PID: sets VT_TOTAL (seconds, all modes) and VT_GUEST, VT_HOST,
+# VT_WAITING, VT_SLEEPING (shares of it); returns 1 when the VM has no series.
+vt_shares() {
+  local g h w s
+  if [ "$(metric_count "$WORK/vt-$1-1.prom" kvm_vm_vcpu_seconds_total "pid=$2")" != 4 ]; then
+    return 1
+  fi
+  g=$(vt_delta "$1" "$2" guest)
+  h=$(vt_delta "$1" "$2" host)
+  w=$(vt_delta "$1" "$2" waiting)
+  s=$(vt_delta "$1" "$2" sleeping)
+  VT_TOTAL=$(awk -v g="$g" -v h="$h" -v w="$w" -v s="$s" 'BEGIN { printf "%.3f\n", g + h + w + s }')
+  share() { awk -v x="$1" -v t="$VT_TOTAL" 'BEGIN { printf "%.3f\n", (t > 0 ? x / t : 0) }'; }
+  VT_GUEST=$(share "$g")
+  VT_HOST=$(share "$h")
+  VT_WAITING=$(share "$w")
+  VT_SLEEPING=$(share "$s")
+  info "vcpu_time $1 (pid $2): ${VT_TOTAL} s over a ${VT_GAP_S} s gap: guest $VT_GUEST host $VT_HOST waiting $VT_WAITING sleeping $VT_SLEEPING"
+}
+
+# vt_expect_total NAME: the modes add up to the gap, within one sample interval
+# and 5% (one vCPU thread per VM in these checks).
+vt_expect_total() {
+  local low high
+  low=$(awk -v g="$VT_GAP_S" -v i="$VT_INTERVAL_S" 'BEGIN { print g * 0.95 - i }')
+  high=$(awk -v g="$VT_GAP_S" -v i="$VT_INTERVAL_S" 'BEGIN { print g * 1.05 + i }')
+  expect_cmp "${1}_low" "$VT_TOTAL" ">=" "$low" "guest+host+waiting+sleeping over the ${VT_GAP_S} s gap"
+  expect_cmp "${1}_high" "$VT_TOTAL" "<=" "$high" "guest+host+waiting+sleeping over the ${VT_GAP_S} s gap"
+}
+
+# vt_measure CHECK TAG VMM...: vt_window over the running VMMs, which end
+# then; fails CHECK and returns 1 when a scrape failed
+vt_measure() {
+  local check=$1 tag=$2 status=0
+  shift 2
+  vt_window "$tag" "$@" || status=$?
+  vmm_stop "" "$@"
+  [ "$status" = 0 ] || fail "$check" "wget $METRICS_URL failed"
+  return "$status"
+}
+
+# vt_vm CHECK TAG VMM WHAT: vt_shares of the VMM's VM (WHAT: "the spinning
+# VM"); fails CHECK, with the series and the VMM's output, and returns 1 when
+# it has no vCPU time series
+vt_vm() {
+  local pid
+  pid=$(vmm_pid "$3")
+  vt_shares "$2" "$pid" && return 0
+  fail "$1" "no kvm_vm_vcpu_seconds_total series for $4 (pid $pid)"
+  show_series "$WORK/vt-$2-1.prom" '^kvm_vm_(vcpu_seconds_total|exits_total)'
+  show_file "$3" "$(vmm_out "$3")"
+  return 1
+}
+
+# One vCPU spinning alone on the last CPU: in guest mode nearly all the time.
+check_vcpu_time_spin() {
+  vt_start vtspin "$1" --mode spin --seconds "$VT_RUN_S"
+  vt_measure vcpu_time_spin spin vtspin && vt_vm vcpu_time_spin spin vtspin "the spinning VM" || return 0
+  expect_cmp vcpu_time_spin_guest "$VT_GUEST" ">=" 0.80 "the spinning vCPU's guest share"
+  expect_cmp vcpu_time_spin_waiting "$VT_WAITING" "<=" 0.05 "the spinning vCPU's waiting share"
+  vt_expect_total vcpu_time_spin_total
+}
+
+# Two VMs spinning on the same CPU: each waits for it about half the time.
+check_vcpu_time_pair() {
+  local vmm pid
+  vt_start vtpair1 "$1" --mode spin --seconds "$VT_RUN_S"
+  vt_start vtpair2 "$1" --mode spin --seconds "$VT_RUN_S"
+  vt_measure vcpu_time_pair pair vtpair1 vtpair2 || return 0
+  for vmm in vtpair1 vtpair2; do
+    vt_vm vcpu_time_pair pair "$vmm" "a CPU-sharing spinner" || continue
+    pid=$(vmm_pid "$vmm")
+    expect_cmp "vcpu_time_pair_${pid}_waiting_low" "$VT_WAITING" ">=" 0.35 "a CPU-sharing spinner's waiting share"
+    expect_cmp "vcpu_time_pair_${pid}_waiting_high" "$VT_WAITING" "<=" 0.65 "a CPU-sharing spinner's waiting share"
+    vt_expect_total "vcpu_time_pair_${pid}_total"
+  done
+}
+
+# A halted vCPU (after a short spin, so it is known as a vCPU thread) sleeps.
+check_vcpu_time_halt() {
+  vt_start vthalt "$1" --mode spinhalt --spin-ms 500 --seconds "$VT_RUN_S"
+  vt_measure vcpu_time_halt halt vthalt && vt_vm vcpu_time_halt halt vthalt "the halted VM" || return 0
+  expect_cmp vcpu_time_halt_sleeping "$VT_SLEEPING" ">=" 0.90 "the halted vCPU's sleeping share"
+  vt_expect_total vcpu_time_halt_total
+}
+
+# test_vmm's IO handler sleeps 4 ms per exit: the VMM's wait is the vCPU
+# thread's (sleeping, or host while it handles the exit), not the guest's.
+check_vcpu_time_io_delay() {
+  vmm_start vtio --io-seconds "$VT_RUN_S" --io-delay-us 4000
+  vt_measure vcpu_time_io_delay io vtio && vt_vm vcpu_time_io_delay io vtio "the IO-delay VM" || return 0
+  expect_cmp vcpu_time_io_delay_guest "$VT_GUEST" "<=" 0.20 "the IO-delay vCPU's guest share"
+  expect_cmp vcpu_time_io_delay_sleeping_host "$(awk -v s="$VT_SLEEPING" -v h="$VT_HOST" 'BEGIN { print s + h }')" \
+    ">=" 0.75 "the IO-delay vCPU's sleeping + host share"
+  vt_expect_total vcpu_time_io_delay_total
+}
+
+phase_vcpu_time() {
+  local cpu
+  if [ ! -x "$VT_VMM" ]; then
+    skip vcpu_time "no $VT_VMM in the image"
+    return 0
+  fi
+  cpu=$(($(nproc) - 1))
+  exporter_start vcpu_time "$VT_CONFIG
+${RATES_CONFIG:-}" || return 0
+  check_vcpu_time_spin "$cpu"
+  check_vcpu_time_pair "$cpu"
+  check_vcpu_time_halt "$cpu"
+  check_vcpu_time_io_delay
+  exporter_stop
+  # Off: no family at all.
+  check_collector_off vcpu_time_off vcpu_time_off_no_family vcpu_time '^kvm_vm_vcpu_seconds_total'
+}

@@ -1,0 +1,100 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
+# The Intel (VMX) suite's boot (bash, host side), for lib/host.sh's e2e_main:
+# Bochs, which emulates VMX with EPT, boots the image build_image.sh makes of
+# vmx/ from an ISOLINUX ISO (it cannot load a 64-bit bzImage directly).
+# Sourced by e2e_run for run_e2e_vmx.sh.
+
+# Bochs 2.7's tigerlake and corei7_icelake_u models hang during boot (XSAVE
+# size mismatch); these two boot and offer VMX with EPT.
+readonly DEFAULT_CPU=corei7_haswell_4770
+
+build_iso() {
+  local image=$1 iso_root=$2 iso=$3
+  rm -rf "$iso_root" && mkdir -p "$iso_root/isolinux" "$iso_root/boot"
+  cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$iso_root/isolinux/"
+  cp "$image/vmlinuz" "$iso_root/boot/vmlinuz"
+  cat "$image/initramfs.cpio.gz" ${E2E_VMX_EXTRA_INITRD:+"$E2E_VMX_EXTRA_INITRD"} >"$iso_root/boot/initrd.gz"
+  # nokaslr, mitigations=off: less work at about 75 emulated MIPS.
+  cat >"$iso_root/isolinux/isolinux.cfg" <<EOF
+default e2e
+prompt 0
+timeout 0
+label e2e
+  kernel /boot/vmlinuz
+  append initrd=/boot/initrd.gz console=ttyS0,115200 nokaslr mitigations=off panic=-1 quiet loglevel=3${E2E_VMX_APPEND:+ $E2E_VMX_APPEND}
+EOF
+  xorriso -as mkisofs -quiet -o "$iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
+    -no-emul-boot -boot-load-size 4 -boot-info-table "$iso_root" >/dev/null 2>&1 \
+    || die "xorriso could not build $iso"
+  rm -rf "$iso_root"
+}
+
+write_bochsrc() {
+  local iso=$1 serial=$2 bochs_log=$3 cpu=$4
+  # rfb with timeout=0: Debian's Bochs has no nogui; rfb runs headless without
+  # waiting for a viewer. ignore_bad_msrs: the guest kernel probes MSRs the
+  # CPU model lacks. ips: with clock sync=none the guest's clock advances
+  # one second per `ips` instructions; near the real speed (about 75 MIPS
+  # unloaded) the guest's timeouts (exporter start-up, scrapes) keep the
+  # meaning they have on hardware, where Bochs's default of 4 M would make
+  # them 20 times shorter.
+  cat <<EOF
+megs: 768
+cpu: model=$cpu, count=1, ips=50000000, ignore_bad_msrs=1
+clock: sync=none
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/vgabios/vgabios.bin
+ata0-master: type=cdrom, path="$iso", status=inserted
+boot: cdrom
+com1: enabled=1, mode=file, dev="$serial"
+display_library: rfb, options="timeout=0"
+log: $bochs_log
+panic: action=fatal
+error: action=report
+info: action=ignore
+debug: action=ignore
+EOF
+}
+
+# boot_guest: the image of vmx/ (E2E_VMX_CHECKS, when set, as its
+# checks.sh), its ISO, then Bochs until the guest powers off or
+# E2E_VMX_TIMEOUT; sets EMULATOR_STATUS (124: timed out) and fills $SERIAL_LOG.
+boot_guest() {
+  local image cpu=${E2E_VMX_CPU:-$DEFAULT_CPU} timeout_s=${E2E_VMX_TIMEOUT:-900} rc="$OUT/bochsrc"
+  ensure_packages bochs bochsbios vgabios isolinux syslinux-common xorriso
+  image=$(E2E_VENDOR=vmx E2E_CHECKS=${E2E_VMX_CHECKS:-} "$SCRIPT_DIR/build_image.sh" "$OUT" "$VMM" "$EXPORTER") \
+    || die "build_image.sh failed"
+  build_iso "$image" "$OUT/iso-root" "$OUT/boot.iso"
+  echo c >"$OUT/bochs-debugger.rc"
+  write_bochsrc "$OUT/boot.iso" "$SERIAL_LOG" "$OUT/bochs.log" "$cpu" >"$rc"
+  log "booting Bochs ($cpu, timeout $timeout_s s, serial log $SERIAL_LOG)"
+  : >"$SERIAL_LOG"
+  EMULATOR_STATUS=0
+  # The debugger built into Debian's bochs-bin stops at a prompt before it
+  # runs: the -rc file says `c` (continue), stdin is empty. LC_ALL=C: under
+  # a UTF-8 locale (LANG=C.UTF-8) Debian's Bochs 2.7 aborts at start-up with
+  # "buffer overflow detected".
+  (cd "$OUT" && LC_ALL=C timeout -k 10 "$timeout_s" bochs -q -f "$rc" -rc "$OUT/bochs-debugger.rc" </dev/null >"$OUT/bochs.out" 2>&1) \
+    || EMULATOR_STATUS=$?
+}
+
+# boot_results: the host checks nothing of its own here
+boot_results() { :; }
+
+# boot_failures: the guest's poweroff makes Bochs 2.7 exit with status 1
+# (ACPI soft-off is reported as a panic), so only a timeout is a failure of
+# its own (returns 1); without E2E DONE (e2e_report fails that) Bochs's last
+# words help.
+boot_failures() {
+  local status=0
+  if [[ $EMULATOR_STATUS == 124 || $EMULATOR_STATUS == 137 ]]; then
+    log "Bochs timed out after ${E2E_VMX_TIMEOUT:-900} s (serial log: $SERIAL_LOG, Bochs log: $OUT/bochs.log)"
+    status=1
+  fi
+  if ! grep -aq '^E2E DONE' "$SERIAL_LOG.txt"; then
+    log "Bochs exited with status $EMULATOR_STATUS; last lines of $OUT/bochs.out:"
+    grep -v '^ALSA' "$OUT/bochs.out" | tail -n 10 | sed 's/^/  | /'
+  fi
+  return "$status"
+}
