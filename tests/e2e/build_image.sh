@@ -173,6 +173,8 @@ collect_files() {
     [[ ! -e $SCRIPT_DIR/lib/$f ]] || die "lib/$f would collide with $VENDOR/$f in /e2e/"
   done
   add_file "$SCRIPT_DIR/$VENDOR/vendor.sh" /e2e/vendor.sh
+  # The drill-down kinds' rows: the drill-down phases read each kind's family and labels there.
+  add_file "$SCRIPT_DIR/../../bpf/drilldown_kinds.def" /e2e/drilldown_kinds.def
   add_file "${E2E_CHECKS:-$SCRIPT_DIR/$VENDOR/checks.sh}" /e2e/checks.sh
   for m in "${MODULES[@]}"; do
     name=$(basename "$m").ko

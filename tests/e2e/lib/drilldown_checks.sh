@@ -92,7 +92,28 @@ DRILL_MANYK_HC_TOTAL=27
 # name labels: the kernel's macro names (spec), "" for unknown items and "other"
 DRILL_MSR_NAMES='0x0000001b=MSR_IA32_APICBASE 0x0000008b=MSR_IA32_UCODE_REV 0xc0000080=MSR_EFER 0x4b564dff= other='
 DRILL_HC_NAMES='1=KVM_HC_VAPIC_POLL_IRQ 12345= 4294967295= 100= 101= 102= 103= 104= other='
-DRILL_ALL_KINDS='io msr mmio hypercall userspace'
+# The kinds' rows (bpf/drilldown_kinds.def, copied into the image as
+# /e2e/drilldown_kinds.def): each kind's family, item label and the labels
+# "other" keeps come from there, as the exporter's do.
+DRILL_KINDS_DEF=${DRILL_KINDS_DEF:-/e2e/drilldown_kinds.def}
+
+# drill_rows [KIND] -> per row (of KIND only, if given): name, family, labels
+# and the labels "other" keeps, one row a line, tab-separated
+drill_rows() {
+  awk -v want="${1:-}" '
+    /^DRILLDOWN_KIND\(/ { row = ""; in_row = 1 }
+    in_row { row = row " " $0 }
+    in_row && /"\)[ \t]*$/ {
+      in_row = 0; n = 0; rest = row
+      while (match(rest, /"([^"\\]|\\.)*"/)) {
+        q[++n] = substr(rest, RSTART + 1, RLENGTH - 2); rest = substr(rest, RSTART + RLENGTH)
+      }
+      if (want == "" || q[1] == want) print q[1] "\t" q[2] "\t" q[3] "\t" q[4]
+    }' "$DRILL_KINDS_DEF"
+}
+
+DRILL_ALL_KINDS=$(drill_rows | cut -f1 | tr '\n' ' ')
+DRILL_ALL_KINDS=${DRILL_ALL_KINDS% }
 
 # ---- Helpers shared by the drill-down phases ---------------------------------------
 
@@ -100,14 +121,15 @@ DRILL_ALL_KINDS='io msr mmio hypercall userspace'
 # DRILL_KEY (its item label, "other" when folded) and DRILL_SPLIT (labels
 # kept in "other", listed after the item).
 drill_kind() {
-  case $1 in
-    io) DRILL_FAMILY=kvm_vm_io_port_exits_total DRILL_KEY=port DRILL_SPLIT=direction ;;
-    msr) DRILL_FAMILY=kvm_vm_msr_exits_total DRILL_KEY=msr DRILL_SPLIT="direction fault" ;;
-    mmio) DRILL_FAMILY=kvm_vm_mmio_exits_total DRILL_KEY=page DRILL_SPLIT=direction ;;
-    hypercall) DRILL_FAMILY=kvm_vm_hypercalls_total DRILL_KEY=nr DRILL_SPLIT= ;;
-    userspace) DRILL_FAMILY=kvm_vm_userspace_exits_total DRILL_KEY=exit_reason DRILL_SPLIT=error ;;
-    *) fail drill_kind "unknown drill-down kind $1"; return 1 ;;
-  esac
+  local row
+  row=$(drill_rows "$1")
+  if [ -z "$row" ]; then
+    fail drill_kind "unknown drill-down kind $1 (no row in $DRILL_KINDS_DEF)"
+    return 1
+  fi
+  DRILL_FAMILY=$(printf '%s' "$row" | cut -f2)
+  DRILL_KEY=$(printf '%s' "$row" | cut -f3 | cut -d' ' -f1)
+  DRILL_SPLIT=$(printf '%s' "$row" | cut -f4)
 }
 
 # drill_label_values PROM FAMILY LABEL FILTER -> the distinct values of LABEL
@@ -377,7 +399,7 @@ drill_kind_all() {
 # go with the VMs after the grace period.
 phase_drilldown_kinds() {
   local prom="$WORK/drillkinds.prom" kind lost host all runs mmio pages
-  drill_exporter_start drilldown_kinds "io, msr, mmio, hypercall, userspace" "$1" || return 0
+  drill_exporter_start drilldown_kinds "$(printf '%s' "$DRILL_ALL_KINDS" | sed 's/ /, /g')" "$1" || return 0
   if ! drill_vmms_run drillkinds "$DRILL_KINDS_ARGS" drillmanykinds "$DRILL_MANYK_ARGS"; then
     exporter_stop
     return 0
