@@ -10,65 +10,19 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdarg>
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string_view>
 
 #include "kvm_exit.skel.h"
+#include "source/errno_text.h"
+#include "source/libbpf_log.h"
 #include "util/capabilities.h"
 
 namespace kvmexit {
 namespace {
-
-// libbpf reports details through a global print callback. Keep the cause of a
-// failure so that Attach can say why instead of spraying stderr: the
-// verifier's verdict when a program was refused (the last line of its log,
-// e.g. "failed to resolve CO-RE relocation ... struct vcpu_svm.vcpu"), else
-// the first warning since the last Take (later ones only say what failed
-// because of it).
-std::mutex g_libbpf_log_mutex;
-std::string g_libbpf_first_warning;
-std::string g_verifier_verdict;
-
-// The line before "processed N insns" in a verifier log, or "".
-std::string VerifierVerdict(std::string_view text) {
-  const std::size_t processed = text.find("\nprocessed ");
-  if (processed == std::string_view::npos) return "";
-  const std::size_t newline = text.rfind('\n', processed - 1);
-  const std::size_t begin = newline == std::string_view::npos ? 0 : newline + 1;
-  return std::string(text.substr(begin, processed - begin));
-}
-
-int CaptureLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
-  std::array<char, 8192> buffer{};
-  const int n = std::vsnprintf(buffer.data(), buffer.size(), format, args);
-  std::string_view text(
-      buffer.data(),
-      n > 0 ? std::min<std::size_t>(static_cast<std::size_t>(n), buffer.size() - 1) : 0);
-  constexpr std::string_view kPrefix = "libbpf: ";
-  if (text.starts_with(kPrefix)) text.remove_prefix(kPrefix.size());
-  while (text.ends_with('\n')) text.remove_suffix(1);
-  std::lock_guard lock(g_libbpf_log_mutex);
-  if (g_verifier_verdict.empty()) g_verifier_verdict = VerifierVerdict(text);
-  if (g_libbpf_first_warning.empty()) g_libbpf_first_warning = text.substr(0, 300);
-  return 0;
-}
-
-std::string TakeLibbpfWarning() {
-  std::lock_guard lock(g_libbpf_log_mutex);
-  std::string warning = g_verifier_verdict.empty() ? std::move(g_libbpf_first_warning)
-                                                   : std::move(g_verifier_verdict);
-  g_libbpf_first_warning.clear();
-  g_verifier_verdict.clear();
-  return warning;
-}
-
-std::string ErrnoText(int err) { return std::strerror(err < 0 ? -err : err); }
 
 bool Exists(const std::string& path) {
   struct stat st {};
@@ -284,7 +238,7 @@ void BpfExitSource::SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const {
 }
 
 BpfExitSource::BpfExitSource(BpfSourceOptions options) : options_(std::move(options)) {
-  libbpf_set_print(CaptureLibbpfLog);
+  CaptureLibbpfLog();
   const int cpus = libbpf_num_possible_cpus();
   possible_cpus_ = cpus > 0 ? cpus : 1;
 }
