@@ -4,8 +4,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -18,50 +16,12 @@
 
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
+#include "source/hook_choice.h"
+#include "source/kernel_checks.h"
 #include "source/libbpf_log.h"
-#include "util/capabilities.h"
 
 namespace kvmexit {
 namespace {
-
-bool Exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-// Checks the preconditions one by one so the message names the missing piece.
-std::string CheckKernelSupport(const std::string& tracefs_root) {
-  if (!Exists("/sys/kernel/btf/vmlinux")) {
-    return "kernel has no BTF (/sys/kernel/btf/vmlinux missing): CO-RE needs a kernel built "
-           "with CONFIG_DEBUG_INFO_BTF=y";
-  }
-  const std::string events = tracefs_root + "/events";
-  if (!Exists(events)) {
-    // tracefs is often present but not mounted; mounting it is harmless.
-    ::mount("nodev", tracefs_root.c_str(), "tracefs", 0, nullptr);
-  }
-  if (!Exists(events)) {
-    return "tracefs is not mounted at " + tracefs_root + " (mount -t tracefs nodev " +
-           tracefs_root + ", or set kernel.tracefs_path)";
-  }
-  if (!Exists(events + "/kvm/kvm_exit")) {
-    return "tracepoint kvm:kvm_exit not found under " + events +
-           ": the kvm module is not loaded (modprobe kvm_intel or kvm_amd); will retry";
-  }
-  return "";
-}
-
-// The KVM vendor module whose vCPU structs tp_btf reads.
-struct VendorModule {
-  std::uint32_t isa;  // KVM_EXIT_ISA_*
-  const char* name;
-};
-
-std::optional<VendorModule> FindVendorModule(const std::string& sys_root) {
-  if (Exists(sys_root + "/module/kvm_amd")) return VendorModule{KVM_EXIT_ISA_SVM, "kvm_amd"};
-  if (Exists(sys_root + "/module/kvm_intel")) return VendorModule{KVM_EXIT_ISA_VMX, "kvm_intel"};
-  return std::nullopt;
-}
 
 // Counters handed to the free list at a time.
 constexpr std::uint32_t kFreeCounterChunk = 65536;
@@ -250,57 +210,9 @@ std::string BpfExitSource::Attach() {
   if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
     return missing;
   }
-  const std::optional<VendorModule> vendor = FindVendorModule(options_.sys_root);
-  // Why the raw tracepoint (tp_btf, raw_tp) cannot count here; "" if it can.
-  std::string why_not_raw;
-  if (options_.hook == KernelHook::kTracepoint) {
-    why_not_raw = "kernel.hook is tracepoint";
-  } else if (!vendor) {
-    why_not_raw =
-        "neither kvm_amd nor kvm_intel is loaded, and tp_btf and raw_tp read the exit reason from "
-        "their vCPU structs";
-  } else if (!Exists(options_.sys_root + "/kernel/btf/" + vendor->name)) {
-    why_not_raw = "the kernel has no BTF for " + std::string(vendor->name) + " (/sys/kernel/btf/" +
-                  vendor->name + " missing: built without CONFIG_DEBUG_INFO_BTF_MODULES)";
-  }
-  const bool forced_raw =
-      options_.hook == KernelHook::kTpBtf || options_.hook == KernelHook::kRawTp;
-  if (forced_raw && !why_not_raw.empty()) {
-    return "kernel.hook is " + std::string(KernelHookName(options_.hook)) + ", but " + why_not_raw +
-           "; or set kernel.hook: tracepoint";
-  }
-  // tp_btf on a tracepoint of a module: libbpf finds its attach target in
-  // the module's BTF, listing the kernel's BTF objects (BPF_BTF_GET_NEXT_ID),
-  // which only CAP_SYS_ADMIN may do. Where kvm is built in it is in vmlinux.
-  const bool kvm_is_module = Exists(options_.sys_root + "/kernel/btf/kvm");
-  const bool tp_btf_can_attach = !kvm_is_module || HasEffectiveCapability(CAP_SYS_ADMIN);
-
-  // The hooks to try, in order, each with why the ones before it are not used.
-  std::vector<std::pair<KernelHook, std::string>> attempts;
-  switch (options_.hook) {
-    case KernelHook::kTpBtf:
-    case KernelHook::kRawTp:
-      attempts.emplace_back(options_.hook, "");
-      break;
-    case KernelHook::kTracepoint:
-      attempts.emplace_back(options_.hook, why_not_raw);
-      break;
-    case KernelHook::kAuto:
-      if (!why_not_raw.empty()) {
-        attempts.emplace_back(KernelHook::kTracepoint, why_not_raw);
-        break;
-      }
-      if (tp_btf_can_attach) {
-        attempts.emplace_back(KernelHook::kTpBtf, "");
-        attempts.emplace_back(KernelHook::kRawTp, "");
-      } else {
-        attempts.emplace_back(KernelHook::kRawTp,
-                              "tp_btf on kvm's module tracepoint needs CAP_SYS_ADMIN, which this "
-                              "process lacks; raw_tp needs only CAP_BPF and CAP_PERFMON");
-      }
-      attempts.emplace_back(KernelHook::kTracepoint, "");
-      break;
-  }
+  const HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
+  if (!choice.error.empty()) return choice.error;
+  const std::optional<VendorModule>& vendor = choice.vendor;
 
   // One standalone BTF for CO-RE (vmlinux + the kvm modules' BTF), so that
   // libbpf does not list the kernel's BTF objects to find the module types
@@ -314,8 +226,8 @@ std::string BpfExitSource::Attach() {
     why_not += (why_not.empty() ? "" : "; ") + why;
   };
   std::string error;
-  for (const auto& [hook, note] : attempts) {
-    if (!note.empty()) add_why(note);
+  for (const auto& [hook, passed_over] : choice.attempts) {
+    if (!passed_over.empty()) add_why(passed_over);
     error = LoadAndAttach(hook, hook == KernelHook::kTracepoint ? 0 : vendor->isa, core_btf);
     if (error.empty()) {
       hook_note_ = std::move(why_not);
@@ -327,7 +239,7 @@ std::string BpfExitSource::Attach() {
     }
     add_why(std::string(KernelHookName(hook)) + " failed: " + error);
   }
-  return attempts.size() > 1 ? why_not : error;
+  return choice.attempts.size() > 1 ? why_not : error;
 }
 
 namespace {
