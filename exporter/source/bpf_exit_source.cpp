@@ -19,6 +19,8 @@
 #include "source/hook_choice.h"
 #include "source/kernel_checks.h"
 #include "source/libbpf_log.h"
+#include "source/map_reader.h"
+#include "source/map_values.h"
 
 namespace kvmexit {
 namespace {
@@ -30,177 +32,15 @@ constexpr std::uint32_t kFreeCounterChunk = 65536;
 // kvm_drilldown_overflow_events_total.
 constexpr std::uint32_t kDrilldownVms = 2048;
 
-// Sums per-CPU u64 values; the kernel pads each CPU's slot to 8 bytes.
-std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
-  std::uint64_t total = 0;
-  for (int cpu = 0; cpu < cpus; ++cpu) total += per_cpu[cpu];
-  return total;
-}
-
-// Reads a hash map, in batches when the kernel has BPF_MAP_LOOKUP_BATCH
-// (5.6+), else key by key. `visit(key, values)` gets `cpus` values: a per-CPU
-// map's value of each CPU in values[0..cpus), a plain map's one value (cpus = 1).
-// A per-CPU map's Value must be a multiple of 8 bytes, the kernel's per-CPU slot size.
-template <typename Key, typename Value, typename Fn>
-std::string ReadHashValues(int map_fd, int cpus, Fn&& visit) {
-  if (cpus > 1 && sizeof(Value) % 8 != 0) return "per-CPU values must be padded to 8 bytes";
-  std::size_t chunk = 1024;
-  std::vector<Key> keys(chunk);
-  std::vector<Value> values(chunk * static_cast<std::size_t>(cpus));
-  std::uint64_t batch_in = 0;
-  std::uint64_t batch_out = 0;
-  bool first = true;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  for (;;) {
-    auto count = static_cast<std::uint32_t>(chunk);
-    const int err = bpf_map_lookup_batch(map_fd, first ? nullptr : &batch_in, &batch_out,
-                                         keys.data(), values.data(), &count, &opts);
-    if (err < 0 && err != -ENOENT) {
-      if (err == -ENOSPC && chunk < (1U << 20)) {
-        // A hash bucket holds more entries than the buffer: grow and retry
-        // from the same place (nothing was copied; starting over would visit
-        // the entries of earlier batches twice).
-        chunk *= 4;
-        keys.resize(chunk);
-        values.resize(chunk * static_cast<std::size_t>(cpus));
-        continue;
-      }
-      if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) break;
-      return "batch lookup failed: " + ErrnoText(err);
-    }
-    for (std::uint32_t i = 0; i < count; ++i) {
-      visit(keys[i], &values[static_cast<std::size_t>(i) * cpus]);
-    }
-    if (err == -ENOENT) return "";
-    batch_in = batch_out;
-    first = false;
-  }
-  // Kernels without batch ops: iterate keys one by one.
-  Key key{};
-  Key next{};
-  const Key* previous = nullptr;
-  std::vector<Value> value(static_cast<std::size_t>(cpus));
-  while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
-    if (bpf_map_lookup_elem(map_fd, &next, value.data()) == 0) visit(next, value.data());
-    key = next;
-    previous = &key;
-  }
-  return "";
-}
-
-// Reads a per-CPU hash map whose values are u64, summing the CPUs.
-template <typename Key, typename Fn>
-std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
-  return ReadHashValues<Key, std::uint64_t>(
-      map_fd, cpus,
-      [&](const Key& key, const std::uint64_t* per_cpu) { visit(key, SumCpus(per_cpu, cpus)); });
-}
-
-// Sums each CPU's value of the per-CPU u64 array's elements [0, count) into
-// (*sums)[0, count), in batches where the kernel has them.
-std::string SumPerCpuRange(int map_fd, std::uint32_t count, int cpus,
-                           std::vector<std::uint64_t>* sums) {
-  sums->assign(count, 0);
-  constexpr std::uint32_t kChunk = 1024;
-  std::vector<std::uint32_t> keys(kChunk);
-  std::vector<std::uint64_t> values(std::size_t{kChunk} * static_cast<std::size_t>(cpus));
-  std::uint32_t done = 0;
-  std::uint32_t batch_in = 0;
-  std::uint32_t batch_out = 0;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  while (done < count) {
-    std::uint32_t n = std::min(kChunk, count - done);
-    // An array's batch continues after the index it last returned.
-    const int err = bpf_map_lookup_batch(map_fd, done == 0 ? nullptr : &batch_in, &batch_out,
-                                         keys.data(), values.data(), &n, &opts);
-    if (err < 0 && err != -ENOENT) {
-      if (done == 0 && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) break;
-      return "batch lookup failed: " + ErrnoText(err);
-    }
-    for (std::uint32_t i = 0; i < n && keys[i] < count; ++i) {
-      (*sums)[keys[i]] = SumCpus(&values[std::size_t{i} * static_cast<std::size_t>(cpus)], cpus);
-    }
-    done += n;
-    batch_in = batch_out;
-    if (err == -ENOENT || n == 0) return "";
-  }
-  // Kernels without batch ops: element by element.
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(cpus));
-  for (std::uint32_t index = done; index < count; ++index) {
-    if (bpf_map_lookup_elem(map_fd, &index, per_cpu.data()) != 0) return ErrnoText(errno);
-    (*sums)[index] = SumCpus(per_cpu.data(), cpus);
-  }
-  return "";
-}
-
-// Sums a per-CPU array of u64 counters, all `entries` indices.
-std::string SumPerCpuArray(int map_fd, std::uint32_t entries, int cpus, std::uint64_t* total) {
-  std::vector<std::uint64_t> sums;
-  std::string error = SumPerCpuRange(map_fd, entries, cpus, &sums);
-  for (const std::uint64_t sum : sums) *total += sum;
-  return error;
-}
-
-// Appends the used slots of one `drilldown` entry (a VM's items of one kind).
-void AppendDrilldownSlots(const drilldown_key& key, const drilldown_items& items,
-                          std::vector<DrilldownCount>& into) {
-  const auto append = [&](const auto& slots, bool in_other) {
-    for (const drilldown_slot& slot : slots) {
-      // A slot is claimed before its first count is added: skip it until then.
-      if (slot.slot == 0 || slot.count == 0) continue;
-      into.emplace_back(key.tgid, DrilldownItem{key.kind, slot.slot - 1}, slot.count, in_other);
-    }
-  };
-  append(items.items, false);
-  append(items.other, true);
-}
-
-// One `drilldown` entry's slots among a snapshot's drill-down counts: [first, last).
-struct DrilldownBlock {
-  std::uint32_t tgid;
-  std::size_t first;
-  std::size_t last;
-};
-
-// The map hands entries over in hash order; ExitSnapshot keeps drill-down
-// counts by tgid. Moves whole entries: thousands of them, not every count.
-void OrderByTgid(std::vector<DrilldownBlock>& blocks, std::vector<DrilldownCount>& counts) {
-  const auto by_tgid = [](const DrilldownBlock& a, const DrilldownBlock& b) {
-    return a.tgid < b.tgid;
-  };
-  if (std::is_sorted(blocks.begin(), blocks.end(), by_tgid)) return;
-  std::stable_sort(blocks.begin(), blocks.end(), by_tgid);
-  std::vector<DrilldownCount> ordered;
-  ordered.reserve(counts.size());
-  for (const DrilldownBlock& block : blocks) {
-    ordered.insert(ordered.end(), counts.begin() + static_cast<std::ptrdiff_t>(block.first),
-                   counts.begin() + static_cast<std::ptrdiff_t>(block.last));
-  }
-  counts.swap(ordered);
-}
-
-// Sums the histogram of each CPU into one.
-ExitTimeHistogram SumHistograms(const exit_time_hist* per_cpu, int cpus) {
-  ExitTimeHistogram total;
-  for (int cpu = 0; cpu < cpus; ++cpu) {
-    const exit_time_hist& hist = per_cpu[cpu];
-    for (std::size_t i = 0; i < total.buckets.size(); ++i) total.buckets[i] += hist.buckets[i];
-    total.sum_ns += hist.sum_ns;
-    total.count += hist.count;
-  }
-  return total;
-}
-
 }  // namespace
 
 void BpfExitSource::SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const {
   kvm_exit_bpf__destroy(skeleton);
 }
 
-BpfExitSource::BpfExitSource(BpfSourceOptions options) : options_(std::move(options)) {
+BpfExitSource::BpfExitSource(BpfSourceOptions options)
+    : options_(std::move(options)), possible_cpus_(PossibleCpus()) {
   CaptureLibbpfLog();
-  const int cpus = libbpf_num_possible_cpus();
-  possible_cpus_ = cpus > 0 ? cpus : 1;
 }
 
 BpfExitSource::~BpfExitSource() = default;
