@@ -25,9 +25,6 @@
 namespace kvmexit {
 namespace {
 
-// Counters handed to the free list at a time.
-constexpr std::uint32_t kFreeCounterChunk = 65536;
-
 // VMs the drill-down map holds per kind on; the events of more go to
 // kvm_drilldown_overflow_events_total.
 constexpr std::uint32_t kDrilldownVms = 2048;
@@ -39,7 +36,7 @@ void BpfExitSource::SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const {
 }
 
 BpfExitSource::BpfExitSource(BpfSourceOptions options)
-    : options_(std::move(options)), possible_cpus_(PossibleCpus()) {
+    : options_(std::move(options)), possible_cpus_(PossibleCpus()), counters_(possible_cpus_) {
   CaptureLibbpfLog();
 }
 
@@ -215,10 +212,7 @@ std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vend
   }
   // The first counters free before the first exit; the sampler hands out
   // the rest as they are needed (ReplenishFreeCounters).
-  counters_freed_ = 0;
-  counters_withheld_ = 0;
-  if (std::string error = FreeMoreCounters(*skeleton); !error.empty()) return error;
-  if (std::string error = CreateProgramBarrier(); !error.empty()) return error;
+  if (std::string error = counters_.Start(*skeleton); !error.empty()) return error;
   // The skeleton owns the links: destroying it detaches.
   for (const ProgramRow& row : rows) {
     if (!row.on) continue;
@@ -322,101 +316,13 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
 }
 
 std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& keys) {
-  std::vector<VmExitCount> removed;
-  if (!skeleton_) return removed;
-  const int directory_fd = bpf_map__fd(skeleton_->maps.counter_index);
-  const int counters_fd = bpf_map__fd(skeleton_->maps.exit_counters);
-  const int time_fd = bpf_map__fd(skeleton_->maps.vm_exit_time);
-  std::vector<std::uint32_t> indexes;
-  for (const vm_exit_key& key : keys) {
-    std::uint32_t index = 0;
-    if (bpf_map_lookup_elem(directory_fd, &key, &index) != 0 ||
-        bpf_map_delete_elem(directory_fd, &key) != 0) {
-      continue;
-    }
-    removed.push_back({key, 0});
-    indexes.push_back(index);
-    // The VM's handling time goes with it: the host histogram keeps it in the totals.
-    if (options_.exit_handling_time) bpf_map_delete_elem(time_fd, &key);
-  }
-  if (removed.empty()) return removed;
-  // A CPU's cache may still name these counters (a VM whose pid was reused
-  // may even still be counting in them): make every CPU refill its cache,
-  // and wait for the programs running now. After that no program can reach
-  // them, so their counts are final.
-  __atomic_add_fetch(&skeleton_->bss->counter_epoch, 1, __ATOMIC_SEQ_CST);
-  const bool quiet = WaitForRunningPrograms();
-  const int free_fd = bpf_map__fd(skeleton_->maps.free_counters);
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
-  for (std::size_t i = 0; i < indexes.size(); ++i) {
-    if (bpf_map_lookup_elem(counters_fd, &indexes[i], per_cpu.data()) == 0) {
-      removed[i].count = SumCpus(per_cpu.data(), possible_cpus_);
-    }
-    // Without the wait a late exit could land in a reused counter: keep it
-    // out of use instead (one counter less until restart, never a wrong count).
-    if (!quiet) {
-      ++counters_withheld_;
-      continue;
-    }
-    std::fill(per_cpu.begin(), per_cpu.end(), 0);
-    if (bpf_map_update_elem(counters_fd, &indexes[i], per_cpu.data(), BPF_ANY) == 0) {
-      bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
-    }
-  }
-  return removed;
-}
-
-std::string BpfExitSource::FreeMoreCounters(const kvm_exit_bpf& skeleton) {
-  // Pushing is one syscall per index (a stack has no batch update): all of a
-  // 4,194,304-counter capacity took 12 s here, one chunk 0.2 s. Lowest index
-  // on top, so the indexes in use stay low and a scrape reads a short array.
-  const std::uint32_t capacity = bpf_map__max_entries(skeleton.maps.free_counters);
-  const std::uint32_t first = counters_freed_ + 1;
-  const std::uint32_t last =
-      counters_freed_ + std::min(kFreeCounterChunk, capacity - counters_freed_);
-  const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
-  for (std::uint32_t index = last; index >= first; --index) {
-    if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
-      return "filling the free counter list failed: " + ErrnoText(errno);
-    }
-    counters_freed_ = std::max(counters_freed_, index);
-  }
-  return "";
+  if (!skeleton_) return {};
+  return counters_.TakeBack(*skeleton_, keys, options_.exit_handling_time);
 }
 
 std::string BpfExitSource::ReplenishFreeCounters(std::size_t counters_in_use) {
-  if (!skeleton_ || counters_freed_ == bpf_map__max_entries(skeleton_->maps.free_counters)) {
-    return "";
-  }
-  // Free ones left, about: the program may have taken more since the read.
-  const std::size_t free =
-      counters_freed_ -
-      std::min<std::size_t>(counters_freed_, counters_in_use + counters_withheld_);
-  if (free >= kFreeCounterChunk / 2) return "";
-  return FreeMoreCounters(*skeleton_);
-}
-
-std::string BpfExitSource::CreateProgramBarrier() {
-  // An ARRAY_OF_MAPS update with a valid inner map makes the kernel wait for
-  // an RCU grace period (maybe_wait_bpf_programs), and tracing programs run
-  // inside RCU read-side sections: the update returns after every program
-  // that was running has finished.
-  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "barrier_inner", sizeof(std::uint32_t),
-                                sizeof(std::uint32_t), 1, nullptr));
-  if (!inner.valid()) return "creating the barrier map failed: " + ErrnoText(errno);
-  LIBBPF_OPTS(bpf_map_create_opts, outer_opts, .inner_map_fd = static_cast<__u32>(inner.get()));
-  UniqueFd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "program_barrier",
-                                sizeof(std::uint32_t), sizeof(std::uint32_t), 1, &outer_opts));
-  if (!outer.valid()) return "creating the barrier map failed: " + ErrnoText(errno);
-  barrier_inner_ = std::move(inner);
-  barrier_outer_ = std::move(outer);
-  return "";
-}
-
-bool BpfExitSource::WaitForRunningPrograms() const {
-  const std::uint32_t zero = 0;
-  const int inner = barrier_inner_.get();
-  return bpf_map_update_elem(barrier_outer_.get(), &zero, &inner, BPF_ANY) == 0;
+  if (!skeleton_) return "";
+  return counters_.Replenish(*skeleton_, counters_in_use);
 }
 
 void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
@@ -443,7 +349,7 @@ std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts
     std::uint32_t index = 0;
     if (bpf_map_lookup_elem(directory_fd, &entry.key, &index) != 0) {
       if (bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0 &&
-          (!FreeMoreCounters(*skeleton_).empty() ||
+          (!counters_.FreeMore(*skeleton_).empty() ||
            bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0)) {
         return "filling the counters failed: no free counter";
       }
