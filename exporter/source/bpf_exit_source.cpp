@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
+// The orchestration: which hooks to try and in which order, what a read
+// reads and in which order, what an ended VM takes with it. The work itself
+// is done by the files this one includes.
 #include "source/bpf_exit_source.h"
 
 #include <bpf/bpf.h>
@@ -6,12 +9,9 @@
 #include <linux/bpf.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <optional>
-#include <string_view>
+#include <utility>
 
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
@@ -20,20 +20,10 @@
 #include "source/libbpf_log.h"
 #include "source/map_reader.h"
 #include "source/map_values.h"
+#include "source/program_table.h"
 #include "source/test_fill.h"
 
 namespace kvmexit {
-namespace {
-
-// VMs the drill-down map holds per kind on; the events of more go to
-// kvm_drilldown_overflow_events_total.
-constexpr std::uint32_t kDrilldownVms = 2048;
-
-}  // namespace
-
-void BpfExitSource::SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const {
-  kvm_exit_bpf__destroy(skeleton);
-}
 
 BpfExitSource::BpfExitSource(BpfSourceOptions options)
     : options_(std::move(options)), possible_cpus_(PossibleCpus()), counters_(possible_cpus_) {
@@ -79,154 +69,18 @@ std::string BpfExitSource::Attach() {
   return choice.attempts.size() > 1 ? why_not : error;
 }
 
-namespace {
-
-// Error text for a refused load or attach (EPERM/EACCES) on `hook`: what
-// that hook needs, not a generic "run as root".
-std::string PermissionHint(KernelHook hook, bool attaching) {
-  switch (hook) {
-    case KernelHook::kTpBtf:
-      return "; tp_btf on kvm's module tracepoint needs CAP_SYS_ADMIN besides CAP_BPF and "
-             "CAP_PERFMON (libbpf lists the kernel's BTF objects to find kvm's); raw_tp needs only "
-             "CAP_BPF and CAP_PERFMON: set kernel.hook: raw_tp or auto";
-    case KernelHook::kRawTp:
-      return "; raw_tp needs CAP_BPF and CAP_PERFMON";
-    case KernelHook::kTracepoint:
-      if (!attaching) return "; the classic tracepoint needs CAP_BPF and CAP_PERFMON to load";
-      // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
-      // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
-      return "; the classic tracepoint attaches with perf_event_open, which needs CAP_SYS_ADMIN "
-             "where kernel.perf_event_paranoid > 2 (Debian's default is 3); raw_tp needs only "
-             "CAP_BPF and CAP_PERFMON: set kernel.hook: raw_tp or auto";
-    case KernelHook::kAuto:
-      break;
-  }
-  return "";
-}
-
-// The name of the exit program's hook for messages.
-std::string HookTarget(KernelHook hook, std::string_view tracepoint) {
-  switch (hook) {
-    case KernelHook::kTpBtf:
-      return "tp_btf/" + std::string(tracepoint);
-    case KernelHook::kRawTp:
-      return "raw_tp/" + std::string(tracepoint);
-    default:
-      return "tracepoint kvm:" + std::string(tracepoint);
-  }
-}
-
-}  // namespace
-
 std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa,
                                          const CoreBtf& core_btf) {
-  TakeLibbpfWarning();  // forget warnings of earlier attempts
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  // A CO-RE target that is not the running vmlinux: libbpf then never loads
-  // module BTF for relocations (nor lists BTF objects to find it).
-  if (!core_btf.path.empty()) open_opts.btf_custom_path = core_btf.path.c_str();
-  SkeletonPtr skeleton(kvm_exit_bpf__open_opts(&open_opts));
-  if (!skeleton) return "opening the BPF object failed: " + ErrnoText(errno);
-  const bool timing = options_.exit_handling_time;
-  // Every program, one row per tracepoint, one column per hook (ProgramColumn).
-  // The exit program always loads; the kvm_entry program only with timing;
-  // each drill-down program only when its kind is on.
-  struct ProgramRow {
-    std::array<bpf_program*, 3> programs;
-    std::array<bpf_link**, 3> links;
-    const char* tracepoint;
-    bool on;
-    std::string off_hint;  // how to do without it, when attaching it fails
-  };
-  auto& progs = skeleton->progs;
-  auto& links = skeleton->links;
-#define KVMEXIT_PROGRAM_ROW(name)                     \
-  {progs.name, progs.name##_btf, progs.name##_raw}, { \
-    &links.name, &links.name##_btf, &links.name##_raw \
-  }
-  const auto drilldown_on = [&](DrilldownKind kind) {
-    return std::find(options_.drilldown.begin(), options_.drilldown.end(), kind) !=
-           options_.drilldown.end();
-  };
-  const auto drill_hint = [](DrilldownKind kind) {
-    return "; or remove " + std::string(DrilldownKindName(kind)) + " from collector.drilldown";
-  };
-  // Attached in this order: the entry program before the exit program, so
-  // that no exit is stamped before its entry can complete it; the exit
-  // program last, so that a failure leaves nothing half attached.
-  std::array<ProgramRow, 2 + KVM_DRILLDOWN_KIND_NR> rows = {{
-      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", timing,
-       "; or set collector.exit_handling_time: false"},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_pio), "kvm_pio", drilldown_on(DrilldownKind::kIo),
-       drill_hint(DrilldownKind::kIo)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_msr), "kvm_msr", drilldown_on(DrilldownKind::kMsr),
-       drill_hint(DrilldownKind::kMsr)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_mmio), "kvm_mmio", drilldown_on(DrilldownKind::kMmio),
-       drill_hint(DrilldownKind::kMmio)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_hypercall), "kvm_hypercall",
-       drilldown_on(DrilldownKind::kHypercall), drill_hint(DrilldownKind::kHypercall)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_userspace_exit), "kvm_userspace_exit",
-       drilldown_on(DrilldownKind::kUserspace), drill_hint(DrilldownKind::kUserspace)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_exit), "kvm_exit", true, ""},
-  }};
-#undef KVMEXIT_PROGRAM_ROW
-  const std::size_t column = ProgramColumn(hook);
-  for (const ProgramRow& row : rows) {
-    for (std::size_t c = 0; c < row.programs.size(); ++c) {
-      bpf_program__set_autoload(row.programs[c], row.on && c == column);
-    }
-  }
-  skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
-  skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
-  skeleton->rodata->time_exits = timing ? 1 : 0;
-  // vm_map_capacity counters: indexes 1..capacity (0 means "none" to the program).
-  const std::uint32_t capacity = options_.vm_map_capacity;
-  for (auto [map, entries] : {std::pair{skeleton->maps.counter_index, capacity},
-                              std::pair{skeleton->maps.free_counters, capacity},
-                              std::pair{skeleton->maps.exit_counters, capacity + 1}}) {
-    if (int err = bpf_map__set_max_entries(map, entries); err != 0) {
-      return "setting " + std::string(bpf_map__name(map)) + " capacity failed: " + ErrnoText(err);
-    }
-  }
-  // One per-VM time entry per counter; a token map when timing is off.
-  if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exit_time,
-                                         timing ? options_.vm_map_capacity : 1);
-      err != 0) {
-    return "setting vm_exit_time capacity failed: " + ErrnoText(err);
-  }
-  // One entry per VM and kind on, preallocated (1,152 bytes each). A VM takes
-  // at least one counter, so vm_map_capacity bounds the VMs; so does
-  // kDrilldownVms (2.4 MB per kind on), far beyond a host's VMs. A token map
-  // when no kind is on.
-  const auto drilldown_capacity = static_cast<std::uint32_t>(std::max<std::size_t>(
-      1, std::min(options_.vm_map_capacity, kDrilldownVms) * options_.drilldown.size()));
-  if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drilldown_capacity); err != 0) {
-    return "setting drilldown capacity failed: " + ErrnoText(err);
-  }
-  const std::string what = HookTarget(hook, "kvm_exit");
-  if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) {
-    std::string detail = TakeLibbpfWarning();
-    return "loading the BPF program for " + what + " failed: " + ErrnoText(err) +
-           (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-           (err == -EPERM || err == -EACCES ? PermissionHint(hook, false) : "");
+  SkeletonPtr skeleton;
+  if (std::string error = LoadPrograms(options_, hook, btf_vendor_isa, core_btf, &skeleton);
+      !error.empty()) {
+    return error;
   }
   // The first counters free before the first exit; the sampler hands out
   // the rest as they are needed (ReplenishFreeCounters).
   if (std::string error = counters_.Start(*skeleton); !error.empty()) return error;
-  // The skeleton owns the links: destroying it detaches.
-  for (const ProgramRow& row : rows) {
-    if (!row.on) continue;
-    bpf_link** link = row.links[column];
-    *link = bpf_program__attach(row.programs[column]);
-    if (*link == nullptr) {
-      const int err = -errno;
-      std::string detail = TakeLibbpfWarning();
-      const bool refused = err == -EACCES || err == -EPERM;
-      return "attaching to " + HookTarget(hook, row.tracepoint) + " failed: " + ErrnoText(err) +
-             (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-             (refused ? PermissionHint(hook, true) : "") + row.off_hint;
-    }
-  }
+  // The skeleton owns the links: destroying it (on failure, here) detaches.
+  if (std::string error = AttachPrograms(*skeleton, options_, hook); !error.empty()) return error;
   skeleton_ = std::move(skeleton);
   attached_hook_ = hook;
   return "";
@@ -348,11 +202,8 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   if (!skeleton_) return stats;
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
-  const std::array<bpf_program*, 3> programs = {skeleton_->progs.count_kvm_exit,
-                                                skeleton_->progs.count_kvm_exit_btf,
-                                                skeleton_->progs.count_kvm_exit_raw};
-  bpf_program* program = programs[ProgramColumn(attached_hook_)];
-  if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0) {
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(ExitProgram(*skeleton_, attached_hook_)), &info,
+                             &length) == 0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;
     stats.missed = info.recursion_misses;

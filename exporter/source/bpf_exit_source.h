@@ -3,37 +3,19 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "source/bpf_source_options.h"
 #include "source/core_btf.h"
 #include "source/counter_pool.h"
-#include "source/drilldown_kind.h"
 #include "source/exit_snapshot.h"
 #include "source/kernel_hook.h"
+#include "source/program_loader.h"
 #include "source/program_stats.h"
 
-struct kvm_exit_bpf;
-
 namespace kvmexit {
-
-struct BpfSourceOptions {
-  std::string tracefs_root = "/sys/kernel/tracing";
-  std::uint32_t vm_map_capacity = 16384;
-  bool per_vcpu = false;
-  bool exit_handling_time = true;  // load and attach the kvm_entry program that times exits
-  KernelHook hook = KernelHook::kAuto;
-  // Drill-down kinds whose programs are loaded and attached (none: none is).
-  std::vector<DrilldownKind> drilldown{};
-  std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
-};
-
-// The column of a hook's program in the program table: tracepoint 0, tp_btf 1, raw_tp 2.
-constexpr std::size_t ProgramColumn(KernelHook hook) {
-  return hook == KernelHook::kTpBtf ? 1 : hook == KernelHook::kRawTp ? 2 : 0;
-}
 
 class BpfExitSource {
  public:
@@ -84,23 +66,17 @@ class BpfExitSource {
   BpfProgramStats ProgramStats() const;
 
  private:
-  struct SkeletonDeleter {
-    void operator()(kvm_exit_bpf* skeleton) const;
-  };
-
-  using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
-
-  // Opens, loads and attaches the programs of one hook (the others are not
-  // loaded). btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for
-  // tp_btf and raw_tp; core_btf the CO-RE target (libbpf's own without a path).
+  // Loads `hook`'s programs, starts the counter pool, attaches them; on
+  // success they are the source's. btf_vendor_isa is the KVM_EXIT_ISA_* of
+  // the vendor module for tp_btf and raw_tp; core_btf the CO-RE target.
   std::string LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa, const CoreBtf& core_btf);
 
   BpfSourceOptions options_;
+  int possible_cpus_;
   SkeletonPtr skeleton_;
   KernelHook attached_hook_ = KernelHook::kTracepoint;  // whose programs skeleton_ attached
   std::string hook_note_;
   std::string core_btf_note_;
-  int possible_cpus_ = 1;
   CounterPool counters_;
   // Drill-down counts of the last read: the next one reserves that many, so
   // 160,000 of them (1,000 VMs) are not copied a dozen times as they grow.
