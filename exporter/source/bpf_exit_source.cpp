@@ -24,11 +24,21 @@
 #include "source/test_fill.h"
 
 namespace kvmexit {
+namespace {
+
+// The capture goes in before the first libbpf call, and counting the CPUs is
+// one: what it may warn belongs to the capture, not on stderr.
+int CaptureLibbpfLogAndCountCpus() {
+  CaptureLibbpfLog();
+  return PossibleCpus();
+}
+
+}  // namespace
 
 BpfExitSource::BpfExitSource(BpfSourceOptions options)
-    : options_(std::move(options)), possible_cpus_(PossibleCpus()), counters_(possible_cpus_) {
-  CaptureLibbpfLog();
-}
+    : options_(std::move(options)),
+      possible_cpus_(CaptureLibbpfLogAndCountCpus()),
+      counters_(possible_cpus_) {}
 
 BpfExitSource::~BpfExitSource() = default;
 
