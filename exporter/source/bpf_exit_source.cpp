@@ -1,293 +1,44 @@
 // SPDX-License-Identifier: Apache-2.0
+// The orchestration: which hooks to try and in which order, what a read
+// reads and in which order, what an ended VM takes with it. The work itself
+// is done by the files this one includes.
 #include "source/bpf_exit_source.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <cstdarg>
-#include <cstring>
-#include <filesystem>
-#include <map>
-#include <mutex>
 #include <optional>
-#include <string_view>
+#include <utility>
 
 #include "kvm_exit.skel.h"
-#include "util/capabilities.h"
+#include "source/errno_text.h"
+#include "source/hook_choice.h"
+#include "source/kernel_checks.h"
+#include "source/libbpf_log.h"
+#include "source/map_reader.h"
+#include "source/map_values.h"
+#include "source/program_table.h"
+#include "source/test_fill.h"
 
 namespace kvmexit {
 namespace {
 
-// libbpf reports details through a global print callback. Keep the cause of a
-// failure so that Attach can say why instead of spraying stderr: the
-// verifier's verdict when a program was refused (the last line of its log,
-// e.g. "failed to resolve CO-RE relocation ... struct vcpu_svm.vcpu"), else
-// the first warning since the last Take (later ones only say what failed
-// because of it).
-std::mutex g_libbpf_log_mutex;
-std::string g_libbpf_first_warning;
-std::string g_verifier_verdict;
-
-// The line before "processed N insns" in a verifier log, or "".
-std::string VerifierVerdict(std::string_view text) {
-  const std::size_t processed = text.find("\nprocessed ");
-  if (processed == std::string_view::npos) return "";
-  const std::size_t newline = text.rfind('\n', processed - 1);
-  const std::size_t begin = newline == std::string_view::npos ? 0 : newline + 1;
-  return std::string(text.substr(begin, processed - begin));
-}
-
-int CaptureLibbpfLog(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
-  std::array<char, 8192> buffer{};
-  const int n = std::vsnprintf(buffer.data(), buffer.size(), format, args);
-  std::string_view text(
-      buffer.data(),
-      n > 0 ? std::min<std::size_t>(static_cast<std::size_t>(n), buffer.size() - 1) : 0);
-  constexpr std::string_view kPrefix = "libbpf: ";
-  if (text.starts_with(kPrefix)) text.remove_prefix(kPrefix.size());
-  while (text.ends_with('\n')) text.remove_suffix(1);
-  std::lock_guard lock(g_libbpf_log_mutex);
-  if (g_verifier_verdict.empty()) g_verifier_verdict = VerifierVerdict(text);
-  if (g_libbpf_first_warning.empty()) g_libbpf_first_warning = text.substr(0, 300);
-  return 0;
-}
-
-std::string TakeLibbpfWarning() {
-  std::lock_guard lock(g_libbpf_log_mutex);
-  std::string warning = g_verifier_verdict.empty() ? std::move(g_libbpf_first_warning)
-                                                   : std::move(g_verifier_verdict);
-  g_libbpf_first_warning.clear();
-  g_verifier_verdict.clear();
-  return warning;
-}
-
-std::string ErrnoText(int err) { return std::strerror(err < 0 ? -err : err); }
-
-bool Exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-// Checks the preconditions one by one so the message names the missing piece.
-std::string CheckKernelSupport(const std::string& tracefs_root) {
-  if (!Exists("/sys/kernel/btf/vmlinux")) {
-    return "kernel has no BTF (/sys/kernel/btf/vmlinux missing): CO-RE needs a kernel built "
-           "with CONFIG_DEBUG_INFO_BTF=y";
-  }
-  const std::string events = tracefs_root + "/events";
-  if (!Exists(events)) {
-    // tracefs is often present but not mounted; mounting it is harmless.
-    ::mount("nodev", tracefs_root.c_str(), "tracefs", 0, nullptr);
-  }
-  if (!Exists(events)) {
-    return "tracefs is not mounted at " + tracefs_root + " (mount -t tracefs nodev " +
-           tracefs_root + ", or set kernel.tracefs_path)";
-  }
-  if (!Exists(events + "/kvm/kvm_exit")) {
-    return "tracepoint kvm:kvm_exit not found under " + events +
-           ": the kvm module is not loaded (modprobe kvm_intel or kvm_amd); will retry";
-  }
-  return "";
-}
-
-// The KVM vendor module whose vCPU structs tp_btf reads.
-struct VendorModule {
-  std::uint32_t isa;  // KVM_EXIT_ISA_*
-  const char* name;
-};
-
-std::optional<VendorModule> FindVendorModule(const std::string& sys_root) {
-  if (Exists(sys_root + "/module/kvm_amd")) return VendorModule{KVM_EXIT_ISA_SVM, "kvm_amd"};
-  if (Exists(sys_root + "/module/kvm_intel")) return VendorModule{KVM_EXIT_ISA_VMX, "kvm_intel"};
-  return std::nullopt;
-}
-
-// Counters handed to the free list at a time.
-constexpr std::uint32_t kFreeCounterChunk = 65536;
-
-// VMs the drill-down map holds per kind on; the events of more go to
-// kvm_drilldown_overflow_events_total.
-constexpr std::uint32_t kDrilldownVms = 2048;
-
-// Sums per-CPU u64 values; the kernel pads each CPU's slot to 8 bytes.
-std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
-  std::uint64_t total = 0;
-  for (int cpu = 0; cpu < cpus; ++cpu) total += per_cpu[cpu];
-  return total;
-}
-
-// Reads a hash map, in batches when the kernel has BPF_MAP_LOOKUP_BATCH
-// (5.6+), else key by key. `visit(key, values)` gets `cpus` values: a per-CPU
-// map's value of each CPU in values[0..cpus), a plain map's one value (cpus = 1).
-// A per-CPU map's Value must be a multiple of 8 bytes, the kernel's per-CPU slot size.
-template <typename Key, typename Value, typename Fn>
-std::string ReadHashValues(int map_fd, int cpus, Fn&& visit) {
-  if (cpus > 1 && sizeof(Value) % 8 != 0) return "per-CPU values must be padded to 8 bytes";
-  std::size_t chunk = 1024;
-  std::vector<Key> keys(chunk);
-  std::vector<Value> values(chunk * static_cast<std::size_t>(cpus));
-  std::uint64_t batch_in = 0;
-  std::uint64_t batch_out = 0;
-  bool first = true;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  for (;;) {
-    auto count = static_cast<std::uint32_t>(chunk);
-    const int err = bpf_map_lookup_batch(map_fd, first ? nullptr : &batch_in, &batch_out,
-                                         keys.data(), values.data(), &count, &opts);
-    if (err < 0 && err != -ENOENT) {
-      if (err == -ENOSPC && chunk < (1U << 20)) {
-        // A hash bucket holds more entries than the buffer: grow and retry
-        // from the same place (nothing was copied; starting over would visit
-        // the entries of earlier batches twice).
-        chunk *= 4;
-        keys.resize(chunk);
-        values.resize(chunk * static_cast<std::size_t>(cpus));
-        continue;
-      }
-      if (first && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) break;
-      return "batch lookup failed: " + ErrnoText(err);
-    }
-    for (std::uint32_t i = 0; i < count; ++i) {
-      visit(keys[i], &values[static_cast<std::size_t>(i) * cpus]);
-    }
-    if (err == -ENOENT) return "";
-    batch_in = batch_out;
-    first = false;
-  }
-  // Kernels without batch ops: iterate keys one by one.
-  Key key{};
-  Key next{};
-  const Key* previous = nullptr;
-  std::vector<Value> value(static_cast<std::size_t>(cpus));
-  while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
-    if (bpf_map_lookup_elem(map_fd, &next, value.data()) == 0) visit(next, value.data());
-    key = next;
-    previous = &key;
-  }
-  return "";
-}
-
-// Reads a per-CPU hash map whose values are u64, summing the CPUs.
-template <typename Key, typename Fn>
-std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
-  return ReadHashValues<Key, std::uint64_t>(
-      map_fd, cpus,
-      [&](const Key& key, const std::uint64_t* per_cpu) { visit(key, SumCpus(per_cpu, cpus)); });
-}
-
-// Sums each CPU's value of the per-CPU u64 array's elements [0, count) into
-// (*sums)[0, count), in batches where the kernel has them.
-std::string SumPerCpuRange(int map_fd, std::uint32_t count, int cpus,
-                           std::vector<std::uint64_t>* sums) {
-  sums->assign(count, 0);
-  constexpr std::uint32_t kChunk = 1024;
-  std::vector<std::uint32_t> keys(kChunk);
-  std::vector<std::uint64_t> values(std::size_t{kChunk} * static_cast<std::size_t>(cpus));
-  std::uint32_t done = 0;
-  std::uint32_t batch_in = 0;
-  std::uint32_t batch_out = 0;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  while (done < count) {
-    std::uint32_t n = std::min(kChunk, count - done);
-    // An array's batch continues after the index it last returned.
-    const int err = bpf_map_lookup_batch(map_fd, done == 0 ? nullptr : &batch_in, &batch_out,
-                                         keys.data(), values.data(), &n, &opts);
-    if (err < 0 && err != -ENOENT) {
-      if (done == 0 && (err == -EINVAL || err == -ENOTSUP || err == -EOPNOTSUPP)) break;
-      return "batch lookup failed: " + ErrnoText(err);
-    }
-    for (std::uint32_t i = 0; i < n && keys[i] < count; ++i) {
-      (*sums)[keys[i]] = SumCpus(&values[std::size_t{i} * static_cast<std::size_t>(cpus)], cpus);
-    }
-    done += n;
-    batch_in = batch_out;
-    if (err == -ENOENT || n == 0) return "";
-  }
-  // Kernels without batch ops: element by element.
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(cpus));
-  for (std::uint32_t index = done; index < count; ++index) {
-    if (bpf_map_lookup_elem(map_fd, &index, per_cpu.data()) != 0) return ErrnoText(errno);
-    (*sums)[index] = SumCpus(per_cpu.data(), cpus);
-  }
-  return "";
-}
-
-// Sums a per-CPU array of u64 counters, all `entries` indices.
-std::string SumPerCpuArray(int map_fd, std::uint32_t entries, int cpus, std::uint64_t* total) {
-  std::vector<std::uint64_t> sums;
-  std::string error = SumPerCpuRange(map_fd, entries, cpus, &sums);
-  for (const std::uint64_t sum : sums) *total += sum;
-  return error;
-}
-
-// Appends the used slots of one `drilldown` entry (a VM's items of one kind).
-void AppendDrilldownSlots(const drilldown_key& key, const drilldown_items& items,
-                          std::vector<DrilldownCount>& into) {
-  const auto append = [&](const auto& slots, bool in_other) {
-    for (const drilldown_slot& slot : slots) {
-      // A slot is claimed before its first count is added: skip it until then.
-      if (slot.slot == 0 || slot.count == 0) continue;
-      into.emplace_back(key.tgid, DrilldownItem{key.kind, slot.slot - 1}, slot.count, in_other);
-    }
-  };
-  append(items.items, false);
-  append(items.other, true);
-}
-
-// One `drilldown` entry's slots among a snapshot's drill-down counts: [first, last).
-struct DrilldownBlock {
-  std::uint32_t tgid;
-  std::size_t first;
-  std::size_t last;
-};
-
-// The map hands entries over in hash order; ExitSnapshot keeps drill-down
-// counts by tgid. Moves whole entries: thousands of them, not every count.
-void OrderByTgid(std::vector<DrilldownBlock>& blocks, std::vector<DrilldownCount>& counts) {
-  const auto by_tgid = [](const DrilldownBlock& a, const DrilldownBlock& b) {
-    return a.tgid < b.tgid;
-  };
-  if (std::is_sorted(blocks.begin(), blocks.end(), by_tgid)) return;
-  std::stable_sort(blocks.begin(), blocks.end(), by_tgid);
-  std::vector<DrilldownCount> ordered;
-  ordered.reserve(counts.size());
-  for (const DrilldownBlock& block : blocks) {
-    ordered.insert(ordered.end(), counts.begin() + static_cast<std::ptrdiff_t>(block.first),
-                   counts.begin() + static_cast<std::ptrdiff_t>(block.last));
-  }
-  counts.swap(ordered);
-}
-
-// Sums the histogram of each CPU into one.
-ExitTimeHistogram SumHistograms(const exit_time_hist* per_cpu, int cpus) {
-  ExitTimeHistogram total;
-  for (int cpu = 0; cpu < cpus; ++cpu) {
-    const exit_time_hist& hist = per_cpu[cpu];
-    for (std::size_t i = 0; i < total.buckets.size(); ++i) total.buckets[i] += hist.buckets[i];
-    total.sum_ns += hist.sum_ns;
-    total.count += hist.count;
-  }
-  return total;
+// The capture goes in before the first libbpf call, and counting the CPUs is
+// one: what it may warn belongs to the capture, not on stderr.
+int CaptureLibbpfLogAndCountCpus() {
+  CaptureLibbpfLog();
+  return PossibleCpus();
 }
 
 }  // namespace
 
-void BpfExitSource::SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const {
-  kvm_exit_bpf__destroy(skeleton);
-}
-
-BpfExitSource::BpfExitSource(BpfSourceOptions options) : options_(std::move(options)) {
-  libbpf_set_print(CaptureLibbpfLog);
-  const int cpus = libbpf_num_possible_cpus();
-  possible_cpus_ = cpus > 0 ? cpus : 1;
-}
+BpfExitSource::BpfExitSource(BpfSourceOptions options)
+    : options_(std::move(options)),
+      possible_cpus_(CaptureLibbpfLogAndCountCpus()),
+      counters_(possible_cpus_) {}
 
 BpfExitSource::~BpfExitSource() = default;
 
@@ -296,57 +47,9 @@ std::string BpfExitSource::Attach() {
   if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
     return missing;
   }
-  const std::optional<VendorModule> vendor = FindVendorModule(options_.sys_root);
-  // Why the raw tracepoint (tp_btf, raw_tp) cannot count here; "" if it can.
-  std::string why_not_raw;
-  if (options_.hook == KernelHook::kTracepoint) {
-    why_not_raw = "kernel.hook is tracepoint";
-  } else if (!vendor) {
-    why_not_raw =
-        "neither kvm_amd nor kvm_intel is loaded, and tp_btf and raw_tp read the exit reason from "
-        "their vCPU structs";
-  } else if (!Exists(options_.sys_root + "/kernel/btf/" + vendor->name)) {
-    why_not_raw = "the kernel has no BTF for " + std::string(vendor->name) + " (/sys/kernel/btf/" +
-                  vendor->name + " missing: built without CONFIG_DEBUG_INFO_BTF_MODULES)";
-  }
-  const bool forced_raw =
-      options_.hook == KernelHook::kTpBtf || options_.hook == KernelHook::kRawTp;
-  if (forced_raw && !why_not_raw.empty()) {
-    return "kernel.hook is " + std::string(KernelHookName(options_.hook)) + ", but " + why_not_raw +
-           "; or set kernel.hook: tracepoint";
-  }
-  // tp_btf on a tracepoint of a module: libbpf finds its attach target in
-  // the module's BTF, listing the kernel's BTF objects (BPF_BTF_GET_NEXT_ID),
-  // which only CAP_SYS_ADMIN may do. Where kvm is built in it is in vmlinux.
-  const bool kvm_is_module = Exists(options_.sys_root + "/kernel/btf/kvm");
-  const bool tp_btf_can_attach = !kvm_is_module || HasEffectiveCapability(CAP_SYS_ADMIN);
-
-  // The hooks to try, in order, each with why the ones before it are not used.
-  std::vector<std::pair<KernelHook, std::string>> attempts;
-  switch (options_.hook) {
-    case KernelHook::kTpBtf:
-    case KernelHook::kRawTp:
-      attempts.emplace_back(options_.hook, "");
-      break;
-    case KernelHook::kTracepoint:
-      attempts.emplace_back(options_.hook, why_not_raw);
-      break;
-    case KernelHook::kAuto:
-      if (!why_not_raw.empty()) {
-        attempts.emplace_back(KernelHook::kTracepoint, why_not_raw);
-        break;
-      }
-      if (tp_btf_can_attach) {
-        attempts.emplace_back(KernelHook::kTpBtf, "");
-        attempts.emplace_back(KernelHook::kRawTp, "");
-      } else {
-        attempts.emplace_back(KernelHook::kRawTp,
-                              "tp_btf on kvm's module tracepoint needs CAP_SYS_ADMIN, which this "
-                              "process lacks; raw_tp needs only CAP_BPF and CAP_PERFMON");
-      }
-      attempts.emplace_back(KernelHook::kTracepoint, "");
-      break;
-  }
+  const HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
+  if (!choice.error.empty()) return choice.error;
+  const std::optional<VendorModule>& vendor = choice.vendor;
 
   // One standalone BTF for CO-RE (vmlinux + the kvm modules' BTF), so that
   // libbpf does not list the kernel's BTF objects to find the module types
@@ -360,8 +63,8 @@ std::string BpfExitSource::Attach() {
     why_not += (why_not.empty() ? "" : "; ") + why;
   };
   std::string error;
-  for (const auto& [hook, note] : attempts) {
-    if (!note.empty()) add_why(note);
+  for (const auto& [hook, passed_over] : choice.attempts) {
+    if (!passed_over.empty()) add_why(passed_over);
     error = LoadAndAttach(hook, hook == KernelHook::kTracepoint ? 0 : vendor->isa, core_btf);
     if (error.empty()) {
       hook_note_ = std::move(why_not);
@@ -373,160 +76,21 @@ std::string BpfExitSource::Attach() {
     }
     add_why(std::string(KernelHookName(hook)) + " failed: " + error);
   }
-  return attempts.size() > 1 ? why_not : error;
+  return choice.attempts.size() > 1 ? why_not : error;
 }
-
-namespace {
-
-// Error text for a refused load or attach (EPERM/EACCES) on `hook`: what
-// that hook needs, not a generic "run as root".
-std::string PermissionHint(KernelHook hook, bool attaching) {
-  switch (hook) {
-    case KernelHook::kTpBtf:
-      return "; tp_btf on kvm's module tracepoint needs CAP_SYS_ADMIN besides CAP_BPF and "
-             "CAP_PERFMON (libbpf lists the kernel's BTF objects to find kvm's); raw_tp needs only "
-             "CAP_BPF and CAP_PERFMON: set kernel.hook: raw_tp or auto";
-    case KernelHook::kRawTp:
-      return "; raw_tp needs CAP_BPF and CAP_PERFMON";
-    case KernelHook::kTracepoint:
-      if (!attaching) return "; the classic tracepoint needs CAP_BPF and CAP_PERFMON to load";
-      // Debian and Ubuntu kernels refuse perf_event_open without CAP_SYS_ADMIN
-      // when kernel.perf_event_paranoid > 2, even with CAP_PERFMON.
-      return "; the classic tracepoint attaches with perf_event_open, which needs CAP_SYS_ADMIN "
-             "where kernel.perf_event_paranoid > 2 (Debian's default is 3); raw_tp needs only "
-             "CAP_BPF and CAP_PERFMON: set kernel.hook: raw_tp or auto";
-    case KernelHook::kAuto:
-      break;
-  }
-  return "";
-}
-
-// The name of the exit program's hook for messages.
-std::string HookTarget(KernelHook hook, std::string_view tracepoint) {
-  switch (hook) {
-    case KernelHook::kTpBtf:
-      return "tp_btf/" + std::string(tracepoint);
-    case KernelHook::kRawTp:
-      return "raw_tp/" + std::string(tracepoint);
-    default:
-      return "tracepoint kvm:" + std::string(tracepoint);
-  }
-}
-
-}  // namespace
 
 std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa,
                                          const CoreBtf& core_btf) {
-  TakeLibbpfWarning();  // forget warnings of earlier attempts
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  // A CO-RE target that is not the running vmlinux: libbpf then never loads
-  // module BTF for relocations (nor lists BTF objects to find it).
-  if (!core_btf.path.empty()) open_opts.btf_custom_path = core_btf.path.c_str();
-  SkeletonPtr skeleton(kvm_exit_bpf__open_opts(&open_opts));
-  if (!skeleton) return "opening the BPF object failed: " + ErrnoText(errno);
-  const bool timing = options_.exit_handling_time;
-  // Every program, one row per tracepoint, one column per hook (ProgramColumn).
-  // The exit program always loads; the kvm_entry program only with timing;
-  // each drill-down program only when its kind is on.
-  struct ProgramRow {
-    std::array<bpf_program*, 3> programs;
-    std::array<bpf_link**, 3> links;
-    const char* tracepoint;
-    bool on;
-    std::string off_hint;  // how to do without it, when attaching it fails
-  };
-  auto& progs = skeleton->progs;
-  auto& links = skeleton->links;
-#define KVMEXIT_PROGRAM_ROW(name)                     \
-  {progs.name, progs.name##_btf, progs.name##_raw}, { \
-    &links.name, &links.name##_btf, &links.name##_raw \
-  }
-  const auto drilldown_on = [&](DrilldownKind kind) {
-    return std::find(options_.drilldown.begin(), options_.drilldown.end(), kind) !=
-           options_.drilldown.end();
-  };
-  const auto drill_hint = [](DrilldownKind kind) {
-    return "; or remove " + std::string(DrilldownKindName(kind)) + " from collector.drilldown";
-  };
-  // Attached in this order: the entry program before the exit program, so
-  // that no exit is stamped before its entry can complete it; the exit
-  // program last, so that a failure leaves nothing half attached.
-  std::array<ProgramRow, 2 + KVM_DRILLDOWN_KIND_NR> rows = {{
-      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", timing,
-       "; or set collector.exit_handling_time: false"},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_pio), "kvm_pio", drilldown_on(DrilldownKind::kIo),
-       drill_hint(DrilldownKind::kIo)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_msr), "kvm_msr", drilldown_on(DrilldownKind::kMsr),
-       drill_hint(DrilldownKind::kMsr)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_mmio), "kvm_mmio", drilldown_on(DrilldownKind::kMmio),
-       drill_hint(DrilldownKind::kMmio)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_hypercall), "kvm_hypercall",
-       drilldown_on(DrilldownKind::kHypercall), drill_hint(DrilldownKind::kHypercall)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_userspace_exit), "kvm_userspace_exit",
-       drilldown_on(DrilldownKind::kUserspace), drill_hint(DrilldownKind::kUserspace)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_exit), "kvm_exit", true, ""},
-  }};
-#undef KVMEXIT_PROGRAM_ROW
-  const std::size_t column = ProgramColumn(hook);
-  for (const ProgramRow& row : rows) {
-    for (std::size_t c = 0; c < row.programs.size(); ++c) {
-      bpf_program__set_autoload(row.programs[c], row.on && c == column);
-    }
-  }
-  skeleton->rodata->count_per_vcpu = options_.per_vcpu ? 1 : 0;
-  skeleton->rodata->btf_vendor_isa = btf_vendor_isa;
-  skeleton->rodata->time_exits = timing ? 1 : 0;
-  // vm_map_capacity counters: indexes 1..capacity (0 means "none" to the program).
-  const std::uint32_t capacity = options_.vm_map_capacity;
-  for (auto [map, entries] : {std::pair{skeleton->maps.counter_index, capacity},
-                              std::pair{skeleton->maps.free_counters, capacity},
-                              std::pair{skeleton->maps.exit_counters, capacity + 1}}) {
-    if (int err = bpf_map__set_max_entries(map, entries); err != 0) {
-      return "setting " + std::string(bpf_map__name(map)) + " capacity failed: " + ErrnoText(err);
-    }
-  }
-  // One per-VM time entry per counter; a token map when timing is off.
-  if (int err = bpf_map__set_max_entries(skeleton->maps.vm_exit_time,
-                                         timing ? options_.vm_map_capacity : 1);
-      err != 0) {
-    return "setting vm_exit_time capacity failed: " + ErrnoText(err);
-  }
-  // One entry per VM and kind on, preallocated (1,152 bytes each). A VM takes
-  // at least one counter, so vm_map_capacity bounds the VMs; so does
-  // kDrilldownVms (2.4 MB per kind on), far beyond a host's VMs. A token map
-  // when no kind is on.
-  const auto drilldown_capacity = static_cast<std::uint32_t>(std::max<std::size_t>(
-      1, std::min(options_.vm_map_capacity, kDrilldownVms) * options_.drilldown.size()));
-  if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown, drilldown_capacity); err != 0) {
-    return "setting drilldown capacity failed: " + ErrnoText(err);
-  }
-  const std::string what = HookTarget(hook, "kvm_exit");
-  if (int err = kvm_exit_bpf__load(skeleton.get()); err != 0) {
-    std::string detail = TakeLibbpfWarning();
-    return "loading the BPF program for " + what + " failed: " + ErrnoText(err) +
-           (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-           (err == -EPERM || err == -EACCES ? PermissionHint(hook, false) : "");
+  SkeletonPtr skeleton;
+  if (std::string error = LoadPrograms(options_, hook, btf_vendor_isa, core_btf, &skeleton);
+      !error.empty()) {
+    return error;
   }
   // The first counters free before the first exit; the sampler hands out
   // the rest as they are needed (ReplenishFreeCounters).
-  counters_freed_ = 0;
-  counters_withheld_ = 0;
-  if (std::string error = FreeMoreCounters(*skeleton); !error.empty()) return error;
-  if (std::string error = CreateProgramBarrier(); !error.empty()) return error;
-  // The skeleton owns the links: destroying it detaches.
-  for (const ProgramRow& row : rows) {
-    if (!row.on) continue;
-    bpf_link** link = row.links[column];
-    *link = bpf_program__attach(row.programs[column]);
-    if (*link == nullptr) {
-      const int err = -errno;
-      std::string detail = TakeLibbpfWarning();
-      const bool refused = err == -EACCES || err == -EPERM;
-      return "attaching to " + HookTarget(hook, row.tracepoint) + " failed: " + ErrnoText(err) +
-             (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-             (refused ? PermissionHint(hook, true) : "") + row.off_hint;
-    }
-  }
+  if (std::string error = counters_.Start(*skeleton); !error.empty()) return error;
+  // The skeleton owns the links: destroying it (on failure, here) detaches.
+  if (std::string error = AttachPrograms(*skeleton, options_, hook); !error.empty()) return error;
   skeleton_ = std::move(skeleton);
   attached_hook_ = hook;
   return "";
@@ -616,101 +180,13 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
 }
 
 std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& keys) {
-  std::vector<VmExitCount> removed;
-  if (!skeleton_) return removed;
-  const int directory_fd = bpf_map__fd(skeleton_->maps.counter_index);
-  const int counters_fd = bpf_map__fd(skeleton_->maps.exit_counters);
-  const int time_fd = bpf_map__fd(skeleton_->maps.vm_exit_time);
-  std::vector<std::uint32_t> indexes;
-  for (const vm_exit_key& key : keys) {
-    std::uint32_t index = 0;
-    if (bpf_map_lookup_elem(directory_fd, &key, &index) != 0 ||
-        bpf_map_delete_elem(directory_fd, &key) != 0) {
-      continue;
-    }
-    removed.push_back({key, 0});
-    indexes.push_back(index);
-    // The VM's handling time goes with it: the host histogram keeps it in the totals.
-    if (options_.exit_handling_time) bpf_map_delete_elem(time_fd, &key);
-  }
-  if (removed.empty()) return removed;
-  // A CPU's cache may still name these counters (a VM whose pid was reused
-  // may even still be counting in them): make every CPU refill its cache,
-  // and wait for the programs running now. After that no program can reach
-  // them, so their counts are final.
-  __atomic_add_fetch(&skeleton_->bss->counter_epoch, 1, __ATOMIC_SEQ_CST);
-  const bool quiet = WaitForRunningPrograms();
-  const int free_fd = bpf_map__fd(skeleton_->maps.free_counters);
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
-  for (std::size_t i = 0; i < indexes.size(); ++i) {
-    if (bpf_map_lookup_elem(counters_fd, &indexes[i], per_cpu.data()) == 0) {
-      removed[i].count = SumCpus(per_cpu.data(), possible_cpus_);
-    }
-    // Without the wait a late exit could land in a reused counter: keep it
-    // out of use instead (one counter less until restart, never a wrong count).
-    if (!quiet) {
-      ++counters_withheld_;
-      continue;
-    }
-    std::fill(per_cpu.begin(), per_cpu.end(), 0);
-    if (bpf_map_update_elem(counters_fd, &indexes[i], per_cpu.data(), BPF_ANY) == 0) {
-      bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
-    }
-  }
-  return removed;
-}
-
-std::string BpfExitSource::FreeMoreCounters(const kvm_exit_bpf& skeleton) {
-  // Pushing is one syscall per index (a stack has no batch update): all of a
-  // 4,194,304-counter capacity took 12 s here, one chunk 0.2 s. Lowest index
-  // on top, so the indexes in use stay low and a scrape reads a short array.
-  const std::uint32_t capacity = bpf_map__max_entries(skeleton.maps.free_counters);
-  const std::uint32_t first = counters_freed_ + 1;
-  const std::uint32_t last =
-      counters_freed_ + std::min(kFreeCounterChunk, capacity - counters_freed_);
-  const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
-  for (std::uint32_t index = last; index >= first; --index) {
-    if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
-      return "filling the free counter list failed: " + ErrnoText(errno);
-    }
-    counters_freed_ = std::max(counters_freed_, index);
-  }
-  return "";
+  if (!skeleton_) return {};
+  return counters_.TakeBack(*skeleton_, keys, options_.exit_handling_time);
 }
 
 std::string BpfExitSource::ReplenishFreeCounters(std::size_t counters_in_use) {
-  if (!skeleton_ || counters_freed_ == bpf_map__max_entries(skeleton_->maps.free_counters)) {
-    return "";
-  }
-  // Free ones left, about: the program may have taken more since the read.
-  const std::size_t free =
-      counters_freed_ -
-      std::min<std::size_t>(counters_freed_, counters_in_use + counters_withheld_);
-  if (free >= kFreeCounterChunk / 2) return "";
-  return FreeMoreCounters(*skeleton_);
-}
-
-std::string BpfExitSource::CreateProgramBarrier() {
-  // An ARRAY_OF_MAPS update with a valid inner map makes the kernel wait for
-  // an RCU grace period (maybe_wait_bpf_programs), and tracing programs run
-  // inside RCU read-side sections: the update returns after every program
-  // that was running has finished.
-  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "barrier_inner", sizeof(std::uint32_t),
-                                sizeof(std::uint32_t), 1, nullptr));
-  if (!inner.valid()) return "creating the barrier map failed: " + ErrnoText(errno);
-  LIBBPF_OPTS(bpf_map_create_opts, outer_opts, .inner_map_fd = static_cast<__u32>(inner.get()));
-  UniqueFd outer(bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "program_barrier",
-                                sizeof(std::uint32_t), sizeof(std::uint32_t), 1, &outer_opts));
-  if (!outer.valid()) return "creating the barrier map failed: " + ErrnoText(errno);
-  barrier_inner_ = std::move(inner);
-  barrier_outer_ = std::move(outer);
-  return "";
-}
-
-bool BpfExitSource::WaitForRunningPrograms() const {
-  const std::uint32_t zero = 0;
-  const int inner = barrier_inner_.get();
-  return bpf_map_update_elem(barrier_outer_.get(), &zero, &inner, BPF_ANY) == 0;
+  if (!skeleton_) return "";
+  return counters_.Replenish(*skeleton_, counters_in_use);
 }
 
 void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
@@ -728,51 +204,7 @@ void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
 std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts,
                                           const std::vector<DrilldownCount>& drilldown) {
   if (!skeleton_) return "BPF program not attached";
-  const int directory_fd = bpf_map__fd(skeleton_->maps.counter_index);
-  const int counters_fd = bpf_map__fd(skeleton_->maps.exit_counters);
-  const int free_fd = bpf_map__fd(skeleton_->maps.free_counters);
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_), 0);
-  for (const VmExitCount& entry : counts) {
-    // A counter taken from the free list as the program takes one.
-    std::uint32_t index = 0;
-    if (bpf_map_lookup_elem(directory_fd, &entry.key, &index) != 0) {
-      if (bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0 &&
-          (!FreeMoreCounters(*skeleton_).empty() ||
-           bpf_map_lookup_and_delete_elem(free_fd, nullptr, &index) != 0)) {
-        return "filling the counters failed: no free counter";
-      }
-      if (int err = bpf_map_update_elem(directory_fd, &entry.key, &index, BPF_NOEXIST); err != 0) {
-        return "filling the counters failed: " + ErrnoText(err);
-      }
-    }
-    per_cpu[0] = entry.count;
-    if (int err = bpf_map_update_elem(counters_fd, &index, per_cpu.data(), BPF_ANY); err != 0) {
-      return "filling the counters failed: " + ErrnoText(err);
-    }
-  }
-  // Each VM's slots filled as the program fills them, then written once.
-  std::map<std::pair<std::uint32_t, std::uint32_t>, drilldown_items> entries;
-  for (const DrilldownCount& count : drilldown) {
-    const DrilldownItem what = count.what();
-    drilldown_items& items = entries[{count.tgid(), what.kind}];
-    const bool own_slot =
-        !count.in_other() && what.item + 1 != 0 &&
-        kvm_drilldown_add(items.items, KVM_DRILLDOWN_ITEM_SLOTS, what.item + 1, count.count()) == 0;
-    if (!own_slot &&
-        kvm_drilldown_add(items.other, KVM_DRILLDOWN_OTHER_SLOTS,
-                          kvm_drilldown_other_item(what.kind, what.item) + 1, count.count()) != 0) {
-      return "filling drilldown failed: more than " + std::to_string(KVM_DRILLDOWN_OTHER_SLOTS) +
-             " \"other\" items";
-    }
-  }
-  const int drilldown_fd = bpf_map__fd(skeleton_->maps.drilldown);
-  for (const auto& [vm_kind, items] : entries) {
-    const drilldown_key key{vm_kind.first, vm_kind.second};
-    if (int err = bpf_map_update_elem(drilldown_fd, &key, &items, BPF_ANY); err != 0) {
-      return "filling drilldown failed: " + ErrnoText(err);
-    }
-  }
-  return "";
+  return FillMapsForTesting(*skeleton_, counters_, possible_cpus_, counts, drilldown);
 }
 
 BpfProgramStats BpfExitSource::ProgramStats() const {
@@ -780,11 +212,8 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   if (!skeleton_) return stats;
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
-  const std::array<bpf_program*, 3> programs = {skeleton_->progs.count_kvm_exit,
-                                                skeleton_->progs.count_kvm_exit_btf,
-                                                skeleton_->progs.count_kvm_exit_raw};
-  bpf_program* program = programs[ProgramColumn(attached_hook_)];
-  if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0) {
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(ExitProgram(*skeleton_, attached_hook_)), &info,
+                             &length) == 0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;
     stats.missed = info.recursion_misses;

@@ -3,37 +3,19 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "source/bpf_source_options.h"
 #include "source/core_btf.h"
-#include "source/drilldown_kind.h"
+#include "source/counter_pool.h"
 #include "source/exit_snapshot.h"
 #include "source/kernel_hook.h"
+#include "source/program_loader.h"
 #include "source/program_stats.h"
-#include "util/unique_fd.h"
-
-struct kvm_exit_bpf;
 
 namespace kvmexit {
-
-struct BpfSourceOptions {
-  std::string tracefs_root = "/sys/kernel/tracing";
-  std::uint32_t vm_map_capacity = 16384;
-  bool per_vcpu = false;
-  bool exit_handling_time = true;  // load and attach the kvm_entry program that times exits
-  KernelHook hook = KernelHook::kAuto;
-  // Drill-down kinds whose programs are loaded and attached (none: none is).
-  std::vector<DrilldownKind> drilldown{};
-  std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
-};
-
-// The column of a hook's program in the program table: tracepoint 0, tp_btf 1, raw_tp 2.
-constexpr std::size_t ProgramColumn(KernelHook hook) {
-  return hook == KernelHook::kTpBtf ? 1 : hook == KernelHook::kRawTp ? 2 : 0;
-}
 
 class BpfExitSource {
  public:
@@ -68,9 +50,9 @@ class BpfExitSource {
   // sampler calls it after each read; "" or an error message.
   std::string ReplenishFreeCounters(std::size_t counters_in_use);
   // Counter indexes handed to the free list so far (1..this), for tests.
-  std::uint32_t counters_freed() const { return counters_freed_; }
+  std::uint32_t counters_freed() const { return counters_.freed(); }
   // Counters of ended VMs kept out of use: Remove could not wait for the programs.
-  std::uint32_t counters_withheld() const { return counters_withheld_; }
+  std::uint32_t counters_withheld() const { return counters_.withheld(); }
 
   // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
   void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
@@ -84,35 +66,18 @@ class BpfExitSource {
   BpfProgramStats ProgramStats() const;
 
  private:
-  struct SkeletonDeleter {
-    void operator()(kvm_exit_bpf* skeleton) const;
-  };
-
-  using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
-
-  // Pushes the next chunk of never-used counter indexes onto the free list.
-  std::string FreeMoreCounters(const kvm_exit_bpf& skeleton);
-  // Creates the maps WaitForRunningPrograms updates.
-  std::string CreateProgramBarrier();
-  // Returns once every BPF program running at the call has finished (an RCU
-  // grace period); false if the kernel refused the update that waits.
-  bool WaitForRunningPrograms() const;
-
-  // Opens, loads and attaches the programs of one hook (the others are not
-  // loaded). btf_vendor_isa is the KVM_EXIT_ISA_* of the vendor module for
-  // tp_btf and raw_tp; core_btf the CO-RE target (libbpf's own without a path).
+  // Loads `hook`'s programs, starts the counter pool, attaches them; on
+  // success they are the source's. btf_vendor_isa is the KVM_EXIT_ISA_* of
+  // the vendor module for tp_btf and raw_tp; core_btf the CO-RE target.
   std::string LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa, const CoreBtf& core_btf);
 
   BpfSourceOptions options_;
+  int possible_cpus_;
   SkeletonPtr skeleton_;
   KernelHook attached_hook_ = KernelHook::kTracepoint;  // whose programs skeleton_ attached
   std::string hook_note_;
   std::string core_btf_note_;
-  int possible_cpus_ = 1;
-  std::uint32_t counters_freed_ = 0;     // indexes 1..counters_freed_ were handed out
-  std::uint32_t counters_withheld_ = 0;  // taken back without the wait: never reused
-  UniqueFd barrier_inner_;
-  UniqueFd barrier_outer_;
+  CounterPool counters_;
   // Drill-down counts of the last read: the next one reserves that many, so
   // 160,000 of them (1,000 VMs) are not copied a dozen times as they grow.
   mutable std::size_t last_drilldown_counts_ = 0;

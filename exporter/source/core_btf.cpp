@@ -4,25 +4,19 @@
 #include <bpf/btf.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
+#include "source/errno_text.h"
+#include "source/kernel_checks.h"
+
 namespace kvmexit {
 namespace {
-
-std::string ErrnoText(int err) { return std::strerror(err < 0 ? -err : err); }
-
-bool Exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
 
 struct BtfFree {
   void operator()(btf* object) const { btf__free(object); }
@@ -81,7 +75,7 @@ CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module)
   CoreBtf core;
   std::vector<std::string> modules;
   for (std::string_view name : {std::string_view("kvm"), vendor_module}) {
-    if (!name.empty() && Exists(btf_dir + "/" + std::string(name))) modules.emplace_back(name);
+    if (!name.empty() && PathExists(btf_dir + "/" + std::string(name))) modules.emplace_back(name);
   }
   // Everything in vmlinux: libbpf finds it there by itself, no listing needed.
   if (modules.empty()) return core;

@@ -4,6 +4,7 @@
 #include "source/bpf_exit_source.h"
 
 #include <bpf/btf.h>
+#include <bpf/libbpf.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -18,6 +19,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+
+#include "source/hook_choice.h"
+#include "source/libbpf_log.h"
 
 namespace kvmexit {
 namespace {
@@ -203,6 +207,29 @@ TEST(CoreBtfTest, ShiftsTheSecondModulesTypeIds) {
   std::filesystem::remove_all(dir);
 }
 
+// libbpf's messages, as Attach reports them: the verifier's verdict is the
+// line before "processed N insns"; a taken warning is forgotten.
+TEST(LibbpfLogTest, VerifierVerdictIsTheLineBeforeProcessed) {
+  EXPECT_EQ(VerifierVerdict("0: (79) r1 = *(u64 *)(r1 +0)\n"
+                            "failed to resolve CO-RE relocation <byte_off> struct vcpu_svm.vcpu\n"
+                            "processed 12 insns (limit 1000000) max_states_per_insn 0"),
+            "failed to resolve CO-RE relocation <byte_off> struct vcpu_svm.vcpu");
+  EXPECT_EQ(VerifierVerdict("invalid access\nprocessed 3 insns"), "invalid access");
+  EXPECT_EQ(VerifierVerdict("failed to open: No such file or directory"), "");
+}
+
+TEST(LibbpfLogTest, TakeReturnsTheFirstWarningOnce) {
+  CaptureLibbpfLog();
+  TakeLibbpfWarning();  // whatever an earlier test left
+  EXPECT_EQ(bpf_object__open_file("/nonexistent/kvmexit.bpf.o", nullptr), nullptr);
+  bpf_object__open_file("/nonexistent/second.bpf.o", nullptr);
+  const std::string warning = TakeLibbpfWarning();
+  EXPECT_THAT(warning, HasSubstr("/nonexistent/kvmexit.bpf.o"));
+  EXPECT_THAT(warning, ::testing::Not(HasSubstr("second")));
+  EXPECT_FALSE(warning.starts_with("libbpf: "));
+  EXPECT_EQ(TakeLibbpfWarning(), "");
+}
+
 // BPF programs this process holds: distinct prog_id of its program and link fds.
 int OpenBpfPrograms() {
   std::set<std::string> ids;
@@ -371,6 +398,34 @@ class FakeSysRoot {
  private:
   std::string path_;
 };
+
+// The order Attach tries the hooks in, without loading anything. The fake
+// /sys has no kernel/btf/kvm (kvm built in), so tp_btf needs no CAP_SYS_ADMIN.
+TEST(HookChoiceTest, AutoTriesTpBtfThenRawTpThenTheTracepoint) {
+  FakeSysRoot sys;
+  sys.AddModule("kvm_amd");
+  sys.AddModuleBtf("kvm_amd");
+  const HookChoice choice = ChooseHooks(KernelHook::kAuto, sys.path());
+  ASSERT_EQ(choice.error, "");
+  ASSERT_TRUE(choice.vendor.has_value());
+  EXPECT_STREQ(choice.vendor->name, "kvm_amd");
+  EXPECT_EQ(choice.vendor->isa, static_cast<std::uint32_t>(KVM_EXIT_ISA_SVM));
+  std::vector<KernelHook> hooks;
+  for (const HookAttempt& attempt : choice.attempts) {
+    hooks.push_back(attempt.hook);
+    EXPECT_EQ(attempt.passed_over, "");
+  }
+  EXPECT_EQ(hooks, (std::vector<KernelHook>{KernelHook::kTpBtf, KernelHook::kRawTp,
+                                            KernelHook::kTracepoint}));
+}
+
+TEST(HookChoiceTest, ForcedRawTpWithoutAVendorModuleIsAnError) {
+  FakeSysRoot sys;
+  const HookChoice choice = ChooseHooks(KernelHook::kRawTp, sys.path());
+  EXPECT_THAT(choice.error, StartsWith("kernel.hook is raw_tp, but neither kvm_amd nor kvm_intel "
+                                       "is loaded"));
+  EXPECT_TRUE(choice.attempts.empty());
+}
 
 // Attaches with `hook` and the fake /sys; skips where kvm:kvm_exit does not exist.
 std::string AttachWith(BpfExitSource& source) {

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+// What BpfExitSource loads and how it sizes the maps (from the configuration).
+// A header of its own so that the loader reads the options without
+// including BpfExitSource.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "source/drilldown_kind.h"
+#include "source/kernel_hook.h"
+
+namespace kvmexit {
+
+struct BpfSourceOptions {
+  std::string tracefs_root = "/sys/kernel/tracing";
+  std::uint32_t vm_map_capacity = 16384;
+  bool per_vcpu = false;
+  bool exit_handling_time = true;  // load and attach the kvm_entry program that times exits
+  KernelHook hook = KernelHook::kAuto;
+  // Drill-down kinds whose programs are loaded and attached (none: none is).
+  std::vector<DrilldownKind> drilldown{};
+  std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
+};
+
+}  // namespace kvmexit
