@@ -110,7 +110,8 @@ std::vector<kvmexit::DrilldownCount> DrilldownContents(const std::vector<pid_t>&
 // The first `kinds` drill-down kinds, as config lists them.
 std::vector<kvmexit::DrilldownKind> FirstKinds(int kinds) {
   return {kvmexit::kAllDrilldownKinds.begin(),
-          kvmexit::kAllDrilldownKinds.begin() + std::clamp(kinds, 0, 5)};
+          kvmexit::kAllDrilldownKinds.begin() +
+              std::clamp(kinds, 0, static_cast<int>(kvmexit::kAllDrilldownKinds.size()))};
 }
 
 std::string HttpGet(int port, const std::string& path, bool gzip) {

@@ -24,16 +24,12 @@ ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
   ProgramTable rows = {{
       {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", exit_handling_time,
        "; or set collector.exit_handling_time: false"},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_pio), "kvm_pio", drilldown_on(DrilldownKind::kIo),
-       drill_hint(DrilldownKind::kIo)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_msr), "kvm_msr", drilldown_on(DrilldownKind::kMsr),
-       drill_hint(DrilldownKind::kMsr)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_mmio), "kvm_mmio", drilldown_on(DrilldownKind::kMmio),
-       drill_hint(DrilldownKind::kMmio)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_hypercall), "kvm_hypercall",
-       drilldown_on(DrilldownKind::kHypercall), drill_hint(DrilldownKind::kHypercall)},
-      {KVMEXIT_PROGRAM_ROW(count_kvm_userspace_exit), "kvm_userspace_exit",
-       drilldown_on(DrilldownKind::kUserspace), drill_hint(DrilldownKind::kUserspace)},
+  // One row per drill-down kind (bpf/drilldown_kinds.def): count_<tracepoint>.
+#define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, ...)                               \
+  {KVMEXIT_PROGRAM_ROW(count_##tracepoint), #tracepoint, drilldown_on(DrilldownKind::k##Name), \
+   drill_hint(DrilldownKind::k##Name)},
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
       {KVMEXIT_PROGRAM_ROW(count_kvm_exit), "kvm_exit", true, ""},
   }};
 #undef KVMEXIT_PROGRAM_ROW
