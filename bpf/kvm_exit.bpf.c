@@ -36,7 +36,7 @@
  *                       Debian's perf_event_paranoid=3 refuses without
  *                       CAP_SYS_ADMIN.
  * The tp_btf and raw_tp entry points of every tracepoint are generated from
- * one handler each (RAW_TP_PROGRAMS below).
+ * one handler each (RAW_TP_PROGRAMS, lib/raw_tp.bpf.h).
  *
  * Exit handling time (config collector.exit_handling_time): the exit program
  * also stamps the exit into a per-thread slot (task local storage: a vCPU
@@ -60,44 +60,12 @@
 #include <asm-generic/errno.h>
 
 #include "kvm_exit.h"
-#include "kvm_internals.bpf.h"
+#include "lib/bits.bpf.h"
+#include "lib/kvm_internals.bpf.h"
+#include "lib/maps.bpf.h"
+#include "lib/raw_tp.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/*
- * How a handler's arguments came in: on tp_btf they are BTF-typed pointers the
- * verifier lets the program load through; on raw_tp they are plain numbers,
- * and a pointer may only be read with a probe read (bpf_core_read).
- */
-enum raw_tp_hook {
-	HOOK_TP_BTF,
-	HOOK_RAW_TP,
-};
-
-/*
- * RAW_TP_PROGRAMS(program, tracepoint, handler, args...) defines the two raw
- * tracepoint entry points of one handler, in the style of libbpf-tools:
- * program_btf on tp_btf/tracepoint and program_raw on raw_tp/tracepoint. Both
- * get the tracepoint's arguments as an array of u64 (TP_PROTO order), which
- * are passed on, as BPF_PROG does, after the hook and the array itself:
- * handler(HOOK_TP_BTF or HOOK_RAW_TP, ctx, arg0, arg1, ...). `args` only
- * counts the arguments (the first N of TP_PROTO); their types are the
- * handler's.
- */
-#define RAW_TP_PROGRAMS(program, tracepoint, handler, args...)                           \
-	_Pragma("GCC diagnostic push")                                                    \
-	_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")                           \
-	SEC("tp_btf/" #tracepoint)                                                         \
-	int program##_btf(unsigned long long *ctx)                                         \
-	{                                                                                  \
-		return handler(HOOK_TP_BTF, ___bpf_ctx_cast(args));                         \
-	}                                                                                  \
-	SEC("raw_tp/" #tracepoint)                                                         \
-	int program##_raw(unsigned long long *ctx)                                         \
-	{                                                                                  \
-		return handler(HOOK_RAW_TP, ___bpf_ctx_cast(args));                         \
-	}                                                                                  \
-	_Pragma("GCC diagnostic pop")
 
 /*
  * The kvm_exit tracepoint record. Only the fields read here are declared:
@@ -185,6 +153,9 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
+/* What a new host_overflow entry starts from. */
+static const __u64 zero_count;
+
 /* Set by the exporter before load (config: collector.exit_handling_time). */
 const volatile __u8 time_exits = 0;
 
@@ -244,53 +215,6 @@ struct {
 	__type(value, __u64);
 } drilldown_lost SEC(".maps");
 
-/*
- * Adds `n` to the per-CPU __u64 at `key`, creating it if needed.
- * Returns 0, or -E2BIG when the map is full and the key is not in it.
- */
-static __always_inline int add_u64(void *map, const void *key, __u64 n)
-{
-	__u64 *value = bpf_map_lookup_elem(map, key);
-	long err;
-
-	if (value) {
-		*value += n;
-		return 0;
-	}
-	err = bpf_map_update_elem(map, key, &n, BPF_NOEXIST);
-	if (err == -EEXIST) {
-		/* Another CPU created the entry first; our CPU's slot starts at zero. */
-		value = bpf_map_lookup_elem(map, key);
-		if (value) {
-			*value += n;
-			return 0;
-		}
-	}
-	return err == -EEXIST ? 0 : (int)err;
-}
-
-/* Adds one to the per-CPU counter at `key` (add_u64's return values). */
-static __always_inline int count_one(void *map, const void *key)
-{
-	return add_u64(map, key, 1);
-}
-
-static __always_inline void count_lost(__u32 index)
-{
-	__u64 *lost_count = bpf_map_lookup_elem(&lost, &index);
-
-	if (lost_count)
-		*lost_count += 1;
-}
-
-static __always_inline void count_timing_lost(__u32 index)
-{
-	__u64 *lost_count = bpf_map_lookup_elem(&timing_lost, &index);
-
-	if (lost_count)
-		*lost_count += 1;
-}
-
 /* Stamps the exit `key` into the current thread's slot; its kvm_entry completes it. */
 static __always_inline void start_exit_timing(const struct vm_exit_key *key)
 {
@@ -298,70 +222,42 @@ static __always_inline void start_exit_timing(const struct vm_exit_key *key)
 						      BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 	if (!slot) {
-		count_timing_lost(KVM_EXIT_TIMING_NO_STORAGE);
+		percpu_array_inc(&timing_lost, KVM_EXIT_TIMING_NO_STORAGE);
 		return;
 	}
 	if (slot->start_ns != 0)
-		count_timing_lost(KVM_EXIT_TIMING_OVERWRITTEN);
+		percpu_array_inc(&timing_lost, KVM_EXIT_TIMING_OVERWRITTEN);
 	slot->key = *key;
 	slot->start_ns = bpf_ktime_get_ns();
-}
-
-/* Bit length of v: 0 for 0, else 1 + the index of the highest set bit. */
-static __always_inline __u32 bit_length(__u64 v)
-{
-	__u32 n = 0;
-
-	if (v >= 1ULL << 32) {
-		v >>= 32;
-		n += 32;
-	}
-	if (v >= 1ULL << 16) {
-		v >>= 16;
-		n += 16;
-	}
-	if (v >= 1ULL << 8) {
-		v >>= 8;
-		n += 8;
-	}
-	if (v >= 1ULL << 4) {
-		v >>= 4;
-		n += 4;
-	}
-	if (v >= 1ULL << 2) {
-		v >>= 2;
-		n += 2;
-	}
-	if (v >= 1ULL << 1) {
-		v >>= 1;
-		n += 1;
-	}
-	return n + (__u32)v;
 }
 
 /*
  * The smallest i with ns <= 2^i us, or KVM_EXIT_TIME_BUCKETS (+Inf) past
  * 2^(KVM_EXIT_TIME_BUCKETS-1) us. With us = ns rounded up to whole
- * microseconds, ns <= 1000 * 2^i <=> us <= 2^i <=> bit_length(us - 1) <= i.
+ * microseconds, ns <= 1000 * 2^i <=> us <= 2^i <=> us - 1 < 2^i, which for
+ * us >= 2 is log2l(us - 1) + 1 <= i.
  */
 static __always_inline __u32 exit_time_bucket(__u64 ns)
 {
 	__u64 us = (ns + 999) / 1000;
 
-	return us <= 1 ? 0 : bit_length(us - 1);
+	return us <= 1 ? 0 : log2l(us - 1) + 1;
 }
 
+/* What a new entry of exit_time_hist and of vm_exit_time starts from. */
 static const struct exit_time_hist empty_hist;
+static const __u64 zero_ns;
 
 /* Completes the current thread's pending exit, if any: its interval goes into the maps. */
 static __always_inline void end_exit_timing(void)
 {
-	struct exit_slot *slot = bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0, 0);
+	struct exit_slot *slot =
+		bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0, 0);
 	struct host_exit_key host_key;
 	struct exit_time_hist *hist;
 	struct vm_exit_key key;
+	__u64 ns, *vm_ns;
 	__u32 bucket;
-	__u64 ns;
 
 	if (!slot || slot->start_ns == 0)
 		return; /* no exit pending: the first entry of a thread, or one seen before attach */
@@ -371,15 +267,11 @@ static __always_inline void end_exit_timing(void)
 
 	host_key.isa = key.isa;
 	host_key.exit_reason = key.exit_reason;
-	hist = bpf_map_lookup_elem(&exit_time_hist, &host_key);
+	/* Created empty (EEXIST: another CPU was first), then looked up again. */
+	hist = bpf_map_lookup_or_try_init(&exit_time_hist, &host_key, &empty_hist);
 	if (!hist) {
-		/* Created empty (EEXIST: another CPU was first), then looked up again. */
-		bpf_map_update_elem(&exit_time_hist, &host_key, &empty_hist, BPF_NOEXIST);
-		hist = bpf_map_lookup_elem(&exit_time_hist, &host_key);
-		if (!hist) {
-			count_timing_lost(KVM_EXIT_TIMING_HIST_FULL);
-			return;
-		}
+		percpu_array_inc(&timing_lost, KVM_EXIT_TIMING_HIST_FULL);
+		return;
 	}
 	bucket = exit_time_bucket(ns);
 	/* Keep the bounded index in one register: the 6.1 verifier loses the bound otherwise. */
@@ -391,35 +283,9 @@ static __always_inline void end_exit_timing(void)
 	hist->sum_ns += ns;
 	hist->count += 1;
 	/* Full like counter_index: the VM's exits are in the overflow table, its time in the histogram. */
-	add_u64(&vm_exit_time, &key, ns);
-}
-
-/* The counter index of `key`, from the directory or newly taken; 0: none left. */
-static __always_inline __u32 counter_index_of(const struct vm_exit_key *key)
-{
-	__u32 *found = bpf_map_lookup_elem(&counter_index, key);
-	__u32 index;
-
-	if (found)
-		return *found;
-	if (bpf_map_pop_elem(&free_counters, &index) != 0)
-		return 0;
-	if (bpf_map_update_elem(&counter_index, key, &index, BPF_NOEXIST) != 0) {
-		/* Another vCPU thread of the VM created it first, or the directory is full. */
-		bpf_map_push_elem(&free_counters, &index, 0);
-		found = bpf_map_lookup_elem(&counter_index, key);
-		return found ? *found : 0;
-	}
-	return index;
-}
-
-/* Adds one to counter `index` of exit_counters. */
-static __always_inline void count_at(__u32 index)
-{
-	__u64 *count = bpf_map_lookup_elem(&exit_counters, &index);
-
-	if (count)
-		*count += 1;
+	vm_ns = bpf_map_lookup_or_try_init(&vm_exit_time, &key, &zero_ns);
+	if (vm_ns)
+		*vm_ns += ns;
 }
 
 /*
@@ -432,26 +298,31 @@ static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
 {
 	struct host_exit_key host_key;
 	struct vm_exit_key key;
+	__u64 *count;
 	__u32 index;
 
 	key.tgid = tag >> 32;
 	key.vcpu_id = (__u32)tag;
 	key.isa = isa;
 	key.exit_reason = reason;
-	index = counter_index_of(&key);
+	index = counter_index_of(&counter_index, &free_counters, &key);
 	if (index != 0) {
 		if (cached) {
 			cached->reason = reason;
 			cached->index = index;
 		}
-		count_at(index);
+		percpu_array_inc(&exit_counters, index);
 		return;
 	}
 	/* Every counter is taken: keep the exit in the host totals. */
 	host_key.isa = isa;
 	host_key.exit_reason = reason;
-	if (count_one(&host_overflow, &host_key) != 0)
-		count_lost(KVM_EXIT_LOST_OVERFLOW_FULL);
+	count = bpf_map_lookup_or_try_init(&host_overflow, &host_key, &zero_count);
+	if (!count) {
+		percpu_array_inc(&lost, KVM_EXIT_LOST_OVERFLOW_FULL);
+		return;
+	}
+	*count += 1;
 }
 
 /*
@@ -490,7 +361,8 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 	 * (KVM enters and exits guest mode with it off), so two exits never
 	 * interleave on one CPU's cache.
 	 */
-	if (cache->tag != tag || cache->epoch != counter_epoch || (from_record && cache->isa != isa)) {
+	if (cache->tag != tag || cache->epoch != counter_epoch ||
+	    (from_record && cache->isa != isa)) {
 		__builtin_memset(cache->entry, 0, sizeof(cache->entry));
 		cache->tag = tag;
 		cache->epoch = counter_epoch;
@@ -504,7 +376,7 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 		count_uncached(tag, isa, reason, cached);
 		return;
 	}
-	count_at(cached->index);
+	percpu_array_inc(&exit_counters, cached->index);
 }
 
 SEC("tp/kvm/kvm_exit")
@@ -516,7 +388,7 @@ int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 
 /*
  * The exit reason the kvm_exit record would carry (kvm's get_exit_info), read
- * through the structs of kvm_internals.bpf.h; where they are gone the load
+ * through the structs of lib/kvm_internals.bpf.h; where they are gone the load
  * fails and the exporter falls back to count_kvm_exit.
  * SVM: vmcb->control.exit_code; VMX: vcpu_vmx.exit_reason.full, masked as
  * the counters key it. Every read is a probe read, valid on both hooks: on
@@ -556,7 +428,7 @@ static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long 
 	 * below); kvm_to_svm/kvm_to_vmx check before their arithmetic.
 	 */
 	if (!vcpu || read_exit_reason(vcpu, isa, &reason) != 0) {
-		count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
+		percpu_array_inc(&lost, KVM_EXIT_LOST_REASON_UNREADABLE);
 		return 0;
 	}
 	/* Only per-vCPU counting keys by it: spare raw_tp a probe read otherwise. */
@@ -565,7 +437,7 @@ static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long 
 		if (hook == HOOK_TP_BTF) {
 			vcpu_id = vcpu->vcpu_id; /* a BTF load, no helper call */
 		} else if (bpf_core_read(&vcpu_id, sizeof(vcpu_id), &vcpu->vcpu_id) != 0) {
-			count_lost(KVM_EXIT_LOST_REASON_UNREADABLE);
+			percpu_array_inc(&lost, KVM_EXIT_LOST_REASON_UNREADABLE);
 			return 0;
 		}
 	}
@@ -604,16 +476,11 @@ static __always_inline void count_drilldown(__u32 kind, __u64 item)
 {
 	struct drilldown_key key = {};
 	struct drilldown_items *items;
-	__u64 *lost_count;
 
 	key.tgid = bpf_get_current_pid_tgid() >> 32;
 	key.kind = kind;
-	items = bpf_map_lookup_elem(&drilldown, &key);
-	if (!items) {
-		/* -EEXIST: another CPU created it first; either way it is there now. */
-		bpf_map_update_elem(&drilldown, &key, &no_drilldown_items, BPF_NOEXIST);
-		items = bpf_map_lookup_elem(&drilldown, &key);
-	}
+	/* Created with every slot free on the VM's first event of the kind; NULL: the map is full. */
+	items = bpf_map_lookup_or_try_init(&drilldown, &key, &no_drilldown_items);
 	if (items) {
 		/* item + 1 == 0 only for item ~0 (a hypercall number): it has no slot. */
 		if (item + 1 != 0 &&
@@ -623,9 +490,7 @@ static __always_inline void count_drilldown(__u32 kind, __u64 item)
 				      kvm_drilldown_other_item(kind, item) + 1, 1) == 0)
 			return;
 	}
-	lost_count = bpf_map_lookup_elem(&drilldown_lost, &kind);
-	if (lost_count)
-		*lost_count += 1;
+	percpu_array_inc(&drilldown_lost, kind);
 }
 
 /*
@@ -765,8 +630,8 @@ static __always_inline int handle_kvm_msr(enum raw_tp_hook hook, unsigned long l
 	return 0;
 }
 
-static __always_inline int handle_kvm_mmio(enum raw_tp_hook hook, unsigned long long *ctx,
-					   int type, int len, __u64 gpa)
+static __always_inline int handle_kvm_mmio(enum raw_tp_hook hook, unsigned long long *ctx, int type,
+					   int len, __u64 gpa)
 {
 	count_mmio(type, gpa);
 	return 0;
