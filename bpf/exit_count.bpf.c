@@ -50,7 +50,8 @@
  * program doing both, rather than a second program on kvm_exit in
  * exit_timing.bpf.c: every program on a tracepoint costs the kernel's
  * dispatch to it and its own reads of the exit's key, twice per exit instead
- * of once, and the exporter attaches the exit program by the one name above.
+ * of once; and a second program would be one more name for the exporter to
+ * load and attach.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
