@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
 /*
- * The contract between kvm_exit.bpf.c and the exporter: map key and value
- * layouts, and the two rules both sides apply to the drill-down slots. Both
- * sides include this file; nothing else is shared.
+ * The contract between the BPF programs of bpf/ (linked into one
+ * kvm_exit.bpf.o) and the exporter: map key and value layouts, and the two
+ * rules both sides apply to the drill-down slots. Both sides include this
+ * file; nothing else is shared.
  */
 #ifndef KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H
 #define KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H

@@ -25,7 +25,7 @@
  *              them when the VM ends); it only measures the hit path.
  *   ours_btf_cache the same on tp_btf
  *   floor_btf  tp_btf, the least any tp_btf design that counts by reason
- *              must do: read the exit reason as bpf/kvm_exit.bpf.c does
+ *              must do: read the exit reason as bpf/exit_count.bpf.c does
  *              (two checked probe reads on SVM) and add one to this CPU's
  *              count for it in a per-CPU array; no VM attribution at all
  *   floor_btf_vmx  floor_btf on VMX (kvm_intel): one checked probe read
@@ -54,7 +54,8 @@
 #include <bpf/bpf_core_read.h>
 
 #include "kvm_exit.h"
-#include "kvm_internals.bpf.h"
+#include "lib/kvm_internals.bpf.h"
+#include "lib/maps.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -74,7 +75,7 @@ struct {
 	__type(value, __u64);
 } variant_vm_exits8 SEC(".maps");
 
-/* The tracepoint record, as ours reads it (see bpf/kvm_exit.bpf.c). */
+/* The tracepoint record, as ours reads it (see bpf/exit_count.bpf.c). */
 struct trace_event_raw_kvm_exit {
 	unsigned int exit_reason;
 	__u32 isa;
@@ -188,7 +189,7 @@ static __always_inline __u32 exit_reason_of(struct kvm_vcpu *vcpu, __u32 isa)
 }
 
 /*
- * floor_btf's work: the SVM exit reason read as bpf/kvm_exit.bpf.c does (two
+ * floor_btf's work: the SVM exit reason read as bpf/exit_count.bpf.c does (two
  * checked probe reads), counted in this CPU's per-reason array. Returns -1
  * when the reason cannot be read.
  */
@@ -218,7 +219,7 @@ int BPF_PROG(floor_btf, struct kvm_vcpu *vcpu, __u32 isa)
 }
 
 /*
- * floor_count on VMX (kvm_intel): the exit reason read as bpf/kvm_exit.bpf.c
+ * floor_count on VMX (kvm_intel): the exit reason read as bpf/exit_count.bpf.c
  * does there (one checked probe read of vcpu_vmx.exit_reason.full), counted
  * alike. A function of its own so that floor_count's SVM path stays as measured.
  */
@@ -458,23 +459,14 @@ struct {
  */
 __u32 task_epoch = 0;
 
-/* The array index of `key`, from the directory or newly taken; 0: none. */
+/*
+ * The array index of `key`, from the directory or newly taken; 0: none. The
+ * exporter's own helper (bpf/lib/maps.bpf.h), on this variant's directory and
+ * free list; out of line, as the slow path it is.
+ */
 static __noinline __u32 task_index(struct vm_exit_key *key)
 {
-	__u32 *found = bpf_map_lookup_elem(&variant_task_dir, key);
-	__u32 index;
-
-	if (found)
-		return *found;
-	if (bpf_map_pop_elem(&variant_task_free, &index) != 0)
-		return 0;
-	if (bpf_map_update_elem(&variant_task_dir, key, &index, BPF_NOEXIST) != 0) {
-		/* Another thread of the VM created it first (per-VM keys), or full. */
-		bpf_map_push_elem(&variant_task_free, &index, 0);
-		found = bpf_map_lookup_elem(&variant_task_dir, key);
-		return found ? *found : 0;
-	}
-	return index;
+	return counter_index_of(&variant_task_dir, &variant_task_free, key);
 }
 
 /* The slow path: resolves (and caches in `entries`, if given) the index for the exit. */

@@ -6,8 +6,8 @@
  * a program that reads a field the kernel no longer has fails to load.
  * BPF side only; user space never sees these types.
  */
-#ifndef KVM_EXIT_EXPORTER_BPF_KVM_INTERNALS_BPF_H
-#define KVM_EXIT_EXPORTER_BPF_KVM_INTERNALS_BPF_H
+#ifndef KVM_EXIT_EXPORTER_BPF_LIB_KVM_INTERNALS_BPF_H
+#define KVM_EXIT_EXPORTER_BPF_LIB_KVM_INTERNALS_BPF_H
 
 #include <linux/types.h>
 #include <bpf/bpf_core_read.h>
@@ -60,4 +60,4 @@ static __always_inline struct vcpu_vmx *kvm_to_vmx(struct kvm_vcpu *vcpu)
 	return (void *)vcpu - bpf_core_field_offset(struct vcpu_vmx, vcpu);
 }
 
-#endif /* KVM_EXIT_EXPORTER_BPF_KVM_INTERNALS_BPF_H */
+#endif /* KVM_EXIT_EXPORTER_BPF_LIB_KVM_INTERNALS_BPF_H */

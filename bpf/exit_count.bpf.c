@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * Counts every KVM VM exit by (VMM process, vCPU, isa, exit reason).
+ *
+ * One of the three files linked into kvm_exit.bpf.o (`bpftool gen object`,
+ * then one skeleton, struct kvm_exit_bpf): this one counts exits,
+ * exit_timing.bpf.c times them (collector.exit_handling_time), drilldown.bpf.c
+ * counts what they were about (collector.drilldown). bpf/kvm_exit.h is the
+ * contract with the exporter; bpf/lib/ holds the helpers they share.
+ *
+ * Counters live in a per-CPU array, one element per (VMM process, vCPU, isa,
+ * reason) in use; which element is which is the directory `counter_index`, a
+ * hash from struct vm_exit_key to the element's index, written on the key's
+ * first exit with an index taken from the free list `free_counters` (filled
+ * and refilled by the exporter). Hot path: a per-CPU cache of the indexes the
+ * thread that last exited on this CPU used (tagged with its VM and vCPU, and
+ * with `counter_epoch`), then a plain increment of its per-CPU counter: no
+ * hash lookup, no atomics, no locks. The cache holds indexes, never counts: a
+ * stale or lost cache costs speed, never an exit. The directory plus the
+ * array are the whole truth at any moment; the exporter sums the CPUs at
+ * scrape time.
+ *
+ * Three entry points into the same counting; the exporter loads exactly one
+ * (config kernel.hook):
+ *   count_kvm_exit_btf  tp_btf/kvm_exit: the raw tracepoint, BTF-typed. The
+ *                       kernel skips building the perf trace record, so the
+ *                       exit reason is read from the vCPU, as the kernel's own
+ *                       get_exit_info does. Only a recursion of this very
+ *                       program can make the kernel skip it. libbpf resolves
+ *                       its attach target in kvm's module BTF, which takes
+ *                       CAP_SYS_ADMIN (BPF_BTF_GET_NEXT_ID).
+ *   count_kvm_exit_raw  raw_tp/kvm_exit: the same raw tracepoint attached by
+ *                       name (BPF_RAW_TRACEPOINT_OPEN): CAP_BPF and
+ *                       CAP_PERFMON suffice, and it runs exactly where tp_btf
+ *                       runs (same __bpf_trace_run, same skip rule). Its
+ *                       arguments are plain numbers, so every read through
+ *                       the vCPU is a probe read.
+ *   count_kvm_exit      tp/kvm/kvm_exit: the classic tracepoint, whose record
+ *                       (exit_reason, isa, vcpu_id) is a stable format. The
+ *                       fallback where kvm module BTF or the vendor structs
+ *                       are missing; attaching it is a perf_event_open, which
+ *                       Debian's perf_event_paranoid=3 refuses without
+ *                       CAP_SYS_ADMIN.
+ * The tp_btf and raw_tp entry points of every tracepoint are generated from
+ * one handler each (RAW_TP_PROGRAMS, lib/raw_tp.bpf.h).
+ *
+ * The exit program also stamps the exit for exit handling time
+ * (start_exit_timing, exit_timing.bpf.h) when collector.exit_handling_time is
+ * on; exit_timing.bpf.c holds the rest of the timing. It stays here, one
+ * program doing both, rather than a second program on kvm_exit in
+ * exit_timing.bpf.c: every program on a tracepoint costs the kernel's
+ * dispatch to it and its own reads of the exit's key, twice per exit instead
+ * of once; and a second program would be one more name for the exporter to
+ * load and attach.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "kvm_exit.h"
+#include "exit_timing.bpf.h"
+#include "lib/kvm_internals.bpf.h"
+#include "lib/maps.bpf.h"
+#include "lib/raw_tp.bpf.h"
+
+/*
+ * The license of the whole linked kvm_exit.bpf.o (its programs call GPL-only
+ * helpers): defined here only, as the linker refuses a second definition of
+ * the LICENSE symbol.
+ */
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * The kvm_exit tracepoint record. Only the fields read here are declared:
+ * preserve_access_index makes libbpf relocate each offset against the running
+ * kernel's BTF (vmlinux, or /sys/kernel/btf/kvm where kvm is a module), so the
+ * layout below never has to match any particular kernel.
+ */
+struct trace_event_raw_kvm_exit {
+	unsigned int exit_reason;
+	__u32 isa;
+	unsigned int vcpu_id;
+} __attribute__((preserve_access_index));
+
+/* Set by the exporter before load (config: collector.per_vcpu). */
+const volatile __u8 count_per_vcpu = 0;
+
+/*
+ * The host's KVM_EXIT_ISA_* for count_kvm_exit_btf, set by the exporter
+ * before load from the vendor module it finds (kvm_amd or kvm_intel). The
+ * verifier drops the other vendor's branch, whose structs this kernel does
+ * not have.
+ */
+const volatile __u32 btf_vendor_isa = 0;
+
+/*
+ * Set by the exporter before load (config: collector.exit_handling_time).
+ * Here, not in exit_timing.bpf.c, as the exit program is the one that reads
+ * it: the verifier drops the stamp when it is 0.
+ */
+const volatile __u8 time_exits = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
+	__type(key, struct vm_exit_key);
+	__type(value, __u32);
+} counter_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 16385); /* vm_map_capacity + 1: index 0 is never handed out */
+	__type(key, __u32);
+	__type(value, __u64);
+} exit_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK);
+	__uint(max_entries, 16384); /* vm_map_capacity */
+	__type(value, __u32);
+} free_counters SEC(".maps");
+
+/*
+ * Bumped by the exporter before it takes indexes back (those of ended VMs):
+ * every CPU's cache is then refilled through the directory. It hands them
+ * out again only after the programs running at the bump have finished.
+ */
+__u32 counter_epoch = 0;
+
+/* The per-CPU index cache: direct-mapped by reason, tagged with the full reason. */
+#define CACHED_REASONS 128 /* a power of two */
+
+struct cached_index {
+	__u32 reason;
+	__u32 index; /* 0: none */
+};
+
+struct counter_cache {
+	__u64 tag;   /* tgid << 32 | vm_exit_key.vcpu_id whose indexes `entry` holds; 0: none */
+	__u32 epoch; /* counter_epoch when they were cached */
+	__u32 isa;
+	struct cached_index entry[CACHED_REASONS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct counter_cache);
+} counter_caches SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, KVM_EXIT_OVERFLOW_CAPACITY);
+	__type(key, struct host_exit_key);
+	__type(value, __u64);
+} host_overflow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KVM_EXIT_LOST_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* What a new host_overflow entry starts from. */
+static const __u64 zero_count;
+
+/*
+ * The cache-miss path, out of line to keep the hot path short: counts the
+ * exit through the directory and caches its index in `cached` (if given).
+ * With no index left, the exit goes to the host totals only.
+ */
+static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
+				      struct cached_index *cached)
+{
+	struct host_exit_key host_key;
+	struct vm_exit_key key;
+	__u64 *count;
+	__u32 index;
+
+	key.tgid = tag >> 32;
+	key.vcpu_id = (__u32)tag;
+	key.isa = isa;
+	key.exit_reason = reason;
+	index = counter_index_of(&counter_index, &free_counters, &key);
+	if (index != 0) {
+		if (cached) {
+			cached->reason = reason;
+			cached->index = index;
+		}
+		percpu_array_inc(&exit_counters, index);
+		return;
+	}
+	/* Every counter is taken: keep the exit in the host totals. */
+	host_key.isa = isa;
+	host_key.exit_reason = reason;
+	count = bpf_map_lookup_or_try_init(&host_overflow, &host_key, &zero_count);
+	if (!count) {
+		percpu_array_inc(&lost, KVM_EXIT_LOST_OVERFLOW_FULL);
+		return;
+	}
+	*count += 1;
+}
+
+/*
+ * Counts one exit of the current VMM process. `from_record`: the isa and
+ * reason come from the classic tracepoint's record, unmasked, and isa is
+ * checked against the cache; tp_btf's are masked already, and its isa is
+ * always the vendor module's (btf_vendor_isa).
+ */
+static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, int from_record)
+{
+	struct counter_cache *cache;
+	struct cached_index *cached;
+	__u32 zero = 0, i;
+	__u64 tag;
+
+	if (!count_per_vcpu)
+		vcpu_id = KVM_EXIT_ALL_VCPUS; /* all vCPUs of a VM share its counters */
+	/* tgid 0 never runs a vCPU, so tag 0 names no thread. */
+	tag = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | vcpu_id;
+
+	if (from_record && isa == KVM_EXIT_ISA_VMX)
+		reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
+	if (time_exits) {
+		struct vm_exit_key key = {tag >> 32, vcpu_id, isa, reason};
+
+		start_exit_timing(&key);
+	}
+	cache = bpf_map_lookup_elem(&counter_caches, &zero);
+	if (!cache) {
+		count_uncached(tag, isa, reason, NULL);
+		return;
+	}
+	/*
+	 * Another thread exited here last, or the exporter took indexes back:
+	 * start over. Tracepoint programs run with preemption off on this path
+	 * (KVM enters and exits guest mode with it off), so two exits never
+	 * interleave on one CPU's cache.
+	 */
+	if (cache->tag != tag || cache->epoch != counter_epoch ||
+	    (from_record && cache->isa != isa)) {
+		__builtin_memset(cache->entry, 0, sizeof(cache->entry));
+		cache->tag = tag;
+		cache->epoch = counter_epoch;
+		cache->isa = isa;
+	}
+	i = reason & (CACHED_REASONS - 1);
+	/* Keep the bounded index in one register: the 6.1 verifier loses the bound otherwise. */
+	barrier_var(i);
+	cached = &cache->entry[i & (CACHED_REASONS - 1)];
+	if (cached->reason != reason || cached->index == 0) {
+		count_uncached(tag, isa, reason, cached);
+		return;
+	}
+	percpu_array_inc(&exit_counters, cached->index);
+}
+
+SEC("tp/kvm/kvm_exit")
+int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
+{
+	count_exit(ctx->isa, ctx->exit_reason, ctx->vcpu_id, 1);
+	return 0;
+}
+
+/*
+ * The exit reason the kvm_exit record would carry (kvm's get_exit_info), read
+ * through the structs of lib/kvm_internals.bpf.h; where they are gone the load
+ * fails and the exporter falls back to count_kvm_exit.
+ * SVM: vmcb->control.exit_code; VMX: vcpu_vmx.exit_reason.full, masked as
+ * the counters key it. Every read is a probe read, valid on both hooks: on
+ * tp_btf `vcpu` is a checked BTF pointer, on raw_tp a plain number. Returns
+ * nonzero when it cannot be read, rather than a reason that would be wrong.
+ */
+static __always_inline int read_exit_reason(struct kvm_vcpu *vcpu, __u32 isa, __u32 *reason)
+{
+	if (btf_vendor_isa == KVM_EXIT_ISA_SVM && isa == KVM_EXIT_ISA_SVM) {
+		struct vcpu_svm *svm = kvm_to_svm(vcpu);
+		struct vmcb *vmcb;
+
+		if (bpf_core_read(&vmcb, sizeof(vmcb), &svm->vmcb) != 0)
+			return -1;
+		return bpf_core_read(reason, sizeof(*reason), &vmcb->control.exit_code);
+	}
+	if (btf_vendor_isa == KVM_EXIT_ISA_VMX && isa == KVM_EXIT_ISA_VMX) {
+		struct vcpu_vmx *vmx = kvm_to_vmx(vcpu);
+
+		if (bpf_core_read(reason, sizeof(*reason), &vmx->exit_reason.full) != 0)
+			return -1;
+		*reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
+		return 0;
+	}
+	return -1;
+}
+
+/* kvm_exit's TP_PROTO(struct kvm_vcpu *vcpu, u32 isa). */
+static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long long *ctx,
+					   struct kvm_vcpu *vcpu, __u32 isa)
+{
+	__u32 reason, vcpu_id;
+
+	/*
+	 * Never NULL in KVM, but Linux 6.12 types tp_btf pointer arguments as
+	 * maybe-NULL and refuses a load through one unchecked (vcpu->vcpu_id
+	 * below); kvm_to_svm/kvm_to_vmx check before their arithmetic.
+	 */
+	if (!vcpu || read_exit_reason(vcpu, isa, &reason) != 0) {
+		percpu_array_inc(&lost, KVM_EXIT_LOST_REASON_UNREADABLE);
+		return 0;
+	}
+	/* Only per-vCPU counting keys by it: spare raw_tp a probe read otherwise. */
+	vcpu_id = 0;
+	if (count_per_vcpu) {
+		if (hook == HOOK_TP_BTF) {
+			vcpu_id = vcpu->vcpu_id; /* a BTF load, no helper call */
+		} else if (bpf_core_read(&vcpu_id, sizeof(vcpu_id), &vcpu->vcpu_id) != 0) {
+			percpu_array_inc(&lost, KVM_EXIT_LOST_REASON_UNREADABLE);
+			return 0;
+		}
+	}
+	count_exit(isa, reason, vcpu_id, 0);
+	return 0;
+}
+
+RAW_TP_PROGRAMS(count_kvm_exit, kvm_exit, handle_kvm_exit, vcpu, isa)
