@@ -189,13 +189,11 @@ std::vector<std::string_view> Words(std::string_view text) {
   return words;
 }
 
-// The item labels of one kind, rendered once per scrape: 1,000 VMs mostly
-// share their ports, MSRs and exit reasons, so 32,000 series have a few
-// hundred distinct label sets.
-// A kind's items rendered as labels once per scrape: as its own series, or
-// (`other`) as the folded series, whose item is already reduced to the bits
-// "other" keeps: the first label reads "other", the labels the row does not
-// keep are "".
+// A kind's items rendered as labels once per scrape (1,000 VMs mostly share
+// their ports, MSRs and exit reasons, so 32,000 series have a few hundred
+// distinct label sets): as its own series, or (`other`) as the folded series,
+// whose item is already reduced to the bits "other" keeps: the first label
+// reads "other", the labels the row does not keep are "".
 class DrilldownItemLabels {
  public:
   DrilldownItemLabels(const DrilldownKindInfo& row, bool other)
