@@ -43,6 +43,8 @@
 #include "app/exporter_app.h"
 #include "fake_vmms.h"
 #include "source/bpf_exit_source.h"
+#include "source/map_reader.h"
+#include "source/sharded_array.h"
 #include "util/unique_fd.h"
 
 namespace {
@@ -408,8 +410,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "scrape_bench: needs root to load the BPF program\n");
     return 1;
   }
-  std::printf("scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs\n\n",
-              scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN));
+  // The width per-CPU maps are sized by (possible CPUs, not online ones),
+  // and the counter shards it gives (issue 29): the figures depend on both.
+  std::printf(
+      "scrape_bench: %d scrapes per shape, %d vCPUs x %d reasons per VM, %ld CPUs online, "
+      "width: %d possible CPUs, %u counter shards\n\n",
+      scrapes, kVcpusPerVm, kReasonsPerVm, ::sysconf(_SC_NPROCESSORS_ONLN), kvmexit::PossibleCpus(),
+      kvmexit::CounterShards(kvmexit::PossibleCpus()));
   std::printf(
       "|   VMs | per-vCPU | drill-down keys/VM x kinds | map entries | series | median ms | p99 ms "
       "| gzip median "

@@ -8,17 +8,17 @@
  * counts what they were about (collector.drilldown). bpf/kvm_exit.h is the
  * contract with the exporter; bpf/lib/ holds the helpers they share.
  *
- * Counters live in a per-CPU array, one element per (VMM process, vCPU, isa,
- * reason) in use; which element is which is the directory `counter_index`, a
- * hash from struct vm_exit_key to the element's index, written on the key's
- * first exit with an index taken from the free list `free_counters` (filled
- * and refilled by the exporter). Hot path: a per-CPU cache of the indexes the
- * thread that last exited on this CPU used (tagged with its VM and vCPU, and
- * with `counter_epoch`), then a plain increment of its per-CPU counter: no
- * hash lookup, no atomics, no locks. The cache holds indexes, never counts: a
- * stale or lost cache costs speed, never an exit. The directory plus the
- * array are the whole truth at any moment; the exporter sums the CPUs at
- * scrape time.
+ * Counters live in a sharded array (counter_shards.bpf.h, kvm_exit.h), one
+ * counter per (VMM process, vCPU, isa, reason) in use; which counter is which
+ * is the directory `counter_index`, a hash from struct vm_exit_key to the
+ * counter's index, written on the key's first exit with an index taken from
+ * the free list `free_counters` (filled and refilled by the exporter). Hot
+ * path: a per-CPU cache of the counter elements the thread that last exited
+ * on this CPU used (tagged with its VM and vCPU, and with `counter_epoch`),
+ * then one atomic add to that element of this CPU's shard: no hash lookup, no
+ * locks. The cache holds where counts are, never counts: a stale or lost
+ * cache costs speed, never an exit. The directory plus the array are the
+ * whole truth at any moment; the exporter sums the shards at scrape time.
  *
  * Three entry points into the same counting; the exporter loads exactly one
  * (config kernel.hook):
@@ -60,6 +60,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "kvm_exit.h"
+#include "counter_shards.bpf.h"
 #include "exit_timing.bpf.h"
 #include "lib/kvm_internals.bpf.h"
 #include "lib/maps.bpf.h"
@@ -102,6 +103,13 @@ const volatile __u32 btf_vendor_isa = 0;
  */
 const volatile __u8 time_exits = 0;
 
+/*
+ * The shards of exit_counters and exit_time_ns (counter_shards.bpf.h), set by
+ * the exporter before load from the host's possible CPUs.
+ */
+const volatile __u32 counter_shard_mask = 0;
+const volatile __u32 counter_stride = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
@@ -110,8 +118,9 @@ struct {
 } counter_index SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 16385); /* vm_map_capacity + 1: index 0 is never handed out */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); /* the exporter reads it without a copy */
+	__uint(max_entries, 16385); /* replaced: shards x (vm_map_capacity + 1) */
 	__type(key, __u32);
 	__type(value, __u64);
 } exit_counters SEC(".maps");
@@ -129,16 +138,20 @@ struct {
  */
 __u32 counter_epoch = 0;
 
-/* The per-CPU index cache: direct-mapped by reason, tagged with the full reason. */
+/*
+ * The per-CPU cache of counter elements: direct-mapped by reason, tagged with
+ * the full reason. An element includes this CPU's shard: the cache is per
+ * CPU, so the shard never changes under it.
+ */
 #define CACHED_REASONS 128 /* a power of two */
 
 struct cached_index {
 	__u32 reason;
-	__u32 index; /* 0: none */
+	__u32 element; /* of exit_counters, in this CPU's shard; 0: none */
 };
 
 struct counter_cache {
-	__u64 tag;   /* tgid << 32 | vm_exit_key.vcpu_id whose indexes `entry` holds; 0: none */
+	__u64 tag;   /* tgid << 32 | vm_exit_key.vcpu_id whose counters `entry` holds; 0: none */
 	__u32 epoch; /* counter_epoch when they were cached */
 	__u32 isa;
 	struct cached_index entry[CACHED_REASONS];
@@ -152,7 +165,7 @@ struct {
 } counter_caches SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KVM_EXIT_OVERFLOW_CAPACITY);
 	__type(key, struct host_exit_key);
 	__type(value, __u64);
@@ -170,16 +183,17 @@ static const __u64 zero_count;
 
 /*
  * The cache-miss path, out of line to keep the hot path short: counts the
- * exit through the directory and caches its index in `cached` (if given).
- * With no index left, the exit goes to the host totals only.
+ * exit through the directory and caches its element in `cached` (if given).
+ * With no index left, the exit goes to the host totals only. Returns the
+ * element it counted at, 0 for the host totals.
  */
-static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
-				      struct cached_index *cached)
+static __noinline __u32 count_uncached(__u64 tag, __u32 isa, __u32 reason,
+				       struct cached_index *cached)
 {
 	struct host_exit_key host_key;
 	struct vm_exit_key key;
 	__u64 *count;
-	__u32 index;
+	__u32 index, element;
 
 	key.tgid = tag >> 32;
 	key.vcpu_id = (__u32)tag;
@@ -187,22 +201,23 @@ static __noinline void count_uncached(__u64 tag, __u32 isa, __u32 reason,
 	key.exit_reason = reason;
 	index = counter_index_of(&counter_index, &free_counters, &key);
 	if (index != 0) {
+		element = counter_element(index);
 		if (cached) {
 			cached->reason = reason;
-			cached->index = index;
+			cached->element = element;
 		}
-		percpu_array_inc(&exit_counters, index);
-		return;
+		sharded_add(&exit_counters, element, 1);
+		return element;
 	}
 	/* Every counter is taken: keep the exit in the host totals. */
 	host_key.isa = isa;
 	host_key.exit_reason = reason;
 	count = bpf_map_lookup_or_try_init(&host_overflow, &host_key, &zero_count);
-	if (!count) {
+	if (!count)
 		percpu_array_inc(&lost, KVM_EXIT_LOST_OVERFLOW_FULL);
-		return;
-	}
-	*count += 1;
+	else
+		__sync_fetch_and_add(count, 1); /* a plain hash: every CPU adds to the same count */
+	return 0;
 }
 
 /*
@@ -215,7 +230,7 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 {
 	struct counter_cache *cache;
 	struct cached_index *cached;
-	__u32 zero = 0, i;
+	__u32 zero = 0, i, element;
 	__u64 tag;
 
 	if (!count_per_vcpu)
@@ -225,15 +240,10 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 
 	if (from_record && isa == KVM_EXIT_ISA_VMX)
 		reason &= KVM_EXIT_VMX_BASIC_REASON_MASK | KVM_EXIT_VMX_FAILED_VMENTRY;
-	if (time_exits) {
-		struct vm_exit_key key = {tag >> 32, vcpu_id, isa, reason};
-
-		start_exit_timing(&key);
-	}
 	cache = bpf_map_lookup_elem(&counter_caches, &zero);
 	if (!cache) {
-		count_uncached(tag, isa, reason, NULL);
-		return;
+		element = count_uncached(tag, isa, reason, NULL);
+		goto counted;
 	}
 	/*
 	 * Another thread exited here last, or the exporter took indexes back:
@@ -252,11 +262,16 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 	/* Keep the bounded index in one register: the 6.1 verifier loses the bound otherwise. */
 	barrier_var(i);
 	cached = &cache->entry[i & (CACHED_REASONS - 1)];
-	if (cached->reason != reason || cached->index == 0) {
-		count_uncached(tag, isa, reason, cached);
-		return;
+	if (cached->reason != reason || cached->element == 0) {
+		element = count_uncached(tag, isa, reason, cached);
+	} else {
+		element = cached->element;
+		sharded_add(&exit_counters, element, 1);
 	}
-	percpu_array_inc(&exit_counters, cached->index);
+counted:
+	/* The timing's stamp names the counter, so kvm_entry adds the time without a lookup. */
+	if (time_exits)
+		start_exit_timing(isa, reason, element);
 }
 
 SEC("tp/kvm/kvm_exit")

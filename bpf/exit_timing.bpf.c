@@ -8,7 +8,9 @@
  * entry, e.g. to handle an IO exit in the VMM), and the matching kvm_entry
  * program here (time_kvm_entry_btf, time_kvm_entry_raw or time_kvm_entry,
  * loaded with the exit program of the same hook) adds the interval to a
- * histogram per (isa, reason) and to a per-VM sum. This file owns the maps
+ * histogram per (isa, reason) and to the exit's counter in exit_time_ns, the
+ * sharded twin of exit_counters: a VM's handling time is kept where its exits
+ * are counted, with no map lookup by key. This file owns the maps
  * both sides share (exit_slots, timing_lost: see exit_timing.bpf.h).
  */
 #include <linux/types.h>
@@ -17,6 +19,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "kvm_exit.h"
+#include "counter_shards.bpf.h"
 #include "exit_timing.bpf.h"
 #include "lib/bits.bpf.h"
 #include "lib/kvm_internals.bpf.h"
@@ -27,19 +30,22 @@
 exit_slots_map exit_slots SEC(".maps");
 timing_lost_map timing_lost SEC(".maps");
 
+/* Not preallocated: a host pays per reason seen, not per possible CPU x capacity (kvm_exit.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, KVM_EXIT_TIME_HIST_CAPACITY);
 	__type(key, struct host_exit_key);
 	__type(value, struct exit_time_hist);
 } exit_time_hist SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 16384); /* replaced at load time by config: collector.vm_map_capacity */
-	__type(key, struct vm_exit_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE); /* the exporter reads it without a copy */
+	__uint(max_entries, 16385); /* replaced: as exit_counters, or 1 when timing is off */
+	__type(key, __u32);
 	__type(value, __u64);
-} vm_exit_time SEC(".maps");
+} exit_time_ns SEC(".maps");
 
 /*
  * The smallest i with ns <= 2^i us, or KVM_EXIT_TIME_BUCKETS (+Inf) past
@@ -54,9 +60,8 @@ static __always_inline __u32 exit_time_bucket(__u64 ns)
 	return us <= 1 ? 0 : log2l(us - 1) + 1;
 }
 
-/* What a new entry of exit_time_hist and of vm_exit_time starts from. */
+/* What a new entry of exit_time_hist starts from. */
 static const struct exit_time_hist empty_hist;
-static const __u64 zero_ns;
 
 /* Completes the current thread's pending exit, if any: its interval goes into the maps. */
 static __always_inline void end_exit_timing(void)
@@ -65,18 +70,18 @@ static __always_inline void end_exit_timing(void)
 		bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0, 0);
 	struct host_exit_key host_key;
 	struct exit_time_hist *hist;
-	struct vm_exit_key key;
-	__u64 ns, *vm_ns;
-	__u32 bucket;
+	__u32 bucket, element;
+	__u64 ns;
 
 	if (!slot || slot->start_ns == 0)
 		return; /* no exit pending: the first entry of a thread, or one seen before attach */
 	ns = bpf_ktime_get_ns() - slot->start_ns;
-	key = slot->key;
 	slot->start_ns = 0;
+	/* The exporter reused counters since the exit: this one may be another key's now. */
+	element = slot->epoch == counter_epoch ? slot->element : 0;
 
-	host_key.isa = key.isa;
-	host_key.exit_reason = key.exit_reason;
+	host_key.isa = slot->isa;
+	host_key.exit_reason = slot->exit_reason;
 	/* Created empty (EEXIST: another CPU was first), then looked up again. */
 	hist = bpf_map_lookup_or_try_init(&exit_time_hist, &host_key, &empty_hist);
 	if (!hist) {
@@ -92,10 +97,9 @@ static __always_inline void end_exit_timing(void)
 	hist->buckets[bucket] += 1;
 	hist->sum_ns += ns;
 	hist->count += 1;
-	/* Full like counter_index: the VM's exits are in the overflow table, its time in the histogram. */
-	vm_ns = bpf_map_lookup_or_try_init(&vm_exit_time, &key, &zero_ns);
-	if (vm_ns)
-		*vm_ns += ns;
+	/* No counter (the exit went to the overflow table): its time is in the histogram only. */
+	if (element != 0)
+		sharded_add(&exit_time_ns, element, ns);
 }
 
 /* The kvm_entry that ends each exit, one program per hook, loaded with its exit program. */

@@ -22,12 +22,21 @@
 #include <bpf/bpf_helpers.h>
 
 #include "kvm_exit.h"
+#include "counter_shards.bpf.h"
 #include "lib/maps.bpf.h"
 
-/* The pending exit of a vCPU thread; start_ns == 0: none. BPF side only. */
+/*
+ * The pending exit of a vCPU thread; start_ns == 0: none. BPF side only.
+ * `element` is where the exit was counted (exit_counters, shard of the exit's
+ * CPU; 0: the overflow table): its handling time goes to the same element of
+ * exit_time_ns, whichever CPU the entry runs on (any shard sums right).
+ */
 struct exit_slot {
 	__u64 start_ns;
-	struct vm_exit_key key;
+	__u32 isa;
+	__u32 exit_reason;
+	__u32 element;
+	__u32 epoch; /* counter_epoch at the exit: a changed one means `element` may be reused */
 };
 
 typedef struct {
@@ -47,8 +56,11 @@ typedef struct {
 extern exit_slots_map exit_slots SEC(".maps");
 extern timing_lost_map timing_lost SEC(".maps");
 
-/* Stamps the exit `key` into the current thread's slot; its kvm_entry completes it. */
-static __always_inline void start_exit_timing(const struct vm_exit_key *key)
+/*
+ * Stamps the exit of (isa, reason), counted at `element`, into the current
+ * thread's slot; its kvm_entry completes it.
+ */
+static __always_inline void start_exit_timing(__u32 isa, __u32 reason, __u32 element)
 {
 	struct exit_slot *slot = bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0,
 						      BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -59,7 +71,10 @@ static __always_inline void start_exit_timing(const struct vm_exit_key *key)
 	}
 	if (slot->start_ns != 0)
 		percpu_array_inc(&timing_lost, KVM_EXIT_TIMING_OVERWRITTEN);
-	slot->key = *key;
+	slot->isa = isa;
+	slot->exit_reason = reason;
+	slot->element = element;
+	slot->epoch = counter_epoch;
 	slot->start_ns = bpf_ktime_get_ns();
 }
 

@@ -24,11 +24,23 @@
 
 /*
  * Per-VM (and optionally per-vCPU) counter key. `counter_index`, a hash
- * vm_exit_key -> __u32, names each key's counter: an index into
- * `exit_counters`, a per-CPU array of __u64 exit counts (index 0 is never
- * used). `free_counters` (a stack of __u32) holds the indexes no key has;
- * the exporter fills it, and takes back the indexes of ended VMs.
+ * vm_exit_key -> __u32, names each key's counter: an index into the sharded
+ * counter arrays below (index 0 is never used). `free_counters` (a stack of
+ * __u32) holds the indexes no key has; the exporter fills it, and takes back
+ * the indexes of ended VMs.
+ *
+ * Sharded counter arrays: `exit_counters` (exits) and `exit_time_ns` (exit
+ * handling time) are plain arrays of __u64 (BPF_F_MMAPABLE), not per-CPU
+ * ones, so their size follows the counters, not the host's CPU count. Each
+ * holds `shards` copies of the counters (a power of two, at most
+ * KVM_EXIT_MAX_COUNTER_SHARDS), `stride` = vm_map_capacity + 1 counters
+ * each: counter i of shard s is element s * stride + i. A program adds to
+ * the shard of its CPU (cpu & (shards - 1)) with an atomic add; the exporter
+ * sums the shards of an index, reading the array through mmap (no syscall
+ * per scrape). Counter i of shard 0 is element i.
  */
+#define KVM_EXIT_MAX_COUNTER_SHARDS 16
+
 struct vm_exit_key {
 	__u32 tgid;        /* VMM process id: all vCPU threads of one VM share it */
 	__u32 vcpu_id;     /* KVM vCPU id, or KVM_EXIT_ALL_VCPUS */
@@ -36,7 +48,11 @@ struct vm_exit_key {
 	__u32 exit_reason; /* SVM: exit code; VMX: basic reason | KVM_EXIT_VMX_FAILED_VMENTRY */
 };
 
-/* Key of the `host_overflow` per-CPU hash: exits that found no free counter. */
+/*
+ * Key of the `host_overflow` hash (plain, not per-CPU; __u64 counts added
+ * atomically): exits that found no free counter. Rare by design, so one
+ * shared count per reason costs nothing worth sharding.
+ */
 struct host_exit_key {
 	__u32 isa;
 	__u32 exit_reason;
@@ -49,7 +65,7 @@ enum kvm_exit_lost_index {
 	KVM_EXIT_LOST_NR,
 };
 
-/* host_overflow and lost hold per-CPU __u64 exit counts. */
+/* `lost` holds per-CPU __u64 exit counts (two per CPU: width does not matter). */
 
 /*
  * Exit handling time: each kvm_exit -> next kvm_entry interval of a vCPU
@@ -60,14 +76,22 @@ enum kvm_exit_lost_index {
 #define KVM_EXIT_TIME_BUCKETS 21
 #define KVM_EXIT_TIME_HIST_CAPACITY 256
 
-/* Value of the `exit_time_hist` per-CPU hash, keyed by host_exit_key. */
+/*
+ * Value of the `exit_time_hist` per-CPU hash, keyed by host_exit_key. Not
+ * preallocated: each (isa, reason) seen takes 192 bytes per possible CPU,
+ * so a host pays for the reasons its VMs exit with, not for the capacity.
+ */
 struct exit_time_hist {
 	__u64 buckets[KVM_EXIT_TIME_BUCKETS + 1];
 	__u64 sum_ns;
 	__u64 count;
 };
 
-/* `vm_exit_time`: per-CPU hash, vm_exit_key -> __u64 ns spent handling those exits. */
+/*
+ * `exit_time_ns`: a sharded counter array (above), the ns spent handling the
+ * exits of each counter index: a key's handling time is at its counter's
+ * index.
+ */
 
 /* Indices of the `timing_lost` per-CPU array: exits whose interval was not recorded. */
 enum kvm_exit_timing_lost_index {

@@ -26,6 +26,7 @@
 
 #include "kvm_exit.h"
 #include "kvm_exit.skel.h"
+#include "source/sharded_array.h"
 #include "reference_kvmexit.skel.h"
 #include "variants.skel.h"
 
@@ -95,14 +96,17 @@ ReasonCounts SumVmExits(const bpf_map* map) {
       map, 1, [](const vm_exit_key& key, std::size_t) { return key.exit_reason; });
 }
 
-// The production program's per-VM counts by reason: directory, then counters.
+// The production program's per-VM counts by reason: directory, then the
+// counters it names, summed over the shards (bpf/kvm_exit.h).
 ReasonCounts SumOursCounters(const kvm_exit_bpf& skeleton) {
   ReasonCounts counts;
-  const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return counts;
-  std::vector<std::uint64_t> values(static_cast<std::size_t>(cpus));
+  kvmexit::ShardedArray counters;
+  if (!counters
+           .Map(bpf_map__fd(skeleton.maps.exit_counters), skeleton.rodata->counter_shard_mask + 1)
+           .empty()) {
+    return counts;
+  }
   const int directory_fd = bpf_map__fd(skeleton.maps.counter_index);
-  const int counters_fd = bpf_map__fd(skeleton.maps.exit_counters);
   vm_exit_key key{};
   vm_exit_key next{};
   const vm_exit_key* previous = nullptr;
@@ -110,11 +114,8 @@ ReasonCounts SumOursCounters(const kvm_exit_bpf& skeleton) {
     key = next;
     previous = &key;
     std::uint32_t index = 0;
-    if (bpf_map_lookup_elem(directory_fd, &key, &index) != 0 ||
-        bpf_map_lookup_elem(counters_fd, &index, values.data()) != 0) {
-      continue;
-    }
-    for (const std::uint64_t value : values) counts[key.exit_reason] += value;
+    if (bpf_map_lookup_elem(directory_fd, &key, &index) != 0) continue;
+    counts[key.exit_reason] += counters.Sum(index);
   }
   return counts;
 }
@@ -362,7 +363,8 @@ int main(int argc, char** argv) {
   }
     const Row exit_row = OURS_ROW(count_kvm_exit);
     const Row entry_row = OURS_ROW(time_kvm_entry);
-    const Row kinds[] = {  // one per drill-down kind, in the contract's order
+    const Row kinds[] = {
+        // one per drill-down kind, in the contract's order
 #define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, ...) OURS_ROW(count_##tracepoint),
 #include "drilldown_kinds.def"
 #undef DRILLDOWN_KIND
@@ -378,11 +380,25 @@ int main(int argc, char** argv) {
     }
     // As BpfExitSource sizes it: 2,048 VMs per kind on, a token map when none is.
     constexpr std::uint32_t kDrilldownVms = 2048;
-    if (int err = bpf_map__set_max_entries(skeleton->maps.drilldown,
-                                           drill_io ? kDrilldownVms * (drill_all ? KVM_DRILLDOWN_KIND_NR : 1) : 1);
+    if (int err = bpf_map__set_max_entries(
+            skeleton->maps.drilldown,
+            drill_io ? kDrilldownVms * (drill_all ? KVM_DRILLDOWN_KIND_NR : 1) : 1);
         err != 0) {
       return Fail("sizing drilldown", err);
     }
+    // As BpfExitSource sizes them: the sharded counter arrays at the default
+    // capacity, one shard per possible CPU up to the exporter's cap.
+    constexpr std::uint32_t kStride = 16384 + 1;
+    const std::uint32_t shards = kvmexit::CounterShards(libbpf_num_possible_cpus());
+    skeleton->rodata->counter_shard_mask = shards - 1;
+    skeleton->rodata->counter_stride = kStride;
+    for (bpf_map* map : {skeleton->maps.exit_counters, skeleton->maps.exit_time_ns}) {
+      if (int err = bpf_map__set_max_entries(map, shards * kStride); err != 0) {
+        return Fail("sizing the counters", err);
+      }
+    }
+    std::printf("LOADER width possible_cpus=%d counter_shards=%u\n", libbpf_num_possible_cpus(),
+                shards);
     skeleton->rodata->btf_vendor_isa = classic ? 0 : VendorIsa();
     skeleton->rodata->time_exits = timed ? 1 : 0;
     skeleton->rodata->count_per_vcpu = per_vcpu ? 1 : 0;

@@ -183,7 +183,7 @@ scenario() {
 main() {
   local status=0
   echo "$STATS" >/proc/sys/kernel/bpf_stats_enabled
-  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS alternate=$ALTERNATE_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
+  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) possible_cpus=$(cat /sys/devices/system/cpu/possible) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS alternate=$ALTERNATE_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
   if [ "$CPUID_EXITS" != 0 ]; then
     scenario cpuid --cpuid "$CPUID_EXITS" || status=1
   fi

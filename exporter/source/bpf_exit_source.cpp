@@ -36,9 +36,7 @@ int CaptureLibbpfLogAndCountCpus() {
 }  // namespace
 
 BpfExitSource::BpfExitSource(BpfSourceOptions options)
-    : options_(std::move(options)),
-      possible_cpus_(CaptureLibbpfLogAndCountCpus()),
-      counters_(possible_cpus_) {}
+    : options_(std::move(options)), possible_cpus_(CaptureLibbpfLogAndCountCpus()) {}
 
 BpfExitSource::~BpfExitSource() = default;
 
@@ -88,7 +86,8 @@ std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vend
   }
   // The first counters free before the first exit; the sampler hands out
   // the rest as they are needed (ReplenishFreeCounters).
-  if (std::string error = counters_.Start(*skeleton); !error.empty()) return error;
+  if (std::string error = counters_.Start(*skeleton, options_.exit_handling_time); !error.empty())
+    return error;
   // The skeleton owns the links: destroying it (on failure, here) detaches.
   if (std::string error = AttachPrograms(*skeleton, options_, hook); !error.empty()) return error;
   skeleton_ = std::move(skeleton);
@@ -113,19 +112,18 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
         end = std::max(end, *index + 1);
       });
   std::vector<std::uint64_t> counts;
-  if (err.empty()) {
-    err = SumPerCpuRange(bpf_map__fd(skeleton_->maps.exit_counters), end, possible_cpus_, &counts);
-    if (!err.empty()) err = "reading the exit counters failed: " + err;
-  }
+  counters_.exits().SumRange(end, &counts);
   snapshot->vm_counts.reserve(indexes.size());
   for (const auto& [key, index] : indexes) {
     if (index < counts.size()) snapshot->vm_counts.push_back({key, counts[index]});
   }
   if (err.empty()) {
-    err = ReadPerCpuHash<host_exit_key>(bpf_map__fd(skeleton_->maps.host_overflow), possible_cpus_,
-                                        [&](const host_exit_key& key, std::uint64_t count) {
-                                          snapshot->overflow[{key.isa, key.exit_reason}] += count;
-                                        });
+    // A plain hash, one value per entry: cpus = 1.
+    err = ReadHashValues<host_exit_key, std::uint64_t>(
+        bpf_map__fd(skeleton_->maps.host_overflow), 1,
+        [&](const host_exit_key& key, const std::uint64_t* count) {
+          snapshot->overflow[{key.isa, key.exit_reason}] += *count;
+        });
   }
   if (err.empty()) {
     err = SumPerCpuArray(bpf_map__fd(skeleton_->maps.lost), KVM_EXIT_LOST_NR, possible_cpus_,
@@ -140,10 +138,12 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
           snapshot->exit_time[{key.isa, key.exit_reason}] = SumHistograms(per_cpu, possible_cpus_);
         });
     if (err.empty()) {
-      err = ReadPerCpuHash<vm_exit_key>(bpf_map__fd(skeleton_->maps.vm_exit_time), possible_cpus_,
-                                        [&](const vm_exit_key& key, std::uint64_t ns) {
-                                          snapshot->vm_time_ns.push_back({key, ns});
-                                        });
+      // The time of each key is at its counter's index (bpf/kvm_exit.h).
+      std::vector<std::uint64_t> ns;
+      counters_.times().SumRange(end, &ns);
+      for (const auto& [key, index] : indexes) {
+        if (index < ns.size() && ns[index] != 0) snapshot->vm_time_ns.push_back({key, ns[index]});
+      }
     }
     if (err.empty()) {
       err = SumPerCpuArray(bpf_map__fd(skeleton_->maps.timing_lost), KVM_EXIT_TIMING_LOST_NR,
@@ -181,7 +181,7 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
 
 std::vector<VmExitCount> BpfExitSource::Remove(const std::vector<vm_exit_key>& keys) {
   if (!skeleton_) return {};
-  return counters_.TakeBack(*skeleton_, keys, options_.exit_handling_time);
+  return counters_.TakeBack(*skeleton_, keys);
 }
 
 std::string BpfExitSource::ReplenishFreeCounters(std::size_t counters_in_use) {
@@ -204,7 +204,7 @@ void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
 std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts,
                                           const std::vector<DrilldownCount>& drilldown) {
   if (!skeleton_) return "BPF program not attached";
-  return FillMapsForTesting(*skeleton_, counters_, possible_cpus_, counts, drilldown);
+  return FillMapsForTesting(*skeleton_, counters_, counts, drilldown);
 }
 
 BpfProgramStats BpfExitSource::ProgramStats() const {

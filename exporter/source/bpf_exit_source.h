@@ -57,7 +57,7 @@ class BpfExitSource {
   // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
   void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
 
-  // Fills the maps with given counts (all on CPU 0): the per-VM counters, and drilldown
+  // Fills the maps with given counts (all in shard 0): the per-VM counters, and drilldown
   // with `drilldown` (needs a drill-down kind on). For benchmarks and tests
   // that need realistic map shapes without running VMs.
   std::string FillForTesting(const std::vector<VmExitCount>& counts,

@@ -14,9 +14,21 @@
 
 namespace kvmexit {
 
-std::string CounterPool::Start(const kvm_exit_bpf& skeleton) {
+std::string CounterPool::Start(const kvm_exit_bpf& skeleton, bool exit_handling_time) {
   freed_ = 0;
   withheld_ = 0;
+  times_ = ShardedArray{};
+  const std::uint32_t shards = skeleton.rodata->counter_shard_mask + 1;
+  if (std::string error = exits_.Map(bpf_map__fd(skeleton.maps.exit_counters), shards);
+      !error.empty()) {
+    return error;
+  }
+  if (exit_handling_time) {
+    if (std::string error = times_.Map(bpf_map__fd(skeleton.maps.exit_time_ns), shards);
+        !error.empty()) {
+      return error;
+    }
+  }
   if (std::string error = FreeMore(skeleton); !error.empty()) return error;
   return CreateProgramBarrier();
 }
@@ -47,12 +59,9 @@ std::string CounterPool::FreeMore(const kvm_exit_bpf& skeleton) {
 }
 
 std::vector<VmExitCount> CounterPool::TakeBack(const kvm_exit_bpf& skeleton,
-                                               const std::vector<vm_exit_key>& keys,
-                                               bool exit_handling_time) {
+                                               const std::vector<vm_exit_key>& keys) {
   std::vector<VmExitCount> removed;
   const int directory_fd = bpf_map__fd(skeleton.maps.counter_index);
-  const int counters_fd = bpf_map__fd(skeleton.maps.exit_counters);
-  const int time_fd = bpf_map__fd(skeleton.maps.vm_exit_time);
   std::vector<std::uint32_t> indexes;
   for (const vm_exit_key& key : keys) {
     std::uint32_t index = 0;
@@ -62,8 +71,6 @@ std::vector<VmExitCount> CounterPool::TakeBack(const kvm_exit_bpf& skeleton,
     }
     removed.push_back({key, 0});
     indexes.push_back(index);
-    // The VM's handling time goes with it: the host histogram keeps it in the totals.
-    if (exit_handling_time) bpf_map_delete_elem(time_fd, &key);
   }
   if (removed.empty()) return removed;
   // A CPU's cache may still name these counters (a VM whose pid was reused
@@ -73,21 +80,18 @@ std::vector<VmExitCount> CounterPool::TakeBack(const kvm_exit_bpf& skeleton,
   __atomic_add_fetch(&skeleton.bss->counter_epoch, 1, __ATOMIC_SEQ_CST);
   const bool quiet = WaitForRunningPrograms();
   const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus_));
   for (std::size_t i = 0; i < indexes.size(); ++i) {
-    if (bpf_map_lookup_elem(counters_fd, &indexes[i], per_cpu.data()) == 0) {
-      removed[i].count = SumCpus(per_cpu.data(), possible_cpus_);
-    }
+    removed[i].count = exits_.Sum(indexes[i]);
     // Without the wait a late exit could land in a reused counter: keep it
     // out of use instead (one counter less until restart, never a wrong count).
     if (!quiet) {
       ++withheld_;
       continue;
     }
-    std::fill(per_cpu.begin(), per_cpu.end(), 0);
-    if (bpf_map_update_elem(counters_fd, &indexes[i], per_cpu.data(), BPF_ANY) == 0) {
-      bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
-    }
+    // The VM's handling time goes with it: the host histogram keeps it in the totals.
+    exits_.Set(indexes[i], 0);
+    times_.Set(indexes[i], 0);
+    bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
   }
   return removed;
 }

@@ -15,6 +15,7 @@
 
 #include "kvm_exit.h"
 #include "source/exit_snapshot.h"
+#include "source/sharded_array.h"
 #include "util/unique_fd.h"
 
 struct kvm_exit_bpf;
@@ -26,12 +27,11 @@ class CounterPool {
   // Counters handed to the free list at a time.
   static constexpr std::uint32_t kChunk = 65536;
 
-  explicit CounterPool(int possible_cpus) : possible_cpus_(possible_cpus) {}
-
   // For a freshly loaded skeleton, before its programs attach: forgets the
-  // counts of an earlier one, frees the first chunk (the first counters are
+  // counts of an earlier one, maps its counter arrays (exit_time_ns with
+  // `exit_handling_time`), frees the first chunk (the first counters are
   // free before the first exit) and creates the barrier maps.
-  std::string Start(const kvm_exit_bpf& skeleton);
+  std::string Start(const kvm_exit_bpf& skeleton, bool exit_handling_time);
 
   // Hands the program more free counters when fewer than half a chunk are
   // left, given how many are in use. "" or an error message.
@@ -40,14 +40,19 @@ class CounterPool {
   // Pushes the next chunk of never-used counter indexes onto the free list.
   std::string FreeMore(const kvm_exit_bpf& skeleton);
 
-  // Removes `keys` from the directory (and their handling time with
-  // `exit_handling_time`), returning the counts they held in the end, and
-  // frees their counters for reuse.
+  // Removes `keys` from the directory, returning the counts they held in the
+  // end, and frees their counters (counts and handling time) for reuse.
   std::vector<VmExitCount> TakeBack(const kvm_exit_bpf& skeleton,
-                                    const std::vector<vm_exit_key>& keys, bool exit_handling_time);
+                                    const std::vector<vm_exit_key>& keys);
 
   std::uint32_t freed() const { return freed_; }
   std::uint32_t withheld() const { return withheld_; }
+
+  // The counts (exit_counters) and, with exit_handling_time, the handling
+  // ns (exit_time_ns) of each counter index.
+  const ShardedArray& exits() const { return exits_; }
+  ShardedArray& exits() { return exits_; }
+  const ShardedArray& times() const { return times_; }
 
  private:
   // Creates the maps WaitForRunningPrograms updates.
@@ -56,7 +61,8 @@ class CounterPool {
   // grace period); false if the kernel refused the update that waits.
   bool WaitForRunningPrograms() const;
 
-  int possible_cpus_;
+  ShardedArray exits_;
+  ShardedArray times_;
   std::uint32_t freed_ = 0;     // indexes 1..freed_ were handed out
   std::uint32_t withheld_ = 0;  // taken back without the wait: never reused
   UniqueFd barrier_inner_;

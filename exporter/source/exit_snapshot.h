@@ -80,7 +80,7 @@ struct ExitSnapshot {
   // Exit handling time (collector.exit_handling_time); empty and 0 when it is off.
   bool timing = false;                  // the kvm_entry program is attached
   ReasonHistograms exit_time;           // `exit_time_hist`: every timed exit on the host
-  std::vector<VmExitCount> vm_time_ns;  // `vm_exit_time`: ns per vm_exits key (count = ns)
+  std::vector<VmExitCount> vm_time_ns;  // `exit_time_ns`: ns per vm_exits key (count = ns)
   std::uint64_t timing_lost = 0;        // exits whose interval was not recorded
   std::uint32_t vm_map_capacity = 0;
   std::uint32_t overflow_capacity = 0;

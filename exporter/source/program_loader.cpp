@@ -11,7 +11,9 @@
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
 #include "source/libbpf_log.h"
+#include "source/map_reader.h"
 #include "source/program_table.h"
+#include "source/sharded_array.h"
 
 namespace kvmexit {
 namespace {
@@ -55,22 +57,28 @@ std::string HookTarget(KernelHook hook, std::string_view tracepoint) {
   }
 }
 
-// Sets the capacity of every map that depends on the options.
+// Sets the capacity of every map that depends on the options, and the
+// programs' view of the sharded counter arrays.
 std::string SizeMaps(kvm_exit_bpf& skeleton, const BpfSourceOptions& options) {
-  // vm_map_capacity counters: indexes 1..capacity (0 means "none" to the program).
+  // vm_map_capacity counters: indexes 1..capacity (0 means "none" to the
+  // program), in every shard. Timing keeps its time per counter alike.
   const std::uint32_t capacity = options.vm_map_capacity;
-  for (auto [map, entries] : {std::pair{skeleton.maps.counter_index, capacity},
-                              std::pair{skeleton.maps.free_counters, capacity},
-                              std::pair{skeleton.maps.exit_counters, capacity + 1}}) {
+  const std::uint32_t shards = CounterShards(PossibleCpus());
+  const std::uint32_t stride = capacity + 1;
+  skeleton.rodata->counter_shard_mask = shards - 1;
+  skeleton.rodata->counter_stride = stride;
+  // Token maps (one entry) for what is off.
+  const std::uint32_t timed = options.exit_handling_time ? shards * stride : 1;
+  for (auto [map, entries] :
+       {std::pair{skeleton.maps.counter_index, capacity},
+        std::pair{skeleton.maps.free_counters, capacity},
+        std::pair{skeleton.maps.exit_counters, shards * stride},
+        std::pair{skeleton.maps.exit_time_ns, timed},
+        std::pair{skeleton.maps.exit_time_hist,
+                  options.exit_handling_time ? std::uint32_t{KVM_EXIT_TIME_HIST_CAPACITY} : 1}}) {
     if (int err = bpf_map__set_max_entries(map, entries); err != 0) {
       return "setting " + std::string(bpf_map__name(map)) + " capacity failed: " + ErrnoText(err);
     }
-  }
-  // One per-VM time entry per counter; a token map when timing is off.
-  if (int err = bpf_map__set_max_entries(skeleton.maps.vm_exit_time,
-                                         options.exit_handling_time ? options.vm_map_capacity : 1);
-      err != 0) {
-    return "setting vm_exit_time capacity failed: " + ErrnoText(err);
   }
   // One entry per VM and kind on, preallocated (1,152 bytes each). A VM takes
   // at least one counter, so vm_map_capacity bounds the VMs; so does

@@ -15,12 +15,10 @@
 namespace kvmexit {
 
 std::string FillMapsForTesting(const kvm_exit_bpf& skeleton, CounterPool& counters,
-                               int possible_cpus, const std::vector<VmExitCount>& counts,
+                               const std::vector<VmExitCount>& counts,
                                const std::vector<DrilldownCount>& drilldown) {
   const int directory_fd = bpf_map__fd(skeleton.maps.counter_index);
-  const int counters_fd = bpf_map__fd(skeleton.maps.exit_counters);
   const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
-  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(possible_cpus), 0);
   for (const VmExitCount& entry : counts) {
     // A counter taken from the free list as the program takes one.
     std::uint32_t index = 0;
@@ -34,10 +32,7 @@ std::string FillMapsForTesting(const kvm_exit_bpf& skeleton, CounterPool& counte
         return "filling the counters failed: " + ErrnoText(err);
       }
     }
-    per_cpu[0] = entry.count;
-    if (int err = bpf_map_update_elem(counters_fd, &index, per_cpu.data(), BPF_ANY); err != 0) {
-      return "filling the counters failed: " + ErrnoText(err);
-    }
+    counters.exits().Set(index, entry.count);
   }
   // Each VM's slots filled as the program fills them, then written once.
   std::map<std::pair<std::uint32_t, std::uint32_t>, drilldown_items> entries;

@@ -13,11 +13,11 @@ struct kvm_exit_bpf;
 
 namespace kvmexit {
 
-// All counts on CPU 0: the per-VM counters (each new key takes a counter from
+// All counts in shard 0: the per-VM counters (each new key takes a counter from
 // `counters` as the program takes one) and the drill-down entries. "" or an
 // error message.
 std::string FillMapsForTesting(const kvm_exit_bpf& skeleton, CounterPool& counters,
-                               int possible_cpus, const std::vector<VmExitCount>& counts,
+                               const std::vector<VmExitCount>& counts,
                                const std::vector<DrilldownCount>& drilldown);
 
 }  // namespace kvmexit
