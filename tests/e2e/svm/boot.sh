@@ -83,7 +83,7 @@ boot_guest() {
     -nodefaults -display none -no-reboot \
     -serial "file:$SERIAL_LOG" \
     -kernel "$image/vmlinuz" -initrd "$image/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=3 e2e.hostscrape=1" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=3 e2e.hostscrape=1${E2E_POSSIBLE_CPUS:+ possible_cpus=$E2E_POSSIBLE_CPUS}" \
     -nic "user,model=e1000,restrict=on,hostfwd=tcp:127.0.0.1:$host_port-:$GUEST_EXPORTER_PORT,hostfwd=tcp:127.0.0.1:$ack_port-:$GUEST_ACK_PORT" \
     </dev/null >"$QEMU_LOG" 2>&1 &
   qemu_pid=$!

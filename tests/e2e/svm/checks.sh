@@ -32,6 +32,9 @@ set -o pipefail
 # perf kvm stat on the same workload (issue 13).
 # shellcheck source=../lib/perf_kvm_checks.sh
 . /e2e/perf_kvm_checks.sh
+# Big hosts (issue 29): width, map memory, migrating vCPUs.
+# shellcheck source=../lib/host_width_checks.sh
+. /e2e/host_width_checks.sh
 
 # Every exporter phase uses short rate windows so that the rate checks are quick.
 RATES_CONFIG='rates:
@@ -210,6 +213,15 @@ $RATES_CONFIG" || return 0
   exporter_stop
 }
 
+# The default config but for short rate windows: what its maps pin at this
+# width, and a VM whose vCPU threads keep changing CPUs.
+phase_host_width() {
+  exporter_start host_width "$RATES_CONFIG" || return 0
+  check_map_memory map_memory_default
+  check_migrating_vcpus migrating_vcpus 6000 9000 2000
+  exporter_stop
+}
+
 # One 2-vCPU VM with different work per vCPU.
 phase_per_vcpu() {
   local prom="$WORK/prom-b1" f
@@ -290,8 +302,10 @@ kernel:
 main() {
   checks_begin || return 0
   check_kernel_hist 10000 5000
+  check_host_width host_width
   if have_exporter; then
     phase_default
+    phase_host_width
     phase_per_vcpu
     phase_exit_time
     phase_overflow
@@ -308,7 +322,7 @@ $RATES_CONFIG"
     lifecycle_main
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts map_memory migrating_vcpus attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

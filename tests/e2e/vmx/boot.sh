@@ -22,7 +22,7 @@ prompt 0
 timeout 0
 label e2e
   kernel /boot/vmlinuz
-  append initrd=/boot/initrd.gz console=ttyS0,115200 nokaslr mitigations=off panic=-1 quiet loglevel=3${E2E_VMX_APPEND:+ $E2E_VMX_APPEND}
+  append initrd=/boot/initrd.gz console=ttyS0,115200 nokaslr mitigations=off panic=-1 quiet loglevel=3${E2E_POSSIBLE_CPUS:+ possible_cpus=$E2E_POSSIBLE_CPUS}${E2E_VMX_APPEND:+ $E2E_VMX_APPEND}
 EOF
   xorriso -as mkisofs -quiet -o "$iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
     -no-emul-boot -boot-load-size 4 -boot-info-table "$iso_root" >/dev/null 2>&1 \
