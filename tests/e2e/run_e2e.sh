@@ -12,7 +12,8 @@
 # Environment: E2E_TIMEOUT (seconds, default 600), E2E_HOST_PORT (host port
 # forwarded to the exporter, default: a free one), E2E_QEMU_SMP (default 2),
 # E2E_PROM_SECONDS (default 15: how long Prometheus scrapes before its
-# queries), E2E_KERNEL (build_image.sh: the kernel line, e.g. 6.12).
+# queries), E2E_KERNEL (build_image.sh: the kernel line, e.g. 6.12),
+# E2E_POSSIBLE_CPUS (possible_cpus=N for the guest kernel: a host N wide).
 # Output: every check, then `N passed, N failed[, N skipped]` alone on a line.
 # Exit status: 0 only when every check passed and the guest printed E2E DONE
 # before QEMU exited on its own.

@@ -14,7 +14,8 @@
 # empty by default, and then unused): E2E_VMX_CHECKS (a script installed as
 # /e2e/checks.sh instead of vmx/checks.sh), E2E_VMX_EXTRA_INITRD (an archive
 # appended to the initramfs), E2E_VMX_APPEND (words added to the kernel
-# command line).
+# command line), E2E_POSSIBLE_CPUS (possible_cpus=N for the guest kernel: a
+# host N wide).
 # Output: every check, then `N passed, N failed[, N skipped]` alone on a line.
 # Exit status: 0 only when every check passed and the guest printed E2E DONE.
 set -euo pipefail
