@@ -12,18 +12,26 @@ int PossibleCpus() {
   return cpus > 0 ? cpus : 1;
 }
 
+std::size_t BatchEntries(std::size_t entry_bytes) {
+  constexpr std::size_t kMaxEntries = 1024;
+  constexpr std::size_t kMaxBytes = 256 * 1024;
+  return std::clamp<std::size_t>(kMaxBytes / std::max<std::size_t>(entry_bytes, 1), 1, kMaxEntries);
+}
+
 std::string SumPerCpuRange(int map_fd, std::uint32_t count, int cpus,
                            std::vector<std::uint64_t>* sums) {
   sums->assign(count, 0);
-  constexpr std::uint32_t kChunk = 1024;
-  std::vector<std::uint32_t> keys(kChunk);
-  std::vector<std::uint64_t> values(std::size_t{kChunk} * static_cast<std::size_t>(cpus));
+  // No larger than the range either: `lost` has 2 entries.
+  const auto chunk = static_cast<std::uint32_t>(std::min<std::size_t>(
+      BatchEntries(sizeof(std::uint64_t) * static_cast<std::size_t>(cpus)), std::max(count, 1U)));
+  std::vector<std::uint32_t> keys(chunk);
+  std::vector<std::uint64_t> values(std::size_t{chunk} * static_cast<std::size_t>(cpus));
   std::uint32_t done = 0;
   std::uint32_t batch_in = 0;
   std::uint32_t batch_out = 0;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   while (done < count) {
-    std::uint32_t n = std::min(kChunk, count - done);
+    std::uint32_t n = std::min(chunk, count - done);
     // An array's batch continues after the index it last returned.
     const int err = bpf_map_lookup_batch(map_fd, done == 0 ? nullptr : &batch_in, &batch_out,
                                          keys.data(), values.data(), &n, &opts);

@@ -25,6 +25,12 @@ inline std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
   return total;
 }
 
+// Entries per batch read for values of `entry_bytes` (all CPUs' of a per-CPU
+// map): 1,024, fewer where that would pass 256 KiB. A per-CPU value is one
+// per *possible* CPU, so without the cap a batch of 1,024 192-byte histograms
+// on a 384-thread host is a 75 MB buffer, zeroed on every read (issue 29).
+std::size_t BatchEntries(std::size_t entry_bytes);
+
 // Reads a hash map, in batches when the kernel has BPF_MAP_LOOKUP_BATCH
 // (5.6+), else key by key. `visit(key, values)` gets `cpus` values: a per-CPU
 // map's value of each CPU in values[0..cpus), a plain map's one value (cpus = 1).
@@ -34,7 +40,7 @@ inline std::uint64_t SumCpus(const std::uint64_t* per_cpu, int cpus) {
 template <typename Key, typename Value, typename Fn>
 std::string ReadHashValues(int map_fd, int cpus, Fn&& visit) {
   if (cpus > 1 && sizeof(Value) % 8 != 0) return "per-CPU values must be padded to 8 bytes";
-  std::size_t chunk = 1024;
+  std::size_t chunk = BatchEntries(sizeof(Value) * static_cast<std::size_t>(cpus));
   std::vector<Key> keys(chunk);
   std::vector<Value> values(chunk * static_cast<std::size_t>(cpus));
   std::uint64_t batch_in = 0;
