@@ -14,7 +14,7 @@ int PossibleCpus() {
 
 std::size_t BatchEntries(std::size_t entry_bytes) {
   constexpr std::size_t kMaxEntries = 1024;
-  constexpr std::size_t kMaxBytes = 256 * 1024;
+  constexpr std::size_t kMaxBytes = std::size_t{256} * 1024;
   return std::clamp<std::size_t>(kMaxBytes / std::max<std::size_t>(entry_bytes, 1), 1, kMaxEntries);
 }
 
