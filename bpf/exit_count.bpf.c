@@ -231,6 +231,11 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 	struct counter_cache *cache;
 	struct cached_index *cached;
 	__u32 zero = 0, i, element;
+	/*
+	 * Read once: the cache and the timing stamp must agree on the epoch
+	 * their counter was valid in, even if the exporter bumps it meanwhile.
+	 */
+	__u32 epoch = *(volatile __u32 *)&counter_epoch;
 	__u64 tag;
 
 	if (!count_per_vcpu)
@@ -251,11 +256,10 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 	 * (KVM enters and exits guest mode with it off), so two exits never
 	 * interleave on one CPU's cache.
 	 */
-	if (cache->tag != tag || cache->epoch != counter_epoch ||
-	    (from_record && cache->isa != isa)) {
+	if (cache->tag != tag || cache->epoch != epoch || (from_record && cache->isa != isa)) {
 		__builtin_memset(cache->entry, 0, sizeof(cache->entry));
 		cache->tag = tag;
-		cache->epoch = counter_epoch;
+		cache->epoch = epoch;
 		cache->isa = isa;
 	}
 	i = reason & (CACHED_REASONS - 1);
@@ -271,7 +275,7 @@ static __always_inline void count_exit(__u32 isa, __u32 reason, __u32 vcpu_id, i
 counted:
 	/* The timing's stamp names the counter, so kvm_entry adds the time without a lookup. */
 	if (time_exits)
-		start_exit_timing(isa, reason, element);
+		start_exit_timing(isa, reason, element, epoch);
 }
 
 SEC("tp/kvm/kvm_exit")

@@ -57,10 +57,11 @@ extern exit_slots_map exit_slots SEC(".maps");
 extern timing_lost_map timing_lost SEC(".maps");
 
 /*
- * Stamps the exit of (isa, reason), counted at `element`, into the current
- * thread's slot; its kvm_entry completes it.
+ * Stamps the exit of (isa, reason), counted at `element` as valid in counter
+ * epoch `epoch`, into the current thread's slot; its kvm_entry completes it.
  */
-static __always_inline void start_exit_timing(__u32 isa, __u32 reason, __u32 element)
+static __always_inline void start_exit_timing(__u32 isa, __u32 reason, __u32 element,
+					      __u32 epoch)
 {
 	struct exit_slot *slot = bpf_task_storage_get(&exit_slots, bpf_get_current_task_btf(), 0,
 						      BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -74,7 +75,7 @@ static __always_inline void start_exit_timing(__u32 isa, __u32 reason, __u32 ele
 	slot->isa = isa;
 	slot->exit_reason = reason;
 	slot->element = element;
-	slot->epoch = counter_epoch;
+	slot->epoch = epoch;
 	slot->start_ns = bpf_ktime_get_ns();
 }
 
