@@ -191,7 +191,12 @@ std::chrono::milliseconds ExporterApp::SampleOnce() {
   // collector.vcpu_time, every vcpu_time_interval: without mutex_, because
   // the /proc reads take milliseconds at 1,000 VMs and a scrape must not wait
   // for them (the sampler has its own lock, held only to merge the readings).
-  if (vcpu_processes) vcpu_time_.Sample(*vcpu_processes);
+  if (vcpu_processes) {
+    const auto start = std::chrono::steady_clock::now();
+    vcpu_time_.Sample(*vcpu_processes);
+    self_.VcpuTimeSampleTook(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   return interval;
 }
 

@@ -59,6 +59,9 @@ class SelfMetrics {
     boot_exits_.Observe(static_cast<double>(boot_exits));
   }
   void ScrapeTook(double seconds) { scrape_duration_.Observe(seconds); }
+  // One collector.vcpu_time sample (the /proc reads of every vCPU thread)
+  // took `seconds`: its sum's rate is the share of a core the sampler costs.
+  void VcpuTimeSampleTook(double seconds) { vcpu_time_sample_duration_.Observe(seconds); }
   // The configuration was loaded now (at start, or by a SIGHUP reload), or a
   // reload failed: then the exporter keeps its old configuration, and the
   // timestamp stays that of its last success.
@@ -107,6 +110,7 @@ class SelfMetrics {
 
   prometheus::Histogram& boot_exits_;
   prometheus::Histogram& scrape_duration_;
+  prometheus::Histogram& vcpu_time_sample_duration_;
 };
 
 }  // namespace kvmexit

@@ -178,6 +178,11 @@ ${RATES_CONFIG:-}" || return 0
   check_vcpu_time_pair "$cpu"
   check_vcpu_time_halt "$cpu"
   check_vcpu_time_io_delay
+  # The sampler's own cost is served: every 1 s sample of the phase observed.
+  scrape "$WORK/prom-vt-self" || true
+  expect_cmp vcpu_time_sample_duration_observed \
+    "$(metric "$WORK/prom-vt-self" kvm_exit_exporter_vcpu_time_sample_duration_seconds_count)" ">=" 10 \
+    "kvm_exit_exporter_vcpu_time_sample_duration_seconds_count after the phase's samples"
   exporter_stop
   # Off: no family at all.
   check_collector_off vcpu_time_off vcpu_time_off_no_family vcpu_time '^kvm_vm_vcpu_seconds_total'

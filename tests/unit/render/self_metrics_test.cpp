@@ -139,6 +139,24 @@ TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
                     });
 }
 
+TEST(SelfMetricsTest, VcpuTimeSampleDurationIsAHistogramInSeconds) {
+  SelfMetrics metrics;
+  EXPECT_THAT(Text(metrics),
+              HasSubstr("kvm_exit_exporter_vcpu_time_sample_duration_seconds_count 0\n"));
+  metrics.VcpuTimeSampleTook(0.004);
+  metrics.VcpuTimeSampleTook(0.03);
+  metrics.VcpuTimeSampleTook(0.03);
+  const std::string text = Text(metrics);
+  ExpectLines(text,
+              {
+                  "kvm_exit_exporter_vcpu_time_sample_duration_seconds_count 3",
+                  "kvm_exit_exporter_vcpu_time_sample_duration_seconds_sum 0.064",
+                  "kvm_exit_exporter_vcpu_time_sample_duration_seconds_bucket{le=\"0.005\"} 1",
+                  "kvm_exit_exporter_vcpu_time_sample_duration_seconds_bucket{le=\"0.025\"} 1",
+                  "kvm_exit_exporter_vcpu_time_sample_duration_seconds_bucket{le=\"0.05\"} 3",
+              });
+}
+
 double Value(const std::string& text, const std::string& name) {
   const std::string prefix = "\n" + name + " ";
   const std::size_t at = text.find(prefix);
