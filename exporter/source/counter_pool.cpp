@@ -10,7 +10,6 @@
 
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
-#include "source/map_reader.h"
 
 namespace kvmexit {
 

@@ -84,14 +84,6 @@ std::string ReadHashValues(int map_fd, int cpus, Fn&& visit) {
   return "";
 }
 
-// Reads a per-CPU hash map whose values are u64, summing the CPUs.
-template <typename Key, typename Fn>
-std::string ReadPerCpuHash(int map_fd, int cpus, Fn&& visit) {
-  return ReadHashValues<Key, std::uint64_t>(
-      map_fd, cpus,
-      [&](const Key& key, const std::uint64_t* per_cpu) { visit(key, SumCpus(per_cpu, cpus)); });
-}
-
 // Sums each CPU's value of the per-CPU u64 array's elements [0, count) into
 // (*sums)[0, count), in batches where the kernel has them.
 std::string SumPerCpuRange(int map_fd, std::uint32_t count, int cpus,
