@@ -211,4 +211,32 @@ static inline int kvm_drilldown_add(struct drilldown_slot *slots, __u32 slots_nr
  * the map was full, or the VM's `other` slots of the kind were.
  */
 
+/*
+ * Pinned state (config kernel.state_path): the exporter pins every map and
+ * link of the object under one bpffs directory, so that the programs keep
+ * counting while it restarts, and a new process adopts what it finds there
+ * when it was made by the same layout and configuration. The layout version
+ * changes whenever a map, a value layout or a program's meaning changes; a
+ * process that finds another version starts fresh (and says so).
+ */
+#define KVM_EXIT_STATE_LAYOUT 1
+
+/*
+ * Value of `exporter_state` (an array of one entry no program reads): the
+ * exporter's own bookkeeping, kept in the kernel with the counts it belongs to.
+ */
+struct exporter_state {
+	__u32 layout;            /* KVM_EXIT_STATE_LAYOUT once every link is pinned; 0: incomplete */
+	__u32 hook;              /* the exporter's code for the hook the pinned links attach */
+	__u64 counting_since_ns; /* CLOCK_REALTIME when those links attached */
+	__u32 counters_freed;    /* counter indexes 1..this were handed to free_counters (or are about to be) */
+	__u32 counters_withheld; /* indexes of ended VMs kept out of use */
+};
+
+/*
+ * `retired_counts`, a plain hash host_exit_key -> __u64 no program reads: the
+ * final counts of the VMs whose counters the exporter took back, so that host
+ * totals stay exact and monotonic across restarts.
+ */
+
 #endif /* KVM_EXIT_EXPORTER_BPF_KVM_EXIT_H */

@@ -43,6 +43,18 @@ ProcessResolver MakeResolver(std::vector<NamingRule> rules) {
   };
 }
 
+// "2026-12-06T19:50:29Z" for a log line.
+std::string FormatUnixTime(std::uint64_t unix_ns) {
+  const auto seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm utc{};
+  char text[32] = "";
+  if (gmtime_r(&seconds, &utc) == nullptr ||
+      std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc) == 0) {
+    return std::to_string(seconds);
+  }
+  return text;
+}
+
 std::string OriginName(ReasonNames::Origin origin) {
   return origin == ReasonNames::Origin::kKernelTracepoint ? "kernel" : "uapi";
 }
@@ -56,7 +68,8 @@ ExporterApp::ExporterApp(Config config)
                                .per_vcpu = config_.collector.per_vcpu,
                                .exit_handling_time = config_.collector.exit_handling_time,
                                .hook = config_.kernel.hook,
-                               .drilldown = config_.collector.drilldown}),
+                               .drilldown = config_.collector.drilldown,
+                               .state_path = config_.kernel.state_path}),
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
                                 .grace_period = config_.vms.grace_period,
@@ -132,9 +145,15 @@ void ExporterApp::TryAttach() {
     last_attach_error_ = std::move(error);
     return;
   }
-  attach_time_ = std::chrono::system_clock::now();
+  // Counting began when the programs attached: earlier than now when this
+  // process adopted pinned ones that counted through its restart.
+  attach_time_ = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(source_.counting_since_ns())));
   last_attach_error_.clear();
   self_.Attached(source_.hook());
+  self_.BpfStateStarted(StateStartName(source_.state_start()),
+                        static_cast<double>(source_.counting_since_ns()) / 1e9);
   // The kernel's own reason names are readable now that kvm is loaded.
   std::string note;
   names_ = ReasonNames::Load(config_.kernel.tracefs_path, &note);
@@ -144,6 +163,18 @@ void ExporterApp::TryAttach() {
           "); exit reason names from " + OriginName(names_.origin()) +
           (note.empty() ? "" : " (" + note + ")") +
           (source_.core_btf_note().empty() ? "" : "; " + source_.core_btf_note()));
+  switch (source_.state_start()) {
+    case StateStart::kAdopted:
+      LogInfo("BPF state: adopted the programs and counts pinned in " + config_.kernel.state_path +
+              "; counting without a reset since " + FormatUnixTime(source_.counting_since_ns()));
+      break;
+    case StateStart::kFresh:
+      LogInfo("BPF state: started fresh, pinned in " + config_.kernel.state_path + " (" +
+              source_.state_note() + ")");
+      break;
+    case StateStart::kUnpinned:
+      break;
+  }
 }
 
 void ExporterApp::SampleLoop() {
@@ -212,7 +243,8 @@ std::chrono::milliseconds ExporterApp::SampleExits() {
   }
   const SnapshotByVm by_vm(*snapshot);
   tracker_.Observe(by_vm, wall_now, attach_time_);
-  // Totals before retiring: the removed counts move from the map into the tracker.
+  // Totals before retiring: the removed counts move from the per-VM counters
+  // into the retired counts, which the next snapshot reads.
   rates_.AddSample(std::chrono::steady_clock::now(), tracker_.HostTotals(by_vm));
   std::vector<std::uint32_t> expired_drilldown;
   const std::vector<vm_exit_key> expired =
@@ -228,7 +260,6 @@ std::chrono::milliseconds ExporterApp::SampleExits() {
               std::to_string(source_.counters_withheld()) +
               " counters of ended VMs are kept out of use until restart");
     }
-    tracker_.Retire(removed);
   }
   return config_.rates.sample_interval;
 }

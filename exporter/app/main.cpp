@@ -15,6 +15,7 @@
 #include "build_info.h"
 #include "config/config.h"
 #include "config/web_config_file.h"
+#include "source/pinned_state.h"
 #include "util/log.h"
 
 namespace {
@@ -24,6 +25,7 @@ struct Flags {
   std::string web_config_file;
   kvmexit::ConfigOverrides overrides;
   bool check_config = false;
+  bool release_state = false;
   bool version = false;
 };
 
@@ -106,6 +108,9 @@ int Run(int argc, char** argv) {
                  "(docs/deploy.md); default: plain HTTP without authentication");
   cli.add_flag("--config.check", flags.check_config,
                "Validate the configuration, print the effective settings and exit");
+  cli.add_flag("--state.release", flags.release_state,
+               "Remove the BPF state pinned in kernel.state_path and exit: the programs detach "
+               "once no exporter runs. For a deliberate stop, so that kvm can be unloaded");
   cli.add_flag("--version", flags.version, "Print the version and exit");
   try {
     cli.parse(argc, argv);
@@ -130,6 +135,18 @@ int Run(int argc, char** argv) {
       return Fail(error->message);
     }
     web = std::get<kvmexit::WebConfig>(std::move(web_loaded));
+  }
+  if (flags.release_state) {
+    if (config.kernel.state_path.empty()) {
+      std::cout << "kernel.state_path is \"\": nothing is pinned\n";
+      return 0;
+    }
+    if (std::string error = kvmexit::PinnedState::Release(config.kernel.state_path);
+        !error.empty()) {
+      return Fail("releasing the BPF state: " + error);
+    }
+    std::cout << "released the BPF state in " << config.kernel.state_path << "\n";
+    return 0;
   }
   if (flags.check_config) {
     std::cout << "configuration OK: listen "

@@ -34,6 +34,9 @@ struct Config {
     std::string tracefs_path = "/sys/kernel/tracing";
     std::chrono::milliseconds attach_retry_interval{10'000};
     KernelHook hook = KernelHook::kAuto;
+    // bpffs directory where the BPF maps and links are pinned, so that
+    // counting goes on while the exporter restarts; "": nothing is pinned.
+    std::string state_path;
     friend bool operator==(const Kernel&, const Kernel&) = default;
   } kernel;
 

@@ -52,6 +52,7 @@ const std::vector<ConfigKey>& ConfigKeys() {
       Key<&Config::kernel, &Kernel::attach_retry_interval>("kernel.attach_retry_interval",
                                                            Duration(100ms, 1h)),
       Key<&Config::kernel, &Kernel::hook>("kernel.hook", ReadKernelHook),
+      Key<&Config::kernel, &Kernel::state_path>("kernel.state_path", ReadStatePath),
 
       Key<&Config::collector, &Collector::per_vm>("collector.per_vm", ReadBool),
       Key<&Config::collector, &Collector::per_vcpu>("collector.per_vcpu", ReadBool),

@@ -139,6 +139,12 @@ std::string ReadAbsolutePath(const YamlValue& value) {
   return ReadString(value, "an absolute path", IsAbsolutePath);
 }
 
+std::string ReadStatePath(const YamlValue& value) {
+  return ReadString(
+      value, "\"\" (keep no state) or an absolute path of a directory on bpffs",
+      [](std::string_view path) { return path.empty() || (IsAbsolutePath(path) && path != "/"); });
+}
+
 KernelHook ReadKernelHook(const YamlValue& value) {
   const std::optional<KernelHook> hook = ParseKernelHook(ScalarText(value, kKernelHookNames));
   if (!hook) value.FailExpected(kKernelHookNames);

@@ -32,6 +32,8 @@ std::chrono::microseconds ReadFineDuration(const YamlValue& value, std::chrono::
 ListenAddress ReadListenAddress(const YamlValue& value);
 std::string ReadTelemetryPath(const YamlValue& value);
 std::string ReadAbsolutePath(const YamlValue& value);
+// kernel.state_path: "" or an absolute path other than "/".
+std::string ReadStatePath(const YamlValue& value);
 KernelHook ReadKernelHook(const YamlValue& value);
 
 // A list of drill-down kinds, each once; returned ascending.

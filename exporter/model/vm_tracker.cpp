@@ -153,6 +153,7 @@ SnapshotByVm::SnapshotByVm(const ExitSnapshot& snapshot)
       exit_time(snapshot.exit_time),
       timing_lost(snapshot.timing_lost),
       drilldown_lost(snapshot.drilldown_lost) {
+  AddInto(totals, snapshot.retired);
   // The BPF hash hands entries over in bucket order: bring each VM's together.
   std::vector<VmExitCount> entries = snapshot.vm_counts;
   GroupByTgid(entries);
@@ -267,7 +268,13 @@ VmTracker::TrackedVm& VmTracker::Track(std::uint32_t tgid, WallClock::time_point
     vm.pidfd = OpenPidFd(tgid);
     // The pidfd could name a newer process if the pid was reused in between.
     if (start_ticks_(tgid) != vm.process.start_ticks) vm.pidfd.reset();
-    vm.boot_tracked = vm.process.start_time_seconds >= SecondsSinceEpoch(attach_time);
+    // Its boot figure is known when counting ran from its start and this is
+    // still inside the window: a VM first seen later (started while a
+    // restarting exporter adopted the counts, say) has its window's end
+    // unobserved, so its boot exits are unknown, not 0.
+    const double window = std::chrono::duration<double>(options_.boot_window).count();
+    vm.boot_tracked = vm.process.start_time_seconds >= SecondsSinceEpoch(attach_time) &&
+                      SecondsSinceEpoch(now) - vm.process.start_time_seconds <= window;
   } else {
     vm.process.identity.name = "exited";
     vm.process.identity.platform = "unknown";
@@ -335,10 +342,6 @@ std::vector<vm_exit_key> VmTracker::ExpiredKeys(const ExitSnapshot& snapshot,
     }
   }
   return keys;
-}
-
-void VmTracker::Retire(const std::vector<VmExitCount>& removed) {
-  for (const VmExitCount& entry : removed) retired_[ReasonOf(entry.key)] += entry.count;
 }
 
 VmSeries VmTracker::OwnSeries(std::uint32_t tgid, SnapshotByVm::Vm&& counts) const {
@@ -436,10 +439,6 @@ std::vector<VcpuTimeProcess> VmTracker::OwnSeriesProcesses() const {
   return processes;
 }
 
-ReasonCounts VmTracker::HostTotals(const SnapshotByVm& snapshot) const {
-  ReasonCounts totals = retired_;
-  AddInto(totals, snapshot.totals);
-  return totals;
-}
+ReasonCounts VmTracker::HostTotals(const SnapshotByVm& snapshot) const { return snapshot.totals; }
 
 }  // namespace kvmexit

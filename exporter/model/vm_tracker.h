@@ -61,7 +61,7 @@ struct SnapshotByVm {
   explicit SnapshotByVm(const ExitSnapshot& snapshot);
 
   std::vector<Vm> vms;            // ascending tgid
-  ReasonCounts totals;            // every live entry plus the overflow table
+  ReasonCounts totals;            // every live entry, the overflow table and retired VMs
   ReasonHistograms exit_time;     // host-level handling time (never deleted: already exact)
   std::uint64_t timing_lost = 0;  // exits whose handling time was not recorded
   std::array<std::uint64_t, KVM_DRILLDOWN_KIND_NR> drilldown_lost{};
@@ -113,11 +113,11 @@ class VmTracker {
   }
 
   // The map keys of VMs that ended more than grace_period ago (and of VMs whose
-  // pid was reused); the caller deletes them and hands back what they held.
+  // pid was reused); the caller deletes them, and the source keeps what they
+  // held in its retired counts (ExitSnapshot::retired).
   // Those of them with drill-down counts go to `drilldown_tgids` when it is given.
   std::vector<vm_exit_key> ExpiredKeys(const ExitSnapshot& snapshot, WallClock::time_point now,
                                        std::vector<std::uint32_t>* drilldown_tgids = nullptr);
-  void Retire(const std::vector<VmExitCount>& removed);
 
   // The series of this scrape. Takes the grouped snapshot by value: its
   // per-VM counts move into the view instead of being copied.
@@ -173,7 +173,6 @@ class VmTracker {
   StartTicksReader start_ticks_;
   std::map<std::uint32_t, TrackedVm> vms_;  // by tgid
   std::uint64_t next_order_ = 0;
-  ReasonCounts retired_;
 };
 
 }  // namespace kvmexit

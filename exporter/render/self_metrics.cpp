@@ -65,6 +65,16 @@ SelfMetrics::SelfMetrics()
       reason_names_info_(Gauges(registry_, "kvm_exit_exporter_reason_names_info",
                                 "Where exit reason names come from (kernel tracepoint format or "
                                 "uapi headers); always 1.")),
+      bpf_state_info_(Gauges(
+          registry_, "kvm_exit_exporter_bpf_state_info",
+          "How this process's counts began (config kernel.state_path): adopted (the pinned "
+          "programs counted through the restart), fresh (pinned from now on; the log says why "
+          "nothing was adopted) or unpinned (no state path: counts end with the process); "
+          "always 1.")),
+      counting_since_(OneGauge(
+          registry_, "kvm_exit_exporter_counting_since_timestamp_seconds",
+          "Unix time since which the BPF programs have counted without a reset: their attach "
+          "time, kept across restarts that adopt the pinned state.")),
       map_entries_(Gauges(registry_, "kvm_exit_exporter_map_entries",
                           "Entries in each BPF map at the last scrape.")),
       vm_map_entries_(map_entries_.Add({{"map", "vm_exits"}})),
@@ -134,6 +144,11 @@ SelfMetrics::SelfMetrics()
 void SelfMetrics::Attached(std::string_view hook) {
   attached_.Set(1);
   hook_info_.Add({{"hook", std::string(hook)}}).Set(1);
+}
+
+void SelfMetrics::BpfStateStarted(std::string_view start, double counting_since_seconds) {
+  bpf_state_info_.Add({{"start", std::string(start)}}).Set(1);
+  counting_since_.Set(counting_since_seconds);
 }
 
 void SelfMetrics::ReasonNamesFrom(std::string_view origin) {

@@ -54,6 +54,9 @@ class SelfMetrics {
   // An ended VM's counters could not be made reusable, or free ones handed out.
   void CounterReuseFailed() { counter_reuse_errors_.Increment(); }
   void Attached(std::string_view hook);
+  // How the attached programs' counts began (StateStartName: adopted, fresh,
+  // unpinned) and since when (unix seconds) they run without a reset.
+  void BpfStateStarted(std::string_view start, double counting_since_seconds);
   void ReasonNamesFrom(std::string_view origin);  // "kernel" or "uapi"
   void BootWindowClosed(std::uint64_t boot_exits) {
     boot_exits_.Observe(static_cast<double>(boot_exits));
@@ -88,6 +91,8 @@ class SelfMetrics {
   prometheus::Family<prometheus::Gauge>& hook_info_;
   prometheus::Family<prometheus::Gauge>& reason_names_info_;
   prometheus::Gauge* reason_names_origin_ = nullptr;  // the one series of reason_names_info_
+  prometheus::Family<prometheus::Gauge>& bpf_state_info_;
+  prometheus::Gauge& counting_since_;
 
   prometheus::Family<prometheus::Gauge>& map_entries_;
   prometheus::Gauge& vm_map_entries_;

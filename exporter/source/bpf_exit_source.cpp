@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <optional>
 #include <utility>
 
@@ -45,8 +46,22 @@ std::string BpfExitSource::Attach() {
   if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
     return missing;
   }
-  const HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
+  if (!options_.state_path.empty() && !state_.open()) {
+    if (std::string error = state_.Open(options_.state_path); !error.empty()) return error;
+  }
+  HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
   if (!choice.error.empty()) return choice.error;
+  // The pinned programs' hook first, so that a restart adopts them rather
+  // than replacing them with another hook that would also load.
+  if (const std::optional<KernelHook> pinned = state_.PinnedHook()) {
+    const auto it =
+        std::find_if(choice.attempts.begin(), choice.attempts.end(),
+                     [&](const HookAttempt& attempt) { return attempt.hook == *pinned; });
+    if (it != choice.attempts.end()) {
+      it->passed_over.clear();
+      std::rotate(choice.attempts.begin(), it, it + 1);
+    }
+  }
   const std::optional<VendorModule>& vendor = choice.vendor;
 
   // One standalone BTF for CO-RE (vmlinux + the kvm modules' BTF), so that
@@ -79,19 +94,48 @@ std::string BpfExitSource::Attach() {
 
 std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa,
                                          const CoreBtf& core_btf) {
+  PinnedState* state = state_.open() ? &state_ : nullptr;
   SkeletonPtr skeleton;
-  if (std::string error = LoadPrograms(options_, hook, btf_vendor_isa, core_btf, &skeleton);
+  bool adopted = false;
+  if (std::string error =
+          LoadPrograms(options_, hook, btf_vendor_isa, core_btf, state, &skeleton, &adopted);
       !error.empty()) {
     return error;
   }
   // The first counters free before the first exit; the sampler hands out
   // the rest as they are needed (ReplenishFreeCounters).
-  if (std::string error = counters_.Start(*skeleton, options_.exit_handling_time); !error.empty())
+  if (std::string error = counters_.Start(*skeleton, options_.exit_handling_time, adopted);
+      !error.empty())
     return error;
-  // The skeleton owns the links: destroying it (on failure, here) detaches.
-  if (std::string error = AttachPrograms(*skeleton, options_, hook); !error.empty()) return error;
+  const std::vector<PinnedLink> links = LinksToPin(*skeleton, options_, hook);
+  adopted_exit_program_.reset();
+  if (adopted) {
+    adopted_exit_program_ = state_.OpenExitProgram();
+    if (std::string error = state_.AdoptLinks(links); !error.empty()) {
+      state_.Discard(error);
+      return LoadAndAttach(hook, btf_vendor_isa, core_btf);  // fresh: nothing pinned now
+    }
+  } else {
+    // The skeleton owns the links: destroying it (on failure, here) detaches.
+    if (std::string error = AttachPrograms(*skeleton, options_, hook); !error.empty()) return error;
+    if (state != nullptr) {
+      if (std::string error = state_.Commit(*skeleton, hook, links, ExitProgram(*skeleton, hook));
+          !error.empty()) {
+        return error;
+      }
+    }
+  }
   skeleton_ = std::move(skeleton);
   attached_hook_ = hook;
+  state_start_ = state == nullptr ? StateStart::kUnpinned
+                 : adopted        ? StateStart::kAdopted
+                                  : StateStart::kFresh;
+  counting_since_ns_ =
+      state != nullptr
+          ? state_.counting_since_ns()
+          : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count());
   return "";
 }
 
@@ -123,6 +167,13 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
         bpf_map__fd(skeleton_->maps.host_overflow), 1,
         [&](const host_exit_key& key, const std::uint64_t* count) {
           snapshot->overflow[{key.isa, key.exit_reason}] += *count;
+        });
+  }
+  if (err.empty()) {
+    err = ReadHashValues<host_exit_key, std::uint64_t>(
+        bpf_map__fd(skeleton_->maps.retired_counts), 1,
+        [&](const host_exit_key& key, const std::uint64_t* count) {
+          snapshot->retired[{key.isa, key.exit_reason}] += *count;
         });
   }
   if (err.empty()) {
@@ -212,8 +263,11 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   if (!skeleton_) return stats;
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
-  if (bpf_obj_get_info_by_fd(bpf_program__fd(ExitProgram(*skeleton_, attached_hook_)), &info,
-                             &length) == 0) {
+  // An adopted state's exit program is the pinned one: this skeleton loaded none.
+  const int program_fd = adopted_exit_program_.valid()
+                             ? adopted_exit_program_.get()
+                             : bpf_program__fd(ExitProgram(*skeleton_, attached_hook_));
+  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) == 0) {
     stats.run_count = info.run_cnt;
     stats.run_time_ns = info.run_time_ns;
     stats.missed = info.recursion_misses;

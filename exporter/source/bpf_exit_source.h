@@ -12,6 +12,7 @@
 #include "source/counter_pool.h"
 #include "source/exit_snapshot.h"
 #include "source/kernel_hook.h"
+#include "source/pinned_state.h"
 #include "source/program_loader.h"
 #include "source/program_stats.h"
 
@@ -36,6 +37,14 @@ class BpfExitSource {
   const std::string& hook_note() const { return hook_note_; }
   // The CO-RE BTF of the last attach attempt: what it held, its size, build time; or "".
   const std::string& core_btf_note() const { return core_btf_note_; }
+
+  // How this process's counts began (pinned state adopted, fresh, unpinned),
+  // and why fresh when there was a pinned state; valid once attached.
+  StateStart state_start() const { return state_start_; }
+  const std::string& state_note() const { return state_.why_fresh(); }
+  // Unix time (ns) since which the attached programs have counted without a
+  // reset: across restarts when the pinned state was adopted.
+  std::uint64_t counting_since_ns() const { return counting_since_ns_; }
 
   // Reads every map (batch lookups where the kernel has them), summing per-CPU values.
   // Returns "" or an error message; on error *snapshot is left empty.
@@ -78,6 +87,10 @@ class BpfExitSource {
   std::string hook_note_;
   std::string core_btf_note_;
   CounterPool counters_;
+  PinnedState state_;  // open when options_.state_path is set
+  StateStart state_start_ = StateStart::kUnpinned;
+  std::uint64_t counting_since_ns_ = 0;
+  UniqueFd adopted_exit_program_;  // the pinned exit program, when adopted
   // Drill-down counts of the last read: the next one reserves that many, so
   // 160,000 of them (1,000 VMs) are not copied a dozen times as they grow.
   mutable std::size_t last_drilldown_counts_ = 0;

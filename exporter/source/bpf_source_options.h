@@ -22,6 +22,9 @@ struct BpfSourceOptions {
   // Drill-down kinds whose programs are loaded and attached (none: none is).
   std::vector<DrilldownKind> drilldown{};
   std::string sys_root = "/sys";  // where to look for the kvm_amd / kvm_intel module and its BTF
+  // bpffs directory where the maps and links are pinned, so that counting
+  // outlives the process (kernel.state_path); "" pins nothing.
+  std::string state_path{};
 };
 
 }  // namespace kvmexit

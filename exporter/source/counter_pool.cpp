@@ -13,9 +13,35 @@
 
 namespace kvmexit {
 
-std::string CounterPool::Start(const kvm_exit_bpf& skeleton, bool exit_handling_time) {
+namespace {
+
+// Marks a removed key whose counts could not be retired (a count never reaches it).
+constexpr std::uint64_t kNotRetired = ~std::uint64_t{0};
+
+// Adds `count` to the retired count of `reason`. Only this process writes
+// the map, so read-then-write is exact.
+bool AddRetired(int fd, const host_exit_key& reason, std::uint64_t count) {
+  std::uint64_t total = 0;
+  if (bpf_map_lookup_elem(fd, &reason, &total) != 0) total = 0;
+  total += count;
+  return bpf_map_update_elem(fd, &reason, &total, BPF_ANY) == 0;
+}
+
+}  // namespace
+
+std::string CounterPool::Start(const kvm_exit_bpf& skeleton, bool exit_handling_time,
+                               bool adopted) {
   freed_ = 0;
   withheld_ = 0;
+  if (adopted) {
+    const std::uint32_t key = 0;
+    exporter_state state{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skeleton.maps.exporter_state), &key, &state) != 0) {
+      return "reading the pinned counter bookkeeping failed: " + ErrnoText(errno);
+    }
+    freed_ = std::min(state.counters_freed, bpf_map__max_entries(skeleton.maps.free_counters));
+    withheld_ = state.counters_withheld;
+  }
   times_ = ShardedArray{};
   const std::uint32_t shards = skeleton.rodata->counter_shard_mask + 1;
   if (std::string error = exits_.Map(bpf_map__fd(skeleton.maps.exit_counters), shards);
@@ -28,7 +54,9 @@ std::string CounterPool::Start(const kvm_exit_bpf& skeleton, bool exit_handling_
       return error;
     }
   }
-  if (std::string error = FreeMore(skeleton); !error.empty()) return error;
+  if (!adopted) {
+    if (std::string error = FreeMore(skeleton); !error.empty()) return error;
+  }
   return CreateProgramBarrier();
 }
 
@@ -48,11 +76,19 @@ std::string CounterPool::FreeMore(const kvm_exit_bpf& skeleton) {
   const std::uint32_t first = freed_ + 1;
   const std::uint32_t last = freed_ + std::min(kChunk, capacity - freed_);
   const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
+  // Recorded before the pushes: a process killed in between leaves indexes
+  // that were never pushed (capacity lost until a fresh start), never one
+  // pushed twice (two keys sharing a counter).
+  const std::uint32_t before = freed_;
+  freed_ = last;
+  if (std::string error = SaveBookkeeping(skeleton); !error.empty()) {
+    freed_ = before;
+    return error;
+  }
   for (std::uint32_t index = last; index >= first; --index) {
     if (bpf_map_update_elem(free_fd, nullptr, &index, BPF_ANY) != 0) {
       return "filling the free counter list failed: " + ErrnoText(errno);
     }
-    freed_ = std::max(freed_, index);
   }
   return "";
 }
@@ -79,8 +115,19 @@ std::vector<VmExitCount> CounterPool::TakeBack(const kvm_exit_bpf& skeleton,
   __atomic_add_fetch(&skeleton.bss->counter_epoch, 1, __ATOMIC_SEQ_CST);
   const bool quiet = WaitForRunningPrograms();
   const int free_fd = bpf_map__fd(skeleton.maps.free_counters);
+  const int retired_fd = bpf_map__fd(skeleton.maps.retired_counts);
   for (std::size_t i = 0; i < indexes.size(); ++i) {
     removed[i].count = exits_.Sum(indexes[i]);
+    // Retired before the counter is cleared: a process killed in between
+    // leaves the counter unreachable (the directory no longer names it), so
+    // no count is seen twice.
+    if (!AddRetired(retired_fd, {removed[i].key.isa, removed[i].key.exit_reason},
+                    removed[i].count)) {
+      // Its counts stay live instead, under the key again, for a later try.
+      bpf_map_update_elem(directory_fd, &removed[i].key, &indexes[i], BPF_NOEXIST);
+      removed[i].count = kNotRetired;
+      continue;
+    }
     // Without the wait a late exit could land in a reused counter: keep it
     // out of use instead (one counter less until restart, never a wrong count).
     if (!quiet) {
@@ -92,7 +139,24 @@ std::vector<VmExitCount> CounterPool::TakeBack(const kvm_exit_bpf& skeleton,
     times_.Set(indexes[i], 0);
     bpf_map_update_elem(free_fd, nullptr, &indexes[i], BPF_ANY);
   }
+  SaveBookkeeping(skeleton);  // withheld_; a failure costs capacity after a restart, not counts
+  std::erase_if(removed, [](const VmExitCount& entry) { return entry.count == kNotRetired; });
   return removed;
+}
+
+std::string CounterPool::SaveBookkeeping(const kvm_exit_bpf& skeleton) const {
+  const int fd = bpf_map__fd(skeleton.maps.exporter_state);
+  const std::uint32_t key = 0;
+  exporter_state state{};
+  if (bpf_map_lookup_elem(fd, &key, &state) != 0) {
+    return "reading the counter bookkeeping failed: " + ErrnoText(errno);
+  }
+  state.counters_freed = freed_;
+  state.counters_withheld = withheld_;
+  if (bpf_map_update_elem(fd, &key, &state, BPF_ANY) != 0) {
+    return "saving the counter bookkeeping failed: " + ErrnoText(errno);
+  }
+  return "";
 }
 
 std::string CounterPool::CreateProgramBarrier() {

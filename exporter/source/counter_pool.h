@@ -30,8 +30,10 @@ class CounterPool {
   // For a freshly loaded skeleton, before its programs attach: forgets the
   // counts of an earlier one, maps its counter arrays (exit_time_ns with
   // `exit_handling_time`), frees the first chunk (the first counters are
-  // free before the first exit) and creates the barrier maps.
-  std::string Start(const kvm_exit_bpf& skeleton, bool exit_handling_time);
+  // free before the first exit) and creates the barrier maps. `adopted`: the
+  // maps are a pinned state's, already counting: the pool goes on from the
+  // bookkeeping in exporter_state instead.
+  std::string Start(const kvm_exit_bpf& skeleton, bool exit_handling_time, bool adopted);
 
   // Hands the program more free counters when fewer than half a chunk are
   // left, given how many are in use. "" or an error message.
@@ -41,7 +43,8 @@ class CounterPool {
   std::string FreeMore(const kvm_exit_bpf& skeleton);
 
   // Removes `keys` from the directory, returning the counts they held in the
-  // end, and frees their counters (counts and handling time) for reuse.
+  // end, adds those to retired_counts (the host totals keep them) and frees
+  // their counters (counts and handling time) for reuse.
   std::vector<VmExitCount> TakeBack(const kvm_exit_bpf& skeleton,
                                     const std::vector<vm_exit_key>& keys);
 
@@ -60,6 +63,9 @@ class CounterPool {
   // Returns once every BPF program running at the call has finished (an RCU
   // grace period); false if the kernel refused the update that waits.
   bool WaitForRunningPrograms() const;
+  // Writes freed_ and withheld_ to exporter_state, where a restarted
+  // exporter that adopts the maps finds them.
+  std::string SaveBookkeeping(const kvm_exit_bpf& skeleton) const;
 
   ShardedArray exits_;
   ShardedArray times_;

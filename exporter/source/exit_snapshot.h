@@ -77,6 +77,7 @@ struct ExitSnapshot {
   std::vector<VmExitCount> vm_counts;  // one per live `vm_exits` entry
   ReasonCounts overflow;               // `host_overflow`: exits of VMs that found vm_exits full
   std::uint64_t lost = 0;              // exits stored nowhere (overflow table full too)
+  ReasonCounts retired;                // `retired_counts`: final counts of VMs taken back
   // Exit handling time (collector.exit_handling_time); empty and 0 when it is off.
   bool timing = false;                  // the kvm_entry program is attached
   ReasonHistograms exit_time;           // `exit_time_hist`: every timed exit on the host

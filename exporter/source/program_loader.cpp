@@ -97,9 +97,10 @@ std::string SizeMaps(kvm_exit_bpf& skeleton, const BpfSourceOptions& options) {
 void SkeletonDeleter::operator()(kvm_exit_bpf* skeleton) const { kvm_exit_bpf__destroy(skeleton); }
 
 std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
-                         std::uint32_t btf_vendor_isa, const CoreBtf& core_btf,
-                         SkeletonPtr* skeleton) {
+                         std::uint32_t btf_vendor_isa, const CoreBtf& core_btf, PinnedState* state,
+                         SkeletonPtr* skeleton, bool* adopted) {
   TakeLibbpfWarning();  // forget warnings of earlier attempts
+  *adopted = false;
   LIBBPF_OPTS(bpf_object_open_opts, open_opts);
   // A CO-RE target that is not the running vmlinux: libbpf then never loads
   // module BTF for relocations (nor lists BTF objects to find it).
@@ -108,8 +109,9 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
   if (!opened) return "opening the BPF object failed: " + ErrnoText(errno);
   kvm_exit_bpf& object = *opened;
   const std::size_t column = ProgramColumn(hook);
-  for (const ProgramRow& row :
-       MakeProgramTable(object, options.exit_handling_time, options.drilldown)) {
+  const ProgramTable table =
+      MakeProgramTable(object, options.exit_handling_time, options.drilldown);
+  for (const ProgramRow& row : table) {
     for (std::size_t c = 0; c < row.programs.size(); ++c) {
       bpf_program__set_autoload(row.programs[c], row.on && c == column);
     }
@@ -118,14 +120,42 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
   object.rodata->btf_vendor_isa = btf_vendor_isa;
   object.rodata->time_exits = options.exit_handling_time ? 1 : 0;
   if (std::string error = SizeMaps(object, options); !error.empty()) return error;
+  const bool adopting =
+      state != nullptr && state->PrepareLoad(object, hook, LinksToPin(object, options, hook));
+  if (adopting) {
+    // The pinned programs go on counting: loading ours would only run the verifier.
+    for (const ProgramRow& row : table) {
+      for (bpf_program* program : row.programs) bpf_program__set_autoload(program, false);
+    }
+  }
   if (int err = kvm_exit_bpf__load(&object); err != 0) {
     std::string detail = TakeLibbpfWarning();
+    if (adopting) {
+      // A pinned map that libbpf will not reuse (another size or type): the
+      // state is not ours to adopt after all.
+      state->Discard("a pinned map does not fit this configuration (libbpf: " + detail + ")");
+      return LoadPrograms(options, hook, btf_vendor_isa, core_btf, state, skeleton, adopted);
+    }
     return "loading the BPF program for " + HookTarget(hook, "kvm_exit") +
            " failed: " + ErrnoText(err) + (detail.empty() ? "" : " (libbpf: " + detail + ")") +
            (err == -EPERM || err == -EACCES ? PermissionHint(hook, false) : "");
   }
   *skeleton = std::move(opened);
+  *adopted = adopting;
   return "";
+}
+
+std::vector<PinnedLink> LinksToPin(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
+                                   KernelHook hook) {
+  const std::size_t column = ProgramColumn(hook);
+  std::vector<PinnedLink> links;
+  for (const ProgramRow& row :
+       MakeProgramTable(skeleton, options.exit_handling_time, options.drilldown)) {
+    if (!row.on) continue;
+    links.push_back(
+        {row.links[column], "link_" + std::string(bpf_program__name(row.programs[column]))});
+  }
+  return links;
 }
 
 std::string AttachPrograms(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "source/bpf_source_options.h"
 #include "source/core_btf.h"
 #include "source/kernel_hook.h"
+#include "source/pinned_state.h"
 
 struct kvm_exit_bpf;
 
@@ -26,11 +28,18 @@ using SkeletonPtr = std::unique_ptr<kvm_exit_bpf, SkeletonDeleter>;
 // Opens the BPF object, turns on `hook`'s programs that `options` asks for,
 // sizes the maps and loads it into *skeleton. btf_vendor_isa is the
 // KVM_EXIT_ISA_* of the vendor module for tp_btf and raw_tp; core_btf the
-// CO-RE target (libbpf's own without a path). "" or an error message
-// (*skeleton is then left as it was).
+// CO-RE target (libbpf's own without a path). With an open `state`, the
+// maps are pinned there, and when the pinned state fits (PinnedState::
+// PrepareLoad) its maps are adopted and no program is loaded: *adopted is
+// then true, and the caller adopts the pinned links instead of attaching.
+// "" or an error message (*skeleton is then left as it was).
 std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
-                         std::uint32_t btf_vendor_isa, const CoreBtf& core_btf,
-                         SkeletonPtr* skeleton);
+                         std::uint32_t btf_vendor_isa, const CoreBtf& core_btf, PinnedState* state,
+                         SkeletonPtr* skeleton, bool* adopted);
+
+// The links of `hook`'s programs that `options` turns on, with their pin names.
+std::vector<PinnedLink> LinksToPin(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
+                                   KernelHook hook);
 
 // Attaches the programs LoadPrograms loaded, in the table's order; the
 // skeleton owns the links. "" or an error message.

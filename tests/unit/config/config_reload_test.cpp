@@ -42,6 +42,7 @@ const KeyCase kKeyCases[] = {
     KeyCase{"kernel:\n  tracefs_path: /tmp/tracing\n", "kernel.tracefs_path", false},
     KeyCase{"kernel:\n  attach_retry_interval: 1s\n", "kernel.attach_retry_interval", false},
     KeyCase{"kernel:\n  hook: tracepoint\n", "kernel.hook", false},
+    KeyCase{"kernel:\n  state_path: /sys/fs/bpf/kvmx\n", "kernel.state_path", false},
     KeyCase{"collector:\n  per_vm: false\n", "collector.per_vm", false},
     KeyCase{"collector:\n  per_vcpu: true\n", "collector.per_vcpu", false},
     KeyCase{"collector:\n  exit_handling_time: true\n", "collector.exit_handling_time", false},

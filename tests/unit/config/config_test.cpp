@@ -94,6 +94,7 @@ kernel:
   tracefs_path: /sys/kernel/debug/tracing
   attach_retry_interval: 500ms
   hook: tracepoint
+  state_path: /sys/fs/bpf/kvmx
 collector:
   per_vm: false
   per_vcpu: True
@@ -123,6 +124,7 @@ vms:
   EXPECT_EQ(config.kernel.tracefs_path, "/sys/kernel/debug/tracing");
   EXPECT_EQ(config.kernel.attach_retry_interval, 500ms);
   EXPECT_EQ(config.kernel.hook, KernelHook::kTracepoint);
+  EXPECT_EQ(config.kernel.state_path, "/sys/fs/bpf/kvmx");
   EXPECT_FALSE(config.collector.per_vm);
   EXPECT_TRUE(config.collector.per_vcpu);
   EXPECT_TRUE(config.collector.exit_handling_time);  // off by default: its cost (README)
@@ -272,6 +274,10 @@ const BadConfig kBadConfigs[] = {
     // kernel.
     {"kernel:\n  tracefs_path: sys/kernel/tracing\n",
      "cfg.yml:2:17: kernel.tracefs_path must be an absolute path, got \"sys/kernel/tracing\""},
+    {"kernel:\n  state_path: sys/fs/bpf/kvm_exit_exporter\n",
+     "cfg.yml:2:15: kernel.state_path must be \"\" (keep no state) or an absolute path of a "
+     "directory on bpffs, got \"sys/fs/bpf/kvm_exit_exporter\""},
+    {"kernel:\n  state_path: /\n", "kernel.state_path must be"},
     {"kernel:\n  hook: kprobe\n",
      "cfg.yml:2:9: kernel.hook must be auto, tp_btf, raw_tp or tracepoint, got \"kprobe\""},
     {"kernel:\n  attach_retry_interval: 50ms\n",

@@ -142,10 +142,10 @@ TEST_F(VmTrackerTest, EndedVmIsKeptForGraceThenRetiredWithoutMovingHostTotals) {
   const std::vector<vm_exit_key> expired = tracker.ExpiredKeys(snapshot, attach_ + 63s);
   ASSERT_EQ(expired.size(), 2u);
   for (const vm_exit_key& key : expired) EXPECT_EQ(key.tgid, kPidB);
-  tracker.Retire({Entry(kPidB, kIo, 50), Entry(kPidB, kHlt, 1)});
-
+  // The source keeps the removed counts in its retired counts.
   ExitSnapshot after;
   after.vm_counts = {Entry(kPidA, kIo, 100)};
+  after.retired = {{kIo, 50}, {kHlt, 1}};
   const VmView view = tracker.View(after);
   EXPECT_EQ(view.host_totals, before);
   ASSERT_EQ(view.vms.size(), 1u);
@@ -163,10 +163,9 @@ TEST_F(VmTrackerTest, ReusedPidIsANewVmAndRetiresTheOldOneAtOnce) {
   processes_.Start(kPidA, "new", 999, 0);
   tracker.Observe(snapshot, attach_ + 2s, attach_);
   EXPECT_EQ(tracker.ExpiredKeys(snapshot, attach_ + 2s).size(), 1u);
-  tracker.Retire({Entry(kPidA, kIo, 10)});
-
   ExitSnapshot fresh;
   fresh.vm_counts = {Entry(kPidA, kIo, 3)};
+  fresh.retired = {{kIo, 10}};
   tracker.Observe(fresh, attach_ + 3s, attach_);
   const VmView view = tracker.View(fresh);
   ASSERT_EQ(view.vms.size(), 1u);
@@ -284,6 +283,42 @@ TEST_F(VmTrackerTest, VmStartedBeforeAttachHasNoBootWindow) {
   snapshot.vm_counts = {Entry(kPidA, kIo, 10)};
   tracker.Observe(snapshot, attach_ + 1s, attach_);
   EXPECT_TRUE(tracker.View(snapshot).boots.empty());
+}
+
+// A restarted exporter that adopted the pinned counts first sees a VM that
+// started while it was down: counting ran from the VM's start, so its window
+// is known while it is still open, and unknown (no figure, not 0) once its
+// end passed unobserved.
+TEST_F(VmTrackerTest, VmFirstSeenInsideItsWindowHasItsBootFigure) {
+  processes_.Start(kPidA, "alpha", 1, Seconds(attach_) + 100);
+  VmTracker tracker = MakeTracker({.boot_window = 60s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 700)};
+  tracker.Observe(snapshot, attach_ + 150s, attach_);
+  const VmView view = tracker.View(snapshot);
+  ASSERT_EQ(view.boots.size(), 1u);
+  EXPECT_EQ(view.boots[0].counts.at(kIo), 700u);
+}
+
+TEST_F(VmTrackerTest, VmFirstSeenAfterItsWindowHasNoBootFigure) {
+  processes_.Start(kPidA, "alpha", 1, Seconds(attach_) + 100);
+  VmTracker tracker = MakeTracker({.boot_window = 60s});
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {Entry(kPidA, kIo, 700)};
+  tracker.Observe(snapshot, attach_ + 161s, attach_);
+  tracker.Observe(snapshot, attach_ + 162s, attach_);
+  EXPECT_TRUE(tracker.View(snapshot).boots.empty());
+  EXPECT_TRUE(closed_boots_.empty());
+}
+
+TEST(SnapshotByVmTest, HostTotalsIncludeRetiredCounts) {
+  ExitSnapshot snapshot;
+  snapshot.vm_counts = {{{7, 0xffffffffU, 2, 0x7b}, 5}};
+  snapshot.overflow = {{{2, 0x7b}, 3}};
+  snapshot.retired = {{{2, 0x7b}, 100}, {{2, 0x78}, 1}};
+  const SnapshotByVm by_vm(snapshot);
+  EXPECT_EQ(by_vm.totals.at({2, 0x7b}), 108u);
+  EXPECT_EQ(by_vm.totals.at({2, 0x78}), 1u);
 }
 
 TEST(SnapshotByVmTest, GroupsEntriesByVmWithReasonsInOrder) {
