@@ -11,6 +11,7 @@ build_packages=(
   prometheus-cpp-dev libmicrohttpd-dev libyaml-cpp-dev libcli11-dev
   libre2-dev # vms.naming_rules regexes
   libcap-dev # exporter/app/privileges.cpp: drop capabilities after attaching
+  libsystemd-dev # exporter/source/systemd_fd_store.cpp: the BPF state in systemd's fd store
   libgnutls28-dev libcrypt-dev # --web.config.file: client certificates (GnuTLS), bcrypt (libxcrypt)
   dpkg-dev file # the Debian package: cpack -G DEB computes Depends with dpkg-shlibdeps (and file)
 )

@@ -165,11 +165,11 @@ void ExporterApp::TryAttach() {
           (source_.core_btf_note().empty() ? "" : "; " + source_.core_btf_note()));
   switch (source_.state_start()) {
     case StateStart::kAdopted:
-      LogInfo("BPF state: adopted the programs and counts pinned in " + config_.kernel.state_path +
+      LogInfo("BPF state: adopted the programs and counts kept in " + source_.state_where() +
               "; counting without a reset since " + FormatUnixTime(source_.counting_since_ns()));
       break;
     case StateStart::kFresh:
-      LogInfo("BPF state: started fresh, pinned in " + config_.kernel.state_path + " (" +
+      LogInfo("BPF state: started fresh, kept in " + source_.state_where() + " (" +
               source_.state_note() + ")");
       break;
     case StateStart::kUnpinned:

@@ -46,8 +46,18 @@ std::string BpfExitSource::Attach() {
   if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
     return missing;
   }
-  if (!options_.state_path.empty() && !state_.open()) {
-    if (std::string error = state_.Open(options_.state_path); !error.empty()) return error;
+  // Where the state that outlives the process is kept: the configured bpffs
+  // directory, else systemd's fd store when the unit offers one, else nowhere.
+  if (!state_chosen_) {
+    if (!options_.state_path.empty()) {
+      std::string error;
+      std::unique_ptr<StateStore> store = OpenBpffsStore(options_.state_path, &error);
+      if (!store) return error;
+      state_.Use(std::move(store));
+    } else {
+      state_.Use(OpenSystemdFdStore());
+    }
+    state_chosen_ = true;
   }
   HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
   if (!choice.error.empty()) return choice.error;
@@ -108,9 +118,7 @@ std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vend
       !error.empty())
     return error;
   const std::vector<PinnedLink> links = LinksToPin(*skeleton, options_, hook);
-  adopted_exit_program_.reset();
   if (adopted) {
-    adopted_exit_program_ = state_.OpenExitProgram();
     if (std::string error = state_.AdoptLinks(links); !error.empty()) {
       state_.Discard(error);
       return LoadAndAttach(hook, btf_vendor_isa, core_btf);  // fresh: nothing pinned now
@@ -264,8 +272,8 @@ BpfProgramStats BpfExitSource::ProgramStats() const {
   bpf_prog_info info{};
   std::uint32_t length = sizeof(info);
   // An adopted state's exit program is the pinned one: this skeleton loaded none.
-  const int program_fd = adopted_exit_program_.valid()
-                             ? adopted_exit_program_.get()
+  const int program_fd = state_start_ == StateStart::kAdopted
+                             ? state_.adopted_exit_program()
                              : bpf_program__fd(ExitProgram(*skeleton_, attached_hook_));
   if (bpf_obj_get_info_by_fd(program_fd, &info, &length) == 0) {
     stats.run_count = info.run_cnt;

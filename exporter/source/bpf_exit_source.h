@@ -42,6 +42,8 @@ class BpfExitSource {
   // and why fresh when there was a pinned state; valid once attached.
   StateStart state_start() const { return state_start_; }
   const std::string& state_note() const { return state_.why_fresh(); }
+  // Where the state is kept ("" when nowhere), for the log.
+  std::string state_where() const { return state_.where(); }
   // Unix time (ns) since which the attached programs have counted without a
   // reset: across restarts when the pinned state was adopted.
   std::uint64_t counting_since_ns() const { return counting_since_ns_; }
@@ -87,10 +89,10 @@ class BpfExitSource {
   std::string hook_note_;
   std::string core_btf_note_;
   CounterPool counters_;
-  PinnedState state_;  // open when options_.state_path is set
+  PinnedState state_;  // with a store when the state outlives the process
   StateStart state_start_ = StateStart::kUnpinned;
   std::uint64_t counting_since_ns_ = 0;
-  UniqueFd adopted_exit_program_;  // the pinned exit program, when adopted
+  bool state_chosen_ = false;  // state_ has its store (or none) for good
   // Drill-down counts of the last read: the next one reserves that many, so
   // 160,000 of them (1,000 VMs) are not copied a dozen times as they grow.
   mutable std::size_t last_drilldown_counts_ = 0;

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// The BPF state that outlives the process (config kernel.state_path): every
-// map and link of the object pinned under one bpffs directory, so that the
-// programs keep counting while the exporter restarts. A starting exporter
-// adopts what it finds there when the same layout, hook and configuration
-// made it, and otherwise removes it and starts fresh, saying why.
+// The BPF state that outlives the process: every map, link and the exit
+// program kept in a StateStore (a bpffs directory, kernel.state_path, or
+// systemd's file descriptor store), so that the programs keep counting while
+// the exporter restarts. A starting exporter adopts what it finds there when
+// the same layout, hook and configuration made it, and otherwise removes it
+// and starts fresh, saying why.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "source/kernel_hook.h"
+#include "source/state_store.h"
 #include "util/unique_fd.h"
 
 struct kvm_exit_bpf;
@@ -22,71 +25,73 @@ namespace kvmexit {
 
 // How this process's counts began.
 enum class StateStart {
-  kUnpinned,  // no state directory: the counts end with the process
-  kFresh,     // pinned from now on; nothing to adopt, or what was there did not fit
-  kAdopted,   // the pinned programs kept counting; this process took them over
+  kUnpinned,  // nowhere to keep state: the counts end with the process
+  kFresh,     // kept from now on; nothing to adopt, or what was there did not fit
+  kAdopted,   // the kept programs went on counting; this process took them over
 };
 std::string_view StateStartName(StateStart start);
 
-// A program's link and where it is pinned.
+// A program's link and the name it is kept under: "link_" + program name.
 struct PinnedLink {
-  bpf_link** link;   // the skeleton's slot
-  std::string name;  // file name in the directory: "link_" + program name
+  bpf_link** link;  // the skeleton's slot
+  std::string name;
 };
 
 class PinnedState {
  public:
-  // Opens `directory` (creating it) on bpffs and locks it against a second
-  // exporter. "" or what is wrong and what to do.
-  std::string Open(const std::string& directory);
-  bool open() const { return directory_fd_.valid(); }
-  const std::string& directory() const { return directory_; }
+  // Keeps the state in `store` (null: nowhere).
+  void Use(std::unique_ptr<StateStore> store) { store_ = std::move(store); }
+  bool open() const { return store_ != nullptr; }
+  // Where the state is kept, for messages ("" when nowhere).
+  std::string where() const { return store_ ? store_->where() : ""; }
 
-  // The hook of a complete pinned state, to be tried first.
+  // The hook of a complete kept state, to be tried first.
   std::optional<KernelHook> PinnedHook() const;
 
   // Before load, on an opened (not loaded) skeleton whose rodata and sizes
-  // are set for `hook`: true when the pinned state was made by this layout,
-  // hook and configuration and has every link in `links` (then the caller
-  // loads no program). Otherwise removes the pins and sets why_fresh().
-  // Either way every map gets its pin path, so loading adopts or pins it.
+  // are set for `hook`: true when the kept state was made by this layout,
+  // hook and configuration, has every map, each fitting the skeleton's, and
+  // every link in `links`. The skeleton then reuses the kept maps and the
+  // caller loads no program. Otherwise removes what is kept and sets
+  // why_fresh().
   bool PrepareLoad(kvm_exit_bpf& object, KernelHook hook, const std::vector<PinnedLink>& links);
 
-  // Adoption did not work out after all (a pinned map does not fit, a link
-  // will not open): removes the pins, so that the next load starts fresh.
+  // Adoption did not work out after all: removes what is kept, so that the
+  // next load starts fresh.
   void Discard(const std::string& why);
 
-  // After an adopting load: opens the pinned links into the skeleton's slots.
+  // After an adopting load: takes the kept links (held until destruction;
+  // the store keeps them attached after that) and the exit program.
   std::string AdoptLinks(const std::vector<PinnedLink>& links);
 
-  // After a fresh attach: pins the links and the exit program (whose run
-  // statistics an adopting process reads), then marks the state complete
-  // with `hook` and the time counting began.
+  // After a fresh attach: keeps every map, link and the exit program (whose
+  // run statistics an adopting process reads), then the state marker with
+  // `hook` and the time counting began: last, so that a crash half-way
+  // leaves a state without a marker, which the next start replaces.
   std::string Commit(const kvm_exit_bpf& object, KernelHook hook,
                      const std::vector<PinnedLink>& links, const bpf_program* exit_program);
 
-  // The pinned exit program of an adopted state, for its run statistics.
-  UniqueFd OpenExitProgram() const;
-
-  // Unix time (ns) since which the pinned programs count: the attach time of
-  // the links, read at PrepareLoad (adopted) or set by Commit.
+  // The kept exit program of an adopted state (invalid otherwise).
+  int adopted_exit_program() const { return adopted_exit_program_.get(); }
+  // Unix time (ns) since which the kept programs count: read at PrepareLoad
+  // (adopted) or set by Commit.
   std::uint64_t counting_since_ns() const { return counting_since_ns_; }
   // Why the last PrepareLoad or Discard started fresh ("" when it adopted).
   const std::string& why_fresh() const { return why_fresh_; }
 
-  // Removes every pin the exporter makes from `directory` and the directory
-  // itself: the programs detach once no process holds them. Refuses while an
-  // exporter holds the directory. "" or what failed; nothing there is "".
-  static std::string Release(const std::string& directory);
+  // Removes every pin the exporter makes from the bpffs directory `path`, and
+  // the directory itself: the programs detach once no process holds them.
+  // Refuses while an exporter holds it. "" or what failed; nothing there is "".
+  static std::string Release(const std::string& path);
 
  private:
-  // Removes this layout's pins (state marker first, so a crash in between
-  // leaves no state that looks complete), and every "link_" pin.
-  void RemovePins() const;
-  std::string PathOf(const std::string& name) const { return directory_ + "/" + name; }
+  // Removes the exporter's objects from the store (the marker first, so a
+  // crash in between leaves no state that looks complete); logs the others.
+  void RemoveKept() const;
 
-  std::string directory_;
-  UniqueFd directory_fd_;  // holds the lock
+  std::unique_ptr<StateStore> store_;
+  std::vector<UniqueFd> adopted_links_;
+  UniqueFd adopted_exit_program_;
   std::uint64_t counting_since_ns_ = 0;
   std::string why_fresh_;
   std::string discarded_why_;  // Discard's reason, for the PrepareLoad that follows

@@ -126,7 +126,7 @@ TEST_F(PinnedStateTest, ARestartedSourceAdoptsTheProgramsAndEveryCount) {
     AttachOrSkip(first);
     if (HasFatalFailure() || IsSkipped()) return;
     EXPECT_EQ(first.state_start(), StateStart::kFresh);
-    EXPECT_THAT(first.state_note(), HasSubstr("nothing pinned"));
+    EXPECT_THAT(first.state_note(), HasSubstr("nothing kept"));
     ASSERT_EQ(first.FillForTesting({{kIo, 1234}, {kHlt, 1}, {kEnded, 50}}), "");
     ASSERT_EQ(first.Remove({kEnded}).size(), 1u);  // an ended VM: into the retired counts
     since = first.counting_since_ns();
@@ -235,7 +235,7 @@ TEST_F(PinnedStateTest, AForeignMapUnderOurNameIsNotAdopted) {
   BpfExitSource second(Options());
   AttachOrSkip(second);
   EXPECT_EQ(second.state_start(), StateStart::kFresh);
-  EXPECT_THAT(second.state_note(), HasSubstr("does not fit"));
+  EXPECT_THAT(second.state_note(), HasSubstr("the kept map host_overflow does not fit"));
   ExitSnapshot snapshot;
   EXPECT_EQ(second.Read(&snapshot), "");
 }
