@@ -300,6 +300,118 @@ else
   for c in counts_vm_lv counts_vm_qa counts_vm_qb counts_host_total; do fail "$c" "the exporter never attached"; done
 fi
 
+# ---- 6b. Restarts keep counting (issue 25) ----------------------------------------
+# The VMs run again; the service is restarted by systemctl, then killed
+# (Restart=on-failure starts it again after RestartSec=5s). Each new process
+# must adopt the programs, maps and links systemd kept in its file descriptor
+# store, so that exits made while no exporter ran are counted: with the VMs
+# paused again, every VM's counts and the host totals equal the hist trigger
+# (set before the VMs started) exactly, and no scrape ever saw a counter go
+# back.
+section "restarts"
+resume_vms() {
+  timeout 30 virsh resume "$LV_NAME" >>"$WORK/virsh.log" 2>&1 || info "virsh resume failed"
+  for p in "$qa_pid" "$qb_pid"; do [[ -z $p ]] || kill -CONT "$p"; done
+}
+pause_vms() {
+  timeout 30 virsh suspend "$LV_NAME" >>"$WORK/virsh.log" 2>&1 || info "virsh suspend failed"
+  for p in "$qa_pid" "$qb_pid"; do [[ -z $p ]] || kill -STOP "$p"; done
+}
+# settle_hist OUT: waits until the hist trigger stops changing, then writes it to OUT
+settle_hist() {
+  hist_by_pid "$WORK/settle.a"
+  for _ in $(seq 1 30); do
+    sleep 1
+    hist_by_pid "$WORK/settle.b"
+    cmp -s "$WORK/settle.a" "$WORK/settle.b" && break
+    mv "$WORK/settle.b" "$WORK/settle.a"
+  done
+  cp "$WORK/settle.b" "$1"
+}
+# adopted NAME SINCE: PASS when the running service adopted the kept state
+# and counts since SINCE (kvm_exit_exporter_counting_since_timestamp_seconds)
+adopted() {
+  if ! wait_attached 60; then
+    fail "$1" "kvm_exit_exporter_bpf_attached is not 1 60 s after the restart"
+    show journalctl -u "$UNIT" --no-pager -o cat -n 10
+    return
+  fi
+  local start since
+  start=$(metric_values "$WORK/attach.prom" kvm_exit_exporter_bpf_state_info start | awk '$2 == 1 { print $1 }')
+  since=$(metric "$WORK/attach.prom" kvm_exit_exporter_counting_since_timestamp_seconds)
+  info "$1: MainPID $(main_pid), state start=${start:-none}, counting since $since, fd store $(systemctl show -p NFileDescriptorStore --value "$UNIT")"
+  if [[ $start == adopted && $since == "$2" ]]; then
+    pass "$1"
+  else
+    fail "$1" "bpf_state_info start=\"${start:-none}\", counting since $since (expected adopted, since $2)"
+    show journalctl -u "$UNIT" --no-pager -o cat -n 10
+  fi
+}
+# Scrapes every half second while the service restarts, for the monotonicity check.
+watch_counters() {
+  local n=0
+  while [[ ! -e $WORK/watch.stop ]]; do
+    if scrape_to "$WORK/watch.prom"; then
+      n=$((n + 1))
+      grep -E '^kvm_(vm_)?exits_total\{' "$WORK/watch.prom" | sed "s/^/$n /" >>"$WORK/watch.txt"
+    fi
+    sleep 0.5
+  done
+}
+restart_since=''
+if [[ $ATTACHED == 1 ]]; then
+  restart_since=$(metric "$WORK/paused.prom" kvm_exit_exporter_counting_since_timestamp_seconds)
+  fdstore=$(systemctl show -p NFileDescriptorStore --value "$UNIT")
+  info "before the restarts: counting since $restart_since, $fdstore descriptors in systemd's fd store"
+  if [[ ${fdstore:-0} -gt 0 ]]; then pass fd_store_filled; else fail fd_store_filled "systemd holds no descriptor of the service (NFileDescriptorStore=${fdstore:-?})"; fi
+  resume_vms
+  : >"$WORK/watch.txt"
+  rm -f "$WORK/watch.stop"
+  watch_counters &
+  watcher=$!
+  sleep 3
+  systemctl restart "$UNIT"
+  adopted restart_adopted "$restart_since"
+  sleep 3
+  old_pid=$(main_pid)
+  systemctl kill -s KILL "$UNIT"
+  info "killed MainPID $old_pid with SIGKILL"
+  sleep 1
+  adopted crash_adopted "$restart_since"
+  sleep 3
+  touch "$WORK/watch.stop"
+  wait "$watcher"
+  pause_vms
+  settle_hist "$WORK/hist.restarts"
+  sleep 2
+  scrape_to "$WORK/restarts.prom"
+  for v in "lv:$lv_pid" "qa:$qa_pid" "qb:$qb_pid"; do
+    [[ -n ${v#*:} ]] || { fail "restarts_counts_vm_${v%%:*}" "no VMM"; continue; }
+    hist_for_pid "$WORK/hist.restarts" "${v#*:}" >"$WORK/hist-r-${v%%:*}.txt"
+    exporter_by_code "$WORK/restarts.prom" kvm_vm_exits_total "pid=${v#*:}" >"$WORK/exp-r-${v%%:*}.txt"
+    compare "restarts_counts_vm_${v%%:*}" "VM ${v%%:*} across two restarts" "$WORK/exp-r-${v%%:*}.txt" "$WORK/hist-r-${v%%:*}.txt"
+  done
+  awk '{ c[$2] += $3 } END { for (k in c) print k, c[k] }' "$WORK/hist.restarts" | sort -n >"$WORK/hist-r-host.txt"
+  exporter_by_code "$WORK/restarts.prom" kvm_exits_total "" >"$WORK/exp-r-host.txt"
+  compare restarts_counts_host_total "the host across two restarts" "$WORK/exp-r-host.txt" "$WORK/hist-r-host.txt"
+  info "exits while restarting: $(awk '{ s += $2 } END { print s }' "$WORK/exp-r-host.txt") now, $(awk '{ s += $2 } END { print s }' "$WORK/exp-host.txt") before"
+  # Per series, in scrape order: a value below the one before is a reset.
+  decreased=$(awk '{ v = $NF; key = $0; sub(/^[0-9]+ /, "", key); sub(/ [^ ]*$/, "", key)
+                     if ((key in last) && v + 0 < last[key] + 0) printf "%s: %s -> %s; ", key, last[key], v
+                     last[key] = v }' "$WORK/watch.txt")
+  scrapes=$(awk 'END { print $1 }' "$WORK/watch.txt")
+  if [[ -z $decreased && ${scrapes:-0} -gt 10 ]]; then
+    pass restarts_no_counter_decreased
+    info "$scrapes scrapes during the restarts, $(awk '{ print $2 }' "$WORK/watch.txt" | sort -u | wc -l) series, none decreased"
+  else
+    fail restarts_no_counter_decreased "${decreased:-only ${scrapes:-0} scrapes}"
+  fi
+else
+  for c in fd_store_filled restart_adopted crash_adopted restarts_counts_host_total restarts_no_counter_decreased; do
+    fail "$c" "the exporter never attached"
+  done
+fi
+
 # ---- 7. Upgrade over the running service ---------------------------------------------
 section "upgrade"
 old_pid=$(main_pid) old_version=$(dpkg-query -W -f '${Version}' "$PKG" 2>/dev/null)
@@ -319,6 +431,8 @@ else
   fail upgrade_restarted "service $(systemctl is-active "$UNIT"), MainPID $old_pid -> $new_pid"
 fi
 if wait_attached 40; then pass upgrade_attached; else fail upgrade_attached "kvm_exit_exporter_bpf_attached is not 1 40 s after the upgrade"; fi
+# The upgrade's restart keeps the BPF state of the same layout: adopted.
+adopted upgrade_adopted "$restart_since"
 
 # ---- 8. Remove, purge, journal ---------------------------------------------------------
 section "remove and purge"
@@ -327,6 +441,29 @@ if [[ $(systemctl is-active "$UNIT") != active && ! -e /usr/bin/kvm_exit_exporte
   pass apt_remove
 else
   fail apt_remove "after remove: service $(systemctl is-active "$UNIT"), binary $(ls /usr/bin/kvm_exit_exporter 2>&1), conffile $(ls /etc/kvm_exit_exporter/config.yml 2>&1)"
+fi
+# A deliberate stop detaches everything: systemd closed its fd store, so no
+# program holds kvm any more. With the VMs and the hist trigger gone, kvm
+# unloads.
+timeout 30 virsh destroy "$LV_NAME" >/dev/null 2>&1
+for p in "$qa_pid" "$qb_pid"; do [[ -z $p ]] || kill -KILL "$p" 2>/dev/null; done
+echo "!hist:keys=$HIST_KEYS:size=8192" >"$KVM_EXIT_EVENT/trigger" 2>/dev/null
+sleep 2
+fdstore=$(systemctl show -p NFileDescriptorStore --value "$UNIT" 2>/dev/null)
+kvm_refs="refcnt $(cat /sys/module/kvm/refcnt 2>/dev/null), holders $(find /sys/module/kvm/holders -mindepth 1 -printf '%f ' 2>/dev/null)"
+if modprobe -r kvm_amd kvm 2>"$WORK/modprobe.log" && ! grep -q '^kvm ' /proc/modules; then
+  pass stop_unloads_kvm
+  info "after the stop: fd store ${fdstore:-0}, kvm had $kvm_refs; kvm_amd and kvm unloaded"
+  modprobe kvm_amd 2>/dev/null || true
+else
+  fail stop_unloads_kvm "modprobe -r kvm_amd kvm: $(tr '\n' ' ' <"$WORK/modprobe.log") (kvm $kvm_refs, fd store ${fdstore:-?})"
+fi
+# bpffs's own maps.debug and progs.debug are the kernel's, not pins.
+pins=$(find /sys/fs/bpf -mindepth 1 ! -name maps.debug ! -name progs.debug -printf '%P ' 2>/dev/null)
+if [[ -z $pins ]]; then
+  pass stop_leaves_no_pin
+else
+  fail stop_leaves_no_pin "in /sys/fs/bpf: $pins"
 fi
 DEBIAN_FRONTEND=noninteractive timeout 300 apt-get purge -y "$PKG" >"$WORK/apt-purge.log" 2>&1 || fail apt_purge "apt-get purge failed"
 left=()
