@@ -216,8 +216,10 @@ static inline int kvm_drilldown_add(struct drilldown_slot *slots, __u32 slots_nr
  * link of the object under one bpffs directory, so that the programs keep
  * counting while it restarts, and a new process adopts what it finds there
  * when it was made by the same layout and configuration. The layout version
- * changes whenever a map, a value layout or a program's meaning changes; a
- * process that finds another version starts fresh (and says so).
+ * changes whenever what user space keeps there changes; the programs
+ * themselves are compared by a hash of the BPF object they came from, so a
+ * build with other programs never adopts these. A process that finds another
+ * version or object starts fresh (and says so).
  */
 #ifndef KVM_EXIT_STATE_LAYOUT /* a test build of the "next" layout defines its own (tests/e2e) */
 #define KVM_EXIT_STATE_LAYOUT 1
@@ -233,6 +235,7 @@ struct exporter_state {
 	__u64 counting_since_ns; /* CLOCK_REALTIME when those links attached */
 	__u32 counters_freed;    /* counter indexes 1..this were handed to free_counters (or are about to be) */
 	__u32 counters_withheld; /* indexes of ended VMs kept out of use */
+	__u64 object_hash;       /* of the BPF object the programs came from: another build's are not adopted */
 };
 
 /*

@@ -66,6 +66,16 @@ std::optional<exporter_state> ReadMarker(const StateStore& store) {
   return state;
 }
 
+// FNV-1a of the BPF object embedded in this build: programs and maps from
+// another build's object (a fix in a program, say) are not adopted.
+std::uint64_t ObjectHash() {
+  std::size_t size = 0;
+  const auto* bytes = static_cast<const unsigned char*>(kvm_exit_bpf__elf_bytes(&size));
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ULL;
+  return hash;
+}
+
 std::optional<KernelHook> HookOf(std::uint32_t code) {
   for (const auto& [hook, name] : kKernelHookTable) {
     if (hook != KernelHook::kAuto && static_cast<std::uint32_t>(hook) == code) return hook;
@@ -124,6 +134,9 @@ bool PinnedState::PrepareLoad(kvm_exit_bpf& object, KernelHook hook,
     if (state->layout != KVM_EXIT_STATE_LAYOUT) {
       return "the kept state has layout " + std::to_string(state->layout) + ", this build " +
              std::to_string(KVM_EXIT_STATE_LAYOUT);
+    }
+    if (state->object_hash != ObjectHash()) {
+      return "the kept programs come from another build's BPF object";
     }
     const std::optional<KernelHook> kept_hook = HookOf(state->hook);
     if (kept_hook != hook) {
@@ -219,6 +232,7 @@ std::string PinnedState::Commit(const kvm_exit_bpf& object, KernelHook hook,
   state.layout = KVM_EXIT_STATE_LAYOUT;
   state.hook = static_cast<std::uint32_t>(hook);
   state.counting_since_ns = counting_since_ns_;
+  state.object_hash = ObjectHash();
   if (bpf_map_update_elem(marker_fd, &key, &state, BPF_ANY) != 0) {
     return "writing the state marker failed: " + ErrnoText(errno);
   }

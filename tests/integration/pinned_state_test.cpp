@@ -201,6 +201,28 @@ TEST_F(PinnedStateTest, AnotherLayoutVersionStartsFresh) {
                         std::to_string(KVM_EXIT_STATE_LAYOUT)));
 }
 
+// A build whose BPF programs differ (a fix in a program, same layout).
+TEST_F(PinnedStateTest, AnotherBuildsProgramsAreNotAdopted) {
+  {
+    BpfExitSource first(Options());
+    AttachOrSkip(first);
+    if (HasFatalFailure() || IsSkipped()) return;
+  }
+  const int fd = bpf_obj_get(Pin("exporter_state").c_str());
+  ASSERT_GE(fd, 0);
+  const std::uint32_t key = 0;
+  exporter_state state{};
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &state), 0);
+  state.object_hash ^= 1;
+  ASSERT_EQ(bpf_map_update_elem(fd, &key, &state, BPF_ANY), 0);
+  ::close(fd);
+
+  BpfExitSource second(Options());
+  AttachOrSkip(second);
+  EXPECT_EQ(second.state_start(), StateStart::kFresh);
+  EXPECT_THAT(second.state_note(), HasSubstr("another build's BPF object"));
+}
+
 TEST_F(PinnedStateTest, AMissingMapStartsFresh) {
   {
     BpfExitSource first(Options());
