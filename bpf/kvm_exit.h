@@ -225,6 +225,9 @@ static inline int kvm_drilldown_add(struct drilldown_slot *slots, __u32 slots_nr
 #define KVM_EXIT_STATE_LAYOUT 1
 #endif
 
+/* Buckets of kvm_vm_boot_exits_count (exporter/render/self_metrics.h): 9 bounds and +Inf. */
+#define KVM_EXIT_BOOT_EXITS_BUCKETS 10
+
 /*
  * Value of `exporter_state` (an array of one entry no program reads): the
  * exporter's own bookkeeping, kept in the kernel with the counts it belongs to.
@@ -236,6 +239,9 @@ struct exporter_state {
 	__u32 counters_freed;    /* counter indexes 1..this were handed to free_counters (or are about to be) */
 	__u32 counters_withheld; /* indexes of ended VMs kept out of use */
 	__u64 object_hash;       /* of the BPF object the programs came from: another build's are not adopted */
+	/* kvm_vm_boot_exits_count so far, per bucket (not cumulative), and its sum */
+	__u64 boot_exits_buckets[KVM_EXIT_BOOT_EXITS_BUCKETS];
+	__u64 boot_exits_sum;
 };
 
 /*

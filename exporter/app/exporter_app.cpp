@@ -76,7 +76,10 @@ ExporterApp::ExporterApp(Config config)
                                 .boot_window = config_.vms.boot_window,
                                 .drilldown_max_keys = config_.collector.drilldown_max_keys,
                                 .on_boot_window_closed =
-                                    [this](std::uint64_t exits) { self_.BootWindowClosed(exits); }},
+                                    [this](std::uint64_t exits) {
+                                      self_.BootWindowClosed(exits);
+                                      source_.KeepBootWindow(BootExitsBucket(exits), exits);
+                                    }},
                MakeResolver(config_.vms.naming_rules),
                [](std::uint32_t pid) { return ReadStartTicks(kProcRoot, pid); }),
       rates_(config_.rates.window) {
@@ -154,6 +157,12 @@ void ExporterApp::TryAttach() {
   self_.Attached(source_.hook());
   self_.BpfStateStarted(StateStartName(source_.state_start()),
                         static_cast<double>(source_.counting_since_ns()) / 1e9);
+  if (source_.state_start() == StateStart::kAdopted) {
+    // The boot windows closed before this process: the histogram goes on.
+    const BpfExitSource::BootExitsKept kept = source_.KeptBootExits();
+    self_.BootWindowsBefore(std::vector<double>(kept.buckets.begin(), kept.buckets.end()),
+                            static_cast<double>(kept.sum));
+  }
   // The kernel's own reason names are readable now that kvm is loaded.
   std::string note;
   names_ = ReasonNames::Load(config_.kernel.tracefs_path, &note);

@@ -17,20 +17,31 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "source/exit_snapshot.h"
 #include "source/program_stats.h"
 
 namespace kvmexit {
 
-// Upper bounds of kvm_vm_boot_exits_count (exits per VM boot).
+// Upper bounds of kvm_vm_boot_exits_count (exits per VM boot); with +Inf
+// they are the KVM_EXIT_BOOT_EXITS_BUCKETS kept with the BPF state.
 inline const prometheus::Histogram::BucketBoundaries& BootExitsBuckets() {
   static const prometheus::Histogram::BucketBoundaries bounds = {1e3, 3e3, 1e4, 3e4, 1e5,
                                                                  3e5, 1e6, 3e6, 1e7};
   return bounds;
+}
+
+// The bucket of BootExitsBuckets() (its size: +Inf) that counts `exits`.
+inline std::size_t BootExitsBucket(std::uint64_t exits) {
+  const auto& bounds = BootExitsBuckets();
+  std::size_t bucket = 0;
+  while (bucket < bounds.size() && static_cast<double>(exits) > bounds[bucket]) ++bucket;
+  return bucket;
 }
 
 // Upper bounds of kvm_exit_exporter_scrape_duration_seconds: a scrape takes
@@ -60,6 +71,12 @@ class SelfMetrics {
   void ReasonNamesFrom(std::string_view origin);  // "kernel" or "uapi"
   void BootWindowClosed(std::uint64_t boot_exits) {
     boot_exits_.Observe(static_cast<double>(boot_exits));
+  }
+  // kvm_vm_boot_exits_count's figures kept by an earlier process (per
+  // bucket of BootExitsBuckets() and +Inf, not cumulative; their sum),
+  // added once when this one adopts them.
+  void BootWindowsBefore(const std::vector<double>& buckets, double sum) {
+    boot_exits_.ObserveMultiple(buckets, sum);
   }
   void ScrapeTook(double seconds) { scrape_duration_.Observe(seconds); }
   // One collector.vcpu_time sample (the /proc reads of every vCPU thread)

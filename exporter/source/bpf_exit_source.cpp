@@ -266,6 +266,31 @@ std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts
   return FillMapsForTesting(*skeleton_, counters_, counts, drilldown);
 }
 
+BpfExitSource::BootExitsKept BpfExitSource::KeptBootExits() const {
+  BootExitsKept kept;
+  if (!skeleton_) return kept;
+  const std::uint32_t key = 0;
+  exporter_state state{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.exporter_state), &key, &state) == 0) {
+    std::copy(std::begin(state.boot_exits_buckets), std::end(state.boot_exits_buckets),
+              kept.buckets.begin());
+    kept.sum = state.boot_exits_sum;
+  }
+  return kept;
+}
+
+void BpfExitSource::KeepBootWindow(std::size_t bucket, std::uint64_t exits) {
+  if (!skeleton_ || bucket >= KVM_EXIT_BOOT_EXITS_BUCKETS) return;
+  // Only this process writes the entry (the programs never do): read, add, write.
+  const int fd = bpf_map__fd(skeleton_->maps.exporter_state);
+  const std::uint32_t key = 0;
+  exporter_state state{};
+  if (bpf_map_lookup_elem(fd, &key, &state) != 0) return;
+  ++state.boot_exits_buckets[bucket];
+  state.boot_exits_sum += exits;
+  bpf_map_update_elem(fd, &key, &state, BPF_ANY);
+}
+
 BpfProgramStats BpfExitSource::ProgramStats() const {
   BpfProgramStats stats;
   if (!skeleton_) return stats;

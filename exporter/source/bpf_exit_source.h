@@ -2,11 +2,16 @@
 // Owns the BPF program and its maps: load, attach (and retry), read snapshots, retire VMs.
 #pragma once
 
+#include <linux/types.h>  // kvm_exit.h's __u32, __u64
+
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "kvm_exit.h"
 #include "source/bpf_source_options.h"
 #include "source/core_btf.h"
 #include "source/counter_pool.h"
@@ -47,6 +52,17 @@ class BpfExitSource {
   // Unix time (ns) since which the attached programs have counted without a
   // reset: across restarts when the pinned state was adopted.
   std::uint64_t counting_since_ns() const { return counting_since_ns_; }
+
+  // The boot-window histogram kept with the state (exporter_state), so that
+  // kvm_vm_boot_exits_count goes on across restarts that adopt it: the
+  // figures so far (all zero unless adopted), and one closed window's total
+  // added to bucket `bucket`.
+  struct BootExitsKept {
+    std::array<std::uint64_t, KVM_EXIT_BOOT_EXITS_BUCKETS> buckets{};
+    std::uint64_t sum = 0;
+  };
+  BootExitsKept KeptBootExits() const;
+  void KeepBootWindow(std::size_t bucket, std::uint64_t exits);
 
   // Reads every map (batch lookups where the kernel has them), summing per-CPU values.
   // Returns "" or an error message; on error *snapshot is left empty.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace kvmexit {
 namespace {
@@ -124,6 +125,29 @@ TEST(SelfMetricsTest, BootExitsHistogramKeepsItsBucketLabels) {
                         "kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 2",
                         "kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 2",
                     });
+}
+
+// What a restarted exporter adopts: the windows an earlier process closed,
+// kept per bucket (BootExitsBucket) with the state, go on in the histogram.
+TEST(SelfMetricsTest, BootWindowsOfAnEarlierProcessContinueTheHistogram) {
+  std::vector<double> kept(BootExitsBuckets().size() + 1, 0.0);
+  kept[BootExitsBucket(9001)] += 1;        // le 10000
+  kept[BootExitsBucket(2'000'000)] += 1;   // le 3000000
+  kept[BootExitsBucket(20'000'000)] += 1;  // +Inf
+  EXPECT_EQ(BootExitsBucket(1000), 0u);    // le is inclusive
+  EXPECT_EQ(BootExitsBucket(1001), 1u);
+  EXPECT_EQ(BootExitsBucket(20'000'000), BootExitsBuckets().size());
+  SelfMetrics metrics;
+  metrics.BootWindowsBefore(kept, 22'009'001);
+  metrics.BootWindowClosed(500);
+  ExpectLines(Text(metrics), {
+                                 "kvm_vm_boot_exits_count_count 4",
+                                 "kvm_vm_boot_exits_count_sum 22009501",
+                                 "kvm_vm_boot_exits_count_bucket{le=\"1000\"} 1",
+                                 "kvm_vm_boot_exits_count_bucket{le=\"10000\"} 2",
+                                 "kvm_vm_boot_exits_count_bucket{le=\"3000000\"} 3",
+                                 "kvm_vm_boot_exits_count_bucket{le=\"+Inf\"} 4",
+                             });
 }
 
 TEST(SelfMetricsTest, ScrapeDurationIsAHistogramInSeconds) {
