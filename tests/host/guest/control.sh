@@ -372,6 +372,9 @@ if [[ $ATTACHED == 1 ]]; then
   sleep 3
   systemctl restart "$UNIT"
   adopted restart_adopted "$restart_since"
+  # The boot windows closed before the restart stay in the histogram.
+  expect_eq restart_keeps_boot_histogram "kvm_vm_boot_exits_count_count after the restart" \
+    "$(metric "$WORK/attach.prom" kvm_vm_boot_exits_count_count)" "$(metric "$WORK/paused.prom" kvm_vm_boot_exits_count_count)"
   sleep 3
   old_pid=$(main_pid)
   systemctl kill -s KILL "$UNIT"
