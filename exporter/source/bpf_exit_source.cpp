@@ -43,11 +43,11 @@ BpfExitSource::~BpfExitSource() = default;
 
 std::string BpfExitSource::Attach() {
   if (skeleton_) return "";
-  if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
-    return missing;
-  }
   // Where the state that outlives the process is kept: the configured bpffs
   // directory, else systemd's fd store when the unit offers one, else nowhere.
+  // First, so that systemd's descriptors are taken at the first attempt
+  // (in the main thread, before any other starts), even when kvm is not
+  // loaded yet.
   if (!state_chosen_) {
     if (!options_.state_path.empty()) {
       std::string error;
@@ -58,6 +58,9 @@ std::string BpfExitSource::Attach() {
       state_.Use(OpenSystemdFdStore());
     }
     state_chosen_ = true;
+  }
+  if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
+    return missing;
   }
   HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
   if (!choice.error.empty()) return choice.error;
