@@ -20,6 +20,17 @@
 namespace kvmexit {
 namespace {
 
+// Frees sd_listen_fds_with_names's NULL-terminated list: libsystemd
+// allocates it with malloc, so free() is the only way back.
+struct NamesDeleter {
+  void operator()(char** names) const {
+    for (char** name = names; *name != nullptr; ++name) {
+      std::free(*name);  // NOLINT(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory)
+    }
+    std::free(names);  // NOLINT(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory)
+  }
+};
+
 class SystemdFdStore final : public StateStore {
  public:
   explicit SystemdFdStore(std::map<std::string, UniqueFd> passed) : fds_(std::move(passed)) {}
@@ -32,7 +43,7 @@ class SystemdFdStore final : public StateStore {
   }
   UniqueFd Get(const std::string& name) const override {
     const auto it = fds_.find(name);
-    if (it == fds_.end()) return UniqueFd();
+    if (it == fds_.end()) return {};
     return UniqueFd(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
   }
   std::string Put(const std::string& name, int fd) override {
@@ -70,16 +81,13 @@ std::unique_ptr<StateStore> OpenSystemdFdStore() {
   // environment is cleared, so a later call (an attach retry) finds none.
   static std::atomic<bool> taken{false};
   if (!taken.exchange(true)) {
-    char** names = nullptr;
-    const int count = sd_listen_fds_with_names(1, &names);
+    char** raw_names = nullptr;
+    const int count = sd_listen_fds_with_names(1, &raw_names);
+    const std::unique_ptr<char*, NamesDeleter> names(raw_names);
     for (int i = 0; i < count; ++i) {
       const int fd = SD_LISTEN_FDS_START + i;
       ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      passed.emplace(names != nullptr && names[i] != nullptr ? names[i] : "", UniqueFd(fd));
-    }
-    if (names != nullptr) {
-      for (int i = 0; i < count; ++i) std::free(names[i]);
-      std::free(names);
+      passed.emplace(names && names.get()[i] != nullptr ? names.get()[i] : "", UniqueFd(fd));
     }
   }
   return std::make_unique<SystemdFdStore>(std::move(passed));
