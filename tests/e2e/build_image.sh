@@ -16,7 +16,9 @@
 # Environment: E2E_VENDOR (svm, the default, or vmx: the folder whose
 # vendor.sh, checks.sh and modules go in), E2E_CHECKS (a script installed as
 # /e2e/checks.sh instead of the vendor's: bench/exit_cost), E2E_KERNEL (the
-# kernel line, see kernel_package_from_apt), VCPU_TIME_VMM.
+# kernel line, see kernel_package_from_apt), VCPU_TIME_VMM, NEXT_LAYOUT_EXPORTER
+# (the kvmexit_exporter_next_layout build, copied with an exporter as
+# /bin/kvm_exit_exporter_next_layout; unset: the restart checks skip the upgrade).
 # Writes OUT_DIR/image/vmlinuz and OUT_DIR/image/initramfs.cpio.gz. Installs
 # the Debian packages it needs. Cached steps are skipped, so a second run with
 # unchanged inputs takes about a second.
@@ -135,6 +137,11 @@ extract_kernel() {
 SRCS=()
 DESTS=()
 add_file() { SRCS+=("$1"); DESTS+=("$2"); }
+has_dest() {
+  local d
+  for d in "${DESTS[@]}"; do [[ $d != "$1" ]] || return 0; done
+  return 1
+}
 
 # The exporter and every shared library ldd finds for it, dynamic loader included.
 add_dynamic_binary() {
@@ -145,7 +152,7 @@ add_dynamic_binary() {
     die "ldd $bin: missing libraries: $(ldd "$bin" | grep 'not found' | tr -s ' \t' ' ')"
   fi
   while read -r lib; do
-    add_file "$(readlink -f "$lib")" "$lib"
+    has_dest "$lib" || add_file "$(readlink -f "$lib")" "$lib"
   done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 }
 
@@ -157,6 +164,11 @@ collect_files() {
   add_file "$VCPU_TIME_VMM" /bin/vcpu_time_vmm
   if [[ -n $exporter ]]; then
     add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
+    # The build with the next pinned-state layout: the restart checks'
+    # upgrade (lib/restart_checks.sh; they skip it without this).
+    if [[ -n ${NEXT_LAYOUT_EXPORTER:-} ]]; then
+      add_dynamic_binary "$NEXT_LAYOUT_EXPORTER" /bin/kvm_exit_exporter_next_layout
+    fi
   fi
   # perf kvm stat, the independent tool the handling-time checks compare with.
   add_dynamic_binary "$(command -v perf)" /bin/perf
@@ -227,6 +239,8 @@ main() {
   [[ -n $out ]] || usage
   [[ -z $exporter || -x $exporter ]] || die "exporter binary '$exporter' is not an executable file"
   [[ -z $vmm || -x $vmm ]] || die "VMM binary '$vmm' is not an executable file"
+  [[ -z ${NEXT_LAYOUT_EXPORTER:-} || -x $NEXT_LAYOUT_EXPORTER ]] \
+    || die "NEXT_LAYOUT_EXPORTER '$NEXT_LAYOUT_EXPORTER' is not an executable file"
 
   ensure_packages qemu-system-x86 busybox-static cpio gzip xz-utils linux-perf
   mkdir -p "$out"

@@ -14,7 +14,7 @@
 #   parse      metric metric_count metric_values metric_is no_series metric_delta
 #   kernel     kernel_reason_name hist_enable hist_snapshot hist_delta snapshot_delta
 #   VMMs       vmm_start vmm_spawn vmm_run vmm_wait vmm_stop vmm_kill vmm_pid vmm_out vmm_field
-#   exporter   have_exporter exporter_start exporter_stop as_unit check_unit_identity
+#   exporter   have_exporter exporter_start exporter_stop exporter_kill as_unit check_unit_identity
 #   scrape     scrape scrape_until exporter_snapshot
 #   host       host_requested host_ask
 
@@ -474,6 +474,18 @@ exporter_stop() {
     fail exporter_stop "exporter pid $EXPORTER_PID still running 10 s after SIGTERM"
     kill -KILL "$EXPORTER_PID" 2>/dev/null || true
   fi
+  wait "$EXPORTER_PID" 2>/dev/null || true
+  EXPORTER_PID=
+}
+
+# exporter_kill: ends the exporter with SIGKILL, as a crash would (no clean-up
+# of its own runs)
+exporter_kill() {
+  [ -n "$EXPORTER_PID" ] || return 0
+  if [ "$FAILED" -gt "${EXPORTER_FAILED_BEFORE:-$FAILED}" ]; then
+    show_file exporter "$EXPORTER_LOG" 30
+  fi
+  kill -KILL "$EXPORTER_PID" 2>/dev/null || true
   wait "$EXPORTER_PID" 2>/dev/null || true
   EXPORTER_PID=
 }

@@ -35,6 +35,9 @@ set -o pipefail
 # Big hosts (issue 29): width, map memory, migrating vCPUs.
 # shellcheck source=../lib/host_width_checks.sh
 . /e2e/host_width_checks.sh
+# Restarts with the BPF state pinned, an upgrade, a deliberate stop (issue 25).
+# shellcheck source=../lib/restart_checks.sh
+. /e2e/restart_checks.sh
 
 # Every exporter phase uses short rate windows so that the rate checks are quick.
 RATES_CONFIG='rates:
@@ -320,9 +323,10 @@ kernel:
 $RATES_CONFIG"
     phase_vcpu_time
     lifecycle_main
+    phase_restarts # unloads kvm_amd and kvm, then loads them again
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts map_memory migrating_vcpus attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck kvm_module; do
+    for c in exporter_counts map_memory migrating_vcpus attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck restarts kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi

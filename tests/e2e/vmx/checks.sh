@@ -22,6 +22,23 @@ set -o pipefail
 # Big hosts (issue 29): width, map memory.
 # shellcheck source=../lib/host_width_checks.sh
 . /e2e/host_width_checks.sh
+# Helpers of the restart phase: check_boot_figures (boot windows), the kvm
+# modules' rmmod and insmod. Their own phases do not run here.
+# shellcheck source=../lib/lifecycle_checks.sh
+. /e2e/lifecycle_checks.sh
+# shellcheck source=../lib/kvm_module_checks.sh
+. /e2e/kvm_module_checks.sh
+# Restarts with the BPF state pinned, an upgrade, a deliberate stop (issue 25):
+# fewer exits than the AMD suite's, a longer steady VM and boot window (an
+# exporter takes about 6 s to start under Bochs, adopting or not).
+RESTART_STEADY_S=26
+RESTART_GAP_IO=1000
+RESTART_GAP_CPUID=500
+RESTART_UPGRADE_IO=500
+RESTART_UPGRADE_CPUID=200
+RESTART_BOOT_WINDOW_S=12
+# shellcheck source=../lib/restart_checks.sh
+. /e2e/restart_checks.sh
 
 # Host totals and per-VM counts of two VMMs at once, then the cross-check.
 # $1: phase name and tag prefix, $2: expected hook, $3: exporter config.
@@ -98,6 +115,8 @@ $TIMING_CONFIG"
   hook: tracepoint"
     # perf kvm stat on the same workload (issue 13); Bochs is slow, so fewer exits.
     phase_perf_kvm_stat 500 500 "$TIMING_CONFIG"
+    # Last: it unloads kvm_intel and kvm (and loads them again).
+    phase_restarts
   else
     skip exporter "no exporter binary in the image"
   fi
