@@ -28,8 +28,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 const dockerDir = resolve(root, "deploy/docker");
 
-const RUNTIME_PACKAGES = ["libbpf1", "libprometheus-cpp-core1.0", "libyaml-cpp0.7", "libmicrohttpd12",
-  "zlib1g", "libcap2", "libre2-9", "libgnutls30", "libcrypt1"];
+// The runtime stage installs the package's Depends (tests/docs/package_depends.txt,
+// what dpkg-shlibdeps computes: one list for the .deb and the image) except
+// what debian:bookworm-slim already has.
+const IN_BASE_IMAGE = new Set(["libc6", "libgcc-s1", "libstdc++6"]);
+const RUNTIME_PACKAGES = readFileSync(resolve(root, "tests/docs/package_depends.txt"), "utf8")
+  .split("\n")
+  .filter((line) => line.trim() !== "" && !line.startsWith("#"))
+  .map((line) => line.trim().split(/[\s,(]/)[0])
+  .filter((name) => !IN_BASE_IMAGE.has(name));
 
 const readYaml = (path) => YAML.parse(readFileSync(path, "utf8"));
 
