@@ -16,6 +16,7 @@
 
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
+#include "source/exporter_state_map.h"
 #include "source/hook_choice.h"
 #include "source/kernel_checks.h"
 #include "source/libbpf_log.h"
@@ -272,26 +273,21 @@ std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts
 BpfExitSource::BootExitsKept BpfExitSource::KeptBootExits() const {
   BootExitsKept kept;
   if (!skeleton_) return kept;
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.exporter_state), &key, &state) == 0) {
-    std::copy(std::begin(state.boot_exits_buckets), std::end(state.boot_exits_buckets),
+  if (const std::optional<exporter_state> state =
+          ReadExporterState(bpf_map__fd(skeleton_->maps.exporter_state))) {
+    std::copy(std::begin(state->boot_exits_buckets), std::end(state->boot_exits_buckets),
               kept.buckets.begin());
-    kept.sum = state.boot_exits_sum;
+    kept.sum = state->boot_exits_sum;
   }
   return kept;
 }
 
 void BpfExitSource::KeepBootWindow(std::size_t bucket, std::uint64_t exits) {
   if (!skeleton_ || bucket >= KVM_EXIT_BOOT_EXITS_BUCKETS) return;
-  // Only this process writes the entry (the programs never do): read, add, write.
-  const int fd = bpf_map__fd(skeleton_->maps.exporter_state);
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  if (bpf_map_lookup_elem(fd, &key, &state) != 0) return;
-  ++state.boot_exits_buckets[bucket];
-  state.boot_exits_sum += exits;
-  bpf_map_update_elem(fd, &key, &state, BPF_ANY);
+  UpdateExporterState(bpf_map__fd(skeleton_->maps.exporter_state), [&](exporter_state& state) {
+    ++state.boot_exits_buckets[bucket];
+    state.boot_exits_sum += exits;
+  });
 }
 
 BpfProgramStats BpfExitSource::ProgramStats() const {

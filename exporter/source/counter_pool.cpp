@@ -10,6 +10,7 @@
 
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
+#include "source/exporter_state_map.h"
 
 namespace kvmexit {
 
@@ -34,13 +35,11 @@ std::string CounterPool::Start(const kvm_exit_bpf& skeleton, bool exit_handling_
   freed_ = 0;
   withheld_ = 0;
   if (adopted) {
-    const std::uint32_t key = 0;
-    exporter_state state{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skeleton.maps.exporter_state), &key, &state) != 0) {
-      return "reading the pinned counter bookkeeping failed: " + ErrnoText(errno);
-    }
-    freed_ = std::min(state.counters_freed, bpf_map__max_entries(skeleton.maps.free_counters));
-    withheld_ = state.counters_withheld;
+    const std::optional<exporter_state> state =
+        ReadExporterState(bpf_map__fd(skeleton.maps.exporter_state));
+    if (!state) return "reading the pinned counter bookkeeping failed: " + ErrnoText(errno);
+    freed_ = std::min(state->counters_freed, bpf_map__max_entries(skeleton.maps.free_counters));
+    withheld_ = state->counters_withheld;
   }
   times_ = ShardedArray{};
   const std::uint32_t shards = skeleton.rodata->counter_shard_mask + 1;
@@ -145,18 +144,12 @@ std::vector<VmExitCount> CounterPool::TakeBack(const kvm_exit_bpf& skeleton,
 }
 
 std::string CounterPool::SaveBookkeeping(const kvm_exit_bpf& skeleton) const {
-  const int fd = bpf_map__fd(skeleton.maps.exporter_state);
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  if (bpf_map_lookup_elem(fd, &key, &state) != 0) {
-    return "reading the counter bookkeeping failed: " + ErrnoText(errno);
-  }
-  state.counters_freed = freed_;
-  state.counters_withheld = withheld_;
-  if (bpf_map_update_elem(fd, &key, &state, BPF_ANY) != 0) {
-    return "saving the counter bookkeeping failed: " + ErrnoText(errno);
-  }
-  return "";
+  std::string error =
+      UpdateExporterState(bpf_map__fd(skeleton.maps.exporter_state), [this](exporter_state& state) {
+        state.counters_freed = freed_;
+        state.counters_withheld = withheld_;
+      });
+  return error.empty() ? "" : "saving the counter bookkeeping: " + error;
 }
 
 std::string CounterPool::CreateProgramBarrier() {

@@ -14,6 +14,7 @@
 #include "kvm_exit.h"
 #include "kvm_exit.skel.h"
 #include "source/errno_text.h"
+#include "source/exporter_state_map.h"
 #include "util/log.h"
 
 namespace kvmexit {
@@ -60,10 +61,7 @@ std::optional<exporter_state> ReadMarker(const StateStore& store) {
       info.key_size != sizeof(std::uint32_t) || info.value_size != sizeof(exporter_state)) {
     return std::nullopt;
   }
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  if (bpf_map_lookup_elem(fd.get(), &key, &state) != 0) return std::nullopt;
-  return state;
+  return ReadExporterState(fd.get());
 }
 
 // FNV-1a of the BPF object embedded in this build: programs and maps from
@@ -220,21 +218,19 @@ std::string PinnedState::Commit(const kvm_exit_bpf& object, KernelHook hook,
                                 const std::vector<PinnedLink>& links,
                                 const bpf_program* exit_program) {
   const int marker_fd = bpf_map__fd(object.maps.exporter_state);
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  if (bpf_map_lookup_elem(marker_fd, &key, &state) != 0) {
-    return "reading the state marker failed: " + ErrnoText(errno);
-  }
   counting_since_ns_ =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
-  state.layout = KVM_EXIT_STATE_LAYOUT;
-  state.hook = static_cast<std::uint32_t>(hook);
-  state.counting_since_ns = counting_since_ns_;
-  state.object_hash = ObjectHash();
-  if (bpf_map_update_elem(marker_fd, &key, &state, BPF_ANY) != 0) {
-    return "writing the state marker failed: " + ErrnoText(errno);
+  if (std::string error = UpdateExporterState(marker_fd,
+                                              [&](exporter_state& state) {
+                                                state.layout = KVM_EXIT_STATE_LAYOUT;
+                                                state.hook = static_cast<std::uint32_t>(hook);
+                                                state.counting_since_ns = counting_since_ns_;
+                                                state.object_hash = ObjectHash();
+                                              });
+      !error.empty()) {
+    return "writing the state marker: " + error;
   }
   std::vector<std::pair<std::string, int>> objects;
   bpf_map* map = nullptr;

@@ -23,6 +23,7 @@
 
 #include "kvm_exit.h"
 #include "source/bpf_exit_source.h"
+#include "source/exporter_state_map.h"
 #include "source/pinned_state.h"
 
 namespace kvmexit {
@@ -109,6 +110,13 @@ class PinnedStateTest : public ::testing::Test {
     ASSERT_EQ(error, "");
   }
   std::string Pin(const std::string& name) const { return state_path_ + "/" + name; }
+  // Changes the pinned state marker as another build would have written it.
+  template <typename Edit>
+  void EditMarker(Edit edit) const {
+    const UniqueFd fd(bpf_obj_get(Pin("exporter_state").c_str()));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(UpdateExporterState(fd.get(), edit), "");
+  }
 
   std::string mount_point_;
   std::string state_path_;
@@ -184,14 +192,7 @@ TEST_F(PinnedStateTest, AnotherLayoutVersionStartsFresh) {
     if (HasFatalFailure() || IsSkipped()) return;
   }
   // What an older or newer build would have left.
-  const int fd = bpf_obj_get(Pin("exporter_state").c_str());
-  ASSERT_GE(fd, 0);
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &state), 0);
-  state.layout = KVM_EXIT_STATE_LAYOUT + 1;
-  ASSERT_EQ(bpf_map_update_elem(fd, &key, &state, BPF_ANY), 0);
-  ::close(fd);
+  EditMarker([](exporter_state& state) { state.layout = KVM_EXIT_STATE_LAYOUT + 1; });
 
   BpfExitSource second(Options());
   AttachOrSkip(second);
@@ -208,14 +209,7 @@ TEST_F(PinnedStateTest, AnotherBuildsProgramsAreNotAdopted) {
     AttachOrSkip(first);
     if (HasFatalFailure() || IsSkipped()) return;
   }
-  const int fd = bpf_obj_get(Pin("exporter_state").c_str());
-  ASSERT_GE(fd, 0);
-  const std::uint32_t key = 0;
-  exporter_state state{};
-  ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &state), 0);
-  state.object_hash ^= 1;
-  ASSERT_EQ(bpf_map_update_elem(fd, &key, &state, BPF_ANY), 0);
-  ::close(fd);
+  EditMarker([](exporter_state& state) { state.object_hash ^= 1; });
 
   BpfExitSource second(Options());
   AttachOrSkip(second);
