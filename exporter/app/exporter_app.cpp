@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "app/privileges.h"
+#include "config/duration.h"
 #include "config/config_reload.h"
 #include "identity/vm_identity.h"
 #include "render/exit_metrics.h"
@@ -55,6 +56,12 @@ std::string FormatUnixTime(std::uint64_t unix_ns) {
   return text;
 }
 
+std::vector<DrilldownKind> FollowedKindNames(const Config::Collector& collector) {
+  std::vector<DrilldownKind> kinds;
+  for (const auto& entry : collector.FollowedKinds()) kinds.push_back(entry.kind);
+  return kinds;
+}
+
 std::string OriginName(ReasonNames::Origin origin) {
   return origin == ReasonNames::Origin::kKernelTracepoint ? "kernel" : "uapi";
 }
@@ -69,6 +76,7 @@ ExporterApp::ExporterApp(Config config)
                                .exit_handling_time = config_.collector.exit_handling_time,
                                .hook = config_.kernel.hook,
                                .drilldown = config_.collector.drilldown,
+                               .drilldown_follow = FollowedKindNames(config_.collector),
                                .state_path = config_.kernel.state_path}),
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
@@ -84,6 +92,12 @@ ExporterApp::ExporterApp(Config config)
                [](std::uint32_t pid) { return ReadStartTicks(kProcRoot, pid); }),
       rates_(config_.rates.window) {
   self_.ReasonNamesFrom(OriginName(names_.origin()));
+  std::vector<std::pair<std::string, std::string>> drilldown_modes;
+  for (const DrilldownKind kind : config_.collector.DrilldownLoaded()) {
+    drilldown_modes.emplace_back(DrilldownKindName(kind),
+                                 config_.collector.DrilldownOn(kind) ? "always" : "auto");
+  }
+  self_.DrilldownKinds(drilldown_modes);
   // As Prometheus does: the timestamp says when the running configuration was
   // loaded, from the start on.
   self_.ConfigLoaded(true);
@@ -172,6 +186,7 @@ void ExporterApp::TryAttach() {
           "); exit reason names from " + OriginName(names_.origin()) +
           (note.empty() ? "" : " (" + note + ")") +
           (source_.core_btf_note().empty() ? "" : "; " + source_.core_btf_note()));
+  StartFollowingStorms();
   switch (source_.state_start()) {
     case StateStart::kAdopted:
       LogInfo("BPF state: adopted the programs and counts kept in " + source_.state_where() +
@@ -183,6 +198,59 @@ void ExporterApp::TryAttach() {
       break;
     case StateStart::kUnpinned:
       break;
+  }
+}
+
+void ExporterApp::StartFollowingStorms() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<DrilldownTrigger> triggers;
+  for (const Config::Collector::DrilldownAuto::Kind& entry : config_.collector.FollowedKinds()) {
+    DrilldownTrigger trigger{.kind = entry.kind, .reasons = {}};
+    // The names of this kernel's vendor; the other vendor's find no code.
+    for (const std::string& reason : entry.reasons) {
+      for (const std::uint32_t isa : {KVM_EXIT_ISA_VMX, KVM_EXIT_ISA_SVM}) {
+        if (const std::optional<std::uint32_t> code = names_.Code(isa, reason)) {
+          trigger.reasons.push_back({isa, *code});
+        }
+      }
+    }
+    triggers.push_back(std::move(trigger));
+  }
+  follower_ = DrilldownFollower(std::move(triggers),
+                                static_cast<double>(config_.collector.drilldown_auto.threshold),
+                                config_.collector.drilldown_auto.hold);
+  for (const DrilldownKind kind : config_.collector.DrilldownLoaded()) {
+    const bool attached = source_.DrilldownAttached(kind);
+    if (follower_.follows(kind)) follower_.Confirm(kind, attached, now);
+    self_.DrilldownAttached(DrilldownKindName(kind), attached, false);
+  }
+}
+
+void ExporterApp::FollowStorms(const ExitSnapshot& snapshot) {
+  const auto now = std::chrono::steady_clock::now();
+  for (const DrilldownFollower::Switch& change : follower_.Sample(snapshot.vm_counts, now)) {
+    const std::string error = source_.SetDrilldownAttached(change.kind, change.attach);
+    const bool attached = source_.DrilldownAttached(change.kind);
+    follower_.Confirm(change.kind, attached, now);
+    const std::string kind(DrilldownKindName(change.kind));
+    if (!error.empty()) {
+      self_.DrilldownSwitchFailed();
+      // Tried again at every sample while the storm lasts: logged once.
+      if (std::exchange(last_follow_error_[change.kind], error) != error) {
+        LogWarn("drill-down " + kind + " (collector.drilldown_auto): " + error);
+      }
+      continue;
+    }
+    last_follow_error_.erase(change.kind);
+    self_.DrilldownAttached(kind, attached, true);
+    const auto& follow = config_.collector.drilldown_auto;
+    const std::string rate = std::to_string(static_cast<std::uint64_t>(change.rate));
+    LogInfo(change.attach ? "drill-down " + kind + " attached: a VM made " + rate +
+                                " exits/s of its reasons (collector.drilldown_auto.threshold " +
+                                std::to_string(follow.threshold) + ")"
+                          : "drill-down " + kind + " detached: every VM below " +
+                                std::to_string(follow.threshold) + " exits/s of its reasons for " +
+                                FormatDuration(follow.hold));
   }
 }
 
@@ -250,6 +318,7 @@ std::chrono::milliseconds ExporterApp::SampleExits() {
     self_.CounterReuseFailed();
     LogWarn("BPF counters: " + error);
   }
+  FollowStorms(*snapshot);
   const SnapshotByVm by_vm(*snapshot);
   tracker_.Observe(by_vm, wall_now, attach_time_);
   // Totals before retiring: the removed counts move from the per-VM counters
@@ -329,7 +398,7 @@ std::string ExporterApp::Scrape() {
                                     .exit_buckets = SelectExitBuckets(
                                         config_.collector.exit_handling_buckets.min,
                                         config_.collector.exit_handling_buckets.max),
-                                    .drilldown = config_.collector.drilldown,
+                                    .drilldown = config_.collector.DrilldownLoaded(),
                                     .drilldown_max_keys = config_.collector.drilldown_max_keys},
                       out);
     if (config_.collector.vcpu_time && config_.collector.per_vm) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <optional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "config/config.h"
 #include "http/http_server.h"
+#include "model/drilldown_follower.h"
 #include "model/rate_tracker.h"
 #include "model/vcpu_time.h"
 #include "model/vm_tracker.h"
@@ -69,6 +71,11 @@ class ExporterApp {
   // The exit part of a sample (attach retries, rates, retiring ended VMs),
   // with mutex_ held; returns the sample interval.
   std::chrono::milliseconds SampleExits();
+  // collector.drilldown_auto, with mutex_ held: after an attach, the rules
+  // for the kinds that follow storms and whether each is attached already
+  // (adopted); at each sample, the switches the counts call for.
+  void StartFollowingStorms();
+  void FollowStorms(const ExitSnapshot& snapshot);
   // Called with mutex_ held: logs why the reload is refused and reports it.
   bool RefuseReload(const std::string& why);
 
@@ -86,6 +93,8 @@ class ExporterApp {
   ReasonNames names_;
   VmTracker tracker_;
   RateTracker rates_;
+  DrilldownFollower follower_;
+  std::map<DrilldownKind, std::string> last_follow_error_;  // per kind, logged once
   std::string last_attach_error_;
   std::chrono::steady_clock::time_point next_attach_attempt_;
   std::chrono::system_clock::time_point attach_time_;

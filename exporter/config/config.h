@@ -64,6 +64,49 @@ struct Config {
     bool DrilldownOn(DrilldownKind kind) const {
       return std::find(drilldown.begin(), drilldown.end(), kind) != drilldown.end();
     }
+    // Drill-down that follows storms: each kind listed here (and not in
+    // `drilldown`, which keeps it attached always) is loaded at start but attached only while some
+    // VM makes more than `threshold` exits per second of the kind's `reasons`, and detached once
+    // that rate has stayed below it for `hold` (model/drilldown_follower.h). Calm, no drill-down
+    // program runs; in a storm, the items the known-storm rules need appear.
+    struct DrilldownAuto {
+      struct Kind {
+        DrilldownKind kind = DrilldownKind::kIo;
+        // Exit reason names of either vendor (IO_INSTRUCTION, io): the exits
+        // that lead to the kind's tracepoint.
+        std::vector<std::string> reasons;
+        friend bool operator==(const Kind&, const Kind&) = default;
+      };
+      std::vector<Kind> kinds = {
+          {DrilldownKind::kIo, {"IO_INSTRUCTION", "io"}},
+          {DrilldownKind::kMsr, {"MSR_READ", "MSR_WRITE", "msr"}},
+          {DrilldownKind::kMmio, {"EPT_MISCONFIG", "APIC_ACCESS", "npf"}},
+          {DrilldownKind::kUserspace, {"IO_INSTRUCTION", "EPT_MISCONFIG", "io", "npf"}},
+      };
+      std::uint32_t threshold = 500;  // exits per second of one VM
+      std::chrono::milliseconds hold{120'000};
+      bool Follows(DrilldownKind kind) const {
+        return std::any_of(kinds.begin(), kinds.end(),
+                           [kind](const Kind& entry) { return entry.kind == kind; });
+      }
+      friend bool operator==(const DrilldownAuto&, const DrilldownAuto&) = default;
+    } drilldown_auto;
+    // The kinds that follow storms: drilldown_auto's, less those always attached.
+    std::vector<DrilldownAuto::Kind> FollowedKinds() const {
+      std::vector<DrilldownAuto::Kind> followed;
+      for (const DrilldownAuto::Kind& entry : drilldown_auto.kinds) {
+        if (!DrilldownOn(entry.kind)) followed.push_back(entry);
+      }
+      return followed;
+    }
+    // Every kind whose program is loaded: drilldown and drilldown_auto's, ascending.
+    std::vector<DrilldownKind> DrilldownLoaded() const {
+      std::vector<DrilldownKind> kinds = drilldown;
+      for (const DrilldownAuto::Kind& entry : drilldown_auto.kinds) kinds.push_back(entry.kind);
+      std::sort(kinds.begin(), kinds.end());
+      kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
+      return kinds;
+    }
     friend bool operator==(const Collector&, const Collector&) = default;
   } collector;
 

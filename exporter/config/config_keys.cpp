@@ -66,6 +66,8 @@ const std::vector<ConfigKey>& ConfigKeys() {
       Key<&Config::collector, &Collector::exit_handling_buckets>("collector.exit_handling_buckets",
                                                                  ReadExitHandlingBuckets),
       Key<&Config::collector, &Collector::drilldown>("collector.drilldown", ReadDrilldownKinds),
+      Key<&Config::collector, &Collector::drilldown_auto>("collector.drilldown_auto",
+                                                          ReadDrilldownAuto),
       Key<&Config::collector, &Collector::drilldown_max_keys>("collector.drilldown_max_keys",
                                                               Integer(1, kMaxDrilldownKeys)),
 

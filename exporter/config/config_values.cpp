@@ -10,6 +10,7 @@
 
 #include "config/duration.h"
 #include "kvm_exit.h"
+#include "render/reason_names.h"
 #include "util/text.h"
 
 namespace kvmexit {
@@ -170,6 +171,60 @@ std::vector<DrilldownKind> ReadDrilldownKinds(const YamlValue& list) {
   });
   std::sort(kinds.begin(), kinds.end());
   return kinds;
+}
+
+Config::Collector::DrilldownAuto ReadDrilldownAuto(const YamlValue& map) {
+  using DrilldownAuto = Config::Collector::DrilldownAuto;
+  DrilldownAuto follow;
+  // Both vendors' names: one configuration serves a fleet of Intel and AMD hosts.
+  static const ReasonNames names = ReasonNames::FromUapiHeaders();
+  const auto is_reason = [](const std::string& name) {
+    return names.Code(KVM_EXIT_ISA_VMX, name) || names.Code(KVM_EXIT_ISA_SVM, name);
+  };
+  const auto read_kinds = [&](const YamlValue& kinds) {
+    follow.kinds.clear();
+    ForEachEntry(kinds, MapWording{.noun = "drill-down kind"},
+                 [&](const std::string& key, const YamlValue& reasons) {
+                   const std::optional<DrilldownKind> kind = ParseDrilldownKind(key);
+                   if (!kind) {
+                     kinds.FailWith("unknown drill-down kind " + Quoted(key) +
+                                    "; supported: " + DrilldownKindList());
+                   }
+                   DrilldownAuto::Kind entry{.kind = *kind, .reasons = {}};
+                   ForEachItem(reasons,
+                               "a list of exit reason names, e.g. [IO_INSTRUCTION, io] (Intel's "
+                               "and AMD's names, as kvm_exits_total's reason label)",
+                               [&](const YamlValue& item) {
+                                 const std::string& name = ScalarText(item, "an exit reason name");
+                                 if (!is_reason(name)) {
+                                   item.FailWith("unknown exit reason " + Quoted(name) +
+                                                 "; use a name of kvm_exits_total's reason "
+                                                 "label, Intel's (IO_INSTRUCTION) or AMD's (io)");
+                                 }
+                                 entry.reasons.push_back(name);
+                               });
+                   if (entry.reasons.empty()) {
+                     reasons.FailWith(
+                         "lists no exit reason: the kind would never attach; "
+                         "remove the kind instead");
+                   }
+                   follow.kinds.push_back(std::move(entry));
+                 });
+    std::sort(
+        follow.kinds.begin(), follow.kinds.end(),
+        [](const DrilldownAuto::Kind& a, const DrilldownAuto::Kind& b) { return a.kind < b.kind; });
+  };
+  const YamlField fields[] = {
+      {"kinds", read_kinds},
+      {"threshold",
+       [&](const YamlValue& value) { follow.threshold = ReadUint32(value, 1, 100'000'000); }},
+      {"hold",
+       [&](const YamlValue& value) {
+         follow.hold = ReadDuration(value, milliseconds{1'000}, milliseconds{86'400'000});
+       }},
+  };
+  WalkMap(map, fields);
+  return follow;
 }
 
 // Rounding to the BPF bounds is SelectExitBuckets' (exit_metrics.h).

@@ -39,6 +39,10 @@ KernelHook ReadKernelHook(const YamlValue& value);
 // A list of drill-down kinds, each once; returned ascending.
 std::vector<DrilldownKind> ReadDrilldownKinds(const YamlValue& list);
 
+// collector.drilldown_auto: {kinds: {KIND: [REASON, ...]}, threshold, hold};
+// each kind once, each reason an exit reason name of Intel or AMD.
+Config::Collector::DrilldownAuto ReadDrilldownAuto(const YamlValue& map);
+
 // collector.exit_handling_buckets: {min, max}, each from 1us to the largest
 // BPF bound, min <= max.
 Config::Collector::ExitHandlingBuckets ReadExitHandlingBuckets(const YamlValue& map);

@@ -51,11 +51,23 @@ SelfMetrics::SelfMetrics()
     : errors_(Counters(registry_, "kvm_exit_exporter_errors_total",
                        "Errors by kind: attach (BPF load or attach failed), map_read, map_delete, "
                        "counter_reuse (BPF counters of ended VMs kept out of use, or no more "
-                       "handed out).")),
+                       "handed out), drilldown_switch (a drill-down kind that follows storms "
+                       "could not be attached or kept).")),
       attach_errors_(errors_.Add({{"kind", "attach"}})),
       map_read_errors_(errors_.Add({{"kind", "map_read"}})),
       map_delete_errors_(errors_.Add({{"kind", "map_delete"}})),
       counter_reuse_errors_(errors_.Add({{"kind", "counter_reuse"}})),
+      drilldown_switch_errors_(errors_.Add({{"kind", "drilldown_switch"}})),
+      drilldown_attached_(Gauges(
+          registry_, "kvm_exit_exporter_drilldown_attached",
+          "1 while the BPF program of a drill-down kind is attached, else 0. mode=\"always\": "
+          "collector.drilldown; mode=\"auto\": collector.drilldown_auto, attached while some "
+          "VM's exits of the kind's reasons are above the threshold, and for the hold time "
+          "after.")),
+      drilldown_switches_(Counters(
+          registry_, "kvm_exit_exporter_drilldown_switches_total",
+          "Times a drill-down kind that follows storms (collector.drilldown_auto) was attached "
+          "or detached.")),
       attached_(OneGauge(
           registry_, "kvm_exit_exporter_bpf_attached",
           "1 when the BPF program is attached to kvm:kvm_exit, else 0 (see the log for why).")),
@@ -144,6 +156,22 @@ SelfMetrics::SelfMetrics()
 void SelfMetrics::Attached(std::string_view hook) {
   attached_.Set(1);
   hook_info_.Add({{"hook", std::string(hook)}}).Set(1);
+}
+
+void SelfMetrics::DrilldownKinds(
+    const std::vector<std::pair<std::string, std::string>>& kinds_and_modes) {
+  for (const auto& [kind, mode] : kinds_and_modes) {
+    Gauge& attached = drilldown_attached_.Add({{"kind", kind}, {"mode", mode}});
+    Counter* switches = mode == "auto" ? &drilldown_switches_.Add({{"kind", kind}}) : nullptr;
+    drilldown_series_[kind] = {&attached, switches};
+  }
+}
+
+void SelfMetrics::DrilldownAttached(std::string_view kind, bool attached, bool switched) {
+  const auto it = drilldown_series_.find(kind);
+  if (it == drilldown_series_.end()) return;
+  it->second.first->Set(attached ? 1 : 0);
+  if (switched && it->second.second != nullptr) it->second.second->Increment();
 }
 
 void SelfMetrics::BpfStateStarted(std::string_view start, double counting_since_seconds) {

@@ -19,7 +19,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -64,6 +66,12 @@ class SelfMetrics {
   void MapDeleteFailed() { map_delete_errors_.Increment(); }
   // An ended VM's counters could not be made reusable, or free ones handed out.
   void CounterReuseFailed() { counter_reuse_errors_.Increment(); }
+  void DrilldownSwitchFailed() { drilldown_switch_errors_.Increment(); }
+  // The drill-down kinds loaded, each with how it is attached: "always"
+  // (collector.drilldown) or "auto" (collector.drilldown_auto); each starts detached.
+  void DrilldownKinds(const std::vector<std::pair<std::string, std::string>>& kinds_and_modes);
+  // Kind `kind` is attached now, or not; `switched` counts a switch of a kind that follows storms.
+  void DrilldownAttached(std::string_view kind, bool attached, bool switched);
   void Attached(std::string_view hook);
   // How the attached programs' counts began (StateStartName: adopted, fresh,
   // unpinned) and since when (unix seconds) they run without a reset.
@@ -103,6 +111,12 @@ class SelfMetrics {
   prometheus::Counter& map_read_errors_;
   prometheus::Counter& map_delete_errors_;
   prometheus::Counter& counter_reuse_errors_;
+  prometheus::Counter& drilldown_switch_errors_;
+  prometheus::Family<prometheus::Gauge>& drilldown_attached_;
+  prometheus::Family<prometheus::Counter>& drilldown_switches_;
+  // kind -> its series of the two families above
+  std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Counter*>, std::less<>>
+      drilldown_series_;
 
   prometheus::Gauge& attached_;
   prometheus::Family<prometheus::Gauge>& hook_info_;

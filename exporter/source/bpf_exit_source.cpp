@@ -123,7 +123,8 @@ std::string BpfExitSource::LoadAndAttach(KernelHook hook, std::uint32_t btf_vend
     return error;
   const std::vector<PinnedLink> links = LinksToPin(*skeleton, options_, hook);
   if (adopted) {
-    if (std::string error = state_.AdoptLinks(links); !error.empty()) {
+    if (std::string error = state_.AdoptLinks(links, FollowLinks(*skeleton, options_, hook));
+        !error.empty()) {
       state_.Discard(error);
       return LoadAndAttach(hook, btf_vendor_isa, core_btf);  // fresh: nothing pinned now
     }
@@ -214,7 +215,7 @@ std::string BpfExitSource::Read(ExitSnapshot* snapshot) const {
       if (!err.empty()) err = "reading the timing_lost counter failed: " + err;
     }
   }
-  if (err.empty() && !options_.drilldown.empty()) {
+  if (err.empty() && !options_.DrilldownLoaded().empty()) {
     snapshot->drilldown_on = true;
     // A plain hash, one value per entry: cpus = 1.
     std::vector<DrilldownBlock> blocks;
@@ -257,11 +258,56 @@ void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
   const int fd = bpf_map__fd(skeleton_->maps.drilldown);
   // The VM has ended: no event can come in between, so a plain delete is exact.
   for (const std::uint32_t tgid : tgids) {
-    for (const DrilldownKind kind : options_.drilldown) {
+    for (const DrilldownKind kind : options_.DrilldownLoaded()) {
       const drilldown_key key{tgid, static_cast<std::uint32_t>(kind)};
       bpf_map_delete_elem(fd, &key);
     }
   }
+}
+
+bool BpfExitSource::DrilldownAttached(DrilldownKind kind) const {
+  if (!skeleton_) return false;
+  const ProgramTable table = MakeProgramTable(*skeleton_, options_.exit_handling_time,
+                                              options_.drilldown, options_.drilldown_follow);
+  const ProgramRow& row = DrilldownRow(table, kind);
+  if (!row.on) return false;
+  if (!row.follows_storms) return true;
+  const std::size_t column = ProgramColumn(attached_hook_);
+  return *row.links[column] != nullptr ||
+         state_.HoldsLink(PinnedState::LinkName(row.programs[column]));
+}
+
+std::string BpfExitSource::SetDrilldownAttached(DrilldownKind kind, bool attach) {
+  if (!skeleton_) return "BPF program not attached";
+  const ProgramTable table = MakeProgramTable(*skeleton_, options_.exit_handling_time,
+                                              options_.drilldown, options_.drilldown_follow);
+  const ProgramRow& row = DrilldownRow(table, kind);
+  if (!row.on || !row.follows_storms) {
+    return "drill-down kind " + std::string(DrilldownKindName(kind)) + " does not follow storms";
+  }
+  const std::size_t column = ProgramColumn(attached_hook_);
+  bpf_link** link = row.links[column];
+  const std::string name = PinnedState::LinkName(row.programs[column]);
+  if (attach) {
+    if (*link != nullptr || state_.HoldsLink(name)) return "";
+    if (std::string error = AttachRow(row, attached_hook_); !error.empty()) return error;
+    if (state_.open()) {
+      if (std::string error = state_.KeepLink(name, bpf_link__fd(*link)); !error.empty()) {
+        // Attached but not kept, a restart would lose it half-way: neither.
+        bpf_link__destroy(*link);
+        *link = nullptr;
+        return "keeping the link in " + state_.where() + ": " + error;
+      }
+    }
+    return "";
+  }
+  // The kept link first: a pin would keep the program attached after ours closes.
+  if (state_.open()) state_.DropLink(name);
+  if (*link != nullptr) {
+    bpf_link__destroy(*link);
+    *link = nullptr;
+  }
+  return "";
 }
 
 std::string BpfExitSource::FillForTesting(const std::vector<VmExitCount>& counts,

@@ -81,6 +81,14 @@ class BpfExitSource {
   // Counters of ended VMs kept out of use: Remove could not wait for the programs.
   std::uint32_t counters_withheld() const { return counters_.withheld(); }
 
+  // Whether the program of drill-down kind `kind` is attached now: always for
+  // a kind of options.drilldown, on demand for one of options.drilldown_follow.
+  bool DrilldownAttached(DrilldownKind kind) const;
+  // Attaches or detaches the program of a kind that follows storms (kept with
+  // the state while attached, so that a restart adopts it attached). "" or
+  // what failed; a failed attach leaves it detached.
+  std::string SetDrilldownAttached(DrilldownKind kind, bool attach);
+
   // Removes the drill-down entries of the VMs `tgids` (ended); their counts go with them.
   void RemoveDrilldown(const std::vector<std::uint32_t>& tgids);
 

@@ -119,7 +119,8 @@ std::optional<KernelHook> PinnedState::PinnedHook() const {
 }
 
 bool PinnedState::PrepareLoad(kvm_exit_bpf& object, KernelHook hook,
-                              const std::vector<PinnedLink>& links) {
+                              const std::vector<PinnedLink>& links,
+                              const std::vector<PinnedLink>& follow_links) {
   std::vector<UniqueFd> reused;  // the kept maps' descriptors, in the object's map order
   const auto mismatch = [&]() -> std::string {
     const std::vector<std::string> names = store_->Names();
@@ -166,9 +167,16 @@ bool PinnedState::PrepareLoad(kvm_exit_bpf& object, KernelHook hook,
     for (const std::string& name : names) {
       if (IsLinkName(name)) kept_links.insert(name);
     }
+    // Every link of the configured programs, and of the kinds that follow
+    // storms those that were attached; nothing else.
     std::set<std::string> wanted;
     for (const PinnedLink& link : links) wanted.insert(link.name);
-    if (kept_links != wanted) return "the kept programs are not the ones configured";
+    std::set<std::string> allowed = wanted;
+    for (const PinnedLink& link : follow_links) allowed.insert(link.name);
+    if (!std::includes(kept_links.begin(), kept_links.end(), wanted.begin(), wanted.end()) ||
+        !std::includes(allowed.begin(), allowed.end(), kept_links.begin(), kept_links.end())) {
+      return "the kept programs are not the ones configured";
+    }
     counting_since_ns_ = state->counting_since_ns;
     return "";
   };
@@ -195,23 +203,51 @@ void PinnedState::Discard(const std::string& why) {
   why_fresh_ = why;
   discarded_why_ = why;
   adopted_links_.clear();
+  adopted_follow_links_.clear();
   adopted_exit_program_.reset();
   RemoveKept();
 }
 
-std::string PinnedState::AdoptLinks(const std::vector<PinnedLink>& links) {
+std::string PinnedState::AdoptLinks(const std::vector<PinnedLink>& links,
+                                    const std::vector<PinnedLink>& follow_links) {
   adopted_links_.clear();
-  for (const PinnedLink& link : links) {
-    UniqueFd fd = store_->Get(link.name);
+  adopted_follow_links_.clear();
+  const auto open_link = [&](const std::string& name) {
+    UniqueFd fd = store_->Get(name);
     bpf_link_info info{};
     std::uint32_t length = sizeof(info);
-    if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
-      return "the kept link " + link.name + " could not be opened";
-    }
+    if (fd.valid() && bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) fd.reset();
+    return fd;
+  };
+  for (const PinnedLink& link : links) {
+    UniqueFd fd = open_link(link.name);
+    if (!fd.valid()) return "the kept link " + link.name + " could not be opened";
     adopted_links_.push_back(std::move(fd));
+  }
+  const std::vector<std::string> names = store_->Names();
+  for (const PinnedLink& link : follow_links) {
+    if (std::find(names.begin(), names.end(), link.name) == names.end()) continue;
+    UniqueFd fd = open_link(link.name);
+    if (!fd.valid()) return "the kept link " + link.name + " could not be opened";
+    adopted_follow_links_.emplace(link.name, std::move(fd));
   }
   adopted_exit_program_ = store_->Get(std::string(kExitProgram));
   return "";
+}
+
+std::string PinnedState::LinkName(const bpf_program* program) {
+  return std::string(kLinkPrefix) + bpf_program__name(program);
+}
+
+std::string PinnedState::KeepLink(const std::string& name, int fd) {
+  if (!store_) return "";
+  return store_->Put(name, fd);
+}
+
+void PinnedState::DropLink(const std::string& name) {
+  if (!store_) return;
+  if (!store_->Remove(name)) LogWarn("BPF state: could not remove " + name + " from " + where());
+  adopted_follow_links_.erase(name);
 }
 
 std::string PinnedState::Commit(const kvm_exit_bpf& object, KernelHook hook,

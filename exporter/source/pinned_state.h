@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,18 +52,30 @@ class PinnedState {
   // Before load, on an opened (not loaded) skeleton whose rodata and sizes
   // are set for `hook`: true when the kept state was made by this layout,
   // hook and configuration, has every map, each fitting the skeleton's, and
-  // every link in `links`. The skeleton then reuses the kept maps and the
-  // caller loads no program. Otherwise removes what is kept and sets
-  // why_fresh().
-  bool PrepareLoad(kvm_exit_bpf& object, KernelHook hook, const std::vector<PinnedLink>& links);
+  // every link in `links` and no other but those of `follow_links` (the
+  // drill-down kinds that follow storms, kept while attached). The skeleton
+  // then reuses the kept maps and the caller loads no program but those that
+  // follow storms. Otherwise removes what is kept and sets why_fresh().
+  bool PrepareLoad(kvm_exit_bpf& object, KernelHook hook, const std::vector<PinnedLink>& links,
+                   const std::vector<PinnedLink>& follow_links);
 
   // Adoption did not work out after all: removes what is kept, so that the
   // next load starts fresh.
   void Discard(const std::string& why);
 
   // After an adopting load: takes the kept links (held until destruction;
-  // the store keeps them attached after that) and the exit program.
-  std::string AdoptLinks(const std::vector<PinnedLink>& links);
+  // the store keeps them attached after that), those of `follow_links` that
+  // are kept (HoldsLink) and the exit program.
+  std::string AdoptLinks(const std::vector<PinnedLink>& links,
+                         const std::vector<PinnedLink>& follow_links);
+  // An adopted link of a kind that follows storms is held (attached).
+  bool HoldsLink(const std::string& name) const { return adopted_follow_links_.count(name) != 0; }
+  // A link attached after the start (a kind that follows storms) is kept
+  // under `name`, so that it outlives the process like the others.
+  std::string KeepLink(const std::string& name, int fd);
+  // Forgets the link kept under `name` and closes the adopted one: with the
+  // caller's own link closed too, the program detaches.
+  void DropLink(const std::string& name);
 
   // After a fresh attach: keeps every map, link and the exit program (whose
   // run statistics an adopting process reads), then the state marker with
@@ -79,6 +92,9 @@ class PinnedState {
   // Why the last PrepareLoad or Discard started fresh ("" when it adopted).
   const std::string& why_fresh() const { return why_fresh_; }
 
+  // The name a program's link is kept under: "link_" + the program's name.
+  static std::string LinkName(const bpf_program* program);
+
   // Removes every pin the exporter makes from the bpffs directory `path`, and
   // the directory itself: the programs detach once no process holds them.
   // Refuses while an exporter holds it. "" or what failed; nothing there is "".
@@ -91,6 +107,7 @@ class PinnedState {
 
   std::unique_ptr<StateStore> store_;
   std::vector<UniqueFd> adopted_links_;
+  std::map<std::string, UniqueFd> adopted_follow_links_;
   UniqueFd adopted_exit_program_;
   std::uint64_t counting_since_ns_ = 0;
   std::string why_fresh_;

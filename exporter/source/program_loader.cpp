@@ -85,7 +85,7 @@ std::string SizeMaps(kvm_exit_bpf& skeleton, const BpfSourceOptions& options) {
   // kDrilldownVms (2.4 MB per kind on), far beyond a host's VMs. A token map
   // when no kind is on.
   const auto drilldown_capacity = static_cast<std::uint32_t>(std::max<std::size_t>(
-      1, std::min(options.vm_map_capacity, kDrilldownVms) * options.drilldown.size()));
+      1, std::min(options.vm_map_capacity, kDrilldownVms) * options.DrilldownLoaded().size()));
   if (int err = bpf_map__set_max_entries(skeleton.maps.drilldown, drilldown_capacity); err != 0) {
     return "setting drilldown capacity failed: " + ErrnoText(err);
   }
@@ -109,8 +109,8 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
   if (!opened) return "opening the BPF object failed: " + ErrnoText(errno);
   kvm_exit_bpf& object = *opened;
   const std::size_t column = ProgramColumn(hook);
-  const ProgramTable table =
-      MakeProgramTable(object, options.exit_handling_time, options.drilldown);
+  const ProgramTable table = MakeProgramTable(object, options.exit_handling_time, options.drilldown,
+                                              options.drilldown_follow);
   for (const ProgramRow& row : table) {
     for (std::size_t c = 0; c < row.programs.size(); ++c) {
       bpf_program__set_autoload(row.programs[c], row.on && c == column);
@@ -121,11 +121,16 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
   object.rodata->time_exits = options.exit_handling_time ? 1 : 0;
   if (std::string error = SizeMaps(object, options); !error.empty()) return error;
   const bool adopting =
-      state != nullptr && state->PrepareLoad(object, hook, LinksToPin(object, options, hook));
+      state != nullptr && state->PrepareLoad(object, hook, LinksToPin(object, options, hook),
+                                             FollowLinks(object, options, hook));
   if (adopting) {
-    // The pinned programs go on counting: loading ours would only run the verifier.
+    // The pinned programs go on counting: loading ours would only run the
+    // verifier. Those that follow storms load, on the kept maps: this process
+    // attaches them at the next storm.
     for (const ProgramRow& row : table) {
-      for (bpf_program* program : row.programs) bpf_program__set_autoload(program, false);
+      for (std::size_t c = 0; c < row.programs.size(); ++c) {
+        bpf_program__set_autoload(row.programs[c], row.on && row.follows_storms && c == column);
+      }
     }
   }
   if (int err = kvm_exit_bpf__load(&object); err != 0) {
@@ -145,35 +150,51 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
   return "";
 }
 
-std::vector<PinnedLink> LinksToPin(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
-                                   KernelHook hook) {
+namespace {
+
+std::vector<PinnedLink> LinksOfRows(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
+                                    KernelHook hook, bool follows_storms) {
   const std::size_t column = ProgramColumn(hook);
   std::vector<PinnedLink> links;
-  for (const ProgramRow& row :
-       MakeProgramTable(skeleton, options.exit_handling_time, options.drilldown)) {
-    if (!row.on) continue;
-    links.push_back(
-        {row.links[column], "link_" + std::string(bpf_program__name(row.programs[column]))});
+  for (const ProgramRow& row : MakeProgramTable(skeleton, options.exit_handling_time,
+                                                options.drilldown, options.drilldown_follow)) {
+    if (!row.on || row.follows_storms != follows_storms) continue;
+    links.push_back({row.links[column], PinnedState::LinkName(row.programs[column])});
   }
   return links;
 }
 
+}  // namespace
+
+std::vector<PinnedLink> LinksToPin(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
+                                   KernelHook hook) {
+  return LinksOfRows(skeleton, options, hook, false);
+}
+
+std::vector<PinnedLink> FollowLinks(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
+                                    KernelHook hook) {
+  return LinksOfRows(skeleton, options, hook, true);
+}
+
+std::string AttachRow(const ProgramRow& row, KernelHook hook) {
+  const std::size_t column = ProgramColumn(hook);
+  bpf_link** link = row.links[column];
+  *link = bpf_program__attach(row.programs[column]);
+  if (*link != nullptr) return "";
+  const int err = -errno;
+  std::string detail = TakeLibbpfWarning();
+  const bool refused = err == -EACCES || err == -EPERM;
+  return "attaching to " + HookTarget(hook, row.tracepoint) + " failed: " + ErrnoText(err) +
+         (detail.empty() ? "" : " (libbpf: " + detail + ")") +
+         (refused ? PermissionHint(hook, true) : "") + row.off_hint;
+}
+
 std::string AttachPrograms(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
                            KernelHook hook) {
-  const std::size_t column = ProgramColumn(hook);
-  for (const ProgramRow& row :
-       MakeProgramTable(skeleton, options.exit_handling_time, options.drilldown)) {
-    if (!row.on) continue;
-    bpf_link** link = row.links[column];
-    *link = bpf_program__attach(row.programs[column]);
-    if (*link == nullptr) {
-      const int err = -errno;
-      std::string detail = TakeLibbpfWarning();
-      const bool refused = err == -EACCES || err == -EPERM;
-      return "attaching to " + HookTarget(hook, row.tracepoint) + " failed: " + ErrnoText(err) +
-             (detail.empty() ? "" : " (libbpf: " + detail + ")") +
-             (refused ? PermissionHint(hook, true) : "") + row.off_hint;
-    }
+  for (const ProgramRow& row : MakeProgramTable(skeleton, options.exit_handling_time,
+                                                options.drilldown, options.drilldown_follow)) {
+    if (!row.on || row.follows_storms) continue;
+    if (std::string error = AttachRow(row, hook); !error.empty()) return error;
   }
   return "";
 }

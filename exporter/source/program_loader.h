@@ -12,6 +12,7 @@
 #include "source/core_btf.h"
 #include "source/kernel_hook.h"
 #include "source/pinned_state.h"
+#include "source/program_table.h"
 
 struct kvm_exit_bpf;
 
@@ -41,8 +42,17 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
 std::vector<PinnedLink> LinksToPin(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
                                    KernelHook hook);
 
-// Attaches the programs LoadPrograms loaded, in the table's order; the
-// skeleton owns the links. "" or an error message.
+// The links of `hook`'s programs that follow storms (attached on demand),
+// with their pin names.
+std::vector<PinnedLink> FollowLinks(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
+                                    KernelHook hook);
+
+// Attaches `row`'s program of `hook` into the row's link slot (the skeleton
+// owns the link). "" or an error message.
+std::string AttachRow(const ProgramRow& row, KernelHook hook);
+
+// Attaches the programs LoadPrograms loaded, in the table's order, but for
+// those that follow storms; the skeleton owns the links. "" or an error message.
 std::string AttachPrograms(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
                            KernelHook hook);
 

@@ -8,32 +8,45 @@
 namespace kvmexit {
 
 ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
-                              const std::vector<DrilldownKind>& drilldown) {
+                              const std::vector<DrilldownKind>& drilldown,
+                              const std::vector<DrilldownKind>& follow) {
   auto& progs = skeleton.progs;
   auto& links = skeleton.links;
 #define KVMEXIT_PROGRAM_ROW(name)                     \
   {progs.name, progs.name##_btf, progs.name##_raw}, { \
     &links.name, &links.name##_btf, &links.name##_raw \
   }
-  const auto drilldown_on = [&](DrilldownKind kind) {
-    return std::find(drilldown.begin(), drilldown.end(), kind) != drilldown.end();
+  const auto listed = [](const std::vector<DrilldownKind>& kinds, DrilldownKind kind) {
+    return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
   };
-  const auto drill_hint = [](DrilldownKind kind) {
-    return "; or remove " + std::string(DrilldownKindName(kind)) + " from collector.drilldown";
+  const auto drilldown_on = [&](DrilldownKind kind) {
+    return listed(drilldown, kind) || listed(follow, kind);
+  };
+  const auto follows = [&](DrilldownKind kind) {
+    return !listed(drilldown, kind) && listed(follow, kind);
+  };
+  const auto drill_hint = [&](DrilldownKind kind) {
+    return "; or remove " + std::string(DrilldownKindName(kind)) + " from " +
+           (follows(kind) ? "collector.drilldown_auto.kinds" : "collector.drilldown");
   };
   ProgramTable rows = {{
-      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", exit_handling_time,
+      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", exit_handling_time, false,
        "; or set collector.exit_handling_time: false"},
   // One row per drill-down kind (bpf/drilldown_kinds.def): count_<tracepoint>.
 #define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, ...)                               \
   {KVMEXIT_PROGRAM_ROW(count_##tracepoint), #tracepoint, drilldown_on(DrilldownKind::k##Name), \
-   drill_hint(DrilldownKind::k##Name)},
+   follows(DrilldownKind::k##Name), drill_hint(DrilldownKind::k##Name)},
 #include "drilldown_kinds.def"
 #undef DRILLDOWN_KIND
-      {KVMEXIT_PROGRAM_ROW(count_kvm_exit), "kvm_exit", true, ""},
+      {KVMEXIT_PROGRAM_ROW(count_kvm_exit), "kvm_exit", true, false, ""},
   }};
 #undef KVMEXIT_PROGRAM_ROW
   return rows;
+}
+
+const ProgramRow& DrilldownRow(const ProgramTable& table, DrilldownKind kind) {
+  // Row 0 is kvm_entry's; the drill-down rows follow in kind order.
+  return table[1 + static_cast<std::size_t>(kind)];
 }
 
 bpf_program* ExitProgram(const kvm_exit_bpf& skeleton, KernelHook hook) {

@@ -31,7 +31,8 @@ struct ProgramRow {
   std::array<bpf_program*, 3> programs;
   std::array<bpf_link**, 3> links;  // where the skeleton keeps each program's link
   const char* tracepoint;
-  bool on;               // loaded and attached with these options
+  bool on;               // loaded (and attached at start unless follows_storms) with these options
+  bool follows_storms;   // a drill-down kind attached only on demand (collector.drilldown_auto)
   std::string off_hint;  // how to do without it, when attaching it fails
 };
 
@@ -42,9 +43,13 @@ using ProgramTable = std::array<ProgramRow, 2 + KVM_DRILLDOWN_KIND_NR>;
 
 // The rows of `skeleton`'s programs. The exit program is always on; the
 // kvm_entry program only with `exit_handling_time`; each drill-down program
-// only when its kind is in `drilldown`.
+// only when its kind is in `drilldown` or in `follow` (follows_storms).
 ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
-                              const std::vector<DrilldownKind>& drilldown);
+                              const std::vector<DrilldownKind>& drilldown,
+                              const std::vector<DrilldownKind>& follow);
+
+// The row of drill-down kind `kind` in `table`.
+const ProgramRow& DrilldownRow(const ProgramTable& table, DrilldownKind kind);
 
 // The kvm_exit program of `hook`: the one every exit runs.
 bpf_program* ExitProgram(const kvm_exit_bpf& skeleton, KernelHook hook);

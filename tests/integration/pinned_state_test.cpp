@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -166,6 +167,71 @@ TEST_F(PinnedStateTest, ARestartedSourceAdoptsTheProgramsAndEveryCount) {
   EXPECT_EQ(CountOf(snapshot, kIo), 1234u);
   // The adopted exit program's statistics are readable (the pinned program).
   EXPECT_EQ(second.ProgramStats().missed, 0u);
+}
+
+// collector.drilldown_auto: a kind that follows storms is kept while it is
+// attached, adopted attached by the next process, which can detach it (the
+// link goes) or attach another one.
+TEST_F(PinnedStateTest, AKindThatFollowsStormsIsAdoptedAsItWasAndSwitchesAfter) {
+  BpfSourceOptions options = Options();
+  options.drilldown_follow = {DrilldownKind::kIo, DrilldownKind::kMsr};
+  std::vector<std::uint32_t> with_io;
+  {
+    BpfExitSource first(options);
+    AttachOrSkip(first);
+    if (HasFatalFailure() || IsSkipped()) return;
+    EXPECT_FALSE(first.DrilldownAttached(DrilldownKind::kIo));
+    EXPECT_FALSE(first.DrilldownAttached(DrilldownKind::kHypercall));  // not loaded
+    EXPECT_EQ(PinnedLinkIds(state_path_).size(), 2u);                  // exit and entry: io is calm
+    ASSERT_EQ(first.SetDrilldownAttached(DrilldownKind::kIo, true), "");
+    EXPECT_TRUE(first.DrilldownAttached(DrilldownKind::kIo));
+    EXPECT_THAT(first.SetDrilldownAttached(DrilldownKind::kHypercall, true),
+                HasSubstr("does not follow storms"));
+    with_io = PinnedLinkIds(state_path_);
+    ASSERT_EQ(with_io.size(), 3u);
+  }
+  EXPECT_EQ(LinksAlive(with_io, false), 3);  // io's program counts through the restart
+
+  BpfExitSource second(options);
+  AttachOrSkip(second);
+  EXPECT_EQ(second.state_start(), StateStart::kAdopted) << second.state_note();
+  EXPECT_TRUE(second.DrilldownAttached(DrilldownKind::kIo));
+  EXPECT_FALSE(second.DrilldownAttached(DrilldownKind::kMsr));
+  EXPECT_EQ(PinnedLinkIds(state_path_), with_io);
+  // msr attaches with a program this process loaded on the kept maps.
+  ASSERT_EQ(second.SetDrilldownAttached(DrilldownKind::kMsr, true), "");
+  EXPECT_EQ(PinnedLinkIds(state_path_).size(), 4u);
+  // io detaches: its adopted link is closed and its pin removed.
+  ASSERT_EQ(second.SetDrilldownAttached(DrilldownKind::kIo, false), "");
+  EXPECT_FALSE(second.DrilldownAttached(DrilldownKind::kIo));
+  const std::vector<std::uint32_t> after = PinnedLinkIds(state_path_);
+  EXPECT_EQ(after.size(), 3u);
+  std::vector<std::uint32_t> gone;
+  std::set_difference(with_io.begin(), with_io.end(), after.begin(), after.end(),
+                      std::back_inserter(gone));
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(LinksAlive(gone, true), 0);
+  ExitSnapshot snapshot;
+  ASSERT_EQ(second.Read(&snapshot), "");
+  EXPECT_TRUE(snapshot.drilldown_on);
+}
+
+// A kept link of a kind this configuration does not load is not adopted.
+TEST_F(PinnedStateTest, AKeptLinkOfAKindNoLongerFollowedStartsFresh) {
+  BpfSourceOptions options = Options();
+  options.drilldown_follow = {DrilldownKind::kIo};
+  {
+    BpfExitSource first(options);
+    AttachOrSkip(first);
+    if (HasFatalFailure() || IsSkipped()) return;
+    ASSERT_EQ(first.SetDrilldownAttached(DrilldownKind::kIo, true), "");
+  }
+  options.drilldown_follow = {DrilldownKind::kMsr};
+  BpfExitSource second(options);
+  AttachOrSkip(second);
+  EXPECT_EQ(second.state_start(), StateStart::kFresh);
+  EXPECT_THAT(second.state_note(), HasSubstr("not the ones configured"));
+  EXPECT_EQ(PinnedLinkIds(state_path_).size(), 2u);
 }
 
 TEST_F(PinnedStateTest, AnotherConfigurationStartsFreshAndSaysWhy) {

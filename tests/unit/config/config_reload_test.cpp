@@ -57,6 +57,8 @@ const KeyCase kKeyCases[] = {
     KeyCase{"collector:\n  drilldown_max_keys: 8\n", "collector.drilldown_max_keys", false},
     KeyCase{"rates:\n  window: 1m\n", "rates.window", true},
     KeyCase{"rates:\n  sample_interval: 5s\n", "rates.sample_interval", true},
+    KeyCase{"collector:\n  drilldown_auto:\n    threshold: 900\n", "collector.drilldown_auto",
+            false},
     KeyCase{"vms:\n  max_vms: 7\n", "vms.max_vms", true},
     KeyCase{"vms:\n  grace_period: 1m\n", "vms.grace_period", true},
     KeyCase{"vms:\n  boot_window: 1m\n", "vms.boot_window", true},

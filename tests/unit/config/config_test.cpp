@@ -148,7 +148,7 @@ vms:
 
 TEST(ConfigParse, DrilldownIsOffByDefaultAndTakesAListOfKinds) {
   const Config defaults = ParseOk("");
-  EXPECT_TRUE(defaults.collector.drilldown.empty());  // off: its cost is not measured yet
+  EXPECT_TRUE(defaults.collector.drilldown.empty());  // always attached: none
   EXPECT_EQ(defaults.collector.drilldown_max_keys, 32U);
   EXPECT_FALSE(defaults.collector.DrilldownOn(DrilldownKind::kIo));
   const Config io = ParseOk("collector:\n  drilldown: [io]\n  drilldown_max_keys: 64\n");
@@ -161,6 +161,39 @@ TEST(ConfigParse, DrilldownIsOffByDefaultAndTakesAListOfKinds) {
       all.collector.drilldown,
       (std::vector<DrilldownKind>{DrilldownKind::kIo, DrilldownKind::kMsr, DrilldownKind::kMmio,
                                   DrilldownKind::kHypercall, DrilldownKind::kUserspace}));
+}
+
+TEST(ConfigParse, DrilldownAutoFollowsStormsOfTheKindsTheStormSignaturesNeed) {
+  const Config defaults = ParseOk("");
+  const auto& follow = defaults.collector.drilldown_auto;
+  EXPECT_EQ(follow.threshold, 500U);
+  EXPECT_EQ(follow.hold, 2min);
+  ASSERT_EQ(follow.kinds.size(), 4U);
+  EXPECT_EQ(follow.kinds[0].kind, DrilldownKind::kIo);
+  EXPECT_EQ(follow.kinds[0].reasons, (std::vector<std::string>{"IO_INSTRUCTION", "io"}));
+  EXPECT_EQ(defaults.collector.DrilldownLoaded(),
+            (std::vector<DrilldownKind>{DrilldownKind::kIo, DrilldownKind::kMsr,
+                                        DrilldownKind::kMmio, DrilldownKind::kUserspace}));
+
+  const Config mine = ParseOk(
+      "collector:\n  drilldown: [io]\n  drilldown_auto:\n    threshold: 2000\n    hold: 30s\n"
+      "    kinds:\n      hypercall: [VMCALL, hypercall]\n      io: [IO_INSTRUCTION]\n");
+  const auto& mine_follow = mine.collector.drilldown_auto;
+  EXPECT_EQ(mine_follow.threshold, 2000U);
+  EXPECT_EQ(mine_follow.hold, 30s);
+  ASSERT_EQ(mine_follow.kinds.size(), 2U);  // ascending by kind
+  EXPECT_EQ(mine_follow.kinds[0].kind, DrilldownKind::kIo);
+  EXPECT_EQ(mine_follow.kinds[1].kind, DrilldownKind::kHypercall);
+  // io is always attached (collector.drilldown): it does not follow storms.
+  const auto followed = mine.collector.FollowedKinds();
+  ASSERT_EQ(followed.size(), 1U);
+  EXPECT_EQ(followed[0].kind, DrilldownKind::kHypercall);
+  EXPECT_EQ(mine.collector.DrilldownLoaded(),
+            (std::vector<DrilldownKind>{DrilldownKind::kIo, DrilldownKind::kHypercall}));
+
+  const Config off = ParseOk("collector:\n  drilldown_auto:\n    kinds: {}\n");
+  EXPECT_TRUE(off.collector.drilldown_auto.kinds.empty());
+  EXPECT_TRUE(off.collector.DrilldownLoaded().empty());
 }
 
 TEST(ConfigParse, AcceptsListenAddressForms) {
@@ -296,6 +329,18 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  drilldown: [io, io]\n", "collector.drilldown[1]: \"io\" is listed twice"},
     {"collector:\n  drilldown: io\n", "collector.drilldown must be a list of drill-down kinds"},
     {"collector:\n  drilldown_max_keys: 0\n", "from 1 to 64, got \"0\""},
+    {"collector:\n  drilldown_auto:\n    kinds:\n      ports: [io]\n",
+     "collector.drilldown_auto.kinds: unknown drill-down kind \"ports\"; supported: io, msr"},
+    {"collector:\n  drilldown_auto:\n    kinds:\n      io: [IO_INSTRUCTON]\n",
+     "cfg.yml:4:12: collector.drilldown_auto.kinds.io[0]: unknown exit reason \"IO_INSTRUCTON\"; "
+     "use a name of kvm_exits_total's reason label"},
+    {"collector:\n  drilldown_auto:\n    kinds:\n      io: []\n",
+     "collector.drilldown_auto.kinds.io: lists no exit reason"},
+    {"collector:\n  drilldown_auto:\n    kinds:\n      io: io\n",
+     "collector.drilldown_auto.kinds.io must be a list of exit reason names"},
+    {"collector:\n  drilldown_auto:\n    threshold: 0\n", "from 1 to 100000000, got \"0\""},
+    {"collector:\n  drilldown_auto:\n    hold: 500ms\n", "must be from 1s to 24h"},
+    {"collector:\n  drilldown_auto:\n    holds: 5s\n", "holds"},
     {"collector:\n  drilldown_max_keys: 65\n", "from 1 to 64, got \"65\""},
     {"collector:\n  vm_map_capacity: 4194305\n", "from 16 to 4194304, got \"4194305\""},
     {"collector:\n  vm_map_capacity: -16\n", "from 16 to 4194304, got \"-16\""},
