@@ -16,8 +16,14 @@
  *                      #GP injected: the guest's #GP handler (IVT vector 13)
  *                      skips the 2-byte instruction and counts the fault;
  *   - with --mmio, per listed guest-physical address (outside guest RAM,
- *                      below 1 MiB): R byte reads, then W byte writes, each a
- *                      KVM_EXIT_MMIO handed to this process (reads return 0);
+ *                      anywhere below 4 GiB, e.g. the HPET page 0xfed00000
+ *                      or the xAPIC page 0xfee00000): R byte reads, then W
+ *                      byte writes, each a KVM_EXIT_MMIO handed to this
+ *                      process (reads return 0). The guest stays in real
+ *                      mode but ES gets a 4 GiB limit ("unreal mode", set
+ *                      with KVM_SET_SREGS), so an address-size-prefixed
+ *                      %es:(%esi) reaches any 32-bit address; nothing in
+ *                      the guest reloads ES;
  *   - with --hypercalls, per listed NR: N hypercalls with eax=NR and
  *                      ebx=ecx=edx=esi=0, handled inside KVM (VMMCALL on AMD,
  *                      VMCALL on Intel: the opcode is patched from this
@@ -75,7 +81,7 @@
 
 /*
  * Guest memory layout (64 KiB at guest physical 0, real mode, all segment
- * bases 0 but FS, ES in the MMIO phase):
+ * bases 0 but FS; with --mmio, ES has a 4 GiB limit):
  *   0x0000-0x03ff  IVT: vector 13 (#GP) -> guest_gp_handler, the others ->
  *                  guest_exc_stubs (out of the vector to GUEST_EXC_PORT)
  *   0x0400-0x07ff  per-vCPU counters, GUEST_VCPU_DATA_SIZE each (FS base)
@@ -118,8 +124,7 @@ enum {
 	MAX_MSRS = 128,
 	MAX_MMIO = 128,
 	MAX_HYPERCALLS = 128,
-	MMIO_MIN_GPA = GUEST_MEM_SIZE, /* --mmio: outside guest RAM ... */
-	MMIO_END_GPA = 0x100000,       /* ... and reachable in real mode */
+	MMIO_MIN_GPA = GUEST_MEM_SIZE, /* --mmio: outside guest RAM, below 4 GiB */
 	CLOCK_CHECK_EVERY = 64, /* io exits between two deadline checks */
 };
 
@@ -206,19 +211,18 @@ __asm__(".pushsection .rodata\n"
 	"	addw $12, %bx\n"
 	"	jmp .Lmsr_entry\n"
 	/* MMIO phase (exits handled here): per entry R byte reads, then W byte
-	 * writes at ES:SI = the entry's address. */
+	 * writes at ES:ESI = the entry's address (ES: base 0, limit 4 GiB). */
 	".Lmmios:\n"
 	"	movw $" STR(GUEST_MMIO_TABLE_ADDR) ", %bx\n"
 	".Lmmio_entry:\n"
 	"	cmpw " STR(GUEST_MMIO_END_ADDR) ", %bx\n"
 	"	jae .Lhypercalls\n"
-	"	movw (%bx), %es\n"
-	"	movw 2(%bx), %si\n"
+	"	movl (%bx), %esi\n"
 	"	movl 4(%bx), %edi\n"
 	".Lmmio_read:\n"
 	"	testl %edi, %edi\n"
 	"	jz .Lmmio_writes\n"
-	"	movb %es:(%si), %al\n"
+	"	addr32 movb %es:(%esi), %al\n"
 	"	decl %edi\n"
 	"	jmp .Lmmio_read\n"
 	".Lmmio_writes:\n"
@@ -226,7 +230,7 @@ __asm__(".pushsection .rodata\n"
 	".Lmmio_write:\n"
 	"	testl %edi, %edi\n"
 	"	jz .Lmmio_next\n"
-	"	movb %al, %es:(%si)\n"
+	"	addr32 movb %al, %es:(%esi)\n"
 	"	decl %edi\n"
 	"	jmp .Lmmio_write\n"
 	".Lmmio_next:\n"
@@ -319,8 +323,7 @@ struct guest_msr {
 
 /* One --mmio entry as the guest reads it (GUEST_MMIO_TABLE_ADDR). */
 struct guest_mmio {
-	uint16_t segment; /* ES: gpa >> 4 */
-	uint16_t offset;  /* gpa & 0xf */
+	uint32_t gpa; /* ESI, with ES's base 0 */
 	uint32_t reads;
 	uint32_t writes; /* after the reads */
 };
@@ -406,9 +409,9 @@ static void usage(FILE *out)
 		"                 (msr_faults=). No CPUID is set: CPUID-gated MSRs fault\n"
 		"  --mmio GPA:R[:W][,GPA:R[:W]...]\n"
 		"                 then R byte reads and W byte writes of guest-physical GPA,\n"
-		"                 0x10000 <= GPA < 0x100000 (outside the 64 KiB of RAM, real\n"
-		"                 mode reachable); each a KVM_EXIT_MMIO handled here, reads\n"
-		"                 return 0 (at most 128 entries)\n"
+		"                 0x10000 <= GPA < 2^32 (outside the 64 KiB of RAM; e.g. HPET\n"
+		"                 0xfed00000, xAPIC 0xfee00000); each a KVM_EXIT_MMIO handled\n"
+		"                 here, reads return 0 (at most 128 entries)\n"
 		"  --hypercalls NR:N[,NR:N...]\n"
 		"                 then N hypercalls with eax=NR, ebx=ecx=edx=esi=0 (VMMCALL on\n"
 		"                 AMD, VMCALL on Intel, from this CPU's vendor), handled inside\n"
@@ -555,7 +558,7 @@ static void parse_mmio(const char *opt, const char *text, struct options *o)
 {
 	struct list_item items[MAX_MMIO];
 
-	o->nmmio = parse_item_list(opt, text, "GPA", MMIO_END_GPA - 1, true, items, MAX_MMIO);
+	o->nmmio = parse_item_list(opt, text, "GPA", UINT32_MAX, true, items, MAX_MMIO);
 	for (unsigned i = 0; i < o->nmmio; i++) {
 		if (items[i].key < MMIO_MIN_GPA)
 			usage_error("%s: GPA 0x%llx is guest RAM (below 0x%x)", opt, items[i].key,
@@ -852,8 +855,7 @@ static void setup_guest_memory(struct vm *vm, const struct options *o)
 	put_u16(vm->mem, GUEST_MSR_END_ADDR,
 		(uint16_t)(GUEST_MSR_TABLE_ADDR + sizeof(struct guest_msr) * o->nmsrs));
 	for (unsigned i = 0; i < o->nmmio; i++) {
-		struct guest_mmio m = { .segment = (uint16_t)(o->mmio[i].gpa >> 4),
-					.offset = (uint16_t)(o->mmio[i].gpa & 0xf),
+		struct guest_mmio m = { .gpa = o->mmio[i].gpa,
 					.reads = o->mmio[i].reads,
 					.writes = o->mmio[i].writes };
 
@@ -903,6 +905,18 @@ static void setup_vcpu_registers(struct vcpu *v)
 	/* FS: the vCPU's counter block (16-byte aligned: base = selector << 4). */
 	sregs.fs.base = GUEST_VCPU_DATA_ADDR + v->id * GUEST_VCPU_DATA_SIZE;
 	sregs.fs.selector = (uint16_t)(sregs.fs.base >> 4);
+	/*
+	 * --mmio: ES base 0, limit 4 GiB (page granular, as VMX requires of a
+	 * limit above 1 MiB), so %es:(%esi) reaches any 32-bit address in real
+	 * mode. The guest never loads ES, so the limit stays; without --mmio ES
+	 * keeps its reset state.
+	 */
+	if (o->nmmio > 0) {
+		sregs.es.base = 0;
+		sregs.es.selector = 0;
+		sregs.es.limit = 0xffffffff;
+		sregs.es.g = 1;
+	}
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		die_errno("ioctl(KVM_SET_SREGS) vcpu %u", v->id);
 
