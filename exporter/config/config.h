@@ -80,8 +80,9 @@ struct Config {
       std::vector<Kind> kinds = {
           {DrilldownKind::kIo, {"IO_INSTRUCTION", "io"}},
           {DrilldownKind::kMsr, {"MSR_READ", "MSR_WRITE", "msr"}},
-          {DrilldownKind::kMmio, {"EPT_MISCONFIG", "APIC_ACCESS", "npf"}},
-          {DrilldownKind::kUserspace, {"IO_INSTRUCTION", "EPT_MISCONFIG", "io", "npf"}},
+          {DrilldownKind::kMmio, {"EPT_MISCONFIG", "APIC_ACCESS", "EXCEPTION_NMI", "npf", "PF excp"}},
+          {DrilldownKind::kUserspace,
+           {"IO_INSTRUCTION", "EPT_MISCONFIG", "EXCEPTION_NMI", "io", "npf", "PF excp"}},
       };
       std::uint32_t threshold = 500;  // exits per second of one VM
       std::chrono::milliseconds hold{120'000};

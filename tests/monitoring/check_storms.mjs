@@ -95,14 +95,14 @@ for (const sig of signatures) {
   check(["summary", "description", "fix"].every((k) => rule?.annotations?.[k]),
         `${sig}: summary, description (cause) and fix annotations`);
   if (kind) {
-    check(rule?.annotations?.description?.includes(`collector.drilldown: [${kind}]`),
-          `${sig}: description says it needs collector.drilldown: [${kind}]`);
+    check(/Needs the\s+(\w+)\s+drill-down/.exec(rule?.annotations?.description ?? "")?.[1] === kind,
+          `${sig}: description says it needs the ${kind} drill-down`);
   }
   // docs: a section, the kind it needs, and the table row with the same numbers
   const section = docs.split(/^### /m).find((s) => s.startsWith(`${sig}\n`));
   check(Boolean(section), `docs/storms.md: section "### ${sig}"`);
   if (section) {
-    check(kind ? section.includes(`collector.drilldown: [${kind}]`) : section.includes("No drill-down needed"),
+    check(kind ? section.includes(`Needs the \`${kind}\` drill-down`) : section.includes("No drill-down needed"),
           `docs/storms.md#${sig}: says which drill-down kind it needs`);
     for (const field of ["**Pattern.**", "**Cause.**", "**Confirm.**", "**Fix.**", "**Where.**", "**Sources.**"]) {
       check(section.includes(field), `docs/storms.md#${sig}: ${field}`);

@@ -129,7 +129,7 @@ e2e_main() {
 
   tr -d '\r' <"$SERIAL_LOG" >"$SERIAL_LOG.txt"
   # The guest's own log (results are printed below, after it).
-  grep -a -v -E '^E2E (PASS|FAIL|SKIP|HOSTSCRAPE|PROMCHECK) |^$' "$SERIAL_LOG.txt" | sed 's/^/  | /' || true
+  grep -a -v -E '^E2E (PASS|FAIL|SKIP|HOSTSCRAPE|PROMCHECK|STORMCHECK) |^$' "$SERIAL_LOG.txt" | sed 's/^/  | /' || true
   boot_results
   { grep -a -E '^E2E (PASS|FAIL|SKIP) ' "$SERIAL_LOG.txt" || true; cat "$HOST_RESULTS"; } >"$OUT/results.txt"
   boot_failures || emulator_failures=1

@@ -65,8 +65,23 @@ prom_check() {
 # boot_guest: the image of svm/, then QEMU until the guest powers off or
 # E2E_TIMEOUT; sets EMULATOR_STATUS (124: timed out) and fills $SERIAL_LOG,
 # answering the guest's HOSTSCRAPE and PROMCHECK on the way.
+storm_check() {
+  local host_port=$1 ack_port=$2 expect=$3 out=$OUT/storm-live-check.log status=0 summary
+  log "Prometheus storm check of the guest's exporter at 127.0.0.1:$host_port, expecting $expect (log $out)"
+  timeout -k 10 200 "$SCRIPT_DIR/../monitoring/storm_live_check.sh" "127.0.0.1:$host_port" "$expect" 150 \
+    >"$out" 2>&1 || status=$?
+  sed 's/^/  storm| /' "$out"
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+  if [[ $status == 0 ]]; then
+    echo "E2E PASS storm_live_check" >>"$HOST_RESULTS"
+  else
+    echo "E2E FAIL storm_live_check: storm_live_check.sh exited with status $status (${summary:-no summary}): $(grep -E '^FAIL ' "$out" | head -n 10 | tr '\n' '|') (see $out)" >>"$HOST_RESULTS"
+  fi
+  ack_guest "$ack_port" "storm_live_check: ${summary:-status $status}"
+}
+
 boot_guest() {
-  local image timeout_s=${E2E_TIMEOUT:-600} host_port ack_port qemu_pid scraped=0 promchecked=0 line
+  local image timeout_s=${E2E_TIMEOUT:-600} host_port ack_port qemu_pid scraped=0 promchecked=0 stormchecked=0 line
   image=$("$SCRIPT_DIR/build_image.sh" "$OUT" "$VMM" "$EXPORTER") || die "build_image.sh failed"
   QEMU_LOG="$OUT/qemu.log"
   host_port=${E2E_HOST_PORT:-$(free_port)}
@@ -97,6 +112,11 @@ boot_guest() {
       promchecked=1
       prom_check "$host_port" "$ack_port"
     fi
+    if [[ $stormchecked == 0 ]] && line=$(grep -a -m1 '^E2E STORMCHECK ' "$SERIAL_LOG"); then
+      stormchecked=1
+      line=$(tr -d '\r' <<<"$line")
+      storm_check "$host_port" "$ack_port" "${line##*expect=}"
+    fi
     sleep 0.5
   done
   EMULATOR_STATUS=0
@@ -107,7 +127,7 @@ boot_guest() {
 # without an exporter)
 boot_results() {
   local check marker
-  for check in host_scrape_hostfwd:HOSTSCRAPE prom_live_check:PROMCHECK; do
+  for check in host_scrape_hostfwd:HOSTSCRAPE prom_live_check:PROMCHECK storm_live_check:STORMCHECK; do
     marker=${check#*:} check=${check%%:*}
     if [[ -z $EXPORTER ]]; then
       echo "E2E SKIP $check: no exporter binary" >>"$HOST_RESULTS"

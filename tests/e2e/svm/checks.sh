@@ -26,6 +26,9 @@ set -o pipefail
 # Drill-downs: port IO, MSRs, MMIO, hypercalls, exits to the VMM (issue 14).
 # shellcheck source=../lib/drilldown_checks.sh
 . /e2e/drilldown_checks.sh
+# Known exit storms named with the default config (issue 27).
+# shellcheck source=../lib/storm_checks.sh
+. /e2e/storm_checks.sh
 # Where the vCPU threads' time goes (issue 26).
 # shellcheck source=../lib/vcpu_time_checks.sh
 . /e2e/vcpu_time_checks.sh
@@ -323,10 +326,11 @@ kernel:
 $RATES_CONFIG"
     phase_vcpu_time
     lifecycle_main
+    phase_storms
     phase_restarts # unloads kvm_amd and kvm, then loads them again
     phase_kvm_modules # last: it unloads kvm_amd
   else
-    for c in exporter_counts map_memory migrating_vcpus attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck restarts kvm_module; do
+    for c in exporter_counts map_memory migrating_vcpus attribution rates per_vcpu exit_time overflow least_priv drilldown_io drilldown_kinds perf_kvm_stat vcpu_time crosscheck boot_window lifecycle soak max_vms promcheck storms restarts kvm_module; do
       skip "$c" "no exporter binary in the image"
     done
   fi
