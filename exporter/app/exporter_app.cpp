@@ -2,10 +2,12 @@
 #include "app/exporter_app.h"
 
 #include <ctime>
+#include <string_view>
+#include <utility>
 
 #include "app/privileges.h"
-#include "config/duration.h"
 #include "config/config_reload.h"
+#include "config/duration.h"
 #include "identity/vm_identity.h"
 #include "render/exit_metrics.h"
 #include "render/vcpu_time_metrics.h"
@@ -216,9 +218,9 @@ void ExporterApp::StartFollowingStorms() {
     }
     triggers.push_back(std::move(trigger));
   }
-  follower_ = DrilldownFollower(std::move(triggers),
-                                static_cast<double>(config_.collector.drilldown_auto.threshold),
-                                config_.collector.drilldown_auto.hold);
+  follower_ =
+      DrilldownFollower(triggers, static_cast<double>(config_.collector.drilldown_auto.threshold),
+                        config_.collector.drilldown_auto.hold);
   for (const DrilldownKind kind : config_.collector.DrilldownLoaded()) {
     const bool attached = source_.DrilldownAttached(kind);
     if (follower_.follows(kind)) follower_.Confirm(kind, attached, now);
@@ -232,25 +234,31 @@ void ExporterApp::FollowStorms(const ExitSnapshot& snapshot) {
     const std::string error = source_.SetDrilldownAttached(change.kind, change.attach);
     const bool attached = source_.DrilldownAttached(change.kind);
     follower_.Confirm(change.kind, attached, now);
-    const std::string kind(DrilldownKindName(change.kind));
+    const std::string_view kind = DrilldownKindName(change.kind);
+    std::string message = "drill-down ";
+    message += kind;
     if (!error.empty()) {
       self_.DrilldownSwitchFailed();
       // Tried again at every sample while the storm lasts: logged once.
       if (std::exchange(last_follow_error_[change.kind], error) != error) {
-        LogWarn("drill-down " + kind + " (collector.drilldown_auto): " + error);
+        LogWarn(message.append(" (collector.drilldown_auto): ").append(error));
       }
       continue;
     }
     last_follow_error_.erase(change.kind);
     self_.DrilldownAttached(kind, attached, true);
     const auto& follow = config_.collector.drilldown_auto;
-    const std::string rate = std::to_string(static_cast<std::uint64_t>(change.rate));
-    LogInfo(change.attach ? "drill-down " + kind + " attached: a VM made " + rate +
-                                " exits/s of its reasons (collector.drilldown_auto.threshold " +
-                                std::to_string(follow.threshold) + ")"
-                          : "drill-down " + kind + " detached: every VM below " +
-                                std::to_string(follow.threshold) + " exits/s of its reasons for " +
-                                FormatDuration(follow.hold));
+    if (change.attach) {
+      message.append(" attached: a VM made ")
+          .append(std::to_string(static_cast<std::uint64_t>(change.rate)))
+          .append(" exits/s of its reasons (collector.drilldown_auto.threshold ");
+    } else {
+      message.append(" detached: every VM at or below ");
+    }
+    message.append(std::to_string(follow.threshold));
+    message.append(change.attach ? ")"
+                                 : " exits/s of its reasons for " + FormatDuration(follow.hold));
+    LogInfo(message);
   }
 }
 

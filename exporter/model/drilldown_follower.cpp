@@ -6,8 +6,8 @@
 
 namespace kvmexit {
 
-DrilldownFollower::DrilldownFollower(std::vector<DrilldownTrigger> triggers, double threshold,
-                                     std::chrono::milliseconds hold)
+DrilldownFollower::DrilldownFollower(const std::vector<DrilldownTrigger>& triggers,
+                                     double threshold, std::chrono::milliseconds hold)
     : threshold_(threshold), hold_(hold) {
   for (const DrilldownTrigger& trigger : triggers) {
     if (Find(trigger.kind) == nullptr) kinds_.push_back({.kind = trigger.kind});

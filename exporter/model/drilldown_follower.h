@@ -34,7 +34,7 @@ class DrilldownFollower {
   DrilldownFollower() = default;
   // `threshold`: exits per second of one VM; `hold`: how long the rate must
   // stay below it before the kind is detached.
-  DrilldownFollower(std::vector<DrilldownTrigger> triggers, double threshold,
+  DrilldownFollower(const std::vector<DrilldownTrigger>& triggers, double threshold,
                     std::chrono::milliseconds hold);
 
   struct Switch {
