@@ -58,7 +58,7 @@ std::string FormatUnixTime(std::uint64_t unix_ns) {
   return text;
 }
 
-std::vector<DrilldownKind> FollowedKindNames(const Config::Collector& collector) {
+std::vector<DrilldownKind> KindsThatFollowStorms(const Config::Collector& collector) {
   std::vector<DrilldownKind> kinds;
   for (const auto& entry : collector.FollowedKinds()) kinds.push_back(entry.kind);
   return kinds;
@@ -78,7 +78,7 @@ ExporterApp::ExporterApp(Config config)
                                .exit_handling_time = config_.collector.exit_handling_time,
                                .hook = config_.kernel.hook,
                                .drilldown = config_.collector.drilldown,
-                               .drilldown_follow = FollowedKindNames(config_.collector),
+                               .drilldown_follow = KindsThatFollowStorms(config_.collector),
                                .state_path = config_.kernel.state_path}),
       names_(ReasonNames::FromUapiHeaders()),
       tracker_(VmTrackerOptions{.max_vms = config_.vms.max_vms,
