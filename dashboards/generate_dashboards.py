@@ -445,7 +445,37 @@ def slowest_reasons(title: str, desc: str, sel: str, w: int, h: int) -> dict:
 # VM, so it is never summed with real ports across VMs: the host-wide panels
 # leave it out and show its share on its own.
 # ---------------------------------------------------------------------------
-DRILL_NOTE = ("Needs collector.drilldown: [io] (off by default); empty without it.")
+def followed_kinds() -> set[str]:
+    """The drill-down kinds the default configuration attaches during storms:
+    the keys of collector.drilldown_auto.kinds in exporter/config/default_config.yaml."""
+    text = (HERE.parent / "exporter" / "config" / "default_config.yaml").read_text(encoding="utf-8")
+    block = re.search(r"^  drilldown_auto:\n(?:(?:    .*|\s*#.*)?\n)*?    kinds:\n((?:      .*\n)+)",
+                      text, re.M)
+    if not block:
+        raise SystemExit("default_config.yaml: no collector.drilldown_auto.kinds")
+    return set(re.findall(r"^      (\w+):", block.group(1), re.M))
+
+
+FOLLOWED_KINDS = followed_kinds()
+
+
+def drill_needs(kind: str) -> str:
+    """What a drill-down panel needs, for its description."""
+    if kind in FOLLOWED_KINDS:
+        return (f"Needs the {kind} drill-down: attached during storms by default "
+                f"(collector.drilldown_auto), always with collector.drilldown: [{kind}]; "
+                "no data while the VMs are calm.")
+    return f"Needs collector.drilldown: [{kind}] (off by default); empty without it."
+
+
+def drill_row_note(kind: str) -> str:
+    """What a drill-down row's title says it needs."""
+    if kind in FOLLOWED_KINDS:
+        return f"(drill-down {kind}: during storms by default)"
+    return f"(needs collector.drilldown: [{kind}])"
+
+
+DRILL_NOTE = drill_needs("io")
 OTHER_NOTE = ("port=\"other\" sums, exactly, the port IO of (port, direction) pairs beyond "
               "collector.drilldown_max_keys per VM: a different set of ports in each VM.")
 
@@ -487,10 +517,9 @@ class DrillKind:
         self.by = ", ".join(labels)
         self.legend = legend or " ".join(f"{{{{{label}}}}}" for label in labels)
         self.noun, self.unit, self.per, self.items, self.question = noun, unit, per, items, question
-        self.needs = (f"Needs collector.drilldown: [{self.kind}] (off by default); empty "
-                      "without it.")
+        self.needs = drill_needs(self.kind)
         self.other = other
-        self.row_title = f"{row_title} (needs collector.drilldown: [{self.kind}])"
+        self.row_title = f"{row_title} {drill_row_note(self.kind)}"
         self.explain = explain
 
     def sel(self, extra: str = "") -> str:
@@ -659,8 +688,9 @@ STORMS_NOTE = ("A signature is listed while the VM is above both its thresholds 
                "(kvm_exit:storm_signature_threshold:min: events per second and share of the "
                "VM's exits), the condition of the KvmVmKnownExitStorm alert without its 5 "
                "minutes, so a boot burst shows here for a while without alerting. Signatures "
-               "on port, MSR, MMIO page or VMM-exit items need that collector.drilldown kind "
-               "(io, msr, mmio, userspace) and stay absent without it. As in the alert, "
+               "on port, MSR, MMIO page or VMM-exit items need that drill-down kind "
+               "(io, msr, mmio, userspace: collector.drilldown_auto attaches each during storms "
+               "by default) and stay absent without it. As in the alert, "
                "vmm_device_emulation is left out while the VM matches a more specific device "
                "signature (acpi_pm_timer, rtc_cmos, pit, legacy_ide, hpet). Click a signature for "
                "its cause and fix in the storm catalogue (docs/storms.md; set the Storm "
@@ -812,7 +842,7 @@ def overview() -> dict:
              "handling-time figures, so a growing number makes those figures too low.",
              [Target("sum(increase(@timing_lost@{@S@}[$__range]))")], w=8, h=8, decimals=0,
              thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}]),
-        row("Port IO: which port (needs collector.drilldown: [io])"),
+        row("Port IO: which port " + drill_row_note("io")),
         timeseries("Top ports, all selected VMs (port IO/s, top 10)",
                    "Which IO ports take the most port IO exits across the selected VMs and "
                    "hosts, and since when? Sum by port and direction over VMs, top 10 at each "
@@ -1053,7 +1083,7 @@ def vm_drilldown() -> dict:
         known_causes("Known causes",
                      "Which known exit storm is this VM in right now, and how many exits per "
                      "second does it cause?", 24, 6),
-        row("Which port (needs collector.drilldown: [io])"),
+        row("Which port " + drill_row_note("io")),
         timeseries("Port IO by port (port IO/s, top 10)",
                    "Which IO ports is this VM's port IO going to (a serial console polled in a "
                    "loop, a PIT, a legacy virtio notify), and since when? Top 10 (port, "
