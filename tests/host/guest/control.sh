@@ -356,6 +356,20 @@ watch_counters() {
     sleep 0.5
   done
 }
+# wait_scraped PID TIMEOUT_S: waits until watch_counters has scraped the
+# exporter process PID at least twice (its scrapes take a second or more in
+# the TCG guest while the VMs run, longer under load); 1 after TIMEOUT_S
+wait_scraped() {
+  local deadline=$((SECONDS + $2))
+  while ((SECONDS < deadline)); do
+    if (($(awk -v p="$1" '$2 == p && !seen[$1]++ { n++ } END { print n + 0 }' "$WORK/watch.txt") >= 2)); then
+      return 0
+    fi
+    sleep 0.5
+  done
+  info "watch_counters scraped MainPID $1 fewer than twice in $2 s"
+  return 1
+}
 restart_since=''
 if [[ $ATTACHED == 1 ]]; then
   restart_since=$(metric "$WORK/paused.prom" kvm_exit_exporter_counting_since_timestamp_seconds)
@@ -367,21 +381,20 @@ if [[ $ATTACHED == 1 ]]; then
   rm -f "$WORK/watch.stop"
   watch_counters &
   watcher=$!
-  # Long enough for two scrapes of each process in the TCG guest (about a
-  # second each there).
-  sleep 6
+  # Two scrapes of each process at least, however long they take.
+  wait_scraped "$(main_pid)" 60 || true
   systemctl restart "$UNIT"
   adopted restart_adopted "$restart_since"
   # The boot windows closed before the restart stay in the histogram.
   expect_eq restart_keeps_boot_histogram "kvm_vm_boot_exits_count_count after the restart" \
     "$(metric "$WORK/attach.prom" kvm_vm_boot_exits_count_count)" "$(metric "$WORK/paused.prom" kvm_vm_boot_exits_count_count)"
-  sleep 6
+  wait_scraped "$(main_pid)" 60 || true
   old_pid=$(main_pid)
   systemctl kill -s KILL "$UNIT"
   info "killed MainPID $old_pid with SIGKILL"
   sleep 1
   adopted crash_adopted "$restart_since"
-  sleep 6
+  wait_scraped "$(main_pid)" 60 || true
   touch "$WORK/watch.stop"
   wait "$watcher"
   pause_vms
