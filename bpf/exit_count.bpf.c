@@ -44,6 +44,11 @@
  * The tp_btf and raw_tp entry points of every tracepoint are generated from
  * one handler each (RAW_TP_PROGRAMS, lib/raw_tp.bpf.h).
  *
+ * Built for x86 (VMX and SVM: the reason is read from the vendor's vCPU) or
+ * for arm64 (__TARGET_ARCH_arm64: the reason is the trap's exception class,
+ * an argument of the tracepoint itself, so every hook reads it alike and
+ * only per-vCPU counting reads the kernel: KVM_EXIT_ISA_ARM64 in kvm_exit.h).
+ *
  * The exit program also stamps the exit for exit handling time
  * (start_exit_timing, exit_timing.bpf.h) when collector.exit_handling_time is
  * on; exit_timing.bpf.c holds the rest of the timing. It stays here, one
@@ -79,11 +84,19 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * kernel's BTF (vmlinux, or /sys/kernel/btf/kvm where kvm is a module), so the
  * layout below never has to match any particular kernel.
  */
+#if defined(__TARGET_ARCH_arm64)
+/* arm64's record: ret is the exception type, esr_ec is 0 unless it is a trap. */
+struct trace_event_raw_kvm_exit {
+	int ret;
+	unsigned int esr_ec;
+} __attribute__((preserve_access_index));
+#else
 struct trace_event_raw_kvm_exit {
 	unsigned int exit_reason;
 	__u32 isa;
 	unsigned int vcpu_id;
 } __attribute__((preserve_access_index));
+#endif
 
 /* Set by the exporter before load (config: collector.per_vcpu). */
 const volatile __u8 count_per_vcpu = 0;
@@ -278,6 +291,71 @@ counted:
 		start_exit_timing(isa, reason, element, epoch);
 }
 
+#if defined(__TARGET_ARCH_arm64)
+/*
+ * arm64: kvm_exit is TP_PROTO(int ret, unsigned int esr_ec, unsigned long
+ * vcpu_pc), called from KVM_RUN's loop with preemption off. The key's reason
+ * follows the tracepoint's own rule (KVM_EXIT_ISA_ARM64 in kvm_exit.h): the
+ * raw hooks see esr_ec unmasked, which for an IRQ exit holds whatever the
+ * last trap left there.
+ */
+static __always_inline __u32 arm64_exit_reason(int ret, unsigned int esr_ec)
+{
+	__u32 type = (__u32)ret & ~KVM_EXIT_ARM64_SERROR_BIT;
+
+	return type == KVM_EXIT_ARM64_TRAP ? esr_ec : KVM_EXIT_ARM64_NOT_TRAP + type;
+}
+
+/*
+ * The vCPU this CPU runs: kvm_exit passes none on arm64, but KVM_RUN holds it
+ * in kvm_running_vcpu (vcpu_load) for as long as the exit is handled. Weak:
+ * a kernel whose BTF lacks the variable still loads the program, and only
+ * per-vCPU counting (which needs it) counts its exits as unreadable.
+ */
+extern struct kvm_vcpu *kvm_running_vcpu __ksym __weak;
+
+static __always_inline int arm64_vcpu_id(__u32 *vcpu_id)
+{
+	struct kvm_vcpu **running;
+
+	*vcpu_id = 0;
+	if (!count_per_vcpu)
+		return 0;
+	if (!&kvm_running_vcpu)
+		return -1;
+	running = bpf_this_cpu_ptr(&kvm_running_vcpu);
+	return bpf_core_read(vcpu_id, sizeof(*vcpu_id), &(*running)->vcpu_id);
+}
+
+static __always_inline void count_arm64_exit(int ret, unsigned int esr_ec)
+{
+	__u32 vcpu_id;
+
+	if (arm64_vcpu_id(&vcpu_id) != 0) {
+		percpu_array_inc(&lost, KVM_EXIT_LOST_REASON_UNREADABLE);
+		return;
+	}
+	count_exit(KVM_EXIT_ISA_ARM64, arm64_exit_reason(ret, esr_ec), vcpu_id, 0);
+}
+
+SEC("tp/kvm/kvm_exit")
+int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
+{
+	count_arm64_exit(ctx->ret, ctx->esr_ec);
+	return 0;
+}
+
+static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long long *ctx,
+					   int ret, unsigned int esr_ec)
+{
+	count_arm64_exit(ret, esr_ec);
+	return 0;
+}
+
+RAW_TP_PROGRAMS(count_kvm_exit, kvm_exit, handle_kvm_exit, ret, esr_ec)
+
+#else /* x86: VMX and SVM */
+
 SEC("tp/kvm/kvm_exit")
 int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 {
@@ -345,3 +423,5 @@ static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long 
 }
 
 RAW_TP_PROGRAMS(count_kvm_exit, kvm_exit, handle_kvm_exit, vcpu, isa)
+
+#endif

@@ -11,6 +11,17 @@
 /* Values of the tracepoint's `isa` field (KVM_ISA_VMX / KVM_ISA_SVM in the kernel). */
 #define KVM_EXIT_ISA_VMX 1
 #define KVM_EXIT_ISA_SVM 2
+/*
+ * arm64's kvm_exit has no isa field: this value is ours. Its reason is the
+ * exception class (ESR_ELx.EC, 0..0x3f) of a trap, or, for an exit that is
+ * not a trap (an IRQ, an SError, ...), KVM_EXIT_ARM64_NOT_TRAP + the
+ * exception type (ARM_EXCEPTION_IRQ 0, ..._EL1_SERROR 1, ..._IL 3): the
+ * kernel's own rule, which records esr_ec only when the type is TRAP.
+ */
+#define KVM_EXIT_ISA_ARM64 3
+#define KVM_EXIT_ARM64_TRAP 2            /* ARM_EXCEPTION_TRAP */
+#define KVM_EXIT_ARM64_SERROR_BIT 0x80000000U /* ARM_EXIT_WITH_SERROR_BIT: not part of the type */
+#define KVM_EXIT_ARM64_NOT_TRAP 0x100U
 
 /* VMX: the basic exit reason is the low 16 bits; bit 31 marks a failed VM entry. */
 #define KVM_EXIT_VMX_BASIC_REASON_MASK 0xffffU
@@ -45,7 +56,7 @@ struct vm_exit_key {
 	__u32 tgid;        /* VMM process id: all vCPU threads of one VM share it */
 	__u32 vcpu_id;     /* KVM vCPU id, or KVM_EXIT_ALL_VCPUS */
 	__u32 isa;         /* KVM_EXIT_ISA_* */
-	__u32 exit_reason; /* SVM: exit code; VMX: basic reason | KVM_EXIT_VMX_FAILED_VMENTRY */
+	__u32 exit_reason; /* SVM: exit code; VMX: basic reason | KVM_EXIT_VMX_FAILED_VMENTRY; arm64: see KVM_EXIT_ISA_ARM64 */
 };
 
 /*

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/exporter_app.h"
 
+#include <algorithm>
 #include <ctime>
 #include <string_view>
 #include <utility>
@@ -188,6 +189,14 @@ void ExporterApp::TryAttach() {
           "); exit reason names from " + OriginName(names_.origin()) +
           (note.empty() ? "" : " (" + note + ")") +
           (source_.core_btf_note().empty() ? "" : "; " + source_.core_btf_note()));
+  if (!source_.absent_drilldown().empty()) {
+    std::string kinds;
+    for (const DrilldownKind kind : source_.absent_drilldown()) {
+      kinds += std::string(kinds.empty() ? "" : ", ") + std::string(DrilldownKindName(kind)) +
+               " (kvm:" + std::string(DrilldownKindRow(kind).tracepoint) + ")";
+    }
+    LogWarn("drill-down kinds without their tracepoint on this kernel, not counted: " + kinds);
+  }
   StartFollowingStorms();
   switch (source_.state_start()) {
     case StateStart::kAdopted:
@@ -207,10 +216,14 @@ void ExporterApp::StartFollowingStorms() {
   const auto now = std::chrono::steady_clock::now();
   std::vector<DrilldownTrigger> triggers;
   for (const Config::Collector::DrilldownAuto::Kind& entry : config_.collector.FollowedKinds()) {
+    if (std::ranges::find(source_.absent_drilldown(), entry.kind) !=
+        source_.absent_drilldown().end()) {
+      continue;  // nothing to attach on this kernel
+    }
     DrilldownTrigger trigger{.kind = entry.kind, .reasons = {}};
-    // The names of this kernel's vendor; the other vendor's find no code.
+    // Every isa's codes of the name: only this host's isa counts exits.
     for (const std::string& reason : entry.reasons) {
-      for (const std::uint32_t isa : {KVM_EXIT_ISA_VMX, KVM_EXIT_ISA_SVM}) {
+      for (const std::uint32_t isa : kKnownIsas) {
         if (const std::optional<std::uint32_t> code = names_.Code(isa, reason)) {
           trigger.reasons.push_back({isa, *code});
         }

@@ -80,9 +80,11 @@ struct Config {
       std::vector<Kind> kinds = {
           {DrilldownKind::kIo, {"IO_INSTRUCTION", "io"}},
           {DrilldownKind::kMsr, {"MSR_READ", "MSR_WRITE", "msr"}},
-          {DrilldownKind::kMmio, {"EPT_MISCONFIG", "APIC_ACCESS", "EXCEPTION_NMI", "npf", "PF excp"}},
+          {DrilldownKind::kMmio,
+           {"EPT_MISCONFIG", "APIC_ACCESS", "EXCEPTION_NMI", "npf", "PF excp", "DABT_LOW"}},
           {DrilldownKind::kUserspace,
-           {"IO_INSTRUCTION", "EPT_MISCONFIG", "EXCEPTION_NMI", "io", "npf", "PF excp"}},
+           {"IO_INSTRUCTION", "EPT_MISCONFIG", "EXCEPTION_NMI", "io", "npf", "PF excp",
+            "DABT_LOW"}},
       };
       std::uint32_t threshold = 500;  // exits per second of one VM
       std::chrono::milliseconds hold{120'000};

@@ -176,10 +176,11 @@ std::vector<DrilldownKind> ReadDrilldownKinds(const YamlValue& list) {
 Config::Collector::DrilldownAuto ReadDrilldownAuto(const YamlValue& map) {
   using DrilldownAuto = Config::Collector::DrilldownAuto;
   DrilldownAuto follow;
-  // Both vendors' names: one configuration serves a fleet of Intel and AMD hosts.
+  // Every isa's names: one configuration serves a fleet of Intel, AMD and arm64 hosts.
   static const ReasonNames names = ReasonNames::FromUapiHeaders();
   const auto is_reason = [](const std::string& name) {
-    return names.Code(KVM_EXIT_ISA_VMX, name) || names.Code(KVM_EXIT_ISA_SVM, name);
+    return std::ranges::any_of(
+        kKnownIsas, [&](std::uint32_t isa) { return names.Code(isa, name).has_value(); });
   };
   const auto read_kinds = [&](const YamlValue& kinds) {
     follow.kinds.clear();

@@ -65,6 +65,9 @@ void WriteHostExits(const VmView& view, ReasonLabels& reasons, ExpositionWriter&
 
 constexpr std::uint32_t kSvmExitHlt = 0x078;  // SVM_EXIT_HLT (asm/svm.h)
 constexpr std::uint32_t kVmxExitHlt = 12;     // EXIT_REASON_HLT (asm/vmx.h)
+// ESR_ELx_EC_WFx: WFI, where an arm64 guest idles as an x86 one does in HLT,
+// and WFE, a wait for an event; one exception class for both.
+constexpr std::uint32_t kArm64ExitWfx = 0x01;
 constexpr double kNanosecondsPerSecond = 1e9;
 
 // `idle="true"` / `idle="false"`, rendered once.
@@ -355,7 +358,8 @@ void WriteRates(const VmView& view, const RateView& rates, ReasonLabels& reasons
 
 bool IsIdleReason(const ReasonKey& reason) {
   return (reason.isa == KVM_EXIT_ISA_SVM && reason.code == kSvmExitHlt) ||
-         (reason.isa == KVM_EXIT_ISA_VMX && reason.code == kVmxExitHlt);
+         (reason.isa == KVM_EXIT_ISA_VMX && reason.code == kVmxExitHlt) ||
+         (reason.isa == KVM_EXIT_ISA_ARM64 && reason.code == kArm64ExitWfx);
 }
 
 double ExitTimeBucketBound(std::size_t index) {

@@ -48,7 +48,7 @@ struct FamilyOptions {
 };
 
 // True for the reasons whose handling time includes the time the guest chose
-// to wait (SVM `hlt`, VMX `HLT`): label idle="true", never mixed into overhead.
+// to wait (SVM `hlt`, VMX `HLT`, arm64 `WFx`): label idle="true", never mixed into overhead.
 bool IsIdleReason(const ReasonKey& reason);
 
 // The upper bound of handling-time bucket `index` in seconds: 2^index us.

@@ -38,6 +38,28 @@ struct UapiReason {
 constexpr UapiReason kUapiVmxReasons[] = {VMX_EXIT_REASONS};
 constexpr UapiReason kUapiSvmReasons[] = {SVM_EXIT_REASONS};
 
+// arm64 has no uapi table of exception classes: ESR_ELx_EC_* of Linux 6.12's
+// arch/arm64/include/asm/esr.h, named as the kvm_exit format names them
+// (kvm_arm_exception_class), and the exception types that are not a trap
+// (ARM_EXCEPTION_* of asm/kvm_asm.h, kvm_arm_exception_type). Only where the
+// running kernel's format cannot be read.
+constexpr UapiReason kArm64ExceptionClasses[] = {
+    {0x00, "UNKNOWN"},     {0x01, "WFx"},         {0x03, "CP15_32"},     {0x04, "CP15_64"},
+    {0x05, "CP14_MR"},     {0x06, "CP14_LS"},     {0x07, "FP_ASIMD"},    {0x08, "CP10_ID"},
+    {0x09, "PAC"},         {0x0c, "CP14_64"},     {0x0d, "BTI"},         {0x0e, "ILL"},
+    {0x11, "SVC32"},       {0x12, "HVC32"},       {0x13, "SMC32"},       {0x15, "SVC64"},
+    {0x16, "HVC64"},       {0x17, "SMC64"},       {0x18, "SYS64"},       {0x19, "SVE"},
+    {0x1a, "ERET"},        {0x1c, "FPAC"},        {0x1d, "SME"},         {0x1f, "IMP_DEF"},
+    {0x20, "IABT_LOW"},    {0x21, "IABT_CUR"},    {0x22, "PC_ALIGN"},    {0x24, "DABT_LOW"},
+    {0x25, "DABT_CUR"},    {0x26, "SP_ALIGN"},    {0x28, "FP_EXC32"},    {0x2c, "FP_EXC64"},
+    {0x2f, "SERROR"},      {0x30, "BREAKPT_LOW"}, {0x31, "BREAKPT_CUR"}, {0x32, "SOFTSTP_LOW"},
+    {0x33, "SOFTSTP_CUR"}, {0x34, "WATCHPT_LOW"}, {0x35, "WATCHPT_CUR"}, {0x38, "BKPT32"},
+    {0x3a, "VECTOR32"},    {0x3c, "BRK64"},
+};
+constexpr UapiReason kArm64ExceptionTypes[] = {
+    {0, "IRQ"}, {1, "SERROR"}, {2, "TRAP"}, {3, "ILLEGAL"}, {0xbadca11, "HYP_GONE"},
+};
+
 constexpr std::string_view kPrintFmt = "print fmt:";
 constexpr std::string_view kPrintSymbolic = "__print_symbolic(";
 constexpr std::string_view kUnknown = "unknown";
@@ -140,7 +162,11 @@ std::int64_t ParseNumber(std::string_view token) {
 std::uint32_t ParseCodeExpression(std::string_view expression) {
   std::int64_t total = 0;
   std::int64_t sign = 1;
-  std::string_view rest = TrimLeft(expression);
+  std::string_view rest = Trim(expression);
+  // arm64's classes are macros in parentheses: `{ (0x24), "DABT_LOW" }`.
+  while (rest.size() >= 2 && rest.front() == '(' && FindClosing(rest, 0) == rest.size() - 1) {
+    rest = Trim(rest.substr(1, rest.size() - 2));
+  }
   while (true) {
     while (rest.starts_with('-')) {
       sign = -sign;
@@ -248,21 +274,48 @@ class TableLocator {
   std::optional<std::uint32_t> else_isa_;
 };
 
-std::vector<TableSite> FindExitReasonTables(std::string_view print_fmt) {
-  std::vector<TableSite> sites;
-  TableLocator locator;
+// Calls visit(text before the call, args) for each __print_symbolic(args) of print_fmt.
+template <typename Visit>
+void ForEachSymbolTable(std::string_view print_fmt, Visit visit) {
   std::size_t cursor = 0;
   for (std::size_t call = print_fmt.find(kPrintSymbolic); call != std::string_view::npos;
        call = print_fmt.find(kPrintSymbolic, cursor)) {
     const std::size_t open = call + kPrintSymbolic.size() - 1;
     const std::size_t close = FindClosing(print_fmt, open);
-    const std::string_view args = print_fmt.substr(open + 1, close - open - 1);
-    if (auto site = locator.Classify(print_fmt.substr(cursor, call - cursor), args)) {
-      sites.push_back(*site);
-    }
+    visit(print_fmt.substr(cursor, call - cursor), print_fmt.substr(open + 1, close - open - 1));
     cursor = close + 1;
   }
+}
+
+std::vector<TableSite> FindExitReasonTables(std::string_view print_fmt) {
+  std::vector<TableSite> sites;
+  TableLocator locator;
+  ForEachSymbolTable(print_fmt, [&](std::string_view before, std::string_view args) {
+    if (auto site = locator.Classify(before, args)) sites.push_back(*site);
+  });
   return sites;
+}
+
+// The arguments of the table printing `REC-><field>` (no `REC->` prefix in
+// `field`), or "" when the format has none.
+std::string_view FindFieldTable(std::string_view print_fmt, std::string_view field) {
+  std::string_view found;
+  const std::string value_wanted = "REC->" + std::string(field);
+  ForEachSymbolTable(print_fmt, [&](std::string_view, std::string_view args) {
+    if (Trim(args.substr(0, FindTopLevelComma(args))) != value_wanted) return;
+    if (!found.empty()) throw FormatError("more than one table of " + value_wanted);
+    found = args;
+  });
+  return found;
+}
+
+// arm64's codes (KVM_EXIT_ISA_ARM64): the trap classes as they are, the other
+// exception types past KVM_EXIT_ARM64_NOT_TRAP. TRAP itself is never a code.
+Table Arm64Table(Table classes, const Table& types) {
+  for (const auto& [type, name] : types) {
+    if (type != KVM_EXIT_ARM64_TRAP) classes.emplace(KVM_EXIT_ARM64_NOT_TRAP + type, name);
+  }
+  return classes;
 }
 
 std::string_view PrintFmt(std::string_view format_text) {
@@ -300,15 +353,27 @@ void SetIfWanted(std::string* out, std::string text) {
 std::string IsaLabel(std::uint32_t isa) {
   if (isa == KVM_EXIT_ISA_VMX) return "vmx";
   if (isa == KVM_EXIT_ISA_SVM) return "svm";
+  if (isa == KVM_EXIT_ISA_ARM64) return "arm64";
   return "isa" + std::to_string(isa);
 }
 
 std::optional<ReasonNames> ReasonNames::FromTracepointFormat(std::string_view format_text,
                                                              std::string* error) {
   try {
-    ReasonNames names;
+    const std::string_view print_fmt = PrintFmt(format_text);
+    if (const std::string_view classes = FindFieldTable(print_fmt, "esr_ec"); !classes.empty()) {
+      const std::string_view types = FindFieldTable(print_fmt, "ret");
+      if (types.empty()) throw FormatError("an esr_ec table (arm64) without a table of ret");
+      ReasonNames names = FromUapiHeaders();  // the x86 names, for a fleet's config
+      names.origin_ = Origin::kKernelTracepoint;
+      names.arm64_ = Arm64Table(ParseSymbolTable(classes), ParseSymbolTable(types));
+      return names;
+    }
+    ReasonNames names = FromUapiHeaders();  // arm64's, for a fleet's config
     names.origin_ = Origin::kKernelTracepoint;
-    for (const TableSite& site : FindExitReasonTables(PrintFmt(format_text))) {
+    names.vmx_.clear();
+    names.svm_.clear();
+    for (const TableSite& site : FindExitReasonTables(print_fmt)) {
       Table& table = site.isa == KVM_EXIT_ISA_VMX ? names.vmx_ : names.svm_;
       if (!table.empty()) {
         throw FormatError("more than one " + IsaLabel(site.isa) + " exit reason table");
@@ -335,6 +400,8 @@ ReasonNames ReasonNames::FromUapiHeaders() {
   names.origin_ = Origin::kUapiHeaders;
   names.vmx_ = TableFromUapi(kUapiVmxReasons);
   names.svm_ = TableFromUapi(kUapiSvmReasons);
+  names.arm64_ =
+      Arm64Table(TableFromUapi(kArm64ExceptionClasses), TableFromUapi(kArm64ExceptionTypes));
   return names;
 }
 
@@ -382,6 +449,7 @@ const std::map<std::uint32_t, std::string>& ReasonNames::Entries(std::uint32_t i
   static const Table kNoTable;
   if (isa == KVM_EXIT_ISA_VMX) return vmx_;
   if (isa == KVM_EXIT_ISA_SVM) return svm_;
+  if (isa == KVM_EXIT_ISA_ARM64) return arm64_;
   return kNoTable;
 }
 

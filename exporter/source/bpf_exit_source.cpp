@@ -35,10 +35,29 @@ int CaptureLibbpfLogAndCountCpus() {
   return PossibleCpus();
 }
 
+// `kinds` without those whose tracepoint is not under `tracefs_root`, which
+// are added to *absent: kvm:kvm_pio and kvm:kvm_msr exist on x86 only, so a
+// fleet's one configuration loads on arm64 hosts too.
+std::vector<DrilldownKind> WithTracepoints(const std::string& tracefs_root,
+                                           std::vector<DrilldownKind> kinds,
+                                           std::vector<DrilldownKind>* absent) {
+  std::erase_if(kinds, [&](DrilldownKind kind) {
+    const std::string event =
+        tracefs_root + "/events/kvm/" + std::string(DrilldownKindRow(kind).tracepoint);
+    if (PathExists(event)) return false;
+    absent->push_back(kind);
+    return true;
+  });
+  return kinds;
+}
+
 }  // namespace
 
 BpfExitSource::BpfExitSource(BpfSourceOptions options)
-    : options_(std::move(options)), possible_cpus_(CaptureLibbpfLogAndCountCpus()) {}
+    : options_(std::move(options)),
+      configured_drilldown_(options_.drilldown),
+      configured_follow_(options_.drilldown_follow),
+      possible_cpus_(CaptureLibbpfLogAndCountCpus()) {}
 
 BpfExitSource::~BpfExitSource() = default;
 
@@ -63,6 +82,11 @@ std::string BpfExitSource::Attach() {
   if (std::string missing = CheckKernelSupport(options_.tracefs_root); !missing.empty()) {
     return missing;
   }
+  absent_drilldown_.clear();
+  options_.drilldown =
+      WithTracepoints(options_.tracefs_root, configured_drilldown_, &absent_drilldown_);
+  options_.drilldown_follow =
+      WithTracepoints(options_.tracefs_root, configured_follow_, &absent_drilldown_);
   HookChoice choice = ChooseHooks(options_.hook, options_.sys_root);
   if (!choice.error.empty()) return choice.error;
   // The pinned programs' hook first, so that a restart adopts them rather

@@ -42,6 +42,9 @@ class BpfExitSource {
   const std::string& hook_note() const { return hook_note_; }
   // The CO-RE BTF of the last attach attempt: what it held, its size, build time; or "".
   const std::string& core_btf_note() const { return core_btf_note_; }
+  // The configured drill-down kinds whose tracepoint this kernel lacks (kvm:kvm_pio and
+  // kvm:kvm_msr are x86's): neither loaded nor attached. Known once attached.
+  const std::vector<DrilldownKind>& absent_drilldown() const { return absent_drilldown_; }
 
   // How this process's counts began (pinned state adopted, fresh, unpinned),
   // and why fresh when there was a pinned state; valid once attached.
@@ -106,7 +109,11 @@ class BpfExitSource {
   // the vendor module for tp_btf and raw_tp; core_btf the CO-RE target.
   std::string LoadAndAttach(KernelHook hook, std::uint32_t btf_vendor_isa, const CoreBtf& core_btf);
 
-  BpfSourceOptions options_;
+  BpfSourceOptions options_;  // drill-down kinds without their tracepoint taken out (Attach)
+  // The drill-down kinds as configured, and those of them this kernel has no tracepoint for.
+  std::vector<DrilldownKind> configured_drilldown_;
+  std::vector<DrilldownKind> configured_follow_;
+  std::vector<DrilldownKind> absent_drilldown_;
   int possible_cpus_;
   SkeletonPtr skeleton_;
   KernelHook attached_hook_ = KernelHook::kTracepoint;  // whose programs skeleton_ attached

@@ -75,7 +75,9 @@ CoreBtf BuildCoreBtf(const std::string& btf_dir, std::string_view vendor_module)
   CoreBtf core;
   std::vector<std::string> modules;
   for (std::string_view name : {std::string_view("kvm"), vendor_module}) {
-    if (!name.empty() && PathExists(btf_dir + "/" + std::string(name))) modules.emplace_back(name);
+    // vmlinux is the base, never a module (KVM built in, as on arm64).
+    if (name.empty() || name == "vmlinux") continue;
+    if (PathExists(btf_dir + "/" + std::string(name))) modules.emplace_back(name);
   }
   // Everything in vmlinux: libbpf finds it there by itself, no listing needed.
   if (modules.empty()) return core;

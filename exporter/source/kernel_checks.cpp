@@ -33,10 +33,24 @@ std::string CheckKernelSupport(const std::string& tracefs_root) {
     return "tracepoint kvm:kvm_exit not found under " + events +
            ": the kvm module is not loaded (modprobe kvm_intel or kvm_amd); will retry";
   }
+#if defined(__aarch64__)
+  // KVM is built into arm64 kernels: its tracepoints exist even where it could
+  // not start, and only its device says whether any VM can run.
+  if (!PathExists("/sys/class/misc/kvm")) {
+    return "KVM is not available: kvm:kvm_exit exists but /dev/kvm was never registered (the "
+           "kernel did not boot at EL2, so KVM could not start; see dmesg for \"kvm [1]\"); "
+           "will retry";
+  }
+#endif
   return "";
 }
 
 std::optional<VendorModule> FindVendorModule(const std::string& sys_root) {
+#if defined(__aarch64__)
+  // One vendor, built in: its vCPU structs are in vmlinux's BTF.
+  if (PathExists(sys_root + "/class/misc/kvm")) return VendorModule{KVM_EXIT_ISA_ARM64, "vmlinux"};
+  return std::nullopt;
+#endif
   if (PathExists(sys_root + "/module/kvm_amd")) return VendorModule{KVM_EXIT_ISA_SVM, "kvm_amd"};
   if (PathExists(sys_root + "/module/kvm_intel")) {
     return VendorModule{KVM_EXIT_ISA_VMX, "kvm_intel"};

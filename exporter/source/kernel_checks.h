@@ -19,10 +19,11 @@ std::string CheckKernelSupport(const std::string& tracefs_root);
 // The KVM vendor module whose vCPU structs tp_btf reads.
 struct VendorModule {
   std::uint32_t isa;  // KVM_EXIT_ISA_*
-  const char* name;
+  const char* name;   // whose BTF has its structs: kvm_amd, kvm_intel, or vmlinux (arm64: built in)
 };
 
-// kvm_amd or kvm_intel as `sys_root`/module lists it; nullopt when neither is loaded.
+// kvm_amd or kvm_intel as `sys_root`/module lists it; nullopt when neither is
+// loaded. arm64: KVM itself, once its device is registered.
 std::optional<VendorModule> FindVendorModule(const std::string& sys_root);
 
 }  // namespace kvmexit

@@ -369,6 +369,9 @@ TEST(IsIdleReasonTest, OnlyTheHaltOfEachIsaIsIdle) {
   EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_SVM, 0x7b}));  // io
   EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_VMX, 30}));    // IO_INSTRUCTION
   EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_VMX, 12 | KVM_EXIT_VMX_FAILED_VMENTRY}));
+  EXPECT_TRUE(IsIdleReason({KVM_EXIT_ISA_ARM64, 0x01}));   // WFx
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_ARM64, 0x24}));  // DABT_LOW
+  EXPECT_FALSE(IsIdleReason({KVM_EXIT_ISA_VMX, 0x01}));    // EXTERNAL_INTERRUPT
 }
 
 TEST_F(ExitMetricsTest, HandlingTimeHistogramIsCumulativeWithInfEqualToCountAndSumInSeconds) {

@@ -16,7 +16,9 @@ namespace {
 
 constexpr std::uint32_t kVmx = 1;
 constexpr std::uint32_t kSvm = 2;
+constexpr std::uint32_t kArm64 = 3;
 constexpr std::uint32_t kFailedVmentry = 0x80000000U;
+constexpr std::uint32_t kArm64NotTrap = 0x100;  // KVM_EXIT_ARM64_NOT_TRAP
 
 std::string ReadText(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -30,6 +32,14 @@ std::string ReadText(const std::filesystem::path& path) {
 const std::string& Fixture618() {
   static const std::string text =
       ReadText(std::filesystem::path(KVMEXIT_FIXTURE_DIR) / "kvm_exit_format_6.18.txt");
+  return text;
+}
+
+// The verbatim kvm_exit format of Debian 12's arm64 kernel (6.1.0-57-arm64),
+// read in the arm64 nested suite's guest.
+const std::string& FixtureArm64() {
+  static const std::string text =
+      ReadText(std::filesystem::path(KVMEXIT_FIXTURE_DIR) / "kvm_exit_format_arm64_6.1.txt");
   return text;
 }
 
@@ -148,16 +158,17 @@ TEST(ReasonNamesName, UnknownCodesAndIsas) {
   EXPECT_EQ(names.Name(kVmx, 11), "unknown");  // GETSEC: not in KVM's table
   EXPECT_EQ(names.Name(kVmx, 999), "unknown");
   EXPECT_EQ(names.Name(kSvm, 0x12345), "unknown");
-  EXPECT_EQ(names.Name(3, 0), "unknown");
-  EXPECT_EQ(names.Size(3), 0U);
+  EXPECT_EQ(names.Name(4, 0), "unknown");
+  EXPECT_EQ(names.Size(4), 0U);
   EXPECT_TRUE(names.Entries(0).empty());
-  EXPECT_FALSE(names.Find(3, 0).has_value());
+  EXPECT_FALSE(names.Find(4, 0).has_value());
   EXPECT_FALSE(names.Code(kVmx, "no such reason").has_value());
 }
 
 TEST(ReasonNamesName, IsaLabels) {
   EXPECT_EQ(IsaLabel(1), "vmx");
   EXPECT_EQ(IsaLabel(2), "svm");
+  EXPECT_EQ(IsaLabel(3), "arm64");
   EXPECT_EQ(IsaLabel(0), "isa0");
   EXPECT_EQ(IsaLabel(7), "isa7");
 }
@@ -343,6 +354,46 @@ TEST_F(ReasonNamesLoad, FallsBackToUapiWhenTheFormatIsUnreadable) {
 
 TEST_F(ReasonNamesLoad, NullNoteIsAllowed) {
   EXPECT_EQ(ReasonNames::Load(root_.string(), nullptr).origin(), ReasonNames::Origin::kUapiHeaders);
+}
+
+TEST(ReasonNamesArm64, TrapsByExceptionClassOtherExitsByType) {
+  std::string error;
+  const auto names = ReasonNames::FromTracepointFormat(FixtureArm64(), &error);
+  ASSERT_TRUE(names.has_value()) << error;
+  EXPECT_EQ(names->origin(), ReasonNames::Origin::kKernelTracepoint);
+  EXPECT_EQ(names->Name(kArm64, 0x24), "DABT_LOW");
+  EXPECT_EQ(names->Name(kArm64, 0x16), "HVC64");
+  EXPECT_EQ(names->Name(kArm64, 0x18), "SYS64");
+  EXPECT_EQ(names->Name(kArm64, 0x01), "WFx");
+  EXPECT_EQ(names->Name(kArm64, 0x0c), "CP14_64");  // written (0x0C) by the kernel
+  EXPECT_EQ(names->Name(kArm64, kArm64NotTrap + 0), "IRQ");
+  EXPECT_EQ(names->Name(kArm64, kArm64NotTrap + 1), "SERROR");
+  EXPECT_EQ(names->Name(kArm64, kArm64NotTrap + 0xbadca11), "HYP_GONE");
+  // TRAP is never a reason of its own: its exits are named by their class.
+  EXPECT_FALSE(names->Find(kArm64, kArm64NotTrap + 2).has_value());
+  EXPECT_EQ(names->Name(kArm64, 0x3f), "unknown");
+  // 34 classes and three other types, as the kernel prints them.
+  EXPECT_EQ(names->Size(kArm64), 34U + 3U);
+  // The x86 names stay known, for a fleet's one configuration.
+  EXPECT_EQ(names->Code(kVmx, "EPT_MISCONFIG"), 49U);
+  EXPECT_EQ(names->Code(kSvm, "npf"), 0x400U);
+}
+
+TEST(ReasonNamesArm64, BuiltInTableAgreesWithTheKernel) {
+  const auto kernel = ReasonNames::FromTracepointFormat(FixtureArm64(), nullptr);
+  ASSERT_TRUE(kernel.has_value());
+  const ReasonNames built_in = ReasonNames::FromUapiHeaders();
+  for (const auto& [code, name] : kernel->Entries(kArm64)) {
+    EXPECT_EQ(built_in.Find(kArm64, code), name) << code;
+  }
+  // The x86 formats' parse keeps arm64's built-in names, for the config.
+  EXPECT_EQ(ParseFixture().Code(kArm64, "DABT_LOW"), 0x24U);
+}
+
+TEST(ReasonNamesArm64, ClassesWithoutTypesAreRefused) {
+  const std::string error = ParseError(
+      "print fmt: \"%x\", REC->esr_ec, __print_symbolic(REC->esr_ec, { (0x24), \"DABT_LOW\" })");
+  EXPECT_NE(error.find("ret"), std::string::npos) << error;
 }
 
 }  // namespace
