@@ -5,16 +5,23 @@
 #   KVM_EXIT_*      linux/kvm.h          kvm_vm_userspace_exits_total{exit_reason}
 #   KVM_HC_*        linux/kvm_para.h     kvm_vm_hypercalls_total{name}
 #   MSR_KVM_*       asm/kvm_para.h       kvm_vm_msr_exits_total{name} (KVM's own MSRs)
+# MSR_KVM_* are x86's whatever the target: asm/kvm_para.h is read from
+# KVMEXIT_X86_UAPI_DIR (CMakeLists.txt), x86's headers, not the target's.
 # Writes OUT: C++ arrays of UapiName {code, "NAME"} rows, included by
 # exporter/render/drilldown_labels.cpp (which declares UapiName).
 
 # The #define lines of HEADER matching PREFIX followed by a number, as
-# "value;NAME" pairs in file order.
+# "value;NAME" pairs in file order. HEADER is searched in DIRS, by default the
+# target's uapi headers.
 function(kvmexit_uapi_defines header prefix out_var)
-  find_file(path ${header} PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} /usr/include
-            NO_DEFAULT_PATH NO_CACHE)
+  cmake_parse_arguments(PARSE_ARGV 3 UAPI "" "" "DIRS")
+  if(NOT UAPI_DIRS)
+    set(UAPI_DIRS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} /usr/include)
+  endif()
+  find_file(path ${header} PATHS ${UAPI_DIRS} NO_DEFAULT_PATH NO_CACHE)
   if(NOT path)
-    message(FATAL_ERROR "${header} not found: install linux-libc-dev (scripts/install_deps.sh build)")
+    message(FATAL_ERROR "${header} not found in ${UAPI_DIRS}: install linux-libc-dev "
+                        "(scripts/install_deps.sh build; x86's on another target: linux-libc-dev:amd64)")
   endif()
   file(STRINGS ${path} lines REGEX "^#define[ \t]+${prefix}[A-Z0-9_]+[ \t]+(0x[0-9a-fA-F]+|[0-9]+)")
   set(pairs "")
@@ -55,12 +62,13 @@ function(kvmexit_write_uapi_names out)
     message(FATAL_ERROR "linux/kvm.h: found only ${next} KVM_EXIT_* reasons")
   endif()
   string(APPEND text "constexpr UapiName kUapiKvmExitNames[] = {\n${rows}};\n")
-  foreach(spec "linux/kvm_para.h;KVM_HC_;kUapiHypercallNames"
-               "asm/kvm_para.h;MSR_KVM_;kUapiKvmMsrNames")
+  foreach(spec "linux/kvm_para.h;KVM_HC_;kUapiHypercallNames;"
+               "asm/kvm_para.h;MSR_KVM_;kUapiKvmMsrNames;${KVMEXIT_X86_UAPI_DIR}")
     list(GET spec 0 header)
     list(GET spec 1 prefix)
     list(GET spec 2 array)
-    kvmexit_uapi_defines(${header} ${prefix} pairs)
+    list(GET spec 3 dirs)
+    kvmexit_uapi_defines(${header} ${prefix} pairs DIRS ${dirs})
     set(rows "")
     foreach(pair IN LISTS pairs)
       string(REPLACE ":" ";" pair "${pair}")

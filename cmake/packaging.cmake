@@ -81,6 +81,18 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Depends: computed by dpkg-shlibdeps (dpkg-dev) from the libraries the binary
 # links, with the versions this build needs. No hand-kept list to drift.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# A cross build (cmake/aarch64-linux-gnu.cmake) packages for the target's
+# architecture (CMakeLists.txt KVMEXIT_DEB_ARCH), not this machine's (CPack's
+# default, dpkg --print-architecture). dpkg-shlibdeps runs inside cpack and is
+# told the same through DEB_HOST_ARCH, set by the project config file cpack
+# reads: it then looks the libraries up in /usr/lib/<the target's tuple>, among
+# the packages of that architecture, with the target's objdump.
+if(CMAKE_CROSSCOMPILING)
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${KVMEXIT_DEB_ARCH})
+  set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_BINARY_DIR}/packaging/cpack_host_arch.cmake)
+  file(CONFIGURE OUTPUT ${CPACK_PROJECT_CONFIG_FILE}
+       CONTENT "set(ENV{DEB_HOST_ARCH} ${KVMEXIT_DEB_ARCH})  # cmake/packaging.cmake\n")
+endif()
 # deb-systemd-helper and deb-systemd-invoke of the maintainer scripts come from
 # init-system-helpers, which is Essential: no dependency needed for them.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

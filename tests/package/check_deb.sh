@@ -16,10 +16,20 @@
 #   - a reinstall (upgrade path) keeps an edited conffile and a disabled unit;
 #   - dpkg -r keeps the conffile, dpkg -P removes it and the enable symlink;
 #   - apt-get --simulate: the dependencies resolve on this machine;
+#   - the binary is for the package's architecture (file), the libraries it
+#     needs are that architecture's (/usr/lib/<tuple>), and it embeds the BPF
+#     object of its build, compiled for that architecture;
 #   - lintian (when installed): errors fail, warnings are listed.
 # It never starts the daemon (other tests use port 9756).
 #
-#   tests/package/check_deb.sh BUILD_DIR
+#   tests/package/check_deb.sh [--arch ARCH] [--build-with SCRIPT] BUILD_DIR
+#
+# --arch: the Debian architecture the package must have (default: this
+# machine's). Another one's binary is not run: the checks that run the
+# installed binary are skipped, everything else is checked the same.
+# --build-with: run SCRIPT BUILD_DIR first (it configures and builds
+# BUILD_DIR and prints the path of the .deb it made last, as
+# scripts/build_arm64.sh does) and check that .deb instead of making one.
 #
 # Prints PASS/FAIL per check and a summary; exits 1 if any check failed. The
 # temporary directory is removed on success and kept (and named) on failure.
@@ -28,13 +38,39 @@
 # shellcheck disable=SC2015,SC2317
 set -euo pipefail
 
-if [[ $# -ne 1 || ! -f $1/CPackConfig.cmake ]]; then
-  echo "usage: $0 BUILD_DIR   (a configured build directory with CPackConfig.cmake)" >&2
+usage() {
+  echo "usage: $0 [--arch ARCH] [--build-with SCRIPT] BUILD_DIR   (a configured build directory with CPackConfig.cmake)" >&2
   exit 2
-fi
-build=$(cd "$1" && pwd)
+}
+arch=$(dpkg --print-architecture)
+native_arch=$arch
+build_with=""
+while [[ $# -gt 1 ]]; do
+  case $1 in
+    --arch) arch=$2 ;;
+    --build-with) build_with=$2 ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+[[ $# -eq 1 ]] || usage
+label=package_deb
+[[ $arch == "$native_arch" ]] || label="package_deb ($arch)"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 started=$SECONDS
+if [[ -n $build_with ]]; then
+  echo "== $build_with $1"
+  built=$("$build_with" "$1") || {
+    printf '%s\n' "$built"
+    echo "FAIL $build_with $1"
+    echo "$label: 0 passed, 1 failed, $((SECONDS - started))s"
+    exit 1
+  }
+  printf '%s\n' "$built"
+  built_deb=$(tail -n 1 <<<"$built")
+fi
+[[ -f $1/CPackConfig.cmake ]] || usage
+build=$(cd "$1" && pwd)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_deb.XXXXXX")
 passed=0
@@ -67,7 +103,7 @@ check() { # check NAME COMMAND...: PASS when the command succeeds; its output in
   if [[ $rc -eq 0 ]]; then pass "$name"; else fail "$name (exit $rc)"; fi
 }
 finish() {
-  echo "package_deb: $passed passed, $failed failed, $((SECONDS - started))s"
+  echo "$label: $passed passed, $failed failed, $((SECONDS - started))s"
   for failure in "${failures[@]}"; do echo "  failed: $failure"; done
   if [[ $failed -ne 0 ]]; then exit 1; fi
   exit 0
@@ -78,20 +114,26 @@ die() { # a failure the remaining checks cannot run without
 }
 
 # --- build the package ------------------------------------------------------------
-echo "== cpack -G DEB ($build)"
-if ! (cd "$build" && cpack -G DEB -B "$tmp/cpack") >"$tmp/cpack.log" 2>&1; then
-  indent "$tmp/cpack.log"
-  die "cpack -G DEB"
+if [[ -n $build_with ]]; then
+  [[ $built_deb == "$build"/*.deb && -f $built_deb ]] ||
+    die "$build_with made a .deb in $build (it printed '$built_deb')"
+  deb=$built_deb
+  pass "$(basename "$build_with") made $(basename "$deb")"
+else
+  echo "== cpack -G DEB ($build)"
+  if ! (cd "$build" && cpack -G DEB -B "$tmp/cpack") >"$tmp/cpack.log" 2>&1; then
+    indent "$tmp/cpack.log"
+    die "cpack -G DEB"
+  fi
+  debs=("$tmp"/cpack/*.deb)
+  [[ ${#debs[@]} -eq 1 && -f ${debs[0]} ]] || die "cpack made one .deb (found: ${debs[*]})"
+  deb=${debs[0]}
+  pass "cpack -G DEB made $(basename "$deb")"
 fi
-debs=("$tmp"/cpack/*.deb)
-[[ ${#debs[@]} -eq 1 && -f ${debs[0]} ]] || die "cpack made one .deb (found: ${debs[*]})"
-deb=${debs[0]}
-pass "cpack -G DEB made $(basename "$deb")"
 
 # --- control data -----------------------------------------------------------------
 field() { dpkg-deb -f "$deb" "$1"; }
 project_version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
-arch=$(dpkg --print-architecture)
 [[ $(field Package) == kvm-exit-exporter ]] && pass "Package: kvm-exit-exporter" ||
   fail "Package is '$(field Package)', want kvm-exit-exporter"
 [[ $(field Version) == "$project_version-"* ]] && pass "Version: $(field Version)" ||
@@ -123,8 +165,16 @@ mkdir -p "$tmp/deb"
 dpkg-deb -x "$deb" "$tmp/deb"
 dpkg-deb -e "$deb" "$tmp/deb/DEBIAN"
 needed=$(readelf -d "$tmp/deb/usr/bin/kvm_exit_exporter" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
-multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+if [[ $arch == "$native_arch" ]]; then
+  multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+else
+  multiarch=$(dpkg-architecture -a "$arch" -qDEB_HOST_MULTIARCH 2>/dev/null)
+fi
 for soname in $needed; do
+  # The package architecture's library, where its dynamic loader looks.
+  [[ -e /usr/lib/$multiarch/$soname || -e /lib/$multiarch/$soname ]] &&
+    pass "NEEDED $soname is in /usr/lib/$multiarch or /lib/$multiarch" ||
+    fail "NEEDED $soname is in neither /usr/lib/$multiarch nor /lib/$multiarch"
   # "pkg:arch[, pkg:arch]: /path" lines for paths ending in /<multiarch>/<soname>.
   owners=$(dpkg -S "$multiarch/$soname" 2>/dev/null | awk -v suffix="/$multiarch/$soname" \
     'substr($NF, length($NF) - length(suffix) + 1) == suffix' |
@@ -190,6 +240,43 @@ if readelf -S -W "$tmp/deb/usr/bin/kvm_exit_exporter" | grep -qE '\.(symtab|debu
 else
   pass "binary is stripped"
 fi
+
+# --- the binary's architecture and its BPF object -----------------------------------
+# Per architecture: file(1)'s name of the machine; the name bpf_tracing.h
+# knows it by (-D__TARGET_ARCH_<name>, CMakeLists.txt KVMEXIT_ARCH_*); a field
+# of the kernel's kvm_exit record on that architecture only, which
+# bpf/exit_count.bpf.c reads there (x86: exit_reason; arm64: esr_ec).
+case $arch in
+  amd64) machine="x86-64" bpf_arch=x86 record_field=exit_reason ;;
+  arm64) machine="ARM aarch64" bpf_arch=arm64 record_field=esr_ec ;;
+  *) die "tests/package/check_deb.sh knows no machine for architecture $arch" ;;
+esac
+binary=$tmp/deb/usr/bin/kvm_exit_exporter
+info=$(file -b "$binary")
+echo "  | $info"
+[[ $info == "ELF 64-bit LSB "*executable", $machine, "* ]] &&
+  pass "binary: an ELF executable for $machine ($arch)" || fail "binary is not an ELF $machine executable"
+# The BPF object the build linked (BUILD_DIR/gen) was compiled for the
+# architecture: the compile command the build ran, and the record layout in
+# the object's BTF, which is the layout the program reads at run time.
+defines=$(grep -hoE -- '-D__TARGET_ARCH_[A-Za-z0-9_]+' "$build/CMakeFiles/kvm_exit_skel.dir/build.make" \
+  "$build/build.ninja" 2>/dev/null | sort -u | tr '\n' ' ' || true)
+[[ $defines == "-D__TARGET_ARCH_$bpf_arch " ]] &&
+  pass "BPF objects compiled with -D__TARGET_ARCH_$bpf_arch (the build's compile command)" ||
+  fail "BPF objects compiled with '$defines', want -D__TARGET_ARCH_$bpf_arch alone"
+object=$build/gen/kvm_exit.bpf.o
+bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
+fields=$("$bpftool" btf dump file "$object" 2>/dev/null |
+  awk '/^\[[0-9]+\] STRUCT .trace_event_raw_kvm_exit. / { on = 1; next } on && /^\t/ { print $1; next } { on = 0 }' |
+  tr -d "'" | tr '\n' ' ' || true)
+echo "  | BTF of gen/kvm_exit.bpf.o: struct trace_event_raw_kvm_exit { ${fields}}"
+grep -qw "$record_field" <<<"$fields" &&
+  pass "BPF object reads $arch's kvm_exit record (field $record_field in its BTF)" ||
+  fail "BPF object's kvm_exit record lacks $arch's field $record_field: built for another architecture"
+# The skeleton holds the object's bytes: the packaged binary embeds this object.
+python3 -c 'import sys; sys.exit(open(sys.argv[1], "rb").read() not in open(sys.argv[2], "rb").read())' \
+  "$object" "$binary" && pass "binary embeds gen/kvm_exit.bpf.o" ||
+  fail "binary does not embed $object (another build's binary?)"
 check "changelog.Debian.gz names version $(field Version)" \
   sh -c "gzip -dc '$tmp/deb/usr/share/doc/kvm-exit-exporter/changelog.Debian.gz' | head -1 | grep -F '($(field Version))'"
 
@@ -199,6 +286,8 @@ check "changelog.Debian.gz names version $(field Version)" \
 root=$tmp/root
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/var/lib/dpkg/triggers"
 touch "$root/var/lib/dpkg/status" "$root/var/lib/dpkg/available"
+# Another architecture's package installs where dpkg knows the architecture.
+[[ $arch == "$native_arch" ]] || dpkg --root="$root" --add-architecture "$arch"
 dpkg_root() { # dpkg on the root; its complaints about the (absent) dependencies left out
   local rc=0
   dpkg --root="$root" --log="$root/dpkg.log" --force-not-root --force-script-chrootless \
@@ -233,16 +322,20 @@ else
   pass "this machine's /etc/systemd is untouched"
 fi
 
-# The installed binary and config.
+# The installed binary and config (another architecture's binary is not run).
 bin=$root/usr/bin/kvm_exit_exporter
-out=$("$bin" --config.check --config.file="$root/etc/kvm_exit_exporter/config.yml" 2>&1) || true
-echo "  | $out"
-[[ $out == "configuration OK"* ]] && pass "installed binary: --config.check on the installed config.yml" ||
-  fail "installed binary: --config.check did not print 'configuration OK'"
-out=$("$bin" --version 2>&1) || true
-echo "  | $out"
-[[ $out == "kvm_exit_exporter $project_version "* ]] && pass "installed binary: --version" ||
-  fail "installed binary: --version is not 'kvm_exit_exporter $project_version ...'"
+if [[ $arch == "$native_arch" ]]; then
+  out=$("$bin" --config.check --config.file="$root/etc/kvm_exit_exporter/config.yml" 2>&1) || true
+  echo "  | $out"
+  [[ $out == "configuration OK"* ]] && pass "installed binary: --config.check on the installed config.yml" ||
+    fail "installed binary: --config.check did not print 'configuration OK'"
+  out=$("$bin" --version 2>&1) || true
+  echo "  | $out"
+  [[ $out == "kvm_exit_exporter $project_version "* ]] && pass "installed binary: --version" ||
+    fail "installed binary: --version is not 'kvm_exit_exporter $project_version ...'"
+else
+  echo "SKIP installed binary: --config.check, --version (an $arch binary on this $native_arch machine)"
+fi
 
 # systemd-analyze verify wants the ExecStart binary to exist: point it at the
 # installed one (the unit is otherwise the installed file).
@@ -282,7 +375,7 @@ leftovers=$(find "$root" \( -type f -o -type l \) -printf '%P\n' |
 # A simulation changes nothing; no lock, so a concurrent apt-get does not fail it.
 check "apt-get install --simulate ./$(basename "$deb")" \
   apt-get install --simulate -o Debug::NoLocking=1 "$deb"
-grep -q '^Inst kvm-exit-exporter ' "$tmp/out" || fail "apt-get --simulate would not install the package"
+grep -qE "^Inst kvm-exit-exporter(:$arch)? " "$tmp/out" || fail "apt-get --simulate would not install the package"
 
 # --- lintian ------------------------------------------------------------------------
 # Warnings left on purpose, and why (see also the README's package section).
