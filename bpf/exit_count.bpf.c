@@ -291,6 +291,78 @@ counted:
 		start_exit_timing(isa, reason, element, epoch);
 }
 
+/*
+ * The vCPU each CPU is about to run, for per-vCPU counting where kvm_exit
+ * passes no vCPU (arm64): KVM_RUN's loop calls kvm_arm_setup_debug(vcpu)
+ * before each guest entry, with preemption off until after kvm_exit, so the
+ * exit on this CPU is that vCPU's. Tagged with the thread, as the first exit
+ * of a vCPU that entered the guest before this program was attached has no
+ * note of its own (that exit is counted lost). The kernel's own pointer,
+ * kvm_running_vcpu, would need a ksym that kernels without KALLSYMS_ALL
+ * (Debian's arm64) cannot resolve. Built on every architecture so that the
+ * skeleton is one; loaded only where it is needed.
+ */
+struct running_vcpu {
+	__u64 pid_tgid;
+	__u32 vcpu_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct running_vcpu);
+} running_vcpus SEC(".maps");
+
+static __always_inline void note_vcpu(struct kvm_vcpu *vcpu)
+{
+	struct running_vcpu *running;
+	__u32 zero = 0;
+
+	running = bpf_map_lookup_elem(&running_vcpus, &zero);
+	if (!running)
+		return;
+	running->pid_tgid = 0; /* no note unless the id is read */
+	if (bpf_core_read(&running->vcpu_id, sizeof(running->vcpu_id), &vcpu->vcpu_id) == 0)
+		running->pid_tgid = bpf_get_current_pid_tgid();
+}
+
+/* Nonzero when this CPU has no note of the current thread's vCPU. */
+static __always_inline int running_vcpu_id(__u32 *vcpu_id)
+{
+	struct running_vcpu *running;
+	__u32 zero = 0;
+
+	running = bpf_map_lookup_elem(&running_vcpus, &zero);
+	if (!running || running->pid_tgid != bpf_get_current_pid_tgid())
+		return -1;
+	*vcpu_id = running->vcpu_id;
+	return 0;
+}
+
+/* kvm_arm_setup_debug's record: TP_STRUCT__entry(struct kvm_vcpu *vcpu, __u32 guest_debug). */
+struct trace_event_raw_kvm_arm_setup_debug {
+	struct kvm_vcpu *vcpu;
+} __attribute__((preserve_access_index));
+
+SEC("tp/kvm/kvm_arm_setup_debug")
+int note_running_vcpu(struct trace_event_raw_kvm_arm_setup_debug *ctx)
+{
+	note_vcpu(ctx->vcpu);
+	return 0;
+}
+
+/* kvm_arm_setup_debug's TP_PROTO(struct kvm_vcpu *vcpu, __u32 guest_debug). */
+static __always_inline int handle_kvm_arm_setup_debug(enum raw_tp_hook hook,
+						      unsigned long long *ctx,
+						      struct kvm_vcpu *vcpu)
+{
+	note_vcpu(vcpu);
+	return 0;
+}
+
+RAW_TP_PROGRAMS(note_running_vcpu, kvm_arm_setup_debug, handle_kvm_arm_setup_debug, vcpu)
+
 #if defined(__TARGET_ARCH_arm64)
 /*
  * arm64: kvm_exit is TP_PROTO(int ret, unsigned int esr_ec, unsigned long
@@ -306,32 +378,11 @@ static __always_inline __u32 arm64_exit_reason(int ret, unsigned int esr_ec)
 	return type == KVM_EXIT_ARM64_TRAP ? esr_ec : KVM_EXIT_ARM64_NOT_TRAP + type;
 }
 
-/*
- * The vCPU this CPU runs: kvm_exit passes none on arm64, but KVM_RUN holds it
- * in kvm_running_vcpu (vcpu_load) for as long as the exit is handled. Weak:
- * a kernel whose BTF lacks the variable still loads the program, and only
- * per-vCPU counting (which needs it) counts its exits as unreadable.
- */
-extern struct kvm_vcpu *kvm_running_vcpu __ksym __weak;
-
-static __always_inline int arm64_vcpu_id(__u32 *vcpu_id)
-{
-	struct kvm_vcpu **running;
-
-	*vcpu_id = 0;
-	if (!count_per_vcpu)
-		return 0;
-	if (!&kvm_running_vcpu)
-		return -1;
-	running = bpf_this_cpu_ptr(&kvm_running_vcpu);
-	return bpf_core_read(vcpu_id, sizeof(*vcpu_id), &(*running)->vcpu_id);
-}
-
 static __always_inline void count_arm64_exit(int ret, unsigned int esr_ec)
 {
-	__u32 vcpu_id;
+	__u32 vcpu_id = 0;
 
-	if (arm64_vcpu_id(&vcpu_id) != 0) {
+	if (count_per_vcpu && running_vcpu_id(&vcpu_id) != 0) {
 		percpu_array_inc(&lost, KVM_EXIT_LOST_REASON_UNREADABLE);
 		return;
 	}

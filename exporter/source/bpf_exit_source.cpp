@@ -291,8 +291,7 @@ void BpfExitSource::RemoveDrilldown(const std::vector<std::uint32_t>& tgids) {
 
 bool BpfExitSource::DrilldownAttached(DrilldownKind kind) const {
   if (!skeleton_) return false;
-  const ProgramTable table = MakeProgramTable(*skeleton_, options_.exit_handling_time,
-                                              options_.drilldown, options_.drilldown_follow);
+  const ProgramTable table = MakeProgramTable(*skeleton_, options_);
   const ProgramRow& row = DrilldownRow(table, kind);
   if (!row.on) return false;
   if (!row.follows_storms) return true;
@@ -303,8 +302,7 @@ bool BpfExitSource::DrilldownAttached(DrilldownKind kind) const {
 
 std::string BpfExitSource::SetDrilldownAttached(DrilldownKind kind, bool attach) {
   if (!skeleton_) return "BPF program not attached";
-  const ProgramTable table = MakeProgramTable(*skeleton_, options_.exit_handling_time,
-                                              options_.drilldown, options_.drilldown_follow);
+  const ProgramTable table = MakeProgramTable(*skeleton_, options_);
   const ProgramRow& row = DrilldownRow(table, kind);
   if (!row.on || !row.follows_storms) {
     return "drill-down kind " + std::string(DrilldownKindName(kind)) + " does not follow storms";

@@ -109,8 +109,7 @@ std::string LoadPrograms(const BpfSourceOptions& options, KernelHook hook,
   if (!opened) return "opening the BPF object failed: " + ErrnoText(errno);
   kvm_exit_bpf& object = *opened;
   const std::size_t column = ProgramColumn(hook);
-  const ProgramTable table = MakeProgramTable(object, options.exit_handling_time, options.drilldown,
-                                              options.drilldown_follow);
+  const ProgramTable table = MakeProgramTable(object, options);
   for (const ProgramRow& row : table) {
     for (std::size_t c = 0; c < row.programs.size(); ++c) {
       bpf_program__set_autoload(row.programs[c], row.on && c == column);
@@ -156,8 +155,7 @@ std::vector<PinnedLink> LinksOfRows(kvm_exit_bpf& skeleton, const BpfSourceOptio
                                     KernelHook hook, bool follows_storms) {
   const std::size_t column = ProgramColumn(hook);
   std::vector<PinnedLink> links;
-  for (const ProgramRow& row : MakeProgramTable(skeleton, options.exit_handling_time,
-                                                options.drilldown, options.drilldown_follow)) {
+  for (const ProgramRow& row : MakeProgramTable(skeleton, options)) {
     if (!row.on || row.follows_storms != follows_storms) continue;
     links.push_back({row.links[column], PinnedState::LinkName(row.programs[column])});
   }
@@ -191,8 +189,7 @@ std::string AttachRow(const ProgramRow& row, KernelHook hook) {
 
 std::string AttachPrograms(kvm_exit_bpf& skeleton, const BpfSourceOptions& options,
                            KernelHook hook) {
-  for (const ProgramRow& row : MakeProgramTable(skeleton, options.exit_handling_time,
-                                                options.drilldown, options.drilldown_follow)) {
+  for (const ProgramRow& row : MakeProgramTable(skeleton, options)) {
     if (!row.on || row.follows_storms) continue;
     if (std::string error = AttachRow(row, hook); !error.empty()) return error;
   }

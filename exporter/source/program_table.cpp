@@ -7,9 +7,21 @@
 
 namespace kvmexit {
 
-ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
-                              const std::vector<DrilldownKind>& drilldown,
-                              const std::vector<DrilldownKind>& follow) {
+namespace {
+
+// arm64's kvm_exit passes no vCPU: per-vCPU counting needs the one
+// kvm:kvm_arm_setup_debug notes before each guest entry (bpf/exit_count.bpf.c).
+#if defined(__aarch64__)
+constexpr bool kExitNamesNoVcpu = true;
+#else
+constexpr bool kExitNamesNoVcpu = false;
+#endif
+
+}  // namespace
+
+ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, const BpfSourceOptions& options) {
+  const std::vector<DrilldownKind>& drilldown = options.drilldown;
+  const std::vector<DrilldownKind>& follow = options.drilldown_follow;
   auto& progs = skeleton.progs;
   auto& links = skeleton.links;
 #define KVMEXIT_PROGRAM_ROW(name)                     \
@@ -30,7 +42,9 @@ ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
            (follows(kind) ? "collector.drilldown_auto.kinds" : "collector.drilldown");
   };
   ProgramTable rows = {{
-      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", exit_handling_time, false,
+      {KVMEXIT_PROGRAM_ROW(note_running_vcpu), "kvm_arm_setup_debug",
+       kExitNamesNoVcpu && options.per_vcpu, false, "; or set collector.per_vcpu: false"},
+      {KVMEXIT_PROGRAM_ROW(time_kvm_entry), "kvm_entry", options.exit_handling_time, false,
        "; or set collector.exit_handling_time: false"},
   // One row per drill-down kind (bpf/drilldown_kinds.def): count_<tracepoint>.
 #define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, ...)                               \
@@ -45,8 +59,8 @@ ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
 }
 
 const ProgramRow& DrilldownRow(const ProgramTable& table, DrilldownKind kind) {
-  // Row 0 is kvm_entry's; the drill-down rows follow in kind order.
-  return table[1 + static_cast<std::size_t>(kind)];
+  // Rows 0 and 1 are the running vCPU's and kvm_entry's; the drill-down rows follow in kind order.
+  return table[2 + static_cast<std::size_t>(kind)];
 }
 
 bpf_program* ExitProgram(const kvm_exit_bpf& skeleton, KernelHook hook) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kvm_exit.h"
+#include "source/bpf_source_options.h"
 #include "source/drilldown_kind.h"
 #include "source/kernel_hook.h"
 
@@ -36,17 +37,17 @@ struct ProgramRow {
   std::string off_hint;  // how to do without it, when attaching it fails
 };
 
-// In attach order: the entry program before the exit program, so that no
-// exit is stamped before its entry can complete it; the exit program last,
-// so that a failure leaves nothing half attached.
-using ProgramTable = std::array<ProgramRow, 2 + KVM_DRILLDOWN_KIND_NR>;
+// In attach order: the programs that note what the exit program reads
+// (arm64's running vCPU) and the entry program before the exit program, so
+// that no exit is stamped before its entry can complete it; the exit program
+// last, so that a failure leaves nothing half attached.
+using ProgramTable = std::array<ProgramRow, 3 + KVM_DRILLDOWN_KIND_NR>;
 
-// The rows of `skeleton`'s programs. The exit program is always on; the
-// kvm_entry program only with `exit_handling_time`; each drill-down program
-// only when its kind is in `drilldown` or in `follow` (follows_storms).
-ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, bool exit_handling_time,
-                              const std::vector<DrilldownKind>& drilldown,
-                              const std::vector<DrilldownKind>& follow);
+// The rows of `skeleton`'s programs for `options`. The exit program is always
+// on; the kvm_entry program only with exit_handling_time; each drill-down
+// program only when its kind is in drilldown or in drilldown_follow
+// (follows_storms); on arm64, the running vCPU's only with per_vcpu.
+ProgramTable MakeProgramTable(kvm_exit_bpf& skeleton, const BpfSourceOptions& options);
 
 // The row of drill-down kind `kind` in `table`.
 const ProgramRow& DrilldownRow(const ProgramTable& table, DrilldownKind kind);
