@@ -6,6 +6,10 @@
 # kvm modules and the guest scripts: /init is lib/init.sh, /e2e/ holds
 # lib/'s guest scripts and the vendor's vendor.sh and checks.sh, side by side
 # (so the scripts source /e2e/NAME.sh whatever their folder here).
+# E2E_VENDOR=arm64 builds the arm64 guest instead (see the table below):
+# Debian's arm64 kernel, busybox from busybox-static:arm64, arm64_vmm.c
+# cross-compiled as /bin/test_vmm, the exporter's aarch64 libraries; no perf,
+# setpriv or vcpu_time_vmm (host binaries, x86 guest code).
 #
 # usage: build_image.sh OUT_DIR VMM_BINARY [EXPORTER_BINARY]
 #   OUT_DIR          build folder for the suite (default: $E2E_OUT_DIR);
@@ -13,10 +17,10 @@
 #   VMM_BINARY       static test VMM (tests/e2e/test_vmm.c); empty: built here
 #   EXPORTER_BINARY  kvm_exit_exporter; empty or absent: the guest skips the
 #                    exporter checks
-# Environment: E2E_VENDOR (svm, the default, or vmx: the folder whose
+# Environment: E2E_VENDOR (svm, the default, vmx or arm64: the folder whose
 # vendor.sh, checks.sh and modules go in), E2E_CHECKS (a script installed as
 # /e2e/checks.sh instead of the vendor's: bench/exit_cost), E2E_KERNEL (the
-# kernel line, see kernel_package_from_apt), VCPU_TIME_VMM, NEXT_LAYOUT_EXPORTER
+# kernel line, see kernel_package_from_apt; amd64 only), VCPU_TIME_VMM, NEXT_LAYOUT_EXPORTER
 # (the kvmexit_exporter_next_layout build, copied with an exporter as
 # /bin/kvm_exit_exporter_next_layout; unset: the restart checks skip the upgrade).
 # Writes OUT_DIR/image/vmlinuz and OUT_DIR/image/initramfs.cpio.gz. Installs
@@ -26,8 +30,30 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
-readonly KERNEL_META_PACKAGE=linux-image-amd64
 readonly VENDOR=${E2E_VENDOR:-svm}
+# What differs with the guest's architecture, the one table of it:
+#   DEB_ARCH             the Debian architecture of the kernel (and busybox)
+#   KERNEL_META_PACKAGE  the package whose linux-image-N dependency is booted
+#   HOST_PACKAGES        what this script and the suite's boot.sh need here
+#   BUSYBOX_DEB          a busybox .deb to download and take bin/busybox from
+#                        (empty: the host's busybox-static, same architecture)
+#   VMM_CC VMM_SOURCE    how an empty VMM_BINARY is built (static)
+#   HOST_TOOLS           1: the guest runs this host's architecture, so perf,
+#                        setpriv and vcpu_time_vmm (x86 guest code) go in and
+#                        ldd finds the exporter's libraries
+if [[ $VENDOR == arm64 ]]; then
+  readonly DEB_ARCH=arm64 KERNEL_META_PACKAGE=linux-image-arm64:arm64 \
+    HOST_PACKAGES="qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio gzip" \
+    BUSYBOX_DEB=busybox-static:arm64 VMM_CC=aarch64-linux-gnu-gcc VMM_SOURCE=arm64_vmm.c HOST_TOOLS=0
+else
+  readonly DEB_ARCH=amd64 KERNEL_META_PACKAGE=linux-image-amd64 \
+    HOST_PACKAGES="qemu-system-x86 busybox-static cpio gzip xz-utils linux-perf" \
+    BUSYBOX_DEB='' VMM_CC=cc VMM_SOURCE=test_vmm.c HOST_TOOLS=1
+fi
+# Where a foreign (HOST_TOOLS=0) exporter's NEEDED libraries are looked for:
+# multiarch packages (libelf1:arm64, ...), then the cross toolchain's.
+readonly FOREIGN_LIB_DIRS="/lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/aarch64-linux-gnu/lib"
+readonly FOREIGN_READELF=aarch64-linux-gnu-readelf
 # shellcheck source-path=SCRIPTDIR source=lib/host.sh
 . "$SCRIPT_DIR/lib/host.sh"
 log() { printf 'build_image: %s\n' "$*" >&2; }
@@ -46,8 +72,8 @@ usage() {
 
 # --- Kernel --------------------------------------------------------------------
 
-# Prints the package linux-image-amd64 depends on, e.g. linux-image-6.1.0-56-amd64.
-# E2E_KERNEL picks the kernel line: empty, the one linux-image-amd64 depends
+# Prints the package KERNEL_META_PACKAGE depends on, e.g. linux-image-6.1.0-56-amd64
+# (linux-image-6.1.0-57-arm64:arm64 for arm64). E2E_KERNEL (amd64) picks the kernel line: empty, the one linux-image-amd64 depends
 # on (6.1 on Debian 12); e.g. 6.12, the newest linux-image-6.12.N+deb12-amd64
 # (bookworm-security; the -unsigned build of the same kernel if that is all
 # apt knows). Its modules are .ko.xz: extract_kernel stores them plain.
@@ -78,10 +104,11 @@ resolve_kernel_package() {
   printf '%s\n' "$pkg"
 }
 
-# Prints the path of the cached .deb of package $2, downloading it if needed.
-fetch_kernel_deb() {
+# Prints the path of the cached .deb of package $2 (NAME or NAME:ARCH),
+# downloading it if needed.
+fetch_deb() {
   local cache=$1 pkg=$2 deb
-  deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
+  deb=$(find "$cache" -maxdepth 1 -name "${pkg%%:*}_*_$DEB_ARCH.deb" -print -quit)
   if [[ -z $deb ]]; then
     log "downloading $pkg"
     if ! (cd "$cache" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2); then
@@ -89,8 +116,8 @@ fetch_kernel_deb() {
       (cd "$cache" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2) \
         || die "apt-get download $pkg failed"
     fi
-    deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
-    [[ -n $deb ]] || die "apt-get download $pkg left no ${pkg}_*.deb in $cache"
+    deb=$(find "$cache" -maxdepth 1 -name "${pkg%%:*}_*_$DEB_ARCH.deb" -print -quit)
+    [[ -n $deb ]] || die "apt-get download $pkg left no ${pkg%%:*}_*_$DEB_ARCH.deb in $cache"
   fi
   printf '%s\n' "$deb"
 }
@@ -131,6 +158,35 @@ extract_kernel() {
   printf '%s %s\n' "$(basename "$deb")" "${MODULES[*]}" >"$stamp"
 }
 
+# The static busybox of BUSYBOX_DEB, extracted once into the cache; prints its path.
+busybox_from_deb() {
+  local cache=$1 deb dir
+  deb=$(fetch_deb "$cache" "$BUSYBOX_DEB")
+  dir="$cache/busybox-$DEB_ARCH"
+  if [[ ! -x $dir/busybox || $(<"$dir/.extracted-from") != "$(basename "$deb")" ]]; then
+    log "extracting busybox from $(basename "$deb")"
+    rm -rf "$dir"
+    mkdir -p "$dir/tree"
+    dpkg-deb -x "$deb" "$dir/tree" || die "extracting $deb failed"
+    [[ -x $dir/tree/bin/busybox ]] || die "no bin/busybox in $deb"
+    mv "$dir/tree/bin/busybox" "$dir/busybox"
+    rm -rf "$dir/tree"
+    basename "$deb" >"$dir/.extracted-from"
+  fi
+  printf '%s\n' "$dir/busybox"
+}
+
+# Adds the dpkg architecture DEB_ARCH when it is neither this host's nor a
+# foreign one yet (apt-get download of NAME:arm64 needs its lists).
+ensure_deb_arch() {
+  [[ $DEB_ARCH != "$(dpkg --print-architecture)" ]] || return 0
+  dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH" && return 0
+  log "dpkg --add-architecture $DEB_ARCH"
+  dpkg --add-architecture "$DEB_ARCH" || die "dpkg --add-architecture $DEB_ARCH failed"
+  APT_UPDATED=0
+  apt_update_once
+}
+
 # --- Initramfs -----------------------------------------------------------------
 
 # Every file of the initramfs: SRCS[i] is copied to DESTS[i] inside the image.
@@ -143,10 +199,15 @@ has_dest() {
   return 1
 }
 
-# The exporter and every shared library ldd finds for it, dynamic loader included.
+# The exporter and every shared library ldd finds for it, dynamic loader
+# included (a foreign one: foreign_libraries').
 add_dynamic_binary() {
   local bin=$1 dest=$2 lib
   add_file "$bin" "$dest"
+  if [[ $HOST_TOOLS == 0 ]]; then
+    add_foreign_libraries "$bin"
+    return
+  fi
   ldd "$bin" >/dev/null 2>&1 || die "ldd $bin failed (not a dynamic executable?)"
   if ldd "$bin" | grep -q 'not found'; then
     die "ldd $bin: missing libraries: $(ldd "$bin" | grep 'not found' | tr -s ' \t' ' ')"
@@ -156,12 +217,43 @@ add_dynamic_binary() {
   done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 }
 
+# ldd cannot run a foreign binary: its program interpreter (PT_INTERP) and
+# its NEEDED libraries, recursively, found in FOREIGN_LIB_DIRS, go in at
+# the interpreter's path and /lib/aarch64-linux-gnu/NAME (the loader's
+# default search path).
+add_foreign_libraries() {
+  local bin=$1 interp queue=() seen=" " name dir path
+  interp=$("$FOREIGN_READELF" -l "$bin" | awk '/Requesting program interpreter:/ { sub(/\]$/, "", $NF); print $NF }')
+  [[ -n $interp ]] || die "$FOREIGN_READELF -l $bin: no program interpreter (not a dynamic executable?)"
+  path=
+  for dir in "${interp%/*}" $FOREIGN_LIB_DIRS; do
+    [[ -e $dir/${interp##*/} ]] && { path=$dir/${interp##*/}; break; }
+  done
+  [[ -n $path ]] || die "$bin: its interpreter $interp is in none of ${interp%/*} $FOREIGN_LIB_DIRS"
+  has_dest "$interp" || add_file "$(readlink -f "$path")" "$interp"
+  mapfile -t queue < <("$FOREIGN_READELF" -d "$bin" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')
+  while ((${#queue[@]} > 0)); do
+    name=${queue[0]}
+    queue=("${queue[@]:1}")
+    [[ $seen != *" $name "* ]] || continue
+    seen+="$name "
+    [[ $name != "${interp##*/}" ]] || continue # the loader, already in
+    path=
+    for dir in $FOREIGN_LIB_DIRS; do
+      [[ -e $dir/$name ]] && { path=$dir/$name; break; }
+    done
+    [[ -n $path ]] || die "$bin needs $name, which is in none of $FOREIGN_LIB_DIRS"
+    has_dest "/lib/aarch64-linux-gnu/$name" || add_file "$(readlink -f "$path")" "/lib/aarch64-linux-gnu/$name"
+    mapfile -t -O "${#queue[@]}" queue < <("$FOREIGN_READELF" -d "$path" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')
+  done
+}
+
 collect_files() {
   local kdir=$1 vmm=$2 exporter=$3 m name f
-  add_file "$(command -v busybox)" /bin/busybox
+  add_file "$BUSYBOX" /bin/busybox
   add_file "$vmm" /bin/test_vmm
   # collector.vcpu_time's vCPUs that spin or halt (lib/vcpu_time_checks.sh).
-  add_file "$VCPU_TIME_VMM" /bin/vcpu_time_vmm
+  [[ $HOST_TOOLS == 0 ]] || add_file "$VCPU_TIME_VMM" /bin/vcpu_time_vmm
   if [[ -n $exporter ]]; then
     add_dynamic_binary "$exporter" /bin/kvm_exit_exporter
     # The build with the next pinned-state layout: the restart checks'
@@ -170,11 +262,13 @@ collect_files() {
       add_dynamic_binary "$NEXT_LAYOUT_EXPORTER" /bin/kvm_exit_exporter_next_layout
     fi
   fi
-  # perf kvm stat, the independent tool the handling-time checks compare with.
-  add_dynamic_binary "$(command -v perf)" /bin/perf
-  # util-linux setpriv: the least-privilege phases run the exporter as the
-  # systemd unit does (a non-root uid with ambient capabilities).
-  add_dynamic_binary "$(command -v setpriv)" /usr/bin/setpriv
+  if [[ $HOST_TOOLS == 1 ]]; then
+    # perf kvm stat, the independent tool the handling-time checks compare with.
+    add_dynamic_binary "$(command -v perf)" /bin/perf
+    # util-linux setpriv: the least-privilege phases run the exporter as the
+    # systemd unit does (a non-root uid with ambient capabilities).
+    add_dynamic_binary "$(command -v setpriv)" /usr/bin/setpriv
+  fi
   add_file "$SCRIPT_DIR/lib/init.sh" /init
   for f in "$SCRIPT_DIR"/lib/*.sh; do
     case ${f##*/} in host.sh | init.sh) continue ;; esac # the host side's; /init
@@ -216,7 +310,11 @@ build_initramfs() {
   chmod 0755 "$root/init" "$root"/e2e/*.sh "$root/bin/test_vmm" "$root/bin/busybox"
   order=()
   for m in "${MODULES[@]}"; do order+=("$(basename "$m").ko"); done
-  printf '%s\n' "${order[@]}" >"$root/lib/modules/e2e/order"
+  if ((${#order[@]} > 0)); then
+    printf '%s\n' "${order[@]}" >"$root/lib/modules/e2e/order"
+  else
+    : >"$root/lib/modules/e2e/order" # no modules (arm64: KVM is built in)
+  fi
   printf 'root:x:0:0:root:/:/bin/sh\n' >"$root/etc/passwd"
   printf 'root:x:0:\n' >"$root/etc/group"
   printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
@@ -228,9 +326,9 @@ build_initramfs() {
 
 build_vmm() {
   local out=$1
-  log "building the test VMM with cc (no VMM binary given)"
-  cc -O2 -Wall -Wextra -static -pthread -o "$out" "$SCRIPT_DIR/test_vmm.c" \
-    || die "compiling test_vmm.c failed"
+  log "building the test VMM with $VMM_CC (no VMM binary given)"
+  "$VMM_CC" -O2 -Wall -Wextra -static -pthread -o "$out" "$SCRIPT_DIR/$VMM_SOURCE" \
+    || die "compiling $VMM_SOURCE failed"
 }
 
 main() {
@@ -242,7 +340,10 @@ main() {
   [[ -z ${NEXT_LAYOUT_EXPORTER:-} || -x $NEXT_LAYOUT_EXPORTER ]] \
     || die "NEXT_LAYOUT_EXPORTER '$NEXT_LAYOUT_EXPORTER' is not an executable file"
 
-  ensure_packages qemu-system-x86 busybox-static cpio gzip xz-utils linux-perf
+  [[ $HOST_TOOLS == 1 || -z ${E2E_KERNEL:-} ]] || die "E2E_KERNEL picks an amd64 kernel line: not for E2E_VENDOR=$VENDOR"
+  ensure_deb_arch
+  # shellcheck disable=SC2086 # one package a word
+  ensure_packages $HOST_PACKAGES
   mkdir -p "$out"
   out=$(cd "$out" && pwd)
   cache="$out/cache" image="$out/image"
@@ -253,14 +354,19 @@ main() {
     build_vmm "$vmm"
   fi
   # VCPU_TIME_VMM: the static vcpu_time_vmm (CMake passes its build); built here when unset.
-  if [[ -z ${VCPU_TIME_VMM:-} ]]; then
+  if [[ $HOST_TOOLS == 1 && -z ${VCPU_TIME_VMM:-} ]]; then
     VCPU_TIME_VMM="$out/vcpu_time_vmm"
     cc -O2 -Wall -Wextra -static -pthread -o "$VCPU_TIME_VMM" "$SCRIPT_DIR/vcpu_time_vmm.c" \
       || die "compiling vcpu_time_vmm.c failed"
   fi
+  if [[ -n $BUSYBOX_DEB ]]; then
+    BUSYBOX=$(busybox_from_deb "$cache")
+  else
+    BUSYBOX=$(command -v busybox)
+  fi
   pkg=$(resolve_kernel_package "$cache")
-  deb=$(fetch_kernel_deb "$cache" "$pkg")
-  kdir="$cache/$pkg"
+  deb=$(fetch_deb "$cache" "$pkg")
+  kdir="$cache/${pkg%%:*}"
   extract_kernel "$deb" "$kdir"
   cp "$kdir/vmlinuz" "$image/vmlinuz.tmp" && mv "$image/vmlinuz.tmp" "$image/vmlinuz"
 

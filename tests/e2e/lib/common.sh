@@ -157,9 +157,11 @@ metric_awk() {
 
 # ---- Kernel side: tracefs format and hist trigger --------------------------------
 
-# kernel_reason_name svm|vmx CODE -> the name the running kernel's kvm_exit
-# format gives exit code CODE of that vendor (entries look like
-# `{ 0x07b, "io" }` or `{ 0x040 + 14, "PF excp" }`)
+# kernel_reason_name svm|vmx|arm64 CODE -> the name the running kernel's
+# kvm_exit format gives exit code CODE of that vendor (entries look like
+# `{ 0x07b, "io" }`, `{ 0x040 + 14, "PF excp" }` or arm64's `{ (0x24),
+# "DABT_LOW" }`). arm64 codes: the exception class (ESR_EL2.EC) of a trap,
+# 256 + ret for the other exits (256 "IRQ"), as the exporter labels them.
 kernel_reason_name() {
   awk -v isa="$1" -v code="$2" '
     function hex(s,   v, i) {
@@ -170,16 +172,20 @@ kernel_reason_name() {
     function number(s,   n, terms, i, v, t) {
       n = split(s, terms, "+"); v = 0
       for (i = 1; i <= n; i++) {
-        t = terms[i]; gsub(/ /, "", t)
+        t = terms[i]; gsub(/[ ()]/, "", t)
         v += (t ~ /^0x/) ? hex(substr(t, 3)) : t + 0
       }
       return v
     }
     /^print fmt:/ {
-      # The VMX table is the first __print_symbolic, the SVM table the last.
+      # The VMX table is the first __print_symbolic, the SVM table the last;
+      # arm64 has the table of ret, then the exception classes.
       n = split($0, parts, "__print_symbolic")
       text = (isa == "vmx") ? parts[2] : parts[n]
-      while (match(text, /\{ *[0-9a-fA-Fx +]+, *"[^"]*" *\}/)) {
+      if (isa == "arm64") {
+        if (code >= 256) { text = parts[2]; code -= 256 } else text = parts[3]
+      }
+      while (match(text, /\{ *[0-9a-fA-Fx +()]+, *"[^"]*" *\}/)) {
         entry = substr(text, RSTART + 1, RLENGTH - 2)
         text = substr(text, RSTART + RLENGTH)
         comma = index(entry, ",")
@@ -189,17 +195,25 @@ kernel_reason_name() {
     }' "$KVM_EXIT_EVENT/format"
 }
 
+# The hist trigger's keys and how its lines read are the vendor's: a
+# vendor.sh (sourced after this file) may set HIST_KEYS and redefine
+# hist_parse (arm64/vendor.sh: keys ret,esr_ec); these defaults are x86's.
 hist_enable() {
-  echo 'hist:keys=isa,exit_reason:size=2048' >"$KVM_EXIT_EVENT/trigger"
+  echo "hist:keys=${HIST_KEYS:-isa,exit_reason}:size=2048" >"$KVM_EXIT_EVENT/trigger"
 }
 
-# hist_snapshot FILE: "isa exit_reason hitcount" lines of the hist trigger
-hist_snapshot() {
+# hist_parse < HIST -> "isa exit_reason hitcount" per line of the hist trigger
+hist_parse() {
   awk '/^\{ *isa:/ {
          line = $0; gsub(/[{}:,]/, " ", line); split(line, f, " ")
          # f: isa N exit_reason N hitcount N
          print f[2], f[4], f[6]
-       }' "$KVM_EXIT_EVENT/hist" | sort -n >"$1"
+       }'
+}
+
+# hist_snapshot FILE: "isa code hitcount" lines of the hist trigger
+hist_snapshot() {
+  hist_parse <"$KVM_EXIT_EVENT/hist" | sort -n >"$1"
 }
 
 # snapshot_value FILE ISA CODE -> count (0 if absent)
@@ -421,19 +435,22 @@ exporter_snapshot() {
 # exporter_start NAME CONFIG_YAML [ATTACHED]: starts the exporter (under
 # EXPORTER_PREFIX when set) and waits until it serves with
 # kvm_exit_exporter_bpf_attached ATTACHED (default 1; 0 when kvm is not loaded
-# yet). The checks that fail from here on are its phase's: exporter_stop
-# shows its log when there were any.
+# yet), trying EXPORTER_START_TRIES times 0.2 s apart (a vendor.sh may lower
+# the default 150 where each try takes longer: arm64's TCG). The checks that
+# fail from here on are its phase's: exporter_stop shows its log when there
+# were any.
 exporter_start() {
   local name=$1 config="$WORK/exporter-$1.yaml" log="$WORK/exporter-$1.log" attached=${3:-1} i
+  local tries=${EXPORTER_START_TRIES:-150}
   printf '%s\n' "$2" >"$config"
-  info "starting exporter ($name)${EXPORTER_PREFIX:+ under $EXPORTER_PREFIX}: $(tr '\n' ' ' <"$config")"
+  info "starting exporter ($name) at $(now) s${EXPORTER_PREFIX:+ under $EXPORTER_PREFIX}: $(tr '\n' ' ' <"$config")"
   EXPORTER_FAILED_BEFORE=$FAILED
   # shellcheck disable=SC2086 # the prefix's words, split on purpose
   $EXPORTER_PREFIX "$EXPORTER" --config.file="$config" --web.listen-address=0.0.0.0:$EXPORTER_PORT >"$log" 2>&1 &
   EXPORTER_PID=$!
   EXPORTER_LOG=$log
   i=0
-  while [ $i -lt 150 ]; do
+  while [ $i -lt "$tries" ]; do
     if ! kill -0 "$EXPORTER_PID" 2>/dev/null; then
       fail "exporter_start_$name" "exporter exited during start-up"
       show_file exporter "$log"
@@ -448,7 +465,7 @@ exporter_start() {
     sleep 0.2
     i=$((i + 1))
   done
-  fail "exporter_start_$name" "not serving /metrics with kvm_exit_exporter_bpf_attached $attached after 30 s"
+  fail "exporter_start_$name" "not serving /metrics with kvm_exit_exporter_bpf_attached $attached after $tries tries 0.2 s apart"
   show_file exporter "$log"
   timeout 15 wget -S -O "$WORK/start.prom" "$METRICS_URL" 2>&1 | sed 's/^/wget: /' || true
   show_file "last scrape" "$WORK/start.prom" 20
@@ -497,6 +514,16 @@ exporter_kill() {
 host_requested() {
   case " $(cat /proc/cmdline) " in
     *" e2e.hostscrape=1 "*) return 0 ;;
+  esac
+  return 1
+}
+
+# once_requested: the checks that depend on no kernel (the soak, the host's
+# Prometheus checks, the storms) run in one SVM suite only, whose boot says
+# e2e.once=1 (svm/boot.sh, unless E2E_ONCE=0: the 6.12 suite)
+once_requested() {
+  case " $(cat /proc/cmdline) " in
+    *" e2e.once=1 "*) return 0 ;;
   esac
   return 1
 }
