@@ -182,7 +182,7 @@ step "systemd unit (systemd-analyze verify and security)" systemd_unit
 
 # --- shell scripts ----------------------------------------------------------------
 if command -v shellcheck >/dev/null || apt_install shellcheck; then
-  step "shellcheck tests/monitoring/*.sh" shellcheck "$here"/*.sh
+  step "shellcheck tests/monitoring/*.sh lib/*.sh" shellcheck -x "$here"/*.sh "$here"/lib/*.sh
 else
   echo "== shellcheck: not installable here, skipped"
 fi

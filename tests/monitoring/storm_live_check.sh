@@ -25,24 +25,11 @@ if [[ $# -lt 2 || $# -gt 3 || ! $1 =~ ^[^:/]+:[0-9]+$ ]]; then
   exit 2
 fi
 target=$1 expect=$2 timeout=${3:-120}
-prometheus_bin=${PROMETHEUS_BIN:-/usr/bin/prometheus}
 divisor=${RATE_DIVISOR:-20}
-[[ -x $prometheus_bin ]] || { echo "storm_live_check: $prometheus_bin not found (apt-get install -y prometheus)" >&2; exit 2; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/storm_live_check.XXXXXX")
-prom_pid=""
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  local rc=$?
-  if [[ -n $prom_pid ]] && kill -0 "$prom_pid" 2>/dev/null; then
-    kill "$prom_pid" 2>/dev/null || true
-    wait "$prom_pid" 2>/dev/null || true
-  fi
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "storm_live_check: kept $tmp" >&2; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source-path=SCRIPTDIR source=lib/local_prometheus.sh
+. "$here/lib/local_prometheus.sh"
+local_prometheus_dir storm_live_check
+tmp=$PROM_TMP
 
 # The shipped rules, rate thresholds divided; the script fails when it
 # finds none to divide (a renamed rule would otherwise test nothing).
@@ -58,39 +45,10 @@ open(dst, "w", encoding="utf-8").write(text)
 print(f"storm_live_check: {n} signature rate thresholds divided by {divisor:g}")
 PY
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-cat >"$tmp/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - "$tmp/rules.yml"
-scrape_configs:
-  - job_name: kvm_exit_exporter
-    static_configs:
-      - targets: ["$target"]
-YAML
-"$prometheus_bin" --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/data" \
-  --web.listen-address="127.0.0.1:$port" --log.level=warn >"$tmp/prometheus.log" 2>&1 &
-prom_pid=$!
-for _ in $(seq 1 50); do
-  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/-/ready', timeout=1)" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$prom_pid" 2>/dev/null; then
-    echo "storm_live_check: Prometheus exited; its log:" >&2
-    cat "$tmp/prometheus.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
-echo "storm_live_check: Prometheus on 127.0.0.1:$port scraping $target every 1s; expecting $expect"
+local_prometheus "$target" "$tmp/rules.yml"
+echo "storm_live_check: Prometheus at $PROM_URL scraping $target every 1s; expecting $expect"
 status=0
-python3 "$here/storm_live_check.py" --prometheus "http://127.0.0.1:$port" --expect "$expect" \
+python3 "$here/storm_live_check.py" --prometheus "$PROM_URL" --expect "$expect" \
   --timeout "$timeout" || status=$?
-if [[ $status -ne 0 && -s $tmp/prometheus.log ]]; then
-  echo "--- Prometheus log (warnings and errors) ---" >&2
-  tail -n 20 "$tmp/prometheus.log" >&2
-fi
+[[ $status == 0 ]] || local_prometheus_log_tail
 exit "$status"
