@@ -179,13 +179,13 @@ $RATES_CONFIG" || return 0
   exporter_stop
 }
 
-# phase_drilldown_mmio: collector.drilldown [mmio]: each vCPU's page of a
-# 2-vCPU VM has exactly its stores as write series, and the VM no other
-# MMIO series
+# phase_drilldown_mmio: collector.drilldown [mmio, userspace]: each vCPU's
+# page of a 2-vCPU VM has exactly its stores as write series, the VM no other
+# MMIO series, and as many KVM_EXIT_MMIO returns to the VMM
 phase_drilldown_mmio() {
   local vm=drillmmio p1="$WORK/prom-drill1" f vcpu page
   exporter_start drilldown_mmio "collector:
-  drilldown: [mmio]
+  drilldown: [mmio, userspace]
 $RATES_CONFIG" || return 0
   # shellcheck disable=SC2086 # the workload's words
   if vmm_measure drill_mmio "$vm" drill0 drill1 $WORKLOAD; then
@@ -201,6 +201,9 @@ $RATES_CONFIG" || return 0
       "$(metric "$p1" kvm_vm_mmio_exits_total "$f")" "$(vmm_field "$vm" mmio)"
     expect_eq drill_mmio_no_reads "kvm_vm_mmio_exits_total{$f,direction=\"read\"} series" \
       "$(metric_count "$p1" kvm_vm_mmio_exits_total "$f;direction=read")" 0
+    # Each store is a return of KVM_RUN to the VMM (kvm:kvm_userspace_exit).
+    check_value drill_userspace_mmio "$p1" kvm_vm_userspace_exits_total \
+      "$f;exit_reason=KVM_EXIT_MMIO;error=none" "$(vmm_field "$vm" runs_mmio)"
     # The default drilldown_auto follows io and msr too, whose tracepoints
     # are x86's: left out, said once in the log, never attached.
     if grep -q 'drill-down kinds without their tracepoint on this kernel, not counted: io (kvm:kvm_pio), msr (kvm:kvm_msr)' "$EXPORTER_LOG" &&
