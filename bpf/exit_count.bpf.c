@@ -133,7 +133,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE); /* the exporter reads it without a copy */
-	__uint(max_entries, 16385); /* replaced: shards x (vm_map_capacity + 1) */
+	__uint(max_entries, 16385);        /* replaced: shards x (vm_map_capacity + 1) */
 	__type(key, __u32);
 	__type(value, __u64);
 } exit_counters SEC(".maps");
@@ -353,9 +353,8 @@ int note_running_vcpu(struct trace_event_raw_kvm_arm_setup_debug *ctx)
 }
 
 /* kvm_arm_setup_debug's TP_PROTO(struct kvm_vcpu *vcpu, __u32 guest_debug). */
-static __always_inline int handle_kvm_arm_setup_debug(enum raw_tp_hook hook,
-						      unsigned long long *ctx,
-						      struct kvm_vcpu *vcpu)
+static __always_inline int
+handle_kvm_arm_setup_debug(enum raw_tp_hook hook, unsigned long long *ctx, struct kvm_vcpu *vcpu)
 {
 	note_vcpu(vcpu);
 	return 0;
@@ -396,8 +395,8 @@ int count_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 	return 0;
 }
 
-static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long long *ctx,
-					   int ret, unsigned int esr_ec)
+static __always_inline int handle_kvm_exit(enum raw_tp_hook hook, unsigned long long *ctx, int ret,
+					   unsigned int esr_ec)
 {
 	count_arm64_exit(ret, esr_ec);
 	return 0;
