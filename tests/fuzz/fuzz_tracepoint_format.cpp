@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Fuzzes the kvm:kvm_exit tracepoint format parser
 // (ReasonNames::FromTracepointFormat in exporter/render/reason_names.cpp) with the
-// text of an events/kvm/kvm_exit/format file, then asks the parsed tables for
-// names the way a scrape does.
+// text of an events/kvm/kvm_exit/format file (x86's or arm64's), then asks the
+// parsed tables for names the way a scrape does.
 #include <linux/types.h>  // kvm_exit.h uses __u32
 
 #include <cstddef>
@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     kvmexit::fuzz::Check(!error.empty(), "no table and no error message");
     return 0;
   }
-  for (const std::uint32_t isa : {KVM_EXIT_ISA_VMX, KVM_EXIT_ISA_SVM, 3}) {
+  // Every isa with a table, and one without (4).
+  for (const std::uint32_t isa : {KVM_EXIT_ISA_VMX, KVM_EXIT_ISA_SVM, KVM_EXIT_ISA_ARM64, 4}) {
     for (const auto& [code, name] : names->Entries(isa)) {
       kvmexit::fuzz::Check(names->Find(isa, code) == std::string_view(name),
                            "Find disagrees with Entries");
