@@ -310,10 +310,15 @@ int RunVariant(const std::string& name) {
 }  // namespace
 
 // The vendor module loaded, as BpfExitSource finds it: the ISA whose exit
-// reason ours reads from the vCPU on tp_btf (kvm_amd: SVM, kvm_intel: VMX).
+// reason ours reads from the vCPU on tp_btf (kvm_amd: SVM, kvm_intel: VMX;
+// arm64: its built-in KVM).
 std::uint32_t VendorIsa() {
+#if defined(__aarch64__)
+  return KVM_EXIT_ISA_ARM64;
+#else
   if (access("/sys/module/kvm_intel", F_OK) == 0) return KVM_EXIT_ISA_VMX;
   return KVM_EXIT_ISA_SVM;
+#endif
 }
 
 int main(int argc, char** argv) {

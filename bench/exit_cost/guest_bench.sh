@@ -8,6 +8,9 @@
 # powers off after it. With EXIT_COST_VMX=1 it is /e2e/checks.sh of the
 # Intel suite's image instead (Bochs; its /init loads kvm_intel and does the
 # same); the loader picks the vendor's exit-reason read for ours itself.
+# With EXIT_COST_ARM64=1 it is /e2e/checks.sh of the arm64 suite's image
+# (QEMU aarch64, KVM built in), test_vmm is arm64_vmm, and the scenarios are
+# hvc and sysreg (bench.cpuid=0 bench.io=0).
 #
 # Runs the same exit-heavy test_vmm scenario several times in each mode, the
 # modes interleaved (and rotated run to run) so that drift hits all alike:
@@ -20,7 +23,7 @@
 #   BENCH scenario=S mode=M run=R exits=N seconds=T [run_cnt=C run_time_ns=NS
 #         [counted=K top=REASON:K]]
 # exits = io + cpuid + hlt + msr_reads + msr_writes + hypercalls + mmio_reads + mmio_writes from
-# test_vmm's DONE line (the exits the scenario makes by construction); seconds = test_vmm's own wall time of the scenario;
+# test_vmm's DONE line (arm64_vmm's: hvc + sysreg + psci + mmio) (the exits the scenario makes by construction); seconds = test_vmm's own wall time of the scenario;
 # run_cnt/run_time_ns = the kernel's BPF statistics for the program over the
 # loader's lifetime (the scenario plus VM setup, a few dozen more exits);
 # counted/top = what the program's map holds (see exit_cost_loader.cpp).
@@ -33,6 +36,8 @@
 #                on one CPU: each sleeps in its IO exit, so every exit follows
 #                the other thread's; with mode ours_per_vcpu each exit misses
 #                the per-CPU index cache; 0 skips them)
+#   bench.hvc=0 bench.sysreg=0 (arm64: `hvc #0` calls and ID register reads
+#                per run, both handled inside KVM; 0 skips them)
 #   bench.modes=none,ours,reference  bench.stats=1 (kernel.bpf_stats_enabled)
 set -eu
 # shellcheck disable=SC3040 # busybox sh has pipefail
@@ -56,6 +61,8 @@ MSR_EXITS=$(setting msr 0)
 HYPERCALL_EXITS=$(setting hypercall 0)
 MMIO_EXITS=$(setting mmio 0)
 ALTERNATE_EXITS=$(setting alternate 0)
+HVC_EXITS=$(setting hvc 0)
+SYSREG_EXITS=$(setting sysreg 0)
 MODES=$(setting modes none,ours,reference | tr ',' ' ')
 STATS=$(setting stats 1)
 SETTLE_S=1
@@ -115,7 +122,7 @@ loader_stop() {
 
 # run_one SCENARIO MODE RUN VMM_ARGS...
 run_one() {
-  local scenario=$1 mode=$2 run=$3 stats="" exits seconds key
+  local scenario=$1 mode=$2 run=$3 stats="" exits seconds key value
   shift 3
   case $mode in
     none) ;;
@@ -149,8 +156,10 @@ run_one() {
     sleep "$SETTLE_S"
   fi
   exits=0
-  for key in io cpuid hlt msr_reads msr_writes hypercalls mmio_reads mmio_writes; do
-    exits=$((exits + $(vmm_field "$WORK/vmm.out" "$key")))
+  # arm64_vmm's keys (hvc sysreg psci mmio) after test_vmm's; a key absent counts 0.
+  for key in io cpuid hlt msr_reads msr_writes hypercalls mmio_reads mmio_writes hvc sysreg psci mmio; do
+    value=$(vmm_field "$WORK/vmm.out" "$key")
+    exits=$((exits + ${value:-0}))
   done
   seconds=$(vmm_field "$WORK/vmm.out" seconds)
   echo "BENCH scenario=$scenario mode=$mode run=$run exits=$exits seconds=$seconds$stats"
@@ -183,7 +192,7 @@ scenario() {
 main() {
   local status=0
   echo "$STATS" >/proc/sys/kernel/bpf_stats_enabled
-  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) possible_cpus=$(cat /sys/devices/system/cpu/possible) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS alternate=$ALTERNATE_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
+  echo "BENCH begin kernel=$(uname -r) cpus=$(nproc) possible_cpus=$(cat /sys/devices/system/cpu/possible) runs=$RUNS cpuid=$CPUID_EXITS io=$IO_EXITS msr=$MSR_EXITS hypercall=$HYPERCALL_EXITS mmio=$MMIO_EXITS alternate=$ALTERNATE_EXITS hvc=$HVC_EXITS sysreg=$SYSREG_EXITS modes=$(echo "$MODES" | tr ' ' ',') bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled)"
   if [ "$CPUID_EXITS" != 0 ]; then
     scenario cpuid --cpuid "$CPUID_EXITS" || status=1
   fi
@@ -205,6 +214,14 @@ main() {
     # The worst case of a per-CPU cache: two vCPU threads on one CPU, the
     # other's exit between any two of one's (the "miss path").
     scenario io_alternating --vcpus 2 --io "$ALTERNATE_EXITS" --io-delay-us 1 || status=1
+  fi
+  if [ "$HVC_EXITS" != 0 ]; then
+    # arm64: HVC64 exits answered inside KVM (plus one PSCI SYSTEM_OFF).
+    scenario hvc --hvc "$HVC_EXITS" || status=1
+  fi
+  if [ "$SYSREG_EXITS" != 0 ]; then
+    # arm64: SYS64 exits (ID_AA64PFR0_EL1 reads, HCR_EL2.TID3) emulated inside KVM.
+    scenario sysreg --sysreg "$SYSREG_EXITS" || status=1
   fi
   echo "BENCH end status=$status"
   return "$status"

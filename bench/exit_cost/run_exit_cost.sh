@@ -35,7 +35,17 @@
 #                             benchmark in place of its checks; Bochs's guest
 #                             clock counts instructions (clock: sync=none,
 #                             ips=50000000: 1 ms = 50,000 instructions)
-# Writes BUILD_DIR/exit_cost/ (exit_cost_vmx/ with EXIT_COST_VMX=1): image/
+#   EXIT_COST_ARM64 [empty]   1: arm64 instead (qemu-system-aarch64, -M
+#                             virt,virtualization=on -cpu max, the arm64 e2e
+#                             image with KVM built in); BUILD_DIR is then a
+#                             cross build (cmake/aarch64-linux-gnu.cmake) with
+#                             exit_cost_loader only: test_vmm is arm64_vmm,
+#                             built by tests/e2e/build_image.sh; scenarios
+#                             hvc and sysreg instead of cpuid and io
+#   EXIT_COST_HVC [200000]    arm64: `hvc #0` exits per run (in KVM); 0 skips
+#   EXIT_COST_SYSREG [200000] arm64: ID register reads per run (in KVM); 0 skips
+# Writes BUILD_DIR/exit_cost/ (exit_cost_vmx/ with EXIT_COST_VMX=1,
+# exit_cost_arm64/ with EXIT_COST_ARM64=1): image/
 # (base e2e image), bench.cpio.gz, serial.log (raw guest console), results.txt
 # (BENCH lines), report.txt (the table printed at the end).
 set -euo pipefail
@@ -68,6 +78,10 @@ ensure_packages() {
 # included) into the root $3, the binary as $2.
 add_dynamic_binary() {
   local bin=$1 dest=$2 root=$3 lib
+  if [[ ${EXIT_COST_ARM64:-} == 1 ]]; then
+    add_aarch64_binary "$@"
+    return
+  fi
   ldd "$bin" >/dev/null 2>&1 || die "ldd $bin failed (not a dynamic executable?)"
   if ldd "$bin" | grep -q 'not found'; then
     die "ldd $bin: missing libraries: $(ldd "$bin" | grep 'not found' | tr -s ' \t' ' ')"
@@ -79,6 +93,40 @@ add_dynamic_binary() {
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+}
+
+# ldd cannot run an aarch64 binary: its interpreter and NEEDED libraries,
+# recursively, from the multiarch and cross toolchain folders (as
+# tests/e2e/build_image.sh does for the arm64 exporter), go in at the
+# interpreter's path and /lib/aarch64-linux-gnu/NAME.
+add_aarch64_binary() {
+  local bin=$1 dest=$2 root=$3 interp queue=() seen=" " name dir path
+  local dirs="/lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/aarch64-linux-gnu/lib"
+  mkdir -p "$root$(dirname "$dest")" "$root/lib/aarch64-linux-gnu"
+  cp -L "$bin" "$root$dest"
+  chmod 0755 "$root$dest"
+  interp=$(aarch64-linux-gnu-readelf -l "$bin" | awk '/Requesting program interpreter:/ { sub(/\]$/, "", $NF); print $NF }')
+  [[ -n $interp ]] || die "$bin: no program interpreter"
+  queue=("${interp##*/}")
+  mapfile -t -O 1 queue < <(aarch64-linux-gnu-readelf -d "$bin" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')
+  while ((${#queue[@]} > 0)); do
+    name=${queue[0]}
+    queue=("${queue[@]:1}")
+    [[ $seen != *" $name "* ]] || continue
+    seen+="$name "
+    path=
+    for dir in $dirs; do
+      [[ -e $dir/$name ]] && { path=$dir/$name; break; }
+    done
+    [[ -n $path ]] || die "$bin needs $name, which is in none of $dirs"
+    if [[ $name == "${interp##*/}" ]]; then
+      mkdir -p "$root$(dirname "$interp")"
+      cp -L "$path" "$root$interp"
+      continue
+    fi
+    cp -L "$path" "$root/lib/aarch64-linux-gnu/$name"
+    mapfile -t -O "${#queue[@]}" queue < <(aarch64-linux-gnu-readelf -d "$path" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')
+  done
 }
 
 # The archive laid over the e2e image: the loader and its libraries, and the
@@ -267,6 +315,62 @@ main_vmx() {
   fi
 }
 
+# The arm64 variant: the arm64 e2e image (E2E_VENDOR=arm64, its own
+# arm64_vmm, no exporter) with the extra archive, booted as
+# tests/e2e/arm64/boot.sh boots it but without the NIC; settings on the
+# kernel command line, scenarios hvc and sysreg.
+main_arm64() {
+  local build=$1 loader=$2 out image start append smp icount=() unit=ns clock
+  start=$(date +%s.%N)
+  out="$build/exit_cost_arm64"
+  mkdir -p "$out"
+  ensure_packages qemu-system-arm binutils-aarch64-linux-gnu cpio gzip
+  log "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  image=$(E2E_VENDOR=arm64 "$REPO_DIR/tests/e2e/build_image.sh" "$out" '') || die "tests/e2e/build_image.sh failed"
+  build_extra_cpio "$loader" "$out"
+  cat "$image/initramfs.cpio.gz" "$out/extra.cpio.gz" >"$out/bench.cpio.gz"
+  append="console=ttyAMA0 panic=-1 quiet loglevel=3"
+  # x86 test_vmm's scenarios off (arm64_vmm has other options).
+  append+=" bench.runs=${EXIT_COST_RUNS:-5} bench.cpuid=0 bench.io=0"
+  append+=" bench.hvc=${EXIT_COST_HVC:-200000} bench.sysreg=${EXIT_COST_SYSREG:-200000} bench.mmio=0"
+  append+=" bench.modes=${EXIT_COST_MODES:-none,ours,reference} bench.stats=${EXIT_COST_STATS:-1}"
+  append+="${EXIT_COST_POSSIBLE_CPUS:+ possible_cpus=$EXIT_COST_POSSIBLE_CPUS}"
+  smp=${EXIT_COST_QEMU_SMP:-2}
+  clock="wall (TCG guest clock follows the host's)"
+  if [[ -n ${EXIT_COST_ICOUNT:-} ]]; then
+    icount=(-icount "$EXIT_COST_ICOUNT")
+    smp=${EXIT_COST_QEMU_SMP:-1}
+    unit=instr
+    clock="-icount $EXIT_COST_ICOUNT: guest ns are guest instructions (L1 + L2)"
+  fi
+  log "booting qemu-system-aarch64 (timeout ${EXIT_COST_TIMEOUT:-900} s, serial log $out/serial.log)"
+  : >"$out/serial.log"
+  QEMU_STATUS=0
+  timeout -k 10 "${EXIT_COST_TIMEOUT:-900}" qemu-system-aarch64 \
+    -M virt,virtualization=on -cpu max -accel tcg "${icount[@]}" -m 1G -smp "$smp" \
+    -nodefaults -display none -no-reboot \
+    -serial "file:$out/serial.log" \
+    -kernel "$image/vmlinuz" -initrd "$out/bench.cpio.gz" \
+    -append "$append" \
+    </dev/null >"$out/qemu.log" 2>&1 || QEMU_STATUS=$?
+  tr -d '\r' <"$out/serial.log" >"$out/serial.txt"
+  grep -a '^BENCH ' "$out/serial.txt" >"$out/results.txt" || true
+  grep -a -v -E '^BENCH scenario=|^$' "$out/serial.txt" | sed 's/^/  | /' >&2 || true
+  [[ $QEMU_STATUS == 0 ]] || log "QEMU exited with status $QEMU_STATUS (124: timed out): $(tail -n 5 "$out/qemu.log" | tr '\n' ' ')"
+  {
+    echo "exit_cost (arm64): $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), QEMU $(qemu-system-aarch64 --version | head -n1 | awk '{ print $4 }'), -smp $smp"
+    grep -a '^BENCH begin' "$out/results.txt" || true
+    echo "clock: $clock"
+    report "$out/results.txt" "$unit" || true
+  } >"$out/report.txt"
+  cat "$out/report.txt"
+  log "wall time $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }') s; raw log $out/serial.log, BENCH lines $out/results.txt"
+  if ! grep -q '^BENCH end status=0' "$out/results.txt" || ! grep -aq '^E2E DONE' "$out/serial.txt"; then
+    die "the guest did not finish the benchmark (see $out/serial.txt)"
+  fi
+}
+
 main() {
   [[ $# == 1 ]] || usage
   local build=$1 out loader vmm image start
@@ -274,6 +378,11 @@ main() {
   build=$(cd "$build" && pwd)
   loader="$build/bench/exit_cost/exit_cost_loader"
   vmm="$build/tests/e2e/kvmexit_test_vmm"
+  if [[ ${EXIT_COST_ARM64:-} == 1 ]]; then
+    [[ -x $loader ]] || die "$loader missing: cmake --build $build --target exit_cost_loader (a cross build)"
+    main_arm64 "$build" "$loader"
+    return
+  fi
   [[ -x $loader ]] || die "$loader missing: cmake --build $build --target exit_cost_loader kvmexit_test_vmm"
   [[ -x $vmm ]] || die "$vmm missing: cmake --build $build --target exit_cost_loader kvmexit_test_vmm"
   if [[ ${EXIT_COST_VMX:-} == 1 ]]; then
