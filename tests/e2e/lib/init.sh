@@ -15,6 +15,19 @@ export PATH=/bin
 /bin/busybox --install -s /bin
 # shellcheck disable=SC3040 # busybox sh has pipefail
 set -o pipefail
+
+# QEMU user networking, for a vendor_boot under QEMU (svm, arm64): the guest
+# is 10.0.2.15; the host reaches the exporter through hostfwd on its own
+# loopback only.
+qemu_user_network() {
+  if ip link show eth0 >/dev/null 2>&1; then
+    ip addr add 10.0.2.15/24 dev eth0
+    ip link set eth0 up
+  else
+    echo "e2e: no eth0: the host cannot scrape the exporter"
+  fi
+}
+
 # shellcheck source=../svm/vendor.sh
 . /e2e/vendor.sh
 

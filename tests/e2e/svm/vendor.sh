@@ -26,14 +26,7 @@ EXIT_TIME_IO=500 EXIT_TIME_CPUID=2000 # check_exit_time_vmm's workload
 TRACEPOINT_RUNS_SKIPPED=1
 POWEROFF_PAUSE_S=0
 
-# vendor_boot: after the modules, before the checks. QEMU user networking:
-# the guest is 10.0.2.15; the host reaches the exporter through hostfwd on its
-# own loopback only.
+# vendor_boot: after the modules, before the checks (lib/init.sh).
 vendor_boot() {
-  if ip link show eth0 >/dev/null 2>&1; then
-    ip addr add 10.0.2.15/24 dev eth0
-    ip link set eth0 up
-  else
-    echo "e2e: no eth0: the host cannot scrape the exporter"
-  fi
+  qemu_user_network
 }
