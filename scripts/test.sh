@@ -9,4 +9,6 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/install_deps.sh" test
 "$repo/scripts/build.sh"
 cd "${BUILD_DIR:-$repo/build}"
-ctest --output-on-failure --timeout 1200 "$@"
+# -j2 pairs only the two host suites; every other test runs alone
+# (tests/CMakeLists.txt, KVMEXIT_TEST_ALONE).
+ctest -j2 --output-on-failure --timeout 1200 "$@"
