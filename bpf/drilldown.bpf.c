@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /*
  * Drill-down (config collector.drilldown): which port, MSR, MMIO page,
- * hypercall or return to the VMM each VM's exits were about.
+ * hypercall or return to the VMM each VM's exits were about, and on arm64
+ * which HVC function or system register.
  *
  * One program per kind on KVM's own tracepoint of that kind (count_kvm_pio on
  * kvm:kvm_pio, count_kvm_msr on kvm:kvm_msr, ...), loaded only when the kind
@@ -15,6 +16,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 #include "kvm_exit.h"
 #include "lib/maps.bpf.h"
@@ -187,11 +189,65 @@ int count_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
 	return 0;
 }
 
+/* arm64's kvm_hvc_arm64 record: one per HVC KVM handles (handle_hvc). */
+struct trace_event_raw_kvm_hvc_arm64 {
+	unsigned long r0; /* x0: the SMCCC function ID in its low 32 bits */
+} __attribute__((preserve_access_index));
+
+/*
+ * HVCs (drill-down kind hvc, arm64), by SMCCC function ID: w0, as KVM's
+ * smccc_get_function() reads it. PSCI calls are HVCs too.
+ */
+static __always_inline void count_hvc(unsigned long r0)
+{
+	count_drilldown(KVM_DRILLDOWN_HVC, (__u32)r0);
+}
+
+SEC("tp/kvm/kvm_hvc_arm64")
+int count_kvm_hvc_arm64(struct trace_event_raw_kvm_hvc_arm64 *ctx)
+{
+	count_hvc(ctx->r0);
+	return 0;
+}
+
+/*
+ * arm64's kvm_sys_access record: one per MRS/MSR of a system register that
+ * KVM emulates from its table (perform_access), ID registers and timers,
+ * GIC SGIs and PMU registers among them.
+ */
+struct trace_event_raw_kvm_sys_access {
+	__u8 is_write;
+	__u8 Op0;
+	__u8 Op1;
+	__u8 CRn;
+	__u8 CRm;
+	__u8 Op2;
+} __attribute__((preserve_access_index));
+
+/* System register accesses (drill-down kind sysreg, arm64): encoding and direction. */
+static __always_inline void count_sysreg(__u8 op0, __u8 op1, __u8 crn, __u8 crm, __u8 op2,
+					 __u8 is_write)
+{
+	__u64 item = KVM_DRILLDOWN_SYSREG(op0, op1, crn, crm, op2);
+
+	if (is_write)
+		item |= KVM_DRILLDOWN_SYSREG_WRITE;
+	count_drilldown(KVM_DRILLDOWN_SYSREG, item);
+}
+
+SEC("tp/kvm/kvm_sys_access")
+int count_kvm_sys_access(struct trace_event_raw_kvm_sys_access *ctx)
+{
+	count_sysreg(ctx->Op0, ctx->Op1, ctx->CRn, ctx->CRm, ctx->Op2, ctx->is_write);
+	return 0;
+}
+
 /*
  * The tp_btf and raw_tp twins of the drill-down programs: the same items,
  * read from the tracepoint's arguments (TP_PROTO in arch/x86/kvm/trace.h and
- * include/trace/events/kvm.h) instead of its trace record. None of them is a
- * pointer, so both hooks read them alike.
+ * include/trace/events/kvm.h, arch/arm64/kvm/trace_handle_exit.h) instead of
+ * its trace record. Only kvm_sys_access passes a pointer, read with a probe
+ * read on both hooks: 5 bytes, for the one program that reads them.
  */
 static __always_inline int handle_kvm_pio(enum raw_tp_hook hook, unsigned long long *ctx,
 					  unsigned int rw, unsigned int port)
@@ -228,9 +284,46 @@ static __always_inline int handle_kvm_userspace_exit(enum raw_tp_hook hook, unsi
 	return 0;
 }
 
+static __always_inline int handle_kvm_hvc_arm64(enum raw_tp_hook hook, unsigned long long *ctx,
+						unsigned long vcpu_pc, unsigned long r0)
+{
+	count_hvc(r0);
+	return 0;
+}
+
+/* kvm_sys_access's TP_PROTO(vcpu_pc, struct sys_reg_params *params, reg): the access as trapped. */
+struct sys_reg_params {
+	__u8 Op0;
+	__u8 Op1;
+	__u8 CRn;
+	__u8 CRm;
+	__u8 Op2;
+	__u8 is_write;
+} __attribute__((preserve_access_index));
+
+static __always_inline int handle_kvm_sys_access(enum raw_tp_hook hook, unsigned long long *ctx,
+						 unsigned long vcpu_pc,
+						 struct sys_reg_params *params)
+{
+	__u8 op0 = 0, op1 = 0, crn = 0, crm = 0, op2 = 0;
+	__u8 is_write = 0;
+
+	if (BPF_CORE_READ_INTO(&op0, params, Op0) || BPF_CORE_READ_INTO(&op1, params, Op1) ||
+	    BPF_CORE_READ_INTO(&crn, params, CRn) || BPF_CORE_READ_INTO(&crm, params, CRm) ||
+	    BPF_CORE_READ_INTO(&op2, params, Op2) ||
+	    BPF_CORE_READ_INTO(&is_write, params, is_write)) {
+		percpu_array_inc(&drilldown_lost, KVM_DRILLDOWN_SYSREG);
+		return 0;
+	}
+	count_sysreg(op0, op1, crn, crm, op2, is_write);
+	return 0;
+}
+
 RAW_TP_PROGRAMS(count_kvm_pio, kvm_pio, handle_kvm_pio, rw, port)
 RAW_TP_PROGRAMS(count_kvm_msr, kvm_msr, handle_kvm_msr, write, ecx, data, exception)
 RAW_TP_PROGRAMS(count_kvm_mmio, kvm_mmio, handle_kvm_mmio, type, len, gpa)
 RAW_TP_PROGRAMS(count_kvm_hypercall, kvm_hypercall, handle_kvm_hypercall, nr)
 RAW_TP_PROGRAMS(count_kvm_userspace_exit, kvm_userspace_exit, handle_kvm_userspace_exit, reason,
 		ret)
+RAW_TP_PROGRAMS(count_kvm_hvc_arm64, kvm_hvc_arm64, handle_kvm_hvc_arm64, vcpu_pc, r0)
+RAW_TP_PROGRAMS(count_kvm_sys_access, kvm_sys_access, handle_kvm_sys_access, vcpu_pc, params)

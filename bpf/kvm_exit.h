@@ -127,6 +127,9 @@ enum kvm_exit_timing_lost_index {
  * mmio   kvm:kvm_mmio: item = gpa >> 12 | KVM_DRILLDOWN_MMIO_WRITE
  * hypercall  kvm:kvm_hypercall: item = hypercall number (rax)
  * userspace  kvm:kvm_userspace_exit: item = KVM_EXIT_* | -errno << 32
+ * hvc    kvm:kvm_hvc_arm64: item = SMCCC function ID (w0, as KVM reads it)
+ * sysreg kvm:kvm_sys_access: item = KVM_DRILLDOWN_SYSREG(op0, op1, crn, crm, op2)
+ *        | KVM_DRILLDOWN_SYSREG_WRITE if MSR (a write)
  */
 enum kvm_drilldown_kind {
 #define DRILLDOWN_KIND(ENUM, ...) KVM_DRILLDOWN_##ENUM,
@@ -141,6 +144,11 @@ enum kvm_drilldown_kind {
 #define KVM_DRILLDOWN_MMIO_WRITE (1ULL << 63)
 #define KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT 32 /* KVM_RUN's -errno; 0 when it returned 0 */
 #define KVM_DRILLDOWN_USERSPACE_ERRNO_MASK (~0ULL << KVM_DRILLDOWN_USERSPACE_ERRNO_SHIFT)
+/* A system register's encoding in 16 bits, the fields of its MRS/MSR instruction. */
+#define KVM_DRILLDOWN_SYSREG(op0, op1, crn, crm, op2)                                   \
+	((((__u64)(op0) & 3) << 14) | (((__u64)(op1) & 7) << 11) | (((__u64)(crn) & 15) << 7) | \
+	 (((__u64)(crm) & 15) << 3) | ((__u64)(op2) & 7))
+#define KVM_DRILLDOWN_SYSREG_WRITE (1ULL << 16)
 
 struct drilldown_key {
 	__u32 tgid; /* VMM process id, as in vm_exit_key */

@@ -5,6 +5,7 @@
 #   KVM_EXIT_*      linux/kvm.h          kvm_vm_userspace_exits_total{exit_reason}
 #   KVM_HC_*        linux/kvm_para.h     kvm_vm_hypercalls_total{name}
 #   MSR_KVM_*       asm/kvm_para.h       kvm_vm_msr_exits_total{name} (KVM's own MSRs)
+#   PSCI_*_FN*_*    linux/psci.h         kvm_vm_hvc_calls_total{name} (arm64's PSCI calls)
 # MSR_KVM_* are x86's whatever the target: asm/kvm_para.h is read from
 # KVMEXIT_X86_UAPI_DIR (CMakeLists.txt), x86's headers, not the target's.
 # Writes OUT: C++ arrays of UapiName {code, "NAME"} rows, included by
@@ -81,5 +82,24 @@ function(kvmexit_write_uapi_names out)
     endif()
     string(APPEND text "constexpr UapiName ${array}[] = {\n${rows}};\n")
   endforeach()
+  # PSCI function IDs are defined as PSCI_0_2_FN(n) and PSCI_0_2_FN64(n):
+  # the rows name the macros and the compiler, which includes linux/psci.h,
+  # gives their values.
+  find_file(psci linux/psci.h PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} /usr/include
+            NO_DEFAULT_PATH NO_CACHE)
+  if(NOT psci)
+    message(FATAL_ERROR "linux/psci.h not found: install linux-libc-dev (scripts/install_deps.sh build)")
+  endif()
+  file(STRINGS ${psci} lines REGEX "^#define[ \t]+PSCI_[0-9]_[0-9]_FN(64)?_[A-Z0-9_]+[ \t]+PSCI_0_2_FN(64)?\\(")
+  set(rows "")
+  foreach(line IN LISTS lines)
+    string(REGEX MATCH "^#define[ \t]+(PSCI_[0-9]_[0-9]_FN(64)?_[A-Z0-9_]+)" _ "${line}")
+    string(APPEND rows "    {${CMAKE_MATCH_1}, \"${CMAKE_MATCH_1}\"},\n")
+  endforeach()
+  if(rows STREQUAL "")
+    message(FATAL_ERROR "${psci}: no PSCI_*_FN_* defines found")
+  endif()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${psci})
+  string(APPEND text "constexpr UapiName kUapiPsciNames[] = {\n${rows}};\n")
   file(CONFIGURE OUTPUT ${out} CONTENT "${text}" @ONLY)
 endfunction()

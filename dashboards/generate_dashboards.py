@@ -582,6 +582,26 @@ DRILL_PROSE = {
         row_title='Exits to the VMM',
         explain='One count per return of KVM_RUN to the VMM process (kvm:kvm_userspace_exit): exit_reason is the KVM_EXIT_* the VMM has to handle (KVM_EXIT_IO, KVM_EXIT_MMIO, ...); error is "none" when KVM_RUN returned 0, else its errno name (KVM_EXIT_INTR with EINTR: a signal interrupted KVM_RUN, e.g. the VMM kicking the vCPU).',
     ),
+    "hvc": dict(
+        noun='HVCs',
+        unit='calls/s',
+        per='function',
+        items='HVC functions',
+        question='Which hypervisor calls (PSCI, SMCCC) is this arm64 VM making, and since when?',
+        other='function="other" (name "") sums, exactly, the HVCs of function IDs beyond collector.drilldown_max_keys per VM: a different set in each VM.',
+        row_title='Which HVC function (arm64)',
+        explain='One count per HVC KVM handles (kvm:kvm_hvc_arm64, arm64 only): function is the SMCCC function ID in w0 (8 hex digits), name its PSCI name from linux/psci.h or its SMCCC name ("" for a function the exporter does not know, e.g. a SiP call).',
+    ),
+    "sysreg": dict(
+        noun='system register accesses',
+        unit='accesses/s',
+        per='register',
+        items='System registers',
+        question='Which system registers does KVM trap and emulate for this arm64 VM (timers, GIC SGIs for IPIs, PMU, ID registers), reading or writing, and since when?',
+        other='sysreg="other" (name "") sums, exactly, the accesses of (register, direction) pairs beyond collector.drilldown_max_keys per VM, direction kept.',
+        row_title='Which system register (arm64)',
+        explain='One count per MRS/MSR KVM emulates from its register table (kvm:kvm_sys_access, arm64 only): sysreg is the register as S<op0>_<op1>_C<n>_C<m>_<op2>, name its architectural name when the exporter knows it ("" otherwise), direction read (MRS) or write (MSR).',
+    ),
 }
 DRILL_KINDS = tuple(
     DrillKind(row, **(DRILL_PROSE[row["kind"]] if row["kind"] in DRILL_PROSE
@@ -593,7 +613,7 @@ TOP_MSRS = ("topk({n}, sum by (msr, name, direction) ({fn}(@drill_msr@{{@SV@, ms
             "[{window}])))")
 LOST_NOTE = ("kvm_drilldown_overflow_events_total has one series per kind in "
              "collector.drilldown (io: port IO, msr, mmio, hypercall, userspace: exits to the "
-             "VMM): events of that kind not counted because the drill-down map was full (one "
+             "VMM; arm64: hvc, sysreg): events of that kind not counted because the drill-down map was full (one "
              "map for all kinds, collector.vm_map_capacity entries per kind that is on). "
              "Should be 0; while it grows that kind's figures are low: raise "
              "collector.vm_map_capacity. "

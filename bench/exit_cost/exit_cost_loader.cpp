@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -375,7 +376,17 @@ int main(int argc, char** argv) {
 #undef DRILLDOWN_KIND
     };
 #undef OURS_ROW
-    const auto kind_on = [&](std::size_t kind) { return kind == 0 ? drill_io : drill_all; };
+    // As the exporter does, a kind whose tracepoint this kernel lacks (x86's
+    // on arm64, arm64's on x86) is left out.
+    const char* const tracepoints[] = {
+#define DRILLDOWN_KIND(ENUM, Name, config_name, tracepoint, ...) #tracepoint,
+#include "drilldown_kinds.def"
+#undef DRILLDOWN_KIND
+    };
+    const auto kind_on = [&](std::size_t kind) {
+      const std::string event = std::string("/sys/kernel/tracing/events/kvm/") + tracepoints[kind];
+      return (kind == 0 ? drill_io : drill_all) && std::filesystem::exists(event);
+    };
     for (std::size_t c = 0; c < 3; ++c) {
       bpf_program__set_autoload(exit_row.programs[c], c == column);
       bpf_program__set_autoload(entry_row.programs[c], timed && c == column);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <linux/psci.h>   // PSCI_* function IDs, named in kvm_uapi_names.inc
 #include <linux/types.h>  // kvm_exit.h's __u32, __u64
 #include <iterator>
 
@@ -17,8 +18,8 @@ struct UapiName {
 };
 
 // kUapiKvmExitNames (linux/kvm.h), kUapiHypercallNames (linux/kvm_para.h),
-// kUapiKvmMsrNames (asm/kvm_para.h): derived at build time by
-// cmake/kvm_uapi_names.cmake.
+// kUapiKvmMsrNames (asm/kvm_para.h), kUapiPsciNames (linux/psci.h): derived
+// at build time by cmake/kvm_uapi_names.cmake.
 #include "kvm_uapi_names.inc"
 
 // The MSRs a KVM guest commonly exits on, by the names of the kernel's
@@ -94,6 +95,132 @@ constexpr UapiName kWellKnownMsrs[] = {
     {0xc0011029U, "MSR_F10H_DECFG"},
 };
 
+// The SMCCC calls KVM answers besides PSCI, by the names of the kernel's
+// include/linux/arm-smccc.h (Linux 6.1): the architecture calls, TRNG, the
+// paravirtual time of the standard hypervisor service and KVM's vendor calls.
+// Not in a uapi header. Sorted by function ID.
+constexpr UapiName kSmcccNames[] = {
+    {0x80000000U, "ARM_SMCCC_VERSION_FUNC_ID"},
+    {0x80000001U, "ARM_SMCCC_ARCH_FEATURES_FUNC_ID"},
+    {0x80000002U, "ARM_SMCCC_ARCH_SOC_ID"},
+    {0x80003fffU, "ARM_SMCCC_ARCH_WORKAROUND_3"},
+    {0x80007fffU, "ARM_SMCCC_ARCH_WORKAROUND_2"},
+    {0x80008000U, "ARM_SMCCC_ARCH_WORKAROUND_1"},
+    {0x84000050U, "ARM_SMCCC_TRNG_VERSION"},
+    {0x84000051U, "ARM_SMCCC_TRNG_FEATURES"},
+    {0x84000052U, "ARM_SMCCC_TRNG_GET_UUID"},
+    {0x84000053U, "ARM_SMCCC_TRNG_RND32"},
+    {0x86000000U, "ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID"},
+    {0x86000001U, "ARM_SMCCC_VENDOR_HYP_KVM_PTP_FUNC_ID"},
+    {0x8600ff01U, "ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID"},
+    {0xc4000053U, "ARM_SMCCC_TRNG_RND64"},
+    {0xc5000020U, "ARM_SMCCC_HV_PV_TIME_FEATURES"},
+    {0xc5000021U, "ARM_SMCCC_HV_PV_TIME_ST"},
+};
+
+#define SYSREG(op0, op1, crn, crm, op2) \
+  static_cast<std::uint32_t>(KVM_DRILLDOWN_SYSREG(op0, op1, crn, crm, op2))
+// The system registers and instructions KVM commonly traps and emulates
+// (kvm:kvm_sys_access), by the names of the Arm ARM (DDI 0487) and the
+// kernel's sys_regs.c: ID and cache ID registers (HCR_EL2.TID3, TID2), the
+// registers trapped while the guest's MMU is being set up (TVM), set/way
+// cache maintenance (TSW), the GIC's SGI registers (IPIs), the physical timer,
+// the PMU and the debug registers. Sorted by encoding.
+constexpr UapiName kWellKnownSysregs[] = {
+    {SYSREG(1, 0, 7, 6, 2), "DC_ISW"},
+    {SYSREG(1, 0, 7, 10, 2), "DC_CSW"},
+    {SYSREG(1, 0, 7, 14, 2), "DC_CISW"},
+    {SYSREG(2, 0, 0, 2, 2), "MDSCR_EL1"},
+    {SYSREG(2, 0, 1, 0, 4), "OSLAR_EL1"},
+    {SYSREG(2, 0, 1, 1, 4), "OSLSR_EL1"},
+    {SYSREG(2, 0, 1, 3, 4), "OSDLR_EL1"},
+    {SYSREG(2, 0, 1, 4, 4), "DBGPRCR_EL1"},
+    {SYSREG(2, 0, 7, 8, 6), "DBGCLAIMSET_EL1"},
+    {SYSREG(2, 0, 7, 9, 6), "DBGCLAIMCLR_EL1"},
+    {SYSREG(2, 0, 7, 14, 6), "DBGAUTHSTATUS_EL1"},
+    {SYSREG(2, 3, 0, 1, 0), "MDCCSR_EL0"},
+    {SYSREG(3, 0, 0, 0, 0), "MIDR_EL1"},
+    {SYSREG(3, 0, 0, 0, 5), "MPIDR_EL1"},
+    {SYSREG(3, 0, 0, 0, 6), "REVIDR_EL1"},
+    {SYSREG(3, 0, 0, 1, 0), "ID_PFR0_EL1"},
+    {SYSREG(3, 0, 0, 1, 1), "ID_PFR1_EL1"},
+    {SYSREG(3, 0, 0, 1, 2), "ID_DFR0_EL1"},
+    {SYSREG(3, 0, 0, 1, 3), "ID_AFR0_EL1"},
+    {SYSREG(3, 0, 0, 1, 4), "ID_MMFR0_EL1"},
+    {SYSREG(3, 0, 0, 1, 5), "ID_MMFR1_EL1"},
+    {SYSREG(3, 0, 0, 1, 6), "ID_MMFR2_EL1"},
+    {SYSREG(3, 0, 0, 1, 7), "ID_MMFR3_EL1"},
+    {SYSREG(3, 0, 0, 2, 0), "ID_ISAR0_EL1"},
+    {SYSREG(3, 0, 0, 2, 1), "ID_ISAR1_EL1"},
+    {SYSREG(3, 0, 0, 2, 2), "ID_ISAR2_EL1"},
+    {SYSREG(3, 0, 0, 2, 3), "ID_ISAR3_EL1"},
+    {SYSREG(3, 0, 0, 2, 4), "ID_ISAR4_EL1"},
+    {SYSREG(3, 0, 0, 2, 5), "ID_ISAR5_EL1"},
+    {SYSREG(3, 0, 0, 2, 6), "ID_MMFR4_EL1"},
+    {SYSREG(3, 0, 0, 2, 7), "ID_ISAR6_EL1"},
+    {SYSREG(3, 0, 0, 3, 0), "MVFR0_EL1"},
+    {SYSREG(3, 0, 0, 3, 1), "MVFR1_EL1"},
+    {SYSREG(3, 0, 0, 3, 2), "MVFR2_EL1"},
+    {SYSREG(3, 0, 0, 3, 4), "ID_PFR2_EL1"},
+    {SYSREG(3, 0, 0, 3, 5), "ID_DFR1_EL1"},
+    {SYSREG(3, 0, 0, 3, 6), "ID_MMFR5_EL1"},
+    {SYSREG(3, 0, 0, 4, 0), "ID_AA64PFR0_EL1"},
+    {SYSREG(3, 0, 0, 4, 1), "ID_AA64PFR1_EL1"},
+    {SYSREG(3, 0, 0, 4, 4), "ID_AA64ZFR0_EL1"},
+    {SYSREG(3, 0, 0, 4, 5), "ID_AA64SMFR0_EL1"},
+    {SYSREG(3, 0, 0, 5, 0), "ID_AA64DFR0_EL1"},
+    {SYSREG(3, 0, 0, 5, 1), "ID_AA64DFR1_EL1"},
+    {SYSREG(3, 0, 0, 5, 4), "ID_AA64AFR0_EL1"},
+    {SYSREG(3, 0, 0, 5, 5), "ID_AA64AFR1_EL1"},
+    {SYSREG(3, 0, 0, 6, 0), "ID_AA64ISAR0_EL1"},
+    {SYSREG(3, 0, 0, 6, 1), "ID_AA64ISAR1_EL1"},
+    {SYSREG(3, 0, 0, 6, 2), "ID_AA64ISAR2_EL1"},
+    {SYSREG(3, 0, 0, 7, 0), "ID_AA64MMFR0_EL1"},
+    {SYSREG(3, 0, 0, 7, 1), "ID_AA64MMFR1_EL1"},
+    {SYSREG(3, 0, 0, 7, 2), "ID_AA64MMFR2_EL1"},
+    {SYSREG(3, 0, 1, 0, 0), "SCTLR_EL1"},
+    {SYSREG(3, 0, 1, 0, 1), "ACTLR_EL1"},
+    {SYSREG(3, 0, 2, 0, 0), "TTBR0_EL1"},
+    {SYSREG(3, 0, 2, 0, 1), "TTBR1_EL1"},
+    {SYSREG(3, 0, 2, 0, 2), "TCR_EL1"},
+    {SYSREG(3, 0, 5, 1, 0), "AFSR0_EL1"},
+    {SYSREG(3, 0, 5, 1, 1), "AFSR1_EL1"},
+    {SYSREG(3, 0, 5, 2, 0), "ESR_EL1"},
+    {SYSREG(3, 0, 6, 0, 0), "FAR_EL1"},
+    {SYSREG(3, 0, 9, 14, 1), "PMINTENSET_EL1"},
+    {SYSREG(3, 0, 9, 14, 2), "PMINTENCLR_EL1"},
+    {SYSREG(3, 0, 10, 2, 0), "MAIR_EL1"},
+    {SYSREG(3, 0, 10, 3, 0), "AMAIR_EL1"},
+    {SYSREG(3, 0, 12, 11, 5), "ICC_SGI1R_EL1"},
+    {SYSREG(3, 0, 12, 11, 6), "ICC_ASGI1R_EL1"},
+    {SYSREG(3, 0, 12, 11, 7), "ICC_SGI0R_EL1"},
+    {SYSREG(3, 0, 12, 12, 5), "ICC_SRE_EL1"},
+    {SYSREG(3, 0, 13, 0, 1), "CONTEXTIDR_EL1"},
+    {SYSREG(3, 1, 0, 0, 0), "CCSIDR_EL1"},
+    {SYSREG(3, 1, 0, 0, 1), "CLIDR_EL1"},
+    {SYSREG(3, 2, 0, 0, 0), "CSSELR_EL1"},
+    {SYSREG(3, 3, 0, 0, 1), "CTR_EL0"},
+    {SYSREG(3, 3, 9, 12, 0), "PMCR_EL0"},
+    {SYSREG(3, 3, 9, 12, 1), "PMCNTENSET_EL0"},
+    {SYSREG(3, 3, 9, 12, 2), "PMCNTENCLR_EL0"},
+    {SYSREG(3, 3, 9, 12, 3), "PMOVSCLR_EL0"},
+    {SYSREG(3, 3, 9, 12, 4), "PMSWINC_EL0"},
+    {SYSREG(3, 3, 9, 12, 5), "PMSELR_EL0"},
+    {SYSREG(3, 3, 9, 12, 6), "PMCEID0_EL0"},
+    {SYSREG(3, 3, 9, 12, 7), "PMCEID1_EL0"},
+    {SYSREG(3, 3, 9, 13, 0), "PMCCNTR_EL0"},
+    {SYSREG(3, 3, 9, 13, 1), "PMXEVTYPER_EL0"},
+    {SYSREG(3, 3, 9, 13, 2), "PMXEVCNTR_EL0"},
+    {SYSREG(3, 3, 9, 14, 0), "PMUSERENR_EL0"},
+    {SYSREG(3, 3, 9, 14, 3), "PMOVSSET_EL0"},
+    {SYSREG(3, 3, 14, 0, 1), "CNTPCT_EL0"},
+    {SYSREG(3, 3, 14, 2, 0), "CNTP_TVAL_EL0"},
+    {SYSREG(3, 3, 14, 2, 1), "CNTP_CTL_EL0"},
+    {SYSREG(3, 3, 14, 2, 2), "CNTP_CVAL_EL0"},
+    {SYSREG(3, 3, 14, 15, 7), "PMCCFILTR_EL0"},
+};
+#undef SYSREG
+
 constexpr bool SortedByCode(const UapiName* begin, const UapiName* end) {
   for (const UapiName* it = begin; it + 1 < end; ++it) {
     if (it->code >= (it + 1)->code) return false;
@@ -102,6 +229,19 @@ constexpr bool SortedByCode(const UapiName* begin, const UapiName* end) {
 }
 static_assert(SortedByCode(std::begin(kWellKnownMsrs), std::end(kWellKnownMsrs)),
               "kWellKnownMsrs must be sorted by index for the binary search");
+static_assert(SortedByCode(std::begin(kSmcccNames), std::end(kSmcccNames)),
+              "kSmcccNames must be sorted by function ID for the binary search");
+static_assert(SortedByCode(std::begin(kWellKnownSysregs), std::end(kWellKnownSysregs)),
+              "kWellKnownSysregs must be sorted by encoding for the binary search");
+
+// The name of `code` in a table sorted by code, nullptr when it has none.
+template <std::size_t N>
+const char* FindSorted(const UapiName (&table)[N], std::uint32_t code) {
+  const auto* at = std::lower_bound(
+      std::begin(table), std::end(table), code,
+      [](const UapiName& entry, std::uint32_t wanted) { return entry.code < wanted; });
+  return at != std::end(table) && at->code == code ? at->name : nullptr;
+}
 
 // The name of `code` in a table (the uapi ones are short: a linear scan).
 template <std::size_t N>
@@ -139,10 +279,7 @@ std::string MsrIndexLabel(std::uint64_t item) { return Hex(item & 0xffffffffU, 8
 
 std::string_view MsrName(std::uint64_t item) {
   const auto index = static_cast<std::uint32_t>(item & 0xffffffffU);
-  const auto* well_known =
-      std::lower_bound(std::begin(kWellKnownMsrs), std::end(kWellKnownMsrs), index,
-                       [](const UapiName& entry, std::uint32_t code) { return entry.code < code; });
-  if (well_known != std::end(kWellKnownMsrs) && well_known->code == index) return well_known->name;
+  if (const char* well_known = FindSorted(kWellKnownMsrs, index)) return well_known;
   const char* kvm = Find(kUapiKvmMsrNames, index);
   return kvm != nullptr ? kvm : "";
 }
@@ -186,6 +323,34 @@ std::string UserspaceErrorLabel(std::uint64_t item) {
   return name != nullptr ? name : std::to_string(error);
 }
 
+std::string HvcFunctionLabel(std::uint64_t item) { return Hex(item & 0xffffffffU, 8); }
+
+std::string_view HvcName(std::uint64_t item) {
+  if (item > 0xffffffffU) return "";
+  const auto function = static_cast<std::uint32_t>(item);
+  if (const char* psci = Find(kUapiPsciNames, function)) return psci;
+  const char* smccc = FindSorted(kSmcccNames, function);
+  return smccc != nullptr ? smccc : "";
+}
+
+std::string SysregLabel(std::uint64_t item) {
+  // S<op0>_<op1>_C<n>_C<m>_<op2>, the name assemblers accept for any register.
+  const auto field = [item](int shift, std::uint64_t mask) {
+    return std::to_string((item >> shift) & mask);
+  };
+  return "S" + field(14, 3) + "_" + field(11, 7) + "_C" + field(7, 15) + "_C" + field(3, 15) + "_" +
+         field(0, 7);
+}
+
+std::string_view SysregName(std::uint64_t item) {
+  const char* name = FindSorted(kWellKnownSysregs, static_cast<std::uint32_t>(item & 0xffffU));
+  return name != nullptr ? name : "";
+}
+
+const char* SysregDirectionLabel(std::uint64_t item) {
+  return (item & KVM_DRILLDOWN_SYSREG_WRITE) != 0 ? "write" : "read";
+}
+
 DrilldownLabelValues IoLabelValues(std::uint64_t item) {
   return {IoPortLabel(item), IoDirectionLabel(item)};
 }
@@ -205,6 +370,14 @@ DrilldownLabelValues HypercallLabelValues(std::uint64_t item) {
 
 DrilldownLabelValues UserspaceLabelValues(std::uint64_t item) {
   return {UserspaceExitLabel(item), UserspaceErrorLabel(item)};
+}
+
+DrilldownLabelValues HvcLabelValues(std::uint64_t item) {
+  return {HvcFunctionLabel(item), std::string(HvcName(item))};
+}
+
+DrilldownLabelValues SysregLabelValues(std::uint64_t item) {
+  return {SysregLabel(item), std::string(SysregName(item)), SysregDirectionLabel(item)};
 }
 
 }  // namespace kvmexit

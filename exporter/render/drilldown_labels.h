@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The label values of the drill-down items (bpf/kvm_exit.h encodes them per
 // kind): ports, MSR indices and names, MMIO pages, hypercall numbers and
-// names, KVM_EXIT_* reasons and errno names. Each kind's <Name>LabelValues
+// names, KVM_EXIT_* reasons and errno names; on arm64 SMCCC function IDs and
+// system registers. Each kind's <Name>LabelValues
 // gives an item's values in the order of its row's labels
 // (bpf/drilldown_kinds.def); the family writer pairs them with the names.
 #pragma once
@@ -38,6 +39,19 @@ std::string_view HypercallName(std::uint64_t item);
 // and "none" when KVM_RUN returned 0, else the errno's name ("EINTR").
 std::string UserspaceExitLabel(std::uint64_t item);
 std::string UserspaceErrorLabel(std::uint64_t item);
+
+// hvc (arm64): the SMCCC function ID as 8 lowercase hex digits
+// ("0x84000008"), and its name: linux/psci.h's ("PSCI_0_2_FN_SYSTEM_OFF"),
+// the SMCCC architecture and KVM vendor calls', "" for others.
+std::string HvcFunctionLabel(std::uint64_t item);
+std::string_view HvcName(std::uint64_t item);
+
+// sysreg (arm64): the register in the architecture's generic syntax
+// ("S3_0_C0_C4_0"), its name when well known ("ID_AA64PFR0_EL1"), "" for
+// others, and "write" (MSR) or "read" (MRS).
+std::string SysregLabel(std::uint64_t item);
+std::string_view SysregName(std::uint64_t item);
+const char* SysregDirectionLabel(std::uint64_t item);
 
 // An item's label values, in the order of its kind's row's `labels`.
 using DrilldownLabelValues = std::vector<std::string>;

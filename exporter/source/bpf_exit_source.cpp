@@ -36,8 +36,9 @@ int CaptureLibbpfLogAndCountCpus() {
 }
 
 // `kinds` without those whose tracepoint is not under `tracefs_root`, which
-// are added to *absent: kvm:kvm_pio and kvm:kvm_msr exist on x86 only, so a
-// fleet's one configuration loads on arm64 hosts too.
+// are added to *absent: kvm:kvm_pio, kvm:kvm_msr and kvm:kvm_hypercall exist
+// on x86 only, kvm:kvm_hvc_arm64 and kvm:kvm_sys_access on arm64 only, so a
+// fleet's one configuration loads on both.
 std::vector<DrilldownKind> WithTracepoints(const std::string& tracefs_root,
                                            std::vector<DrilldownKind> kinds,
                                            std::vector<DrilldownKind>* absent) {

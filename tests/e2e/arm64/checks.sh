@@ -135,12 +135,38 @@ check_trapped() {
   done
 }
 
-# phase_hook HOOK: one exporter on kernel.hook HOOK with per-vCPU counters
-# and exit handling time, one 2-vCPU workload between two idle snapshots: the
-# hook it says it attached, host totals (exact against the VMM and the hist
-# trigger), the VM's and each vCPU's series (exact against the VMM), the
-# exits timed, the non-trap exits (IRQ) and every other code against the
-# hist trigger
+# check_hvc_sysreg PREFIX PROM VM FILTER: with the hvc and sysreg kinds on,
+# the VM's HVCs (kvm:kvm_hvc_arm64) by SMCCC function ID exactly as the VMM
+# made them: the --hvc calls, then PSCI: CPU_OFF from each secondary vCPU,
+# SYSTEM_OFF from vCPU 0 and its AFFINITY_INFO polls (the rest of psci=),
+# named from linux/psci.h; and its trapped system register accesses
+# (kvm:kvm_sys_access): the ID register reads
+check_hvc_sysreg() {
+  local prefix=$1 p1=$2 vm=$3 f=$4 psci
+  psci=$(vmm_field "$vm" psci)
+  check_value "${prefix}_hvc_vmm_function" "$p1" kvm_vm_hvc_calls_total \
+    "$f;function=0x82000000;name=" "$(vmm_field "$vm" hvc)"
+  check_value "${prefix}_hvc_cpu_off" "$p1" kvm_vm_hvc_calls_total \
+    "$f;function=0x84000002;name=PSCI_0_2_FN_CPU_OFF" $((WORK_VCPUS - 1))
+  check_value "${prefix}_hvc_system_off" "$p1" kvm_vm_hvc_calls_total \
+    "$f;function=0x84000008;name=PSCI_0_2_FN_SYSTEM_OFF" 1
+  check_value "${prefix}_hvc_affinity_info" "$p1" kvm_vm_hvc_calls_total \
+    "$f;function=0xc4000004;name=PSCI_0_2_FN64_AFFINITY_INFO" $((psci - WORK_VCPUS))
+  expect_eq "${prefix}_hvc_vm_total" "kvm_vm_hvc_calls_total{$f} (all functions)" \
+    "$(metric "$p1" kvm_vm_hvc_calls_total "$f")" $(($(vmm_field "$vm" hvc) + psci))
+  check_value "${prefix}_sysreg_id_reads" "$p1" kvm_vm_sysreg_exits_total \
+    "$f;sysreg=S3_0_C0_C4_0;name=ID_AA64PFR0_EL1;direction=read" "$(vmm_field "$vm" sysreg)"
+  expect_eq "${prefix}_sysreg_vm_total" "kvm_vm_sysreg_exits_total{$f} (all registers)" \
+    "$(metric "$p1" kvm_vm_sysreg_exits_total "$f")" "$(vmm_field "$vm" sysreg)"
+}
+
+# phase_hook HOOK: one exporter on kernel.hook HOOK with per-vCPU counters,
+# exit handling time and the hvc and sysreg drill-downs, one 2-vCPU workload
+# between two idle snapshots: the hook it says it attached, host totals
+# (exact against the VMM and the hist trigger), the VM's and each vCPU's
+# series (exact against the VMM), the exits timed, the HVCs and system
+# register accesses (exact), the non-trap exits (IRQ) and every other code
+# against the hist trigger
 phase_hook() {
   local hook=$1 vm="hook$1" p0 p1 f vcpu
   p0="$WORK/prom-${hook}0" p1="$WORK/prom-${hook}1"
@@ -149,6 +175,7 @@ phase_hook() {
 collector:
   per_vcpu: true
   exit_handling_time: true
+  drilldown: [hvc, sysreg]
 $RATES_CONFIG" || return 0
   info "$hook: $(grep -m1 'attached to kvm:kvm_exit' "$EXPORTER_LOG" || true)"
   # shellcheck disable=SC2086 # the workload's words
@@ -173,19 +200,22 @@ $RATES_CONFIG" || return 0
     expect_eq "${hook}_exit_time_timed" "kvm_exit_handling_seconds_count rise for $DABT_NAME, $SYS_NAME" \
       "$(metric_delta "$p0" "$p1" kvm_exit_handling_seconds_count "isa=$ISA;code=$EC_DABT_LOW") $(metric_delta "$p0" "$p1" kvm_exit_handling_seconds_count "isa=$ISA;code=$EC_SYS64")" \
       "$(vmm_ec_count "$vm" dabt_low) $(vmm_ec_count "$vm" sys64)"
+    # The arm64 drill-down kinds on this hook's twins of their programs.
+    check_hvc_sysreg "${hook}_drill" "$p1" "$vm" "$f"
     check_crosscheck "${hook}_crosscheck" "${hook}0" "${hook}1"
     [ "$hook" != tp_btf ] || check_reason_names "$p1"
   fi
   exporter_stop
 }
 
-# phase_drilldown_mmio: collector.drilldown [mmio, userspace]: each vCPU's
-# page of a 2-vCPU VM has exactly its stores as write series, the VM no other
-# MMIO series, and as many KVM_EXIT_MMIO returns to the VMM
-phase_drilldown_mmio() {
-  local vm=drillmmio p1="$WORK/prom-drill1" f vcpu page
-  exporter_start drilldown_mmio "collector:
-  drilldown: [mmio, userspace]
+# phase_drilldown: collector.drilldown [mmio, userspace, hvc, sysreg] on the
+# default hook, one 2-vCPU VM: each vCPU's page has exactly its stores as
+# write series, the VM no other MMIO series, and as many KVM_EXIT_MMIO
+# returns to the VMM; its HVCs and ID register reads (check_hvc_sysreg)
+phase_drilldown() {
+  local vm=drillmmio p1="$WORK/prom-drill1" f vcpu page psci
+  exporter_start drilldown "collector:
+  drilldown: [mmio, userspace, hvc, sysreg]
 $RATES_CONFIG" || return 0
   # shellcheck disable=SC2086 # the workload's words
   if vmm_measure drill_mmio "$vm" drill0 drill1 $WORKLOAD; then
@@ -204,6 +234,7 @@ $RATES_CONFIG" || return 0
     # Each store is a return of KVM_RUN to the VMM (kvm:kvm_userspace_exit).
     check_value drill_userspace_mmio "$p1" kvm_vm_userspace_exits_total \
       "$f;exit_reason=KVM_EXIT_MMIO;error=none" "$(vmm_field "$vm" runs_mmio)"
+    check_hvc_sysreg drill "$p1" "$vm" "$f"
     # The default drilldown_auto follows io and msr too, whose tracepoints
     # are x86's: left out, said once in the log, never attached.
     if grep -q 'drill-down kinds without their tracepoint on this kernel, not counted: io (kvm:kvm_pio), msr (kvm:kvm_msr)' "$EXPORTER_LOG" &&
@@ -289,9 +320,9 @@ main() {
     phase_hook tp_btf
     phase_hook raw_tp
     phase_hook tracepoint
-    phase_drilldown_mmio
+    phase_drilldown
   else
-    for c in hook_tp_btf hook_raw_tp hook_tracepoint drill_mmio; do
+    for c in hook_tp_btf hook_raw_tp hook_tracepoint drilldown; do
       skip "$c" "no exporter binary in the image"
     done
   fi

@@ -325,7 +325,7 @@ const BadConfig kBadConfigs[] = {
     {"collector:\n  vm_map_capacity: 15\n", "from 16 to 4194304, got \"15\""},
     {"collector:\n  drilldown: [msrs]\n",
      "cfg.yml:2:15: collector.drilldown[0]: unknown or not yet supported drill-down kind \"msrs\"; "
-     "supported: io, msr, mmio, hypercall, userspace"},
+     "supported: io, msr, mmio, hypercall, userspace, hvc, sysreg"},
     {"collector:\n  drilldown: [io, io]\n", "collector.drilldown[1]: \"io\" is listed twice"},
     {"collector:\n  drilldown: io\n", "collector.drilldown must be a list of drill-down kinds"},
     {"collector:\n  drilldown_max_keys: 0\n", "from 1 to 64, got \"0\""},

@@ -75,6 +75,43 @@ TEST(DrilldownLabels, HypercallAndUserspaceNamesComeFromTheUapiHeaders) {
   EXPECT_EQ(UserspaceErrorLabel(std::uint64_t{4000} << 32), "4000");
 }
 
+// arm64: SMCCC function IDs named from linux/psci.h and the SMCCC calls KVM
+// answers, the rest unnamed; the ID as 8 hex digits, whatever the upper half of x0.
+TEST(DrilldownLabels, HvcFunctionIsNamedByPsciAndSmccc) {
+  EXPECT_EQ(HvcFunctionLabel(0x84000008), "0x84000008");
+  EXPECT_EQ(HvcName(0x84000008), "PSCI_0_2_FN_SYSTEM_OFF");
+  EXPECT_EQ(HvcName(0x84000002), "PSCI_0_2_FN_CPU_OFF");
+  EXPECT_EQ(HvcName(0xc4000004), "PSCI_0_2_FN64_AFFINITY_INFO");
+  EXPECT_EQ(HvcName(0x8400000a), "PSCI_1_0_FN_PSCI_FEATURES");
+  EXPECT_EQ(HvcName(0x80000000), "ARM_SMCCC_VERSION_FUNC_ID");
+  EXPECT_EQ(HvcName(0x80008000), "ARM_SMCCC_ARCH_WORKAROUND_1");
+  EXPECT_EQ(HvcName(0xc5000021), "ARM_SMCCC_HV_PV_TIME_ST");
+  EXPECT_EQ(HvcName(0x82000000), "");  // a SiP call: the platform's, not named
+  EXPECT_EQ(HvcName(std::uint64_t{1} << 32 | 0x84000008), "");  // not truncated into a known one
+  EXPECT_EQ(HvcLabelValues(0x84000000),
+            (DrilldownLabelValues{"0x84000000", "PSCI_0_2_FN_PSCI_VERSION"}));
+}
+
+// arm64: a system register in the generic S<op0>_<op1>_C<n>_C<m>_<op2>
+// syntax, named when well known, with the access's direction.
+TEST(DrilldownLabels, SysregIsItsEncodingNameAndDirection) {
+  const std::uint64_t pfr0 = KVM_DRILLDOWN_SYSREG(3, 0, 0, 4, 0);
+  EXPECT_EQ(SysregLabel(pfr0), "S3_0_C0_C4_0");
+  EXPECT_EQ(SysregName(pfr0), "ID_AA64PFR0_EL1");
+  EXPECT_STREQ(SysregDirectionLabel(pfr0), "read");
+  const std::uint64_t sgi = KVM_DRILLDOWN_SYSREG(3, 0, 12, 11, 5) | KVM_DRILLDOWN_SYSREG_WRITE;
+  EXPECT_EQ(SysregLabelValues(sgi),
+            (DrilldownLabelValues{"S3_0_C12_C11_5", "ICC_SGI1R_EL1", "write"}));
+  EXPECT_EQ(SysregLabelValues(KVM_DRILLDOWN_SYSREG(1, 0, 7, 6, 2) | KVM_DRILLDOWN_SYSREG_WRITE),
+            (DrilldownLabelValues{"S1_0_C7_C6_2", "DC_ISW", "write"}));
+  // Every field at its widest, and a register without a name.
+  EXPECT_EQ(SysregLabel(KVM_DRILLDOWN_SYSREG(3, 7, 15, 15, 7)), "S3_7_C15_C15_7");
+  EXPECT_EQ(SysregName(KVM_DRILLDOWN_SYSREG(3, 7, 15, 15, 7)), "");
+  EXPECT_EQ(SysregLabel(0), "S0_0_C0_C0_0");
+  // "other" keeps the direction only.
+  EXPECT_STREQ(SysregDirectionLabel(KVM_DRILLDOWN_SYSREG_WRITE), "write");
+}
+
 // Every row names as many labels as its label function gives values, and
 // keeps in "other" only labels it names (never the first, which reads "other").
 TEST(DrilldownLabels, EachRowsLabelFunctionGivesOneValuePerLabel) {
