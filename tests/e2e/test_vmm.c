@@ -422,30 +422,7 @@ static void usage(FILE *out)
 		"  runs_eagain= runs_other= (runs: every KVM_RUN return, by exit reason/errno)\n");
 }
 
-static _Noreturn void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("test_vmm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
-	exit(2);
-}
-
-static unsigned long long parse_number(const char *opt, const char *text, unsigned long long max)
-{
-	char *end;
-	unsigned long long value;
-
-	errno = 0;
-	value = strtoull(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || value > max)
-		usage_error("%s: '%s' is not a whole number in 0..%llu", opt, text, max);
-	return value;
-}
+#include "vmm_cli.h"
 
 /* "N" or "N0,N1,...": fills values[]; returns how many were given. */
 static unsigned parse_count_list(const char *opt, const char *text, uint32_t *values)
@@ -581,57 +558,6 @@ static void parse_hypercalls(const char *opt, const char *text, struct options *
 							     .count = items[i].n };
 }
 
-static void set_process_name(const char *name, struct options *o)
-{
-	size_t len = strlen(name);
-
-	if (len >= sizeof(o->process_name))
-		usage_error("-name: process=%s: longer than %zu characters", name,
-			    sizeof(o->process_name) - 1);
-	memcpy(o->process_name, name, len + 1);
-}
-
-/*
- * QEMU's `-name` value: "NAME" or "guest=NAME", plus ",process=P" and
- * ",debug-threads=on|off". A doubled comma ",," is a literal comma.
- */
-static void parse_qemu_name(const char *text, struct options *o)
-{
-	char part[256];
-	size_t len = 0;
-	bool first = true;
-
-	for (const char *p = text;; p++) {
-		bool end_of_part = *p == '\0' || (*p == ',' && p[1] != ',');
-
-		if (!end_of_part) {
-			if (*p == ',')
-				p++; /* ",," -> "," */
-			if (len + 1 >= sizeof(part))
-				usage_error("-name: value too long");
-			part[len++] = *p;
-			continue;
-		}
-		part[len] = '\0';
-		if (strncmp(part, "guest=", 6) == 0)
-			snprintf(o->vm_name, sizeof(o->vm_name), "%s", part + 6);
-		else if (strncmp(part, "process=", 8) == 0)
-			set_process_name(part + 8, o);
-		else if (strcmp(part, "debug-threads=on") == 0)
-			o->debug_threads = true;
-		else if (strcmp(part, "debug-threads=off") == 0)
-			o->debug_threads = false;
-		else if (first && strchr(part, '=') == NULL)
-			snprintf(o->vm_name, sizeof(o->vm_name), "%s", part);
-		else
-			usage_error("-name: unknown part '%s'", part);
-		first = false;
-		len = 0;
-		if (*p == '\0')
-			break;
-	}
-}
-
 static void fill_per_vcpu(const char *opt, uint32_t *values, unsigned given, unsigned vcpus)
 {
 	if (given == 1) {
@@ -662,7 +588,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 			usage_error("%s: missing value (or unknown option)", opt);
 		i++;
 		if (strcmp(opt, "-name") == 0 || strcmp(opt, "--name") == 0)
-			parse_qemu_name(val, o);
+			parse_qemu_name(val, &(const struct qemu_name){
+							  .vm_name = o->vm_name,
+							  .vm_name_size = sizeof(o->vm_name),
+							  .process_name = o->process_name,
+							  .process_name_size = sizeof(o->process_name),
+							  .debug_threads = &o->debug_threads,
+						  });
 		else if (strcmp(opt, "-uuid") == 0 || strcmp(opt, "--uuid") == 0)
 			o->uuid = val;
 		else if (strcmp(opt, "--vcpus") == 0)
