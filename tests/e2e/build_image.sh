@@ -41,14 +41,17 @@ readonly VENDOR=${E2E_VENDOR:-svm}
 #   HOST_TOOLS           1: the guest runs this host's architecture, so perf,
 #                        setpriv and vcpu_time_vmm (x86 guest code) go in and
 #                        ldd finds the exporter's libraries
+#   SETPRIV_DEBS         0: the packages whose util-linux setpriv (and its
+#                        library) go in for the least-privilege phases
 if [[ $VENDOR == arm64 ]]; then
   readonly DEB_ARCH=arm64 KERNEL_META_PACKAGE=linux-image-arm64:arm64 \
     HOST_PACKAGES="qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio gzip" \
-    BUSYBOX_DEB=busybox-static:arm64 VMM_CC=aarch64-linux-gnu-gcc VMM_SOURCE=arm64_vmm.c HOST_TOOLS=0
+    BUSYBOX_DEB=busybox-static:arm64 VMM_CC=aarch64-linux-gnu-gcc VMM_SOURCE=arm64_vmm.c HOST_TOOLS=0 \
+    SETPRIV_DEBS="util-linux:arm64 libcap-ng0:arm64"
 else
   readonly DEB_ARCH=amd64 KERNEL_META_PACKAGE=linux-image-amd64 \
     HOST_PACKAGES="qemu-system-x86 busybox-static cpio gzip xz-utils linux-perf" \
-    BUSYBOX_DEB='' VMM_CC=cc VMM_SOURCE=test_vmm.c HOST_TOOLS=1
+    BUSYBOX_DEB='' VMM_CC=cc VMM_SOURCE=test_vmm.c HOST_TOOLS=1 SETPRIV_DEBS=
 fi
 # Where a foreign (HOST_TOOLS=0) exporter's NEEDED libraries are looked for:
 # multiarch packages (libelf1:arm64, ...), then the cross toolchain's.
@@ -158,22 +161,26 @@ extract_kernel() {
   printf '%s %s\n' "$(basename "$deb")" "${MODULES[*]}" >"$stamp"
 }
 
-# The static busybox of BUSYBOX_DEB, extracted once into the cache; prints its path.
-busybox_from_deb() {
-  local cache=$1 deb dir
-  deb=$(fetch_deb "$cache" "$BUSYBOX_DEB")
-  dir="$cache/busybox-$DEB_ARCH"
-  if [[ ! -x $dir/busybox || $(<"$dir/.extracted-from") != "$(basename "$deb")" ]]; then
-    log "extracting busybox from $(basename "$deb")"
+# debs_tree CACHE NAME PKG...: the files of packages PKG... (of DEB_ARCH),
+# extracted once into CACHE/NAME-DEB_ARCH/tree; prints that tree's path.
+debs_tree() {
+  local cache=$1 name=$2 pkg deb debs=() dir from
+  shift 2
+  for pkg in "$@"; do
+    debs+=("$(fetch_deb "$cache" "$pkg")")
+  done
+  dir="$cache/$name-$DEB_ARCH"
+  from=$(basename -a "${debs[@]}" | tr '\n' ' ')
+  if [[ ! -d $dir/tree || ! -s $dir/.extracted-from || $(<"$dir/.extracted-from") != "$from" ]]; then
+    log "extracting $from"
     rm -rf "$dir"
     mkdir -p "$dir/tree"
-    dpkg-deb -x "$deb" "$dir/tree" || die "extracting $deb failed"
-    [[ -x $dir/tree/bin/busybox ]] || die "no bin/busybox in $deb"
-    mv "$dir/tree/bin/busybox" "$dir/busybox"
-    rm -rf "$dir/tree"
-    basename "$deb" >"$dir/.extracted-from"
+    for deb in "${debs[@]}"; do
+      dpkg-deb -x "$deb" "$dir/tree" || die "extracting $deb failed"
+    done
+    printf '%s\n' "$from" >"$dir/.extracted-from"
   fi
-  printf '%s\n' "$dir/busybox"
+  printf '%s\n' "$dir/tree"
 }
 
 # Adds the dpkg architecture DEB_ARCH when it is neither this host's nor a
@@ -232,6 +239,7 @@ add_foreign_libraries() {
   [[ -n $path ]] || die "$bin: its interpreter $interp is in none of ${interp%/*} $FOREIGN_LIB_DIRS"
   has_dest "$interp" || add_file "$(readlink -f "$path")" "$interp"
   mapfile -t queue < <("$FOREIGN_READELF" -d "$bin" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')
+  local lib_dirs="$FOREIGN_LIB_DIRS ${EXTRA_FOREIGN_LIB_DIRS:-}"
   while ((${#queue[@]} > 0)); do
     name=${queue[0]}
     queue=("${queue[@]:1}")
@@ -239,10 +247,10 @@ add_foreign_libraries() {
     seen+="$name "
     [[ $name != "${interp##*/}" ]] || continue # the loader, already in
     path=
-    for dir in $FOREIGN_LIB_DIRS; do
+    for dir in $lib_dirs; do
       [[ -e $dir/$name ]] && { path=$dir/$name; break; }
     done
-    [[ -n $path ]] || die "$bin needs $name, which is in none of $FOREIGN_LIB_DIRS"
+    [[ -n $path ]] || die "$bin needs $name, which is in none of $lib_dirs"
     has_dest "/lib/aarch64-linux-gnu/$name" || add_file "$(readlink -f "$path")" "/lib/aarch64-linux-gnu/$name"
     mapfile -t -O "${#queue[@]}" queue < <("$FOREIGN_READELF" -d "$path" | awk '/\(NEEDED\)/ { gsub(/[][]/, "", $NF); print $NF }')
   done
@@ -265,9 +273,15 @@ collect_files() {
   if [[ $HOST_TOOLS == 1 ]]; then
     # perf kvm stat, the independent tool the handling-time checks compare with.
     add_dynamic_binary "$(command -v perf)" /bin/perf
-    # util-linux setpriv: the least-privilege phases run the exporter as the
-    # systemd unit does (a non-root uid with ambient capabilities).
+  fi
+  # util-linux setpriv: the least-privilege phases run the exporter as the
+  # systemd unit does (a non-root uid with ambient capabilities). Busybox's
+  # setpriv cannot change the uid.
+  if [[ -z $SETPRIV_DEBS ]]; then
     add_dynamic_binary "$(command -v setpriv)" /usr/bin/setpriv
+  else
+    EXTRA_FOREIGN_LIB_DIRS="$SETPRIV_TREE/lib/aarch64-linux-gnu $SETPRIV_TREE/usr/lib/aarch64-linux-gnu"
+    add_dynamic_binary "$SETPRIV_TREE/usr/bin/setpriv" /usr/bin/setpriv
   fi
   add_file "$SCRIPT_DIR/lib/init.sh" /init
   for f in "$SCRIPT_DIR"/lib/*.sh; do
@@ -360,9 +374,14 @@ main() {
       || die "compiling vcpu_time_vmm.c failed"
   fi
   if [[ -n $BUSYBOX_DEB ]]; then
-    BUSYBOX=$(busybox_from_deb "$cache")
+    BUSYBOX=$(debs_tree "$cache" busybox "$BUSYBOX_DEB")/bin/busybox
+    [[ -x $BUSYBOX ]] || die "no bin/busybox in $BUSYBOX_DEB"
   else
     BUSYBOX=$(command -v busybox)
+  fi
+  if [[ -n $SETPRIV_DEBS ]]; then
+    # shellcheck disable=SC2086 # one package a word
+    SETPRIV_TREE=$(debs_tree "$cache" setpriv $SETPRIV_DEBS)
   fi
   pkg=$(resolve_kernel_package "$cache")
   deb=$(fetch_deb "$cache" "$pkg")
