@@ -312,6 +312,7 @@ static __always_inline int handle_kvm_sys_access(enum raw_tp_hook hook, unsigned
 	    BPF_CORE_READ_INTO(&crn, params, CRn) || BPF_CORE_READ_INTO(&crm, params, CRm) ||
 	    BPF_CORE_READ_INTO(&op2, params, Op2) ||
 	    BPF_CORE_READ_INTO(&is_write, params, is_write)) {
+		/* Never seen (the kernel just passed the pointer): counted lost, not dropped silently. */
 		percpu_array_inc(&drilldown_lost, KVM_DRILLDOWN_SYSREG);
 		return 0;
 	}
