@@ -41,8 +41,9 @@ readonly VENDOR=${E2E_VENDOR:-svm}
 #   HOST_TOOLS           1: the guest runs this host's architecture, so perf,
 #                        setpriv and vcpu_time_vmm (x86 guest code) go in and
 #                        ldd finds the exporter's libraries
-#   SETPRIV_DEBS         0: the packages whose util-linux setpriv (and its
-#                        library) go in for the least-privilege phases
+#   SETPRIV_DEBS         the packages whose util-linux setpriv (and its
+#                        library) go in for the least-privilege phases;
+#                        empty: this host's setpriv
 if [[ $VENDOR == arm64 ]]; then
   readonly DEB_ARCH=arm64 KERNEL_META_PACKAGE=linux-image-arm64:arm64 \
     HOST_PACKAGES="qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu cpio gzip" \

@@ -184,21 +184,28 @@ check_hvc_sysreg() {
 
 # phase_hook HOOK [ATTACHED]: one exporter on kernel.hook HOOK (which must
 # attach ATTACHED, by default HOOK) with per-vCPU counters,
-# exit handling time and the hvc and sysreg drill-downs, one 2-vCPU workload
+# exit handling time and (but on the classic tracepoint) the hvc and sysreg
+# drill-downs, one 2-vCPU workload
 # between two idle snapshots: the hook it says it attached, host totals
 # (exact against the VMM and the hist trigger), the VM's and each vCPU's
 # series (exact against the VMM), the exits timed, the HVCs and system
 # register accesses (exact), the non-trap exits (IRQ) and every other code
 # against the hist trigger
 phase_hook() {
-  local hook=$1 attached=${2:-$1} vm="hook$1" p0 p1 f vcpu
+  local hook=$1 attached=${2:-$1} vm="hook$1" p0 p1 f vcpu drill=
   p0="$WORK/prom-${hook}0" p1="$WORK/prom-${hook}1"
+  # Not on the classic tracepoint: the kernel skips a classic tracepoint
+  # program while a BPF map system call holds bpf_prog_active on that CPU
+  # (docs/troubleshooting.md, "Missed exits on the classic tracepoint"); one
+  # CI run lost 1 of 1,000 kvm_sys_access events so, and Linux 6.1 counts no
+  # such skip, so an exact check there cannot tell it from a bug.
+  [ "$attached" = tracepoint ] || drill="
+  drilldown: [hvc, sysreg]"
   exporter_start "hook_$hook" "kernel:
   hook: $hook
 collector:
   per_vcpu: true
-  exit_handling_time: true
-  drilldown: [hvc, sysreg]
+  exit_handling_time: true$drill
 $RATES_CONFIG" || return 0
   info "$hook: $(grep -m1 'attached to kvm:kvm_exit' "$EXPORTER_LOG" || true)"
   # shellcheck disable=SC2086 # the workload's words
@@ -221,7 +228,7 @@ $RATES_CONFIG" || return 0
       "$(hist_delta "$WORK/hist-${hook}0" "$WORK/hist-${hook}1" "$CODE_IRQ")"
     check_exit_time_timed "${hook}_exit_time_timed" "$p0" "$p1" "$vm"
     # The arm64 drill-down kinds on this hook's twins of their programs.
-    check_hvc_sysreg "${hook}_drill" "$p1" "$vm" "$f"
+    [ -z "$drill" ] || check_hvc_sysreg "${hook}_drill" "$p1" "$vm" "$f"
     check_crosscheck "${hook}_crosscheck" "${hook}0" "${hook}1"
     [ "$attached" != tp_btf ] || check_reason_names "$p1"
   fi
