@@ -39,18 +39,22 @@ ensure_packages() {
 
 # ---- Ports and the closing report --------------------------------------------------
 
-# A loopback TCP port nobody listens on.
+# A loopback TCP port no socket uses, outside the kernel's ephemeral range:
+# a random port there can be the local end of any outgoing connection, which
+# no listener check sees, and QEMU's hostfwd then fails to bind it (a CI run
+# lost its whole 6.1 suite so: "Could not set up host forwarding rule").
 free_port() {
-  local port tries=0
-  while ((tries < 50)); do
-    port=$((20000 + RANDOM % 30000))
-    if ! ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+  local port tries=0 low=32768 high=60999
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  while ((tries < 100)); do
+    port=$((10000 + RANDOM % 20000))
+    if ((port < low || port > high)) && ! ss -Htan "sport = :$port" 2>/dev/null | grep -q .; then
       printf '%s\n' "$port"
       return 0
     fi
     tries=$((tries + 1))
   done
-  die "no free loopback port found"
+  die "no free loopback port found outside the ephemeral range $low-$high"
 }
 
 # e2e_report RESULTS START SERIAL_TXT EMULATOR_FAILURES: prints every check,
