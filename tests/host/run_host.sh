@@ -25,7 +25,7 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
-readonly SCRIPT_DIR REPO GUEST_EXPORTER_PORT=9756
+readonly SCRIPT_DIR REPO
 # shellcheck source-path=SCRIPTDIR source=../e2e/lib/host.sh
 . "$REPO/tests/e2e/lib/host.sh"
 

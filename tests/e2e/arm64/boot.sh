@@ -12,7 +12,6 @@
 # scrapes it. The two serial logs are merged into $SERIAL_LOG. Sourced by
 # e2e_run for run_e2e_arm64.sh.
 
-readonly GUEST_EXPORTER_PORT=9756 # lib/common.sh's EXPORTER_PORT
 readonly NOKVM_TIMEOUT_S=${E2E_NOKVM_TIMEOUT:-180}
 
 # qemu_arm64 LOG TIMEOUT_S MACHINE APPEND: one boot of $IMAGE until the guest

@@ -52,5 +52,5 @@ POWEROFF_PAUSE_S=0
 # vendor_boot: after the modules, before the checks (lib/init.sh): QEMU user
 # networking, e1000 on the virt machine's PCIe.
 vendor_boot() {
-  qemu_user_network
+  user_network
 }

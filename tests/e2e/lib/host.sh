@@ -87,6 +87,103 @@ e2e_report() {
   ((ok == 1))
 }
 
+# ---- What the guest asks of the host ----------------------------------------------
+# The guest's exporter is reached through the emulator's user networking
+# (QEMU's -nic user, Bochs's slirp): GUEST_EXPORTER_PORT and GUEST_ACK_PORT
+# (lib/common.sh's EXPORTER_PORT, HOST_ACK_PORT) forwarded from loopback.
+
+# shellcheck disable=SC2034 # read by the vendors' boot.sh and tests/host/run_host.sh
+readonly GUEST_EXPORTER_PORT=9756 GUEST_ACK_PORT=9757
+
+# http_get PORT PATH: body of an HTTP/1.0 GET to 127.0.0.1:PORT (curl-free).
+http_get() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 20 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
+    cat <&3' http_get "$1" "$2" | tr -d '\r' | awk 'body { print } /^$/ { body = 1 }'
+}
+
+# ack_guest PORT MESSAGE: tells the guest, waiting in host_ask, that the host is done
+ack_guest() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && echo "$2" >&3' ack "$1" "$2" \
+    || echo "$RUNNER: could not reach the guest's ack port $1" >&2
+}
+
+# host_check NAME ACK_PORT LOG COMMAND...: runs a host-side check of the
+# guest's exporter (COMMAND's output in LOG, shown prefixed), appends its
+# E2E line to $HOST_RESULTS and tells the guest to go on.
+host_check() {
+  local name=$1 ack_port=$2 out=$3 status=0 summary
+  shift 3
+  "$@" >"$out" 2>&1 || status=$?
+  sed "s/^/  $name| /" "$out"
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+  if [[ $status == 0 ]]; then
+    echo "E2E PASS $name" >>"$HOST_RESULTS"
+  else
+    echo "E2E FAIL $name: exited with status $status (${summary:-no summary}): $(grep -E '^FAIL ' "$out" | head -n 10 | tr '\n' '|') (see $out)" >>"$HOST_RESULTS"
+  fi
+  ack_guest "$ack_port" "$name: ${summary:-status $status}"
+}
+
+# The guest prints `E2E HOSTSCRAPE kvm_exits_total_io=N` while its exporter
+# is idle: scrape it through the port forward, compare the io exits of
+# HOST_ISA (exit code HOST_IO_CODE), and tell the guest to go on.
+host_scrape() {
+  local host_port=$1 ack_port=$2 expected=$3 metrics_file=$OUT/host-scrape.prom got
+  if ! http_get "$host_port" /metrics >"$metrics_file" || ! grep -q '^kvm_exits_total' "$metrics_file"; then
+    echo "E2E FAIL host_scrape_hostfwd: GET http://127.0.0.1:$host_port/metrics through the port forward returned no kvm_exits_total (see $metrics_file)" >>"$HOST_RESULTS"
+  else
+    got=$(awk -v isa="isa=\"$HOST_ISA\"" -v code="code=\"$HOST_IO_CODE\"" \
+      '/^kvm_exits_total\{/ && index($0, isa) && index($0, code) { s += $NF } END { printf "%.0f\n", s }' "$metrics_file")
+    if [[ $got == "$expected" ]]; then
+      echo "E2E PASS host_scrape_hostfwd" >>"$HOST_RESULTS"
+    else
+      echo "E2E FAIL host_scrape_hostfwd: host sees kvm_exits_total io=$got, guest saw $expected" >>"$HOST_RESULTS"
+    fi
+  fi
+  ack_guest "$ack_port" "host scrape done"
+}
+
+# answer_guest EMULATOR_PID HOST_PORT ACK_PORT: until the emulator ends,
+# answers what the guest's serial log asks, each once:
+#   E2E HOSTSCRAPE   host_scrape
+#   E2E PROMCHECK    tests/monitoring/prom_live_check.sh: every dashboard
+#                    query, variable and rule evaluated by Debian's Prometheus
+#   E2E STORMCHECK   tests/monitoring/storm_live_check.sh: the shipped rules
+#                    must name each storm VM's signature and no other (rate
+#                    thresholds divided by STORM_RATE_DIVISOR, scrapes every
+#                    STORM_SCRAPE_INTERVAL: the vendor's boot.sh sets them)
+# Prometheus runs on this host's loopback only, scraping through the port
+# forward.
+answer_guest() {
+  local pid=$1 host_port=$2 ack_port=$3 scraped=0 promchecked=0 stormchecked=0 line
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ $scraped == 0 ]] && line=$(grep -a -m1 '^E2E HOSTSCRAPE ' "$SERIAL_LOG"); then
+      scraped=1
+      line=$(tr -d '\r' <<<"$line")
+      host_scrape "$host_port" "$ack_port" "${line##*kvm_exits_total_io=}"
+    fi
+    if [[ $promchecked == 0 ]] && grep -aq '^E2E PROMCHECK ' "$SERIAL_LOG"; then
+      promchecked=1
+      log "Prometheus check of the guest's exporter at 127.0.0.1:$host_port (log $OUT/prom-live-check.log)"
+      host_check prom_live_check "$ack_port" "$OUT/prom-live-check.log" \
+        timeout -k 10 300 "$SCRIPT_DIR/../monitoring/prom_live_check.sh" "127.0.0.1:$host_port" "${E2E_PROM_SECONDS:-15}"
+    fi
+    if [[ $stormchecked == 0 ]] && line=$(grep -a -m1 '^E2E STORMCHECK ' "$SERIAL_LOG"); then
+      stormchecked=1
+      line=$(tr -d '\r' <<<"$line")
+      log "Prometheus storm check of the guest's exporter at 127.0.0.1:$host_port, expecting ${line##*expect=} (log $OUT/storm-live-check.log)"
+      host_check storm_live_check "$ack_port" "$OUT/storm-live-check.log" \
+        env RATE_DIVISOR="${STORM_RATE_DIVISOR:-20}" PROM_SCRAPE_INTERVAL="${STORM_SCRAPE_INTERVAL:-1s}" \
+        timeout -k 10 200 "$SCRIPT_DIR/../monitoring/storm_live_check.sh" "127.0.0.1:$host_port" "${line##*expect=}" 150
+    fi
+    sleep 0.5
+  done
+}
+
 # ---- The runner ----------------------------------------------------------------------
 
 # e2e_run VENDOR RUNNER EXPORTER_BINARY|'' VMM_BINARY|'' OUT_DIR: the suite of

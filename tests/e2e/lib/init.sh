@@ -16,10 +16,10 @@ export PATH=/bin
 # shellcheck disable=SC3040 # busybox sh has pipefail
 set -o pipefail
 
-# QEMU user networking, for a vendor_boot under QEMU (svm, arm64): the guest
-# is 10.0.2.15; the host reaches the exporter through hostfwd on its own
-# loopback only.
-qemu_user_network() {
+# User networking, for every vendor_boot: QEMU's `-nic user` (svm, arm64)
+# and Bochs's slirp (vmx) give the guest 10.0.2.0/24; it is 10.0.2.15, and
+# the host reaches the exporter through hostfwd on its own loopback only.
+user_network() {
   if ip link show eth0 >/dev/null 2>&1; then
     ip addr add 10.0.2.15/24 dev eth0
     ip link set eth0 up

@@ -28,5 +28,5 @@ POWEROFF_PAUSE_S=0
 
 # vendor_boot: after the modules, before the checks (lib/init.sh).
 vendor_boot() {
-  qemu_user_network
+  user_network
 }
