@@ -82,6 +82,14 @@ def main() -> int:
         report.line(when is not None, f"alert {ALERT}{{vm={vm}, signature={signature}}}",
                     f"active after {when:.0f} s" if when is not None
                     else f"not active within {args.timeout:.0f} s; active: {sorted(alerts)}")
+    # What the rate thresholds were scaled to fit: each storm VM's exit rate
+    # between its last two scrapes (information, not a check; this
+    # Prometheus has scraped for less than the rules' ranges).
+    resp = prom.query("sum by (vm) (irate(kvm_vm_exits_total[1m]))")
+    if resp.get("status") == "success":
+        rates = {r["metric"].get("vm", ""): float(r["value"][1]) for r in resp["data"]["result"]}
+        print("info exit rates between the last two scrapes: " +
+              ", ".join(f"{vm} {rates.get(vm, 0.0):.0f}/s" for vm, _ in sorted(expected)))
     # A few more evaluations (every 1 s): a signature that matches late is caught too.
     time.sleep(3)
     alerts = active_alerts(prom)

@@ -14,7 +14,9 @@
 # minutes of a storm to reach its full rate; the share thresholds, the
 # expressions, the alerts and the dashboards' queries are the shipped ones.
 # TIMEOUT: seconds to wait for the expected alerts (default 120).
-# Environment: PROMETHEUS_BIN (default /usr/bin/prometheus), KEEP_TMP=1.
+# Environment: RATE_DIVISOR, PROM_SCRAPE_INTERVAL (default 1s:
+# lib/local_prometheus.sh), PROMETHEUS_BIN (default /usr/bin/prometheus),
+# KEEP_TMP=1.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,7 +48,7 @@ print(f"storm_live_check: {n} signature rate thresholds divided by {divisor:g}")
 PY
 
 local_prometheus "$target" "$tmp/rules.yml"
-echo "storm_live_check: Prometheus at $PROM_URL scraping $target every 1s; expecting $expect"
+echo "storm_live_check: Prometheus at $PROM_URL scraping $target every ${PROM_SCRAPE_INTERVAL:-1s}; expecting $expect"
 status=0
 python3 "$here/storm_live_check.py" --prometheus "$PROM_URL" --expect "$expect" \
   --timeout "$timeout" || status=$?

@@ -8,9 +8,11 @@
 # kvm_vm_vcpu_seconds_total's modes between two scrapes VT_GAP_S apart, while
 # the VMM runs throughout.
 #
-# Run by svm/checks.sh; written to run in the Intel suite too (no config of
-# that suite's is needed), where on Bochs's one CPU the pinned VMMs share it
-# with the exporter and the shell, idle but for a sample a second.
+# Run by svm/checks.sh and vmx/checks.sh. On Bochs's one CPU (the Intel
+# suite) the pinned VMMs share it with the exporter and the shell, idle but
+# for a sample a second and the scrapes: check_vcpu_time_spin measures what
+# those took. vcpu_time_vmm's guest runs with IF set: with it clear, Bochs
+# never let the host's timer interrupt end the spin (tests/e2e/README.md).
 #
 # Tolerances: guest time is charged a whole tick (CONFIG_HZ 250 here, read in
 # USER_HZ 100 units) to whatever mode the thread is in at the tick, so over
@@ -46,19 +48,26 @@ vt_has_series() {
   done
 }
 
+# vt_cpu_busy CPU -> seconds every task together ran on CPU (user, nice
+# and system time in /proc/stat, USER_HZ 100; guest time is in user time)
+vt_cpu_busy() { awk -v c="cpu$1" '$1 == c { printf "%.2f\n", ($2 + $3 + $4) / 100 }' /proc/stat; }
+
 # vt_window TAG VMM...: scrapes $WORK/vt-TAG-0.prom once every VMM has its
 # vCPU time series (up to 3 s more: a vCPU thread is found at its first guest
 # tick and brings its whole history, which must not fall inside the window),
-# waits VT_GAP_S, scrapes -1.prom
+# waits VT_GAP_S, scrapes -1.prom; VT_BUSY is what vt_cpu_busy VT_CPU grew
+# by from just before the first scrape to just after the second.
 vt_window() {
-  local tag=$1 pids="" vmm
+  local tag=$1 pids="" vmm busy0
   shift
   for vmm in "$@"; do pids="$pids $(vmm_pid "$vmm")"; done
   sleep "$VT_WARMUP_S"
+  busy0=$(vt_cpu_busy "$VT_CPU")
   # shellcheck disable=SC2086 # one pid a word
   scrape_until 3 "$WORK/vt-$tag-0.prom" vt_has_series $pids || [ -s "$WORK/vt-$tag-0.prom" ] || return 1
   sleep "$VT_GAP_S"
-  scrape "$WORK/vt-$tag-1.prom"
+  scrape "$WORK/vt-$tag-1.prom" || return 1
+  VT_BUSY=$(awk -v a="$busy0" -v b="$(vt_cpu_busy "$VT_CPU")" 'BEGIN { printf "%.2f\n", b - a }')
 }
 
 # vt_delta TAG PID MODE -> seconds MODE grew between the window's scrapes
@@ -122,12 +131,22 @@ vt_vm() {
   return 1
 }
 
-# One vCPU spinning alone on the last CPU: in guest mode nearly all the time.
+# One vCPU spinning on the last CPU: in guest mode nearly all the time, and
+# waiting only while other tasks run there. Under QEMU that CPU is the
+# spinner's alone (others ~0: the issue's "waiting <= 5%"); Bochs has one
+# CPU, which the exporter's samples and the scrapes share with it (measured
+# 7% of the window), so the bound is 5% above what the others took of it.
 check_vcpu_time_spin() {
+  local others
   vt_start vtspin "$1" --mode spin --seconds "$VT_RUN_S"
   vt_measure vcpu_time_spin spin vtspin && vt_vm vcpu_time_spin spin vtspin "the spinning VM" || return 0
+  # The CPU's busy time less the spinner's own (guest + host), as a share.
+  others=$(awk -v b="$VT_BUSY" -v t="$VT_TOTAL" -v g="$VT_GUEST" -v h="$VT_HOST" \
+    'BEGIN { o = (t > 0 ? b / t - g - h : 0); printf "%.3f\n", (o > 0 ? o : 0) }')
+  info "vcpu_time spin: other tasks took $others of CPU $1 over the window"
   expect_cmp vcpu_time_spin_guest "$VT_GUEST" ">=" 0.80 "the spinning vCPU's guest share"
-  expect_cmp vcpu_time_spin_waiting "$VT_WAITING" "<=" 0.05 "the spinning vCPU's waiting share"
+  expect_cmp vcpu_time_spin_waiting "$VT_WAITING" "<=" "$(awk -v o="$others" 'BEGIN { print 0.05 + o }')" \
+    "the spinning vCPU's waiting share (5% + the others' $others)"
   vt_expect_total vcpu_time_spin_total
 }
 
@@ -172,6 +191,7 @@ phase_vcpu_time() {
     return 0
   fi
   cpu=$(($(nproc) - 1))
+  VT_CPU=$cpu
   exporter_start vcpu_time "$VT_CONFIG
 ${RATES_CONFIG:-}" || return 0
   check_vcpu_time_spin "$cpu"

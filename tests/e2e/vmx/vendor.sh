@@ -25,5 +25,6 @@ POWEROFF_PAUSE_S=2 # Bochs drops the last serial lines on an immediate poweroff
 
 # vendor_boot: after the modules, before the checks
 vendor_boot() {
+  user_network
   echo "e2e: kvm_intel ept=$(cat /sys/module/kvm_intel/parameters/ept) unrestricted_guest=$(cat /sys/module/kvm_intel/parameters/unrestricted_guest)"
 }

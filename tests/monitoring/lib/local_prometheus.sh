@@ -7,8 +7,10 @@
 #       makes a temporary directory, PROM_TMP (removed on exit unless
 #       KEEP_TMP=1), for the caller's files too; NAME prefixes messages
 #   local_prometheus TARGET RULES [METRICS_PATH]
-#       writes a config that scrapes TARGET (HOST:PORT) every second and
-#       evaluates the rule file RULES every second, starts PROMETHEUS_BIN
+#       writes a config that scrapes TARGET (HOST:PORT) every
+#       PROM_SCRAPE_INTERVAL (default 1s, also the scrape's timeout: a
+#       slower nested guest needs more) and evaluates the rule file RULES
+#       every second, starts PROMETHEUS_BIN
 #       (default Debian's /usr/bin/prometheus) on a free 127.0.0.1 port and
 #       returns once its API is ready, with PROM_URL set; the EXIT trap stops it
 #   local_prometheus_log_tail
@@ -47,8 +49,8 @@ local_prometheus() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
   cat >"$PROM_TMP/prometheus.yml" <<YAML
 global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
+  scrape_interval: ${PROM_SCRAPE_INTERVAL:-1s}
+  scrape_timeout: ${PROM_SCRAPE_INTERVAL:-1s}
   evaluation_interval: 1s
 rule_files:
   - "$rules"
