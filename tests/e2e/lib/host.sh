@@ -147,6 +147,15 @@ host_scrape() {
   ack_guest "$ack_port" "host scrape done"
 }
 
+# guest_line PREFIX -> the first whole line of $SERIAL_LOG that starts with
+# PREFIX, without its line end. The emulator writes the console a byte at a
+# time: a line without its end yet can be cut short (a count missing digits,
+# a list missing VMs). The guest's console ends each line with CR LF, and CR
+# comes after the last byte of the text.
+guest_line() {
+  grep -a -m1 "^$1.*"$'\r' "$SERIAL_LOG" | tr -d '\r'
+}
+
 # answer_guest EMULATOR_PID HOST_PORT ACK_PORT: until the emulator ends,
 # answers what the guest's serial log asks, each once:
 #   E2E HOSTSCRAPE   host_scrape
@@ -161,20 +170,18 @@ host_scrape() {
 answer_guest() {
   local pid=$1 host_port=$2 ack_port=$3 scraped=0 promchecked=0 stormchecked=0 line
   while kill -0 "$pid" 2>/dev/null; do
-    if [[ $scraped == 0 ]] && line=$(grep -a -m1 '^E2E HOSTSCRAPE ' "$SERIAL_LOG"); then
+    if [[ $scraped == 0 ]] && line=$(guest_line 'E2E HOSTSCRAPE ') && [[ -n $line ]]; then
       scraped=1
-      line=$(tr -d '\r' <<<"$line")
       host_scrape "$host_port" "$ack_port" "${line##*kvm_exits_total_io=}"
     fi
-    if [[ $promchecked == 0 ]] && grep -aq '^E2E PROMCHECK ' "$SERIAL_LOG"; then
+    if [[ $promchecked == 0 ]] && [[ -n $(guest_line 'E2E PROMCHECK ') ]]; then
       promchecked=1
       log "Prometheus check of the guest's exporter at 127.0.0.1:$host_port (log $OUT/prom-live-check.log)"
       host_check prom_live_check "$ack_port" "$OUT/prom-live-check.log" \
         timeout -k 10 300 "$SCRIPT_DIR/../monitoring/prom_live_check.sh" "127.0.0.1:$host_port" "${E2E_PROM_SECONDS:-15}"
     fi
-    if [[ $stormchecked == 0 ]] && line=$(grep -a -m1 '^E2E STORMCHECK ' "$SERIAL_LOG"); then
+    if [[ $stormchecked == 0 ]] && line=$(guest_line 'E2E STORMCHECK ') && [[ -n $line ]]; then
       stormchecked=1
-      line=$(tr -d '\r' <<<"$line")
       log "Prometheus storm check of the guest's exporter at 127.0.0.1:$host_port, expecting ${line##*expect=} (log $OUT/storm-live-check.log)"
       host_check storm_live_check "$ack_port" "$OUT/storm-live-check.log" \
         env RATE_DIVISOR="${STORM_RATE_DIVISOR:-20}" PROM_SCRAPE_INTERVAL="${STORM_SCRAPE_INTERVAL:-1s}" \
