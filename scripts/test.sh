@@ -9,6 +9,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/install_deps.sh" test
 "$repo/scripts/build.sh"
 cd "${BUILD_DIR:-$repo/build}"
-# -j2 pairs only the two host suites; every other test runs alone
-# (tests/CMakeLists.txt, KVMEXIT_TEST_ALONE).
+# -j2 runs the x86 nested and host suites, each one emulator thread, two at
+# a time; every other test runs alone (tests/CMakeLists.txt,
+# KVMEXIT_ONE_CORE_SUITES, KVMEXIT_TEST_ALONE).
 ctest -j2 --output-on-failure --timeout 1200 "$@"

@@ -12,11 +12,18 @@ die() { printf '%s: error: %s\n' "$RUNNER" "$*" >&2; exit 1; }
 
 # ---- Debian packages ---------------------------------------------------------------
 
+# apt_serialized COMMAND...: runs COMMAND holding this host's test apt lock.
+# ctest -j2 runs two suites at once (tests/CMakeLists.txt), and apt does not
+# wait for a lock another apt-get holds: it fails.
+apt_serialized() {
+  flock -w 600 /run/lock/kvm-exit-exporter-tests-apt "$@"
+}
+
 APT_UPDATED=0
 apt_update_once() {
   if [[ $APT_UPDATED == 0 ]]; then
     log "apt-get update"
-    apt-get update -qq >&2 || die "apt-get update failed"
+    apt_serialized apt-get update -qq >&2 || die "apt-get update failed"
     APT_UPDATED=1
   fi
 }
@@ -33,7 +40,7 @@ ensure_packages() {
   [[ ${#missing[@]} == 0 ]] && return 0
   log "installing ${missing[*]}"
   apt_update_once
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+  apt_serialized env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
     || die "apt-get install ${missing[*]} failed"
 }
 
