@@ -37,7 +37,8 @@
  * other exception ends the guest with an `out` of its vector to
  * GUEST_EXC_PORT, a failure here. Every vCPU has its own stack.
  * With --io-seconds the guest loops on `out` and this process stops
- * re-entering the guest after the given time. With --signal-us a thread
+ * re-entering the guest after the given time, or at SIGUSR2 if that comes
+ * first (a test that needs the loop to span events of unknown length). With --signal-us a thread
  * sends every running vCPU thread SIGUSR1 that often, so that KVM_RUN
  * returns EINTR (counted, then re-entered) for exits to the VMM that are not
  * the guest's doing.
@@ -385,6 +386,7 @@ static void usage(FILE *out)
 		"                 a comma list gives vCPU 0, 1, ... their own N\n"
 		"  --cpuid N      each vCPU does N CPUID first (exits handled inside KVM)\n"
 		"  --io-seconds S loop on OUT and stop re-entering the guest after S seconds\n"
+		"                 (or at SIGUSR2, if that comes first)\n"
 		"  --vcpus K      K vCPUs (ids 0..K-1), one thread each, default 1\n"
 		"  --hold-ms M    stay alive M ms after the scenario (VM still open, idle);\n"
 		"                 SIGTERM/SIGINT end the hold early, exit status unchanged\n"
@@ -1081,6 +1083,15 @@ static void sleep_us(long us)
 		;
 }
 
+/* --io-seconds: set by SIGUSR2, which ends the loop before its deadline. */
+static volatile sig_atomic_t g_io_loop_stop;
+
+static void on_sigusr2(int sig)
+{
+	(void)sig;
+	g_io_loop_stop = 1;
+}
+
 /* Runs the vCPU until HLT (counted scenario) or the deadline (--io-seconds). */
 static bool run_vcpu(struct vcpu *v, double deadline)
 {
@@ -1108,8 +1119,8 @@ static bool run_vcpu(struct vcpu *v, double deadline)
 			v->io_exits++;
 			if (v->opts->io_delay_us > 0)
 				sleep_us(v->opts->io_delay_us);
-			if (timed && v->io_exits % CLOCK_CHECK_EVERY == 0 &&
-			    now_seconds() >= deadline)
+			if (timed && (g_io_loop_stop || (v->io_exits % CLOCK_CHECK_EVERY == 0 &&
+							 now_seconds() >= deadline)))
 				return true;
 			break;
 		case KVM_EXIT_MMIO:
@@ -1343,6 +1354,15 @@ int main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		if (sigaction(SIGUSR1, &sa, NULL) < 0)
 			die_errno("sigaction(SIGUSR1)");
+	}
+	if (opts.io_seconds > 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigusr2;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGUSR2, &sa, NULL) < 0)
+			die_errno("sigaction(SIGUSR2)");
 	}
 	start_vcpus(vcpus, opts.vcpus);
 	if (opts.signal_us > 0) {

@@ -9,7 +9,9 @@
 #   1. exporter A starts fresh; a VM (restartsteady, `--io-seconds` with a
 #      slow IO handler) exits at a steady rate while A is stopped by SIGTERM
 #      and B started, then B killed by SIGKILL and C started, each after a
-#      gap with no exporter at all. Every exporter is scraped about every
+#      gap with no exporter at all; once C has been scraped a while, SIGUSR2
+#      ends the VM's loop (start-ups take longer on a busy host: a fixed
+#      loop ended before C served once). Every exporter is scraped about every
 #      0.5 s. At the end host totals and the VMs' counts equal the hist
 #      trigger's delta and the workloads exactly, no kvm_exits_total or
 #      kvm_vm_exits_total series went down between two scrapes, and B and C
@@ -28,7 +30,7 @@
 RESTART_STATE_DIR=/sys/fs/bpf/kvm_exit_exporter
 NEXT_LAYOUT_EXPORTER=/bin/kvm_exit_exporter_next_layout # build_image.sh: NEXT_LAYOUT_EXPORTER
 # Sizes; the AMD suite keeps these, the Intel suite (Bochs) sets its own.
-: "${RESTART_STEADY_S:=14}"        # restartsteady's --io-seconds: through both restarts
+: "${RESTART_STEADY_S:=60}"        # restartsteady's --io-seconds: a bound; SIGUSR2 ends it
 : "${RESTART_IO_DELAY_US:=1000}"   # its IO handler's sleep: a steady rate, below 1000/s
 : "${RESTART_RUN_S:=2}"            # each exporter is scraped this long before it is stopped
 : "${RESTART_GAP_S:=1.5}"          # no exporter at all, besides its stop and start-up
@@ -250,6 +252,10 @@ rates:
   else
     gap_pid=
   fi
+  # C scraped while restartsteady still exits, as A and B were; then its
+  # loop ends.
+  restart_scrape_for "$RESTART_RUN_S"
+  kill -USR2 "$steady_pid" 2>/dev/null || true
   # Scraped until restartsteady is done and restartgap's window has closed.
   end=$(awk -v s="$RESTART_STEADY_S" -v w="$RESTART_BOOT_WINDOW_S" 'BEGIN { print (s > w ? s : w) + 30 }')
   while :; do
