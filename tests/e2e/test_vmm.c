@@ -38,10 +38,10 @@
  * GUEST_EXC_PORT, a failure here. Every vCPU has its own stack.
  * With --io-seconds the guest loops on `out` and this process stops
  * re-entering the guest after the given time, or at SIGUSR2 if that comes
- * first (a test that needs the loop to span events of unknown length). With --signal-us a thread
- * sends every running vCPU thread SIGUSR1 that often, so that KVM_RUN
- * returns EINTR (counted, then re-entered) for exits to the VMM that are not
- * the guest's doing.
+ * first (for a loop that must span events of unknown length). With
+ * --signal-us a thread sends every running vCPU thread SIGUSR1 that often,
+ * so that KVM_RUN returns EINTR (counted, then re-entered) for exits to the
+ * VMM that are not the guest's doing.
  *
  * The command line takes QEMU's `-name guest=NAME,debug-threads=on` and
  * `-uuid UUID` so an exporter can name the VM the way it names QEMU's.
