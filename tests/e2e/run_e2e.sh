@@ -9,7 +9,7 @@
 # usage: run_e2e.sh EXPORTER_BINARY|'' VMM_BINARY|'' OUT_DIR
 #   An empty VMM_BINARY builds tests/e2e/test_vmm.c with cc; an empty or
 #   missing EXPORTER_BINARY runs only the kernel checks (exporter checks SKIP).
-# Environment: E2E_TIMEOUT (seconds, default 600), E2E_HOST_PORT (host port
+# Environment: E2E_TIMEOUT (seconds, default 900), E2E_HOST_PORT (host port
 # forwarded to the exporter, default: a free one), E2E_QEMU_SMP (default 2),
 # E2E_PROM_SECONDS (default 15: how long Prometheus scrapes before its
 # queries), E2E_KERNEL (build_image.sh: the kernel line, e.g. 6.12),

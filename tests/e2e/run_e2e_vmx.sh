@@ -9,7 +9,7 @@
 # usage: run_e2e_vmx.sh EXPORTER_BINARY|'' VMM_BINARY|'' OUT_DIR
 #   An empty VMM_BINARY builds tests/e2e/test_vmm.c with cc; an empty or
 #   missing EXPORTER_BINARY runs only the kernel checks (exporter checks SKIP).
-# Environment: E2E_VMX_TIMEOUT (seconds, default 1200), E2E_VMX_CPU (Bochs CPU
+# Environment: E2E_VMX_TIMEOUT (seconds, default 1800), E2E_VMX_CPU (Bochs CPU
 # model, default corei7_haswell_4770). For bench/exit_cost's VMX runner (all
 # empty by default, and then unused): E2E_VMX_CHECKS (a script installed as
 # /e2e/checks.sh instead of vmx/checks.sh), E2E_VMX_EXTRA_INITRD (an archive
