@@ -477,28 +477,30 @@ new_main_pid() {
   done
   return 1
 }
-crash_loop_window=''
-if [[ $ATTACHED == 1 ]]; then
-  pid=$(main_pid) kills=0
-  for _ in 1 2 3; do
-    kill -KILL "$pid" 2>/dev/null && kills=$((kills + 1))
+# kill_starts MAX: SIGKILLs the service's process, then each next one half a
+# second after it appears, MAX times, or fewer when no next one comes (30 s)
+# or the unit failed; sets KILLS
+kill_starts() {
+  local pid
+  pid=$(main_pid) KILLS=0
+  while [[ $pid != 0 ]] && ((KILLS < $1)); do
+    kill -KILL "$pid" 2>/dev/null && KILLS=$((KILLS + 1))
     pid=$(new_main_pid "$pid" 30) || break
     sleep 0.5
   done
-  info "crash loop: $kills SIGKILLs, each half a second after its process appeared"
+}
+crash_loop_window=''
+if [[ $ATTACHED == 1 ]]; then
+  kill_starts 3
+  info "crash loop: $KILLS SIGKILLs, each half a second after its process appeared"
   adopted crash_loop_adopted "$restart_since"
   refs_attached=$(cat /sys/module/kvm/refcnt)
   dropin=/run/systemd/system/$UNIT.d
   mkdir -p "$dropin"
   printf '[Unit]\nStartLimitIntervalSec=300\nStartLimitBurst=2\n[Service]\nRestartSec=1s\n' >"$dropin/start-limit.conf"
   systemctl daemon-reload
-  loop_start=$(date +%s) kills=0
-  pid=$(main_pid)
-  while [[ $pid != 0 ]] && ((kills < 6)); do
-    kill -KILL "$pid" 2>/dev/null && kills=$((kills + 1))
-    pid=$(new_main_pid "$pid" 30) || break
-    sleep 0.5
-  done
+  loop_start=$(date +%s)
+  kill_starts 6
   # Closing the last descriptor of a link detaches it; let that settle.
   sleep 2
   # Result names the last process's end (signal); the journal says why
@@ -506,11 +508,11 @@ if [[ $ATTACHED == 1 ]]; then
   limit_logged=$(journalctl -u "$UNIT" --no-pager -q -o cat --since "@$loop_start" | grep -c 'Start request repeated too quickly')
   fdstore=$(systemctl show -p NFileDescriptorStore --value "$UNIT")
   refs_failed=$(cat /sys/module/kvm/refcnt)
-  info "start limit: $(systemctl is-failed "$UNIT") after $kills SIGKILLs (Result=$(systemctl show -p Result --value "$UNIT"), 'Start request repeated too quickly' logged $limit_logged times), fd store ${fdstore:-?}, kvm refcnt $refs_attached attached, $refs_failed after"
+  info "start limit: $(systemctl is-failed "$UNIT") after $KILLS SIGKILLs (Result=$(systemctl show -p Result --value "$UNIT"), 'Start request repeated too quickly' logged $limit_logged times), fd store ${fdstore:-?}, kvm refcnt $refs_attached attached, $refs_failed after"
   if [[ $(systemctl is-failed "$UNIT") == failed ]] && ((limit_logged > 0)); then
     pass crash_loop_start_limit_hit
   else
-    fail crash_loop_start_limit_hit "after $kills SIGKILLs the unit is $(systemctl is-failed "$UNIT"), the start limit logged $limit_logged times"
+    fail crash_loop_start_limit_hit "after $KILLS SIGKILLs the unit is $(systemctl is-failed "$UNIT"), the start limit logged $limit_logged times"
   fi
   if [[ $fdstore == 0 ]] && ((refs_failed < refs_attached)); then
     pass crash_loop_failed_detaches
