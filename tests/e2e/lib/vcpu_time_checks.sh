@@ -26,7 +26,13 @@ VT_VMM=/bin/vcpu_time_vmm
 VT_GAP_S=8
 VT_INTERVAL_S=1
 VT_WARMUP_S=3 # the VM tracked (its first exits), then a vCPU time sample
-VT_RUN_S=$((VT_WARMUP_S + VT_GAP_S + 4)) # how long each VMM runs: the window and some
+# How long the window's start waits for each VM's series: a vCPU thread is
+# known once a timer tick finds it in guest mode, and the IO-delay vCPU is
+# there 0.3% of the time (about 4.5 ticks in 6 s at HZ 250; on Bochs once
+# none came in 6 s, and the window counted the thread's whole life).
+VT_FIND_S=15
+# How long each VMM may run: the window and some. vt_measure ends it sooner.
+VT_RUN_S=$((VT_WARMUP_S + VT_FIND_S + VT_GAP_S + 4))
 VT_CONFIG="collector:
   vcpu_time: true
   vcpu_time_interval: ${VT_INTERVAL_S}s"
@@ -53,10 +59,11 @@ vt_has_series() {
 vt_cpu_busy() { awk -v c="cpu$1" '$1 == c { printf "%.2f\n", ($2 + $3 + $4) / 100 }' /proc/stat; }
 
 # vt_window TAG VMM...: scrapes $WORK/vt-TAG-0.prom once every VMM has its
-# vCPU time series (up to 3 s more: a vCPU thread is found at its first guest
-# tick and brings its whole history, which must not fall inside the window),
-# waits VT_GAP_S, scrapes -1.prom; VT_BUSY is what vt_cpu_busy VT_CPU grew
-# by from just before the first scrape to just after the second.
+# vCPU time series (up to VT_FIND_S more: a vCPU thread is found at its first
+# guest tick and brings its whole history, which must not fall inside the
+# window; vt_shares fails a VM still without them), waits VT_GAP_S, scrapes
+# -1.prom; VT_BUSY is what vt_cpu_busy VT_CPU grew by from just before the
+# first scrape to just after the second.
 vt_window() {
   local tag=$1 pids="" vmm busy0
   shift
@@ -64,7 +71,7 @@ vt_window() {
   sleep "$VT_WARMUP_S"
   busy0=$(vt_cpu_busy "$VT_CPU")
   # shellcheck disable=SC2086 # one pid a word
-  scrape_until 3 "$WORK/vt-$tag-0.prom" vt_has_series $pids || [ -s "$WORK/vt-$tag-0.prom" ] || return 1
+  scrape_until "$VT_FIND_S" "$WORK/vt-$tag-0.prom" vt_has_series $pids || [ -s "$WORK/vt-$tag-0.prom" ] || return 1
   sleep "$VT_GAP_S"
   scrape "$WORK/vt-$tag-1.prom" || return 1
   VT_BUSY=$(awk -v a="$busy0" -v b="$(vt_cpu_busy "$VT_CPU")" 'BEGIN { printf "%.2f\n", b - a }')
@@ -78,12 +85,17 @@ vt_delta() {
 }
 
 # vt_shares TAG PID: sets VT_TOTAL (seconds, all modes) and VT_GUEST, VT_HOST,
-# VT_WAITING, VT_SLEEPING (shares of it); returns 1 when the VM has no series.
+# VT_WAITING, VT_SLEEPING (shares of it); returns 1, with VT_MISSING naming
+# the scrape, when the VM lacks its series in either: a delta from a series
+# not yet there would be the thread's whole life, not the window.
 vt_shares() {
-  local g h w s
-  if [ "$(metric_count "$WORK/vt-$1-1.prom" kvm_vm_vcpu_seconds_total "pid=$2")" != 4 ]; then
-    return 1
-  fi
+  local g h w s i
+  for i in 0 1; do
+    if [ "$(metric_count "$WORK/vt-$1-$i.prom" kvm_vm_vcpu_seconds_total "pid=$2")" != 4 ]; then
+      VT_MISSING="vt-$1-$i.prom (the window's $([ "$i" = 0 ] && echo start || echo end))"
+      return 1
+    fi
+  done
   g=$(vt_delta "$1" "$2" guest)
   h=$(vt_delta "$1" "$2" host)
   w=$(vt_delta "$1" "$2" waiting)
@@ -108,7 +120,8 @@ vt_expect_total() {
 }
 
 # vt_measure CHECK TAG VMM...: vt_window over the running VMMs, which end
-# then; fails CHECK and returns 1 when a scrape failed
+# then (SIGTERM: vcpu_time_vmm ends its run, test_vmm's --io-seconds loop
+# dies of it); fails CHECK and returns 1 when a scrape failed
 vt_measure() {
   local check=$1 tag=$2 status=0
   shift 2
@@ -125,7 +138,7 @@ vt_vm() {
   local pid
   pid=$(vmm_pid "$3")
   vt_shares "$2" "$pid" && return 0
-  fail "$1" "no kvm_vm_vcpu_seconds_total series for $4 (pid $pid)"
+  fail "$1" "no kvm_vm_vcpu_seconds_total series for $4 (pid $pid) in $VT_MISSING"
   show_series "$WORK/vt-$2-1.prom" '^kvm_vm_(vcpu_seconds_total|exits_total)'
   show_file "$3" "$(vmm_out "$3")"
   return 1
